@@ -1,0 +1,327 @@
+"""The graph engine shared by Value and Tensor: nodes, grad mode, the backward driver, anomaly checks."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = [
+    "OPS",
+    "AnomalyError",
+    "Node",
+    "Op",
+    "detect_anomaly",
+    "enable_grad",
+    "gradients",
+    "is_grad_enabled",
+    "no_grad",
+]
+
+# Module globals rather than thread-locals: every op reads them, and a global read is the cheapest
+# lookup Python has. The engine, like micrograd's, is meant for one thread at a time.
+_grad_enabled = True
+_anomaly = False
+
+
+class AnomalyError(FloatingPointError):
+    """Raised inside `detect_anomaly()` by the first op whose output or gradient is NaN or infinite."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Ops
+
+
+OPS: dict[str, type[Op]] = {}
+"""Every op class, by name: the table the tests walk so that no op goes unchecked."""
+
+
+class Op:
+    """One differentiable operation: its forward and its local derivative, written once as math.
+
+    Subclasses define two static methods:
+
+    - ``forward(m, *xs, *saved)`` returns the output from the inputs' data.
+    - ``backward(m, need, g, out, *xs, *saved)`` returns one gradient per input, in input order.
+
+    ``m`` is a small math namespace (exp, log, sum, ...) that matches what the arguments are: plain
+    floats, NumPy arrays, or graph nodes when the backward pass is itself being recorded
+    (``create_graph=True``). Written against ``m`` and the ordinary operators, one rule serves all
+    three. ``saved`` holds the op's non-differentiable arguments (an exponent, an axis, an index).
+    ``need[i]`` is False when input ``i`` needs no gradient; an op whose class sets ``skips = True``
+    receives it and may return None for that input instead of doing the work, otherwise ``need`` is None.
+    Broadcasting is undone by the engine, so a rule may return a gradient of the broadcast shape.
+    """
+
+    name: ClassVar[str] = "op"
+    skips: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__
+        OPS[cls.name] = cls
+
+    @staticmethod
+    def forward(m: Any, *args: Any) -> Any:  # pragma: no cover - abstract
+        """Return the op's output computed from its inputs' data (and saved arguments)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(m: Any, need: Any, g: Any, out: Any, *args: Any) -> tuple[Any, ...]:  # pragma: no cover
+        """Return one gradient per input, given the output's gradient ``g``."""
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------
+# Nodes
+
+
+class Node:
+    """A node of the computation graph; Value and Tensor are its two front ends.
+
+    A node refers only to its parents, never to its children or to a closure, so a graph holds no
+    reference cycles and is freed the moment its root is dropped.
+    """
+
+    __slots__ = ("_g", "data", "grad", "op", "parents", "requires_grad", "saved")
+
+    data: Any
+    grad: Any
+    parents: tuple[Node, ...]
+    op: type[Op] | None
+    saved: tuple[Any, ...]
+    requires_grad: bool
+    _g: Any  # gradient being accumulated during one backward pass; None outside it
+
+    # Set by each front end: the math namespace its first-order rules run on, and whether its
+    # gradients can arrive broadcast and must be summed back to the input's shape.
+    math: ClassVar[Any]
+    broadcasts: ClassVar[bool] = False
+
+    def _seed(self, grad: Any, create_graph: bool = False) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def backward(
+        self, grad: Any = None, *, create_graph: bool = False, retain_graph: bool = True
+    ) -> None:
+        """Accumulate d(self)/d(node) into ``.grad`` of every node that produced self.
+
+        Calling it twice adds the second pass's gradients to the first's, on leaves and
+        intermediate nodes alike: the graph is never freed by a backward pass, so there is nothing
+        to retain (``retain_graph`` is accepted for PyTorch habits and has no effect). Call
+        ``zero_grad`` (nn) or reset ``.grad`` between steps.
+        With ``create_graph=True`` the pass itself is recorded: each ``.grad`` becomes a node that
+        can be differentiated again.
+        """
+        del retain_graph
+        _run(self, self._seed(grad, create_graph), create_graph, None)
+
+
+def gradients(
+    root: Node, inputs: Sequence[Node], grad: Any = None, *, create_graph: bool = False
+) -> list[Any]:
+    """Return d(root)/d(input) for each input, leaving every ``.grad`` untouched.
+
+    An input that root does not depend on gets a zero gradient of its own shape.
+    With ``create_graph=True`` the results are nodes with graphs of their own.
+    """
+    return _run(root, root._seed(grad, create_graph), create_graph, list(inputs))
+
+
+def _dependents(root: Node) -> dict[Node, int]:
+    """Count, for each node that needs a gradient, how many uses of it lie between it and root.
+
+    Iterative (an explicit stack), so a chain a million nodes deep needs no recursion.
+    """
+    deps = {root: 0}
+    stack = [root]
+    pop, push = stack.pop, stack.append
+    while stack:
+        for p in pop().parents:
+            if p.requires_grad:
+                if p in deps:
+                    deps[p] += 1
+                else:
+                    deps[p] = 1
+                    push(p)
+    return deps
+
+
+def _run(root: Node, seed: Any, create_graph: bool, inputs: list[Node] | None) -> list[Any]:
+    """The one backward driver: Kahn's order from the root, each rule called once per node.
+
+    A node's rule runs only after every use of that node has sent its gradient, so gradients of
+    nodes used twice (``a + a``) are summed before they travel on.
+    """
+    global _grad_enabled
+    if not root.requires_grad:
+        raise RuntimeError(
+            "backward() on a node that does not require grad: it was made from constants "
+            "only, or under no_grad()"
+        )
+    deps = _dependents(root)
+    cls = type(root)
+    broadcasts = cls.broadcasts
+    anomaly = _anomaly
+    # Rules see plain data in a first-order pass and nodes in a recorded one (create_graph).
+    m = cls.node_math if create_graph else cls.math  # type: ignore[attr-defined]
+    previous = _grad_enabled
+    _grad_enabled = create_graph  # a first-order pass records nothing, whatever a custom op does
+    wanted = None if inputs is None else set(inputs)
+    found: dict[Node, Any] = {}
+    try:
+        root._g = seed
+        ready = [root]
+        pop, push = ready.pop, ready.append
+        while ready:
+            n = pop()
+            g = n._g
+            n._g = None
+            if wanted is None:
+                cur = n.grad
+                if cur is None or (cur.__class__ is float and cur == 0.0):
+                    n.grad = g
+                else:
+                    n.grad = cur + g
+            elif n in wanted:
+                found[n] = g
+            op = n.op
+            if op is None:
+                continue
+            ps = n.parents
+            need = tuple(p.requires_grad for p in ps) if op.skips else None
+            # The arity-specific calls avoid building an argument list per node: most nodes
+            # are unary or binary with nothing saved, and this loop is the engine's hot path.
+            if create_graph:
+                grads = op.backward(m, need, g, n, *ps, *n.saved)
+            elif n.saved:
+                grads = op.backward(m, need, g, n.data, *[p.data for p in ps], *n.saved)
+            elif len(ps) == 2:
+                grads = op.backward(m, need, g, n.data, ps[0].data, ps[1].data)
+            elif len(ps) == 1:
+                grads = op.backward(m, need, g, n.data, ps[0].data)
+            else:
+                grads = op.backward(m, need, g, n.data, *[p.data for p in ps])
+            for p, gp in zip(ps, grads):
+                if not p.requires_grad:
+                    continue
+                if gp is not None:
+                    if broadcasts and gp.shape != p.data.shape:
+                        gp = sum_to(gp, p.data.shape)
+                    if anomaly:
+                        _check_finite(gp, f"the backward of {op.name}")
+                    cur = p._g
+                    p._g = gp if cur is None else cur + gp
+                left = deps[p] - 1
+                if left:
+                    deps[p] = left
+                else:
+                    if p._g is None:  # every rule that reached p skipped it
+                        p._g = cls.zeros_like(p, create_graph)  # type: ignore[attr-defined]
+                    push(p)
+    finally:
+        _grad_enabled = previous
+        # An error mid-pass leaves partial sums behind; clear them so the next pass starts clean.
+        for n in deps:
+            n._g = None
+    if inputs is None:
+        return []
+    zeros = cls.zeros_like  # type: ignore[attr-defined]
+    return [found[x] if x in found else zeros(x, create_graph) for x in inputs]
+
+
+def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
+    """Sum a broadcast gradient back to ``shape``: the one place broadcasting is undone."""
+    extra = g.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1
+    )
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    if extra:
+        g = g.reshape(shape)
+    return g
+
+
+# ---------------------------------------------------------------------------------------------
+# Grad mode and anomaly detection
+
+
+def is_grad_enabled() -> bool:
+    """Return True when new operations are being recorded for backward."""
+    return _grad_enabled
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """Context manager and decorator that sets grad mode and restores the previous one on exit."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._previous: list[bool] = []
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self._previous.append(_grad_enabled)
+        _grad_enabled = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        global _grad_enabled
+        _grad_enabled = self._previous.pop()
+
+
+def no_grad() -> _GradMode:
+    """Record nothing inside: results are constants with no parents and cost no backward work.
+
+    Use as ``with no_grad(): ...`` or as a decorator ``@no_grad()``.
+    """
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    """Turn recording back on inside a ``no_grad()`` block (context manager or decorator)."""
+    return _GradMode(True)
+
+
+@contextlib.contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Raise AnomalyError at the first op whose output or gradient is NaN or infinite.
+
+    The check costs one pass over each result, so it is off unless asked for.
+    """
+    global _anomaly
+    previous = _anomaly
+    _anomaly = True
+    try:
+        yield
+    finally:
+        _anomaly = previous
+
+
+def anomaly_enabled() -> bool:
+    """Return True inside `detect_anomaly()`."""
+    return _anomaly
+
+
+def _check_finite(x: Any, where: str) -> None:
+    data = x.data if isinstance(x, Node) else x
+    if isinstance(data, float):
+        bad = not math.isfinite(data)
+    else:
+        bad = not np.all(np.isfinite(data))
+    if bad:
+        raise AnomalyError(f"{where} produced a non-finite value: {_short(data)}")
+
+
+def _short(x: Any) -> str:
+    text = np.array2string(np.asarray(x), precision=4, threshold=8) if not isinstance(x, float) else repr(x)
+    return text if len(text) < 120 else text[:117] + "..."
+
+
+def check_forward(op: type[Op], out: Any) -> None:
+    """Anomaly check on a forward result; the front ends call it only inside detect_anomaly()."""
+    _check_finite(out, f"op {op.name} (forward)")
+

@@ -1,0 +1,261 @@
+"""The three math namespaces an op's rule can run on: floats, NumPy arrays, and graph nodes.
+
+An op calls ``m.exp(x)`` rather than ``math.exp`` or ``np.exp``, so the same rule computes on plain
+floats (Value), arrays (Tensor) and, when the backward pass is recorded for higher derivatives, on
+nodes. Masks such as ``positive`` always return plain data: they are constants, not functions of x.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ArrayMath", "NodeMath", "ScalarMath"]
+
+
+def _keep_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
+    """The shape a reduction over ``axis`` has with keepdims=True."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = {a % len(shape) for a in (axis if isinstance(axis, tuple) else (axis,))}
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class ScalarMath:
+    """Math on Python floats, with the errors a learner needs instead of silent NaN."""
+
+    @staticmethod
+    def div(a: float, b: float) -> float:
+        try:
+            return a / b
+        except ZeroDivisionError:
+            raise ZeroDivisionError(f"division by zero: {a!r} / {b!r}") from None
+
+    @staticmethod
+    def pow(x: float, p: float) -> float:
+        try:
+            out = x**p
+        except ZeroDivisionError:
+            raise ZeroDivisionError(f"0.0 raised to a negative power: {x!r} ** {p!r}") from None
+        except OverflowError:
+            return math.inf
+        if isinstance(out, complex):
+            raise ValueError(f"negative number raised to a fractional power: {x!r} ** {p!r}")
+        return out  # type: ignore[no-any-return]
+
+    @staticmethod
+    def exp(x: float) -> float:
+        try:
+            return math.exp(x)
+        except OverflowError:
+            return math.inf
+
+    @staticmethod
+    def log(x: float) -> float:
+        if x <= 0.0:
+            raise ValueError(f"log of a non-positive number: log({x!r})")
+        return math.log(x)
+
+    @staticmethod
+    def sqrt(x: float) -> float:
+        if x < 0.0:
+            raise ValueError(f"square root of a negative number: sqrt({x!r})")
+        return math.sqrt(x)
+
+    tanh = staticmethod(math.tanh)
+    abs = staticmethod(abs)
+
+    @staticmethod
+    def sigmoid(x: float) -> float:
+        # exp of a negative number only, so |x| = 1000 neither overflows nor loses the small side
+        if x >= 0.0:
+            return 1.0 / (1.0 + math.exp(-x))
+        e = math.exp(x)
+        return e / (1.0 + e)
+
+    @staticmethod
+    def relu(x: float) -> float:
+        return x if x > 0.0 else 0.0
+
+    @staticmethod
+    def positive(x: float) -> float:
+        return 1.0 if x > 0.0 else 0.0
+
+    @staticmethod
+    def sign(x: float) -> float:
+        return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+
+    @staticmethod
+    def maximum(a: float, b: float) -> float:
+        return a if a >= b else b
+
+    @staticmethod
+    def minimum(a: float, b: float) -> float:
+        return a if a <= b else b
+
+    @staticmethod
+    def winner(a: float, b: float) -> float:
+        return 1.0 if a > b else (0.5 if a == b else 0.0)
+
+    fsum = staticmethod(sum)
+
+
+class ArrayMath:
+    """Math on NumPy arrays; numerically stable where the naive formula overflows."""
+
+    div = staticmethod(np.divide)
+    pow = staticmethod(np.power)
+    exp = staticmethod(np.exp)
+    log = staticmethod(np.log)
+    sqrt = staticmethod(np.sqrt)
+    tanh = staticmethod(np.tanh)
+    abs = staticmethod(np.abs)
+    maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
+    reshape = staticmethod(np.reshape)
+    transpose = staticmethod(np.transpose)
+    broadcast_to = staticmethod(np.broadcast_to)
+    where = staticmethod(np.where)
+
+    @staticmethod
+    def sigmoid(x: np.ndarray) -> np.ndarray:
+        # exp(-|x|) never overflows; pick the form that divides by a number >= 1 on each side
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+    @staticmethod
+    def relu(x: np.ndarray) -> np.ndarray:
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def positive(x: np.ndarray) -> np.ndarray:
+        return x > 0
+
+    @staticmethod
+    def sign(x: np.ndarray) -> np.ndarray:
+        return np.sign(x)
+
+    @staticmethod
+    def winner(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a > b) + 0.5 * (a == b)
+
+    @staticmethod
+    def sum(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+        return np.sum(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def amax(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+        return np.max(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def amin(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+        return np.min(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def expand(g: np.ndarray, shape: tuple[int, ...], axis: Any, keepdims: bool) -> np.ndarray:
+        if not keepdims:
+            g = np.reshape(g, _keep_shape(shape, axis))
+        return np.broadcast_to(g, shape)
+
+    @staticmethod
+    def argmax_share(x: np.ndarray, out: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+        hit = x == ArrayMath.expand(out, x.shape, axis, keepdims)
+        return hit / np.sum(hit, axis=axis, keepdims=True)
+
+    @staticmethod
+    def mT(x: np.ndarray) -> np.ndarray:
+        return np.swapaxes(x, -1, -2)
+
+    @staticmethod
+    def scatter(g: np.ndarray, shape: tuple[int, ...], index: Any) -> np.ndarray:
+        out = np.zeros(shape, dtype=g.dtype)
+        np.add.at(out, index, g)  # unlike out[index] += g, repeated indices accumulate
+        return out
+
+    @staticmethod
+    def concatenate(xs: Any, axis: int) -> np.ndarray:
+        return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def logsumexp(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+        top = np.max(x, axis=axis, keepdims=True)
+        top = np.where(np.isfinite(top), top, 0.0)  # all -inf along the axis: leave log(0) = -inf
+        out = np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)) + top
+        return out if keepdims else np.squeeze(out, axis=axis)
+
+    @staticmethod
+    def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+        return x - ArrayMath.logsumexp(x, axis, True)
+
+    @staticmethod
+    def softmax(x: np.ndarray, axis: int) -> np.ndarray:
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        return e / np.sum(e, axis=axis, keepdims=True)
+
+
+class NodeMath:
+    """Math on graph nodes, for a recorded backward pass: each call adds nodes to the graph."""
+
+    @staticmethod
+    def div(a: Any, b: Any) -> Any:
+        return a / b
+
+    @staticmethod
+    def pow(x: Any, p: Any) -> Any:
+        return x**p
+
+    @staticmethod
+    def exp(x: Any) -> Any:
+        return x.exp()
+
+    @staticmethod
+    def log(x: Any) -> Any:
+        return x.log()
+
+    @staticmethod
+    def positive(x: Any) -> Any:
+        return ArrayMath.positive(x.data) if hasattr(x, "shape") else ScalarMath.positive(x.data)
+
+    @staticmethod
+    def sign(x: Any) -> Any:
+        return ArrayMath.sign(x.data) if hasattr(x, "shape") else ScalarMath.sign(x.data)
+
+    @staticmethod
+    def winner(a: Any, b: Any) -> Any:
+        if hasattr(a, "shape"):
+            return ArrayMath.winner(a.data, b.data)
+        return ScalarMath.winner(a.data, b.data)
+
+    @staticmethod
+    def sum(x: Any, axis: Any, keepdims: bool) -> Any:
+        return x.sum(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def expand(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
+        if not keepdims:
+            g = g.reshape(_keep_shape(shape, axis))
+        return g.broadcast_to(shape)
+
+    @staticmethod
+    def argmax_share(x: Any, out: Any, axis: Any, keepdims: bool) -> Any:
+        return ArrayMath.argmax_share(x.data, out.data, axis, keepdims)
+
+    @staticmethod
+    def reshape(x: Any, shape: tuple[int, ...]) -> Any:
+        return x.reshape(shape)
+
+    @staticmethod
+    def transpose(x: Any, axes: tuple[int, ...]) -> Any:
+        return x.transpose(axes)
+
+    @staticmethod
+    def mT(x: Any) -> Any:
+        axes = list(range(x.ndim))
+        axes[-1], axes[-2] = axes[-2], axes[-1]
+        return x.transpose(tuple(axes))
+
+    @staticmethod
+    def scatter(g: Any, shape: tuple[int, ...], index: Any) -> Any:
+        return g._scatter(shape, index)

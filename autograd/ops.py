@@ -1,0 +1,474 @@
+"""Every primitive op: its forward and its local derivative, side by side, each stated in its docstring.
+
+``g`` is the incoming gradient, ``out`` the op's output, ``m`` the math namespace that fits the
+arguments (floats, arrays, or graph nodes when the backward pass is being recorded), so each rule
+is written once and serves the fast first-order pass and the higher-order one alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .engine import Op
+
+Any_ = Any  # rules take floats, arrays or nodes; one alias keeps the signatures short
+
+# --- elementwise, shared by Value and Tensor -------------------------------------------------
+
+
+class Add(Op):
+    """out = a + b;  da = g,  db = g"""
+
+    @staticmethod
+    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
+        return a + b
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
+        return g, g
+
+
+class Sub(Op):
+    """out = a - b;  da = g,  db = -g   (a primitive, not a + (-b): one node instead of two)"""
+
+    @staticmethod
+    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
+        return a - b
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
+        return g, -g
+
+
+class Mul(Op):
+    """out = a * b;  da = g * b,  db = g * a"""
+
+    @staticmethod
+    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
+        return a * b
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
+        return g * b, g * a
+
+
+class Div(Op):
+    """out = a / b;  da = g / b,  db = -g * out / b   (a primitive: one node instead of a * b**-1)"""
+
+    @staticmethod
+    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
+        return m.div(a, b)
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
+        gb = g / b
+        return gb, -gb * out
+
+
+class Neg(Op):
+    """out = -x;  dx = -g"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_) -> Any_:
+        return -x
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+        return (-g,)
+
+
+class Pow(Op):
+    """out = x ** p for a constant p;  dx = g * p * x ** (p - 1)"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_, p: float) -> Any_:
+        return m.pow(x, p)
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, p: float) -> tuple[Any_, ...]:
+        if p == 0:  # x ** -1 at x = 0 would turn the exact zero into NaN
+            return (g * 0.0,)
+        if p == 1:
+            return (g,)
+        if p == 2:  # the most common power; x * 2 is exact and records one node fewer
+            return (g * (x * 2.0),)
+        return (g * (p * m.pow(x, p - 1)),)
+
+
+class PowV(Op):
+    """out = a ** b, both differentiable;  da = g * b * a ** (b - 1),  db = g * out * log(a)"""
+
+    name = "Pow(a, b)"
+    skips = True  # log(a) is undefined for a <= 0: compute db only when b needs it
+
+    @staticmethod
+    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
+        return m.pow(a, b)
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
+        da = g * (b * m.pow(a, b - 1)) if need[0] else None
+        db = g * (out * m.log(a)) if need[1] else None
+        return da, db
+
+
+class Exp(Op):
+    """out = exp(x);  dx = g * out"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_) -> Any_:
+        return m.exp(x)
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+        return (g * out,)
+
+
+class Log(Op):
+    """out = log(x);  dx = g / x"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_) -> Any_:
+        return m.log(x)
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+        return (g / x,)
+
+
+class Tanh(Op):
+    """out = tanh(x);  dx = g * (1 - out ** 2)"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_) -> Any_:
+        return m.tanh(x)
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+        return (g * (1.0 - out * out),)
+
+
+class Sigmoid(Op):
+    """out = 1 / (1 + exp(-x));  dx = g * out * (1 - out)   (a primitive: stable at |x| = 1000)"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_) -> Any_:
+        return m.sigmoid(x)
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+        return (g * (out * (1.0 - out)),)
+
+
+class ReLU(Op):
+    """out = max(x, 0);  dx = g * [x > 0]   (gradient 0 at 0)"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_) -> Any_:
+        return m.relu(x)
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+        return (g * m.positive(x),)
+
+
+class Abs(Op):
+    """out = |x|;  dx = g * sign(x)   (gradient 0 at 0)"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_) -> Any_:
+        return m.abs(x)
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+        return (g * m.sign(x),)
+
+
+class Sqrt(Op):
+    """out = sqrt(x);  dx = g * 0.5 / out"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_) -> Any_:
+        return m.sqrt(x)
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+        return (g * 0.5 / out,)
+
+
+class Maximum(Op):
+    """out = max(a, b) elementwise;  da = g * ([a > b] + [a = b] / 2),  db = g * ([b > a] + [a = b] / 2)"""
+
+    @staticmethod
+    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
+        return m.maximum(a, b)
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
+        wa = m.winner(a, b)
+        return g * wa, g * (1.0 - wa)
+
+
+class Minimum(Op):
+    """out = min(a, b) elementwise;  da = g * ([a < b] + [a = b] / 2),  db = g * ([b < a] + [a = b] / 2)"""
+
+    @staticmethod
+    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
+        return m.minimum(a, b)
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
+        wb = m.winner(b, a)
+        return g * (1.0 - wb), g * wb
+
+
+# --- n-ary scalar ops: one node for a whole neuron instead of 2n ---------------------------------
+
+
+class SumValues(Op):
+    """out = x_1 + ... + x_n;  dx_i = g"""
+
+    name = "Sum(values)"
+
+    @staticmethod
+    def forward(m: Any_, *xs: Any_) -> Any_:
+        return m.fsum(xs)
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, *xs: Any_) -> tuple[Any_, ...]:
+        return (g,) * len(xs)
+
+
+class Dot(Op):
+    """out = w_1 x_1 + ... + w_n x_n;  dw_i = g * x_i,  dx_i = g * w_i   (inputs: w_1..w_n, x_1..x_n)"""
+
+    @staticmethod
+    def forward(m: Any_, *wx: Any_) -> Any_:
+        n = len(wx) // 2
+        return m.fsum([w * x for w, x in zip(wx[:n], wx[n:])])
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, *wx: Any_) -> tuple[Any_, ...]:
+        n = len(wx) // 2
+        return tuple([g * x for x in wx[n:]] + [g * w for w in wx[:n]])
+
+
+# --- tensor ops ----------------------------------------------------------------------------------
+
+
+class Sum(Op):
+    """out = sum of x over axis;  dx = g broadcast back to x's shape"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_, axis: Any_, keepdims: bool) -> Any_:
+        return m.sum(x, axis, keepdims)
+
+    @staticmethod
+    def backward(
+        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, axis: Any_, keepdims: bool
+    ) -> tuple[Any_, ...]:
+        return (m.expand(g, x.shape, axis, keepdims),)
+
+
+class Max(Op):
+    """out = max of x over axis;  dx = g where x equals the max, split evenly among ties"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_, axis: Any_, keepdims: bool) -> Any_:
+        return m.amax(x, axis, keepdims)
+
+    @staticmethod
+    def backward(
+        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, axis: Any_, keepdims: bool
+    ) -> tuple[Any_, ...]:
+        return (m.expand(g, x.shape, axis, keepdims) * m.argmax_share(x, out, axis, keepdims),)
+
+
+class Min(Op):
+    """out = min of x over axis;  dx = g where x equals the min, split evenly among ties"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_, axis: Any_, keepdims: bool) -> Any_:
+        return m.amin(x, axis, keepdims)
+
+    @staticmethod
+    def backward(
+        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, axis: Any_, keepdims: bool
+    ) -> tuple[Any_, ...]:
+        return (m.expand(g, x.shape, axis, keepdims) * m.argmax_share(x, out, axis, keepdims),)
+
+
+class MatMul(Op):
+    """out = a @ b;  da = g @ bᵀ,  db = aᵀ @ g   (1-D operands promoted as NumPy does, batches summed)"""
+
+    skips = True  # never multiply out the gradient of an input such as the data batch
+
+    @staticmethod
+    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
+        return a @ b
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
+        if a.ndim == 1 and b.ndim == 1:
+            return (g * b if need[0] else None), (g * a if need[1] else None)
+        a2 = m.reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
+        b2 = m.reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
+        g2 = g
+        if a.ndim == 1:
+            g2 = m.reshape(g2, (*g2.shape[:-1], 1, g2.shape[-1]))
+        if b.ndim == 1:
+            g2 = m.reshape(g2, (*g2.shape, 1))
+        da = db = None
+        if need[0]:
+            da = g2 @ m.mT(b2)
+            if a.ndim == 1:
+                da = m.reshape(da, (*da.shape[:-2], da.shape[-1]))
+        if need[1]:
+            db = m.mT(a2) @ g2
+            if b.ndim == 1:
+                db = m.reshape(db, db.shape[:-1])
+        return da, db
+
+
+class Reshape(Op):
+    """out = x reshaped;  dx = g reshaped back to x's shape"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_, shape: tuple[int, ...]) -> Any_:
+        return m.reshape(x, shape)
+
+    @staticmethod
+    def backward(
+        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, shape: tuple[int, ...]
+    ) -> tuple[Any_, ...]:
+        return (m.reshape(g, x.shape),)
+
+
+class Transpose(Op):
+    """out = x with axes permuted;  dx = g with the inverse permutation"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_, axes: tuple[int, ...]) -> Any_:
+        return m.transpose(x, axes)
+
+    @staticmethod
+    def backward(
+        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, axes: tuple[int, ...]
+    ) -> tuple[Any_, ...]:
+        inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))
+        return (m.transpose(g, inverse),)
+
+
+class BroadcastTo(Op):
+    """out = x broadcast to shape;  dx = g summed back to x's shape (done by the engine)"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_, shape: tuple[int, ...]) -> Any_:
+        return m.broadcast_to(x, shape)
+
+    @staticmethod
+    def backward(
+        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, shape: tuple[int, ...]
+    ) -> tuple[Any_, ...]:
+        return (g,)
+
+
+class Index(Op):
+    """out = x[index];  dx = zeros of x's shape with g added at index (repeated indices accumulate)"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_, index: Any_) -> Any_:
+        return x[index]
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, index: Any_) -> tuple[Any_, ...]:
+        return (m.scatter(g, x.shape, index),)
+
+
+class Scatter(Op):
+    """out = zeros(shape) with x added at index;  dx = g[index]   (Index's derivative, as an op)"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_, shape: tuple[int, ...], index: Any_) -> Any_:
+        return m.scatter(x, shape, index)
+
+    @staticmethod
+    def backward(
+        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, shape: tuple[int, ...], index: Any_
+    ) -> tuple[Any_, ...]:
+        return (g[index],)
+
+
+class Concatenate(Op):
+    """out = the inputs joined along axis;  dx_i = the slice of g that x_i filled"""
+
+    @staticmethod
+    def forward(m: Any_, *args: Any_) -> Any_:
+        return m.concatenate(args[:-1], args[-1])
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, *args: Any_) -> tuple[Any_, ...]:
+        *xs, axis = args
+        grads = []
+        start = 0
+        for x in xs:
+            stop = start + x.shape[axis]
+            index = (slice(None),) * (axis % g.ndim) + (slice(start, stop),)
+            grads.append(g[index])
+            start = stop
+        return tuple(grads)
+
+
+class Where(Op):
+    """out = a where cond else b;  da = g * [cond],  db = g * [not cond]"""
+
+    @staticmethod
+    def forward(m: Any_, a: Any_, b: Any_, cond: Any_) -> Any_:
+        return m.where(cond, a, b)
+
+    @staticmethod
+    def backward(
+        m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_, cond: Any_
+    ) -> tuple[Any_, ...]:
+        return g * cond, g * ~cond
+
+
+class Softmax(Op):
+    """out = exp(x) / sum(exp(x)) over axis;  dx = out * (g - sum(g * out, axis))"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_, axis: int) -> Any_:
+        return m.softmax(x, axis)
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, axis: int) -> tuple[Any_, ...]:
+        return (out * (g - m.sum(g * out, axis, True)),)
+
+
+class LogSoftmax(Op):
+    """out = x - logsumexp(x) over axis;  dx = g - exp(out) * sum(g, axis)"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_, axis: int) -> Any_:
+        return m.log_softmax(x, axis)
+
+    @staticmethod
+    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, axis: int) -> tuple[Any_, ...]:
+        return (g - m.exp(out) * m.sum(g, axis, True),)
+
+
+class LogSumExp(Op):
+    """out = log(sum(exp(x))) over axis;  dx = g * exp(x - out), g and out broadcast back"""
+
+    @staticmethod
+    def forward(m: Any_, x: Any_, axis: Any_, keepdims: bool) -> Any_:
+        return m.logsumexp(x, axis, keepdims)
+
+    @staticmethod
+    def backward(
+        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, axis: Any_, keepdims: bool
+    ) -> tuple[Any_, ...]:
+        shape = x.shape
+        return (
+            m.expand(g, shape, axis, keepdims) * m.exp(x - m.expand(out, shape, axis, keepdims)),
+        )

@@ -1,0 +1,498 @@
+"""Tensor: a NumPy array that records the operations that made it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+
+from . import engine
+from .engine import Node, Op, check_forward
+from .maths import ArrayMath, NodeMath
+from .ops import (
+    Abs,
+    Add,
+    BroadcastTo,
+    Concatenate,
+    Div,
+    Exp,
+    Index,
+    Log,
+    LogSoftmax,
+    LogSumExp,
+    MatMul,
+    Max,
+    Maximum,
+    Min,
+    Minimum,
+    Mul,
+    Neg,
+    Pow,
+    PowV,
+    ReLU,
+    Reshape,
+    Scatter,
+    Sigmoid,
+    Softmax,
+    Sqrt,
+    Sub,
+    Sum,
+    Tanh,
+    Transpose,
+    Where,
+)
+
+__all__ = ["Tensor", "concatenate", "maximum", "minimum", "stack", "where"]
+
+ArrayLike = Any  # whatever np.asarray accepts: numbers, nested lists, arrays
+Operand = Union["Tensor", ArrayLike]
+Axis = Union[int, tuple[int, ...], None]
+
+_new = object.__new__
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class Tensor(Node):
+    """An array in a computation graph: ``.data`` is its ndarray, ``.grad`` d(root)/d(self).
+
+    float64 by default; float32 data stays float32. NumPy broadcasting applies in every
+    elementwise op, and a broadcast input's gradient comes back in that input's shape.
+
+    >>> x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad
+    array([[2., 4.],
+           [6., 8.]])
+    """
+
+    __slots__ = ("name",)
+
+    math = ArrayMath
+    node_math = NodeMath
+    broadcasts = True
+    # Let Tensor's reflected operators win over NumPy's: ndarray + Tensor gives a Tensor.
+    __array_ufunc__ = None
+
+    data: np.ndarray
+    grad: Any  # None until a backward pass reaches it; then an ndarray (a Tensor if recorded)
+    name: str
+
+    def __init__(
+        self,
+        data: ArrayLike,
+        requires_grad: bool = False,
+        name: str = "",
+        dtype: Any = None,
+    ) -> None:
+        """Make a leaf from anything ``np.asarray`` takes.
+
+        Raises TypeError for a Value, or for data that is not real numbers.
+        """
+        self.data = _to_array(data, dtype)
+        self.grad = None
+        self.name = name
+        self.parents = ()
+        self.op = None
+        self.saved = ()
+        self.requires_grad = requires_grad
+        self._g = None
+
+    @staticmethod
+    def apply(op: type[Op], *inputs: Operand, saved: Sequence[Any] = ()) -> Tensor:
+        """Record ``op`` on Tensor inputs: how a user's own op (a subclass of Op) is called."""
+        first = next((x for x in inputs if isinstance(x, Tensor)), None)
+        dtype = first.dtype if first is not None else None
+        return _apply(op, tuple(_lift(x, dtype, op) for x in inputs), tuple(saved))
+
+    # -- the graph's view ------------------------------------------------------------------------
+
+    def _seed(self, grad: Any, create_graph: bool = False) -> Any:
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() on a Tensor of shape {self.shape} needs grad= of that shape: "
+                    "only a single-element root has an implied gradient of 1"
+                )
+            seed = np.ones_like(self.data)
+        else:
+            seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            if seed.shape != self.shape:
+                raise ValueError(
+                    f"backward() got grad of shape {seed.shape} for a Tensor of shape {self.shape}"
+                )
+        return Tensor(seed) if create_graph else seed
+
+    @staticmethod
+    def zeros_like(x: Tensor, create_graph: bool) -> Any:
+        """A zero gradient for x (an array, or a constant Tensor when the pass is recorded)."""
+        zeros = np.zeros_like(x.data)
+        return Tensor(zeros) if create_graph else zeros
+
+    def detach(self) -> Tensor:
+        """Return a new leaf sharing this data, with no history and no gradient."""
+        return Tensor(self.data, name=self.name)
+
+    # -- array facts ------------------------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The data's shape."""
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        """The number of axes."""
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        """The number of elements."""
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        """float64 or float32."""
+        return self.data.dtype
+
+    def item(self) -> float:
+        """Return the single element as a float. Raises ValueError when there are several."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a single-element Tensor, got shape {self.shape}")
+        return float(self.data.reshape(()))
+
+    def numpy(self) -> np.ndarray:
+        """Return the data (not a copy)."""
+        return self.data
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, threshold=20, prefix="Tensor(")
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        extra += f", name={self.name!r}" if self.name else ""
+        return f"Tensor({body}{extra})"
+
+    # -- arithmetic ----------------------------------------------------------------------------------
+
+    def __add__(self, other: Operand) -> Tensor:
+        return _apply(Add, (self, _lift(other, self.dtype, Add)))
+
+    def __radd__(self, other: Operand) -> Tensor:
+        return _apply(Add, (_lift(other, self.dtype, Add), self))
+
+    def __sub__(self, other: Operand) -> Tensor:
+        return _apply(Sub, (self, _lift(other, self.dtype, Sub)))
+
+    def __rsub__(self, other: Operand) -> Tensor:
+        return _apply(Sub, (_lift(other, self.dtype, Sub), self))
+
+    def __mul__(self, other: Operand) -> Tensor:
+        return _apply(Mul, (self, _lift(other, self.dtype, Mul)))
+
+    def __rmul__(self, other: Operand) -> Tensor:
+        return _apply(Mul, (_lift(other, self.dtype, Mul), self))
+
+    def __truediv__(self, other: Operand) -> Tensor:
+        return _apply(Div, (self, _lift(other, self.dtype, Div)))
+
+    def __rtruediv__(self, other: Operand) -> Tensor:
+        return _apply(Div, (_lift(other, self.dtype, Div), self))
+
+    def __matmul__(self, other: Operand) -> Tensor:
+        return _apply(MatMul, (self, _lift(other, self.dtype, MatMul)))
+
+    def __rmatmul__(self, other: Operand) -> Tensor:
+        return _apply(MatMul, (_lift(other, self.dtype, MatMul), self))
+
+    def __pow__(self, other: Operand) -> Tensor:
+        if isinstance(other, Tensor):
+            return _apply(PowV, (self, other))
+        if isinstance(other, (int, float, np.number)):
+            return _apply(Pow, (self,), (float(other),))
+        return _apply(PowV, (self, _lift(other, self.dtype, PowV)))
+
+    def __rpow__(self, other: Operand) -> Tensor:
+        return _apply(PowV, (_lift(other, self.dtype, PowV), self))
+
+    def __neg__(self) -> Tensor:
+        return _apply(Neg, (self,))
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    # Comparisons give plain boolean arrays: they have no gradient.
+    def __lt__(self, other: Operand) -> np.ndarray:  # type: ignore[override]
+        return self.data < _data(other)
+
+    def __le__(self, other: Operand) -> np.ndarray:  # type: ignore[override]
+        return self.data <= _data(other)
+
+    def __gt__(self, other: Operand) -> np.ndarray:  # type: ignore[override]
+        return self.data > _data(other)
+
+    def __ge__(self, other: Operand) -> np.ndarray:  # type: ignore[override]
+        return self.data >= _data(other)
+
+    def __eq__(self, other: object) -> np.ndarray:  # type: ignore[override]
+        return self.data == _data(other)
+
+    def __ne__(self, other: object) -> np.ndarray:  # type: ignore[override]
+        return self.data != _data(other)
+
+    __hash__ = Node.__hash__  # identity, so Tensors can be set members despite the == above
+
+    # -- elementwise functions --------------------------------------------------------------------
+
+    def exp(self) -> Tensor:
+        """Return e ** self."""
+        return _apply(Exp, (self,))
+
+    def log(self) -> Tensor:
+        """Return the natural log (NumPy's -inf at 0 and NaN below; see detect_anomaly)."""
+        return _apply(Log, (self,))
+
+    def tanh(self) -> Tensor:
+        """Return tanh(self)."""
+        return _apply(Tanh, (self,))
+
+    def sigmoid(self) -> Tensor:
+        """Return 1 / (1 + exp(-self)), stable for any magnitude."""
+        return _apply(Sigmoid, (self,))
+
+    def relu(self) -> Tensor:
+        """Return max(self, 0); its gradient at 0 is 0."""
+        return _apply(ReLU, (self,))
+
+    def abs(self) -> Tensor:
+        """Return |self|; its gradient at 0 is 0."""
+        return _apply(Abs, (self,))
+
+    def sqrt(self) -> Tensor:
+        """Return the square root."""
+        return _apply(Sqrt, (self,))
+
+    def maximum(self, other: Operand) -> Tensor:
+        """Elementwise larger of self and other (ties share the gradient)."""
+        return _apply(Maximum, (self, _lift(other, self.dtype, Maximum)))
+
+    def minimum(self, other: Operand) -> Tensor:
+        """Elementwise smaller of self and other (ties share the gradient)."""
+        return _apply(Minimum, (self, _lift(other, self.dtype, Minimum)))
+
+    # -- reductions ----------------------------------------------------------------------------------
+
+    def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Sum over axis (an int, a tuple, or None for all)."""
+        return _apply(Sum, (self,), (_axis(axis, self, Sum), keepdims))
+
+    def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Mean over axis (an int, a tuple, or None for all)."""
+        axis = _axis(axis, self, Sum)
+        n = self.data.size if axis is None else int(np.prod([self.shape[a] for a in axis]))
+        return self.sum(axis, keepdims) * (1.0 / n)
+
+    def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Max over axis; ties share the gradient evenly."""
+        return _apply(Max, (self,), (_axis(axis, self, Max), keepdims))
+
+    def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Min over axis; ties share the gradient evenly."""
+        return _apply(Min, (self,), (_axis(axis, self, Min), keepdims))
+
+    def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """log(sum(exp(self))) over axis, stable at any magnitude."""
+        return _apply(LogSumExp, (self,), (_axis(axis, self, LogSumExp), keepdims))
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        """exp(self) / sum(exp(self)) over axis, stable at any magnitude."""
+        return _apply(Softmax, (self,), (_one_axis(axis, self, Softmax),))
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        """self - logsumexp(self) over axis, stable at any magnitude."""
+        return _apply(LogSoftmax, (self,), (_one_axis(axis, self, LogSoftmax),))
+
+    # -- shape ---------------------------------------------------------------------------------------
+
+    def reshape(self, *shape: Any) -> Tensor:
+        """Return the same data in a new shape: ``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
+        target = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return _apply(Reshape, (self,), (tuple(target),))
+
+    def transpose(self, *axes: Any) -> Tensor:
+        """Permute the axes (reversed when none are given)."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        perm = tuple(range(self.ndim))[::-1] if not axes else tuple(a % max(self.ndim, 1) for a in axes)
+        if sorted(perm) != list(range(self.ndim)):
+            raise ValueError(f"Transpose: axes {axes} are not a permutation of shape {self.shape}'s axes")
+        return _apply(Transpose, (self,), (perm,))
+
+    @property
+    def T(self) -> Tensor:
+        """The transpose (axes reversed)."""
+        return self.transpose()
+
+    def broadcast_to(self, shape: tuple[int, ...]) -> Tensor:
+        """Return self broadcast to shape (a view; its gradient is summed back)."""
+        return _apply(BroadcastTo, (self,), (tuple(shape),))
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _apply(Index, (self,), (_index(index),))
+
+    def _scatter(self, shape: tuple[int, ...], index: Any) -> Tensor:
+        return _apply(Scatter, (self,), (shape, index))
+
+
+# --- free functions ------------------------------------------------------------------------------
+
+
+def concatenate(tensors: Sequence[Operand], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis."""
+    xs = _lift_all(tensors, Concatenate)
+    return _apply(Concatenate, xs, (_one_axis(axis, xs[0], Concatenate),))
+
+
+def stack(tensors: Sequence[Operand], axis: int = 0) -> Tensor:
+    """Join tensors along a new axis."""
+    xs = _lift_all(tensors, Concatenate)
+    ndim = xs[0].ndim + 1
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"stack: axis {axis} is out of range for {ndim - 1}-d tensors")
+    axis %= ndim
+    shapes = {x.shape for x in xs}
+    if len(shapes) > 1:
+        raise ValueError(f"stack: all tensors need one shape, got {sorted(shapes)}")
+    grown = [x.reshape(x.shape[:axis] + (1,) + x.shape[axis:]) for x in xs]
+    return concatenate(grown, axis)
+
+
+def where(cond: ArrayLike, a: Operand, b: Operand) -> Tensor:
+    """Elementwise ``a`` where ``cond`` holds, else ``b``; cond is data (a boolean array)."""
+    mask = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
+    xs = _lift_all((a, b), Where)
+    return _apply(Where, xs, (mask,))
+
+
+def maximum(a: Operand, b: Operand) -> Tensor:
+    """Elementwise larger of a and b (ties share the gradient)."""
+    return _apply(Maximum, _lift_all((a, b), Maximum))
+
+
+def minimum(a: Operand, b: Operand) -> Tensor:
+    """Elementwise smaller of a and b (ties share the gradient)."""
+    return _apply(Minimum, _lift_all((a, b), Minimum))
+
+
+# --- building nodes ------------------------------------------------------------------------------
+
+
+def _apply(op: type[Op], parents: tuple[Tensor, ...], saved: tuple[Any, ...] = ()) -> Tensor:
+    try:
+        data = op.forward(ArrayMath, *[p.data for p in parents], *saved)
+    except (ValueError, IndexError) as e:
+        shapes = " and ".join(str(p.shape) for p in parents)
+        raise type(e)(f"{op.name} cannot take shape{'s' * (len(parents) > 1)} {shapes}: {e}") from None
+    if data.__class__ is not np.ndarray:
+        data = np.asarray(data)
+    out = _new(Tensor)
+    out.data = data
+    out.grad = None
+    out.name = ""
+    out._g = None
+    if engine._grad_enabled and any(p.requires_grad for p in parents):
+        out.parents = parents
+        out.op = op
+        out.saved = saved
+        out.requires_grad = True
+    else:
+        out.parents = ()
+        out.op = None
+        out.saved = ()
+        out.requires_grad = False
+    if engine._anomaly:
+        check_forward(op, data)
+    return out
+
+
+def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
+    if isinstance(data, Node) and not isinstance(data, Tensor):
+        raise TypeError(f"cannot make a Tensor from a {type(data).__name__}: use .data or .item()")
+    if isinstance(data, Tensor):
+        data = data.data
+    try:
+        arr = np.asarray(data, dtype=dtype)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"Tensor needs real numbers, got {type(data).__name__}: {e}") from None
+    if arr.dtype in _FLOATS:
+        return arr
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor needs real numbers, got an array of dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+def _lift(x: Any, dtype: Any, op: type[Op]) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, Node):
+        raise TypeError(
+            f"cannot mix a Tensor and a {type(x).__name__} in one op ({op.name}): "
+            "make both Tensors, or use .item() to take the scalar out"
+        )
+    # Constants take the other operand's dtype, so float32 work stays float32.
+    return Tensor(x, dtype=dtype if dtype in _FLOATS else None)
+
+
+def _lift_all(xs: Sequence[Any], op: type[Op]) -> tuple[Tensor, ...]:
+    if not xs:
+        raise ValueError(f"{op.name} needs at least one tensor")
+    first = next((x for x in xs if isinstance(x, Tensor)), None)
+    dtype = first.dtype if first is not None else None
+    return tuple(_lift(x, dtype, op) for x in xs)
+
+
+def _data(x: Any) -> Any:
+    if isinstance(x, Tensor):
+        return x.data
+    if isinstance(x, Node):
+        raise TypeError(f"cannot compare a Tensor with a {type(x).__name__}")
+    return x
+
+
+def _axis(axis: Axis, x: Tensor, op: type[Op]) -> tuple[int, ...] | None:
+    if axis is None:
+        return None
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    for a in axes:
+        if not isinstance(a, (int, np.integer)) or not -max(x.ndim, 1) <= a < max(x.ndim, 1):
+            raise ValueError(f"{op.name}: axis {axis} is out of range for shape {x.shape}")
+    return tuple(sorted(int(a) % max(x.ndim, 1) for a in axes))
+
+
+def _one_axis(axis: int, x: Tensor, op: type[Op]) -> int:
+    ndim = max(x.ndim, 1)
+    if not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
+        raise ValueError(f"{op.name}: axis {axis} is out of range for shape {x.shape}")
+    return int(axis) % ndim
+
+
+def _index(index: Any) -> Any:
+    """Turn lists and Tensors in an index into integer or boolean arrays NumPy can take."""
+    parts = index if isinstance(index, tuple) else (index,)
+    fixed = []
+    for part in parts:
+        if isinstance(part, Tensor):
+            part = part.data
+        if isinstance(part, (list, np.ndarray)):
+            arr = np.asarray(part)
+            if arr.dtype.kind == "f" and np.all(arr == np.round(arr)):
+                arr = arr.astype(np.intp)  # a Tensor's data is float; whole numbers are fine
+            if arr.dtype.kind not in "biu":
+                raise IndexError(f"an index array must hold integers or booleans, got {arr.dtype}")
+            part = arr
+        fixed.append(part)
+    return tuple(fixed) if isinstance(index, tuple) else fixed[0]
