@@ -11,26 +11,45 @@ from .engine import (
     is_grad_enabled,
     no_grad,
 )
+from .check import (
+    Comparison,
+    GradcheckError,
+    GradientReport,
+    GradientRow,
+    compare_gradients,
+    gradcheck,
+    numerical_gradient,
+)
+from .functional import grad, value_and_grad
 from .tensor import Tensor, concatenate, maximum, minimum, stack, where
 from .value import Value, dot, sum_values
 
 __all__ = [
     "OPS",
     "AnomalyError",
+    "Comparison",
+    "GradcheckError",
+    "GradientReport",
+    "GradientRow",
     "Node",
     "Op",
     "Tensor",
     "Value",
+    "compare_gradients",
     "concatenate",
     "detect_anomaly",
     "dot",
     "enable_grad",
+    "grad",
+    "gradcheck",
     "gradients",
     "is_grad_enabled",
     "maximum",
     "minimum",
     "no_grad",
+    "numerical_gradient",
     "stack",
     "sum_values",
+    "value_and_grad",
     "where",
 ]

@@ -1,0 +1,96 @@
+"""grad and value_and_grad: derivatives as functions, nestable for higher orders."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .engine import Node, enable_grad, gradients
+from .tensor import Tensor
+from .value import Value
+
+__all__ = ["as_leaf", "grad", "scalar_root", "value_and_grad"]
+
+
+def grad(f: Callable[..., Any], argnum: int = 0) -> Callable[..., Any]:
+    """Return a function computing df/dx, x being argument ``argnum`` of f.
+
+    f must return a scalar: a Value, or a Tensor with one element. The derivative comes back in
+    the kind of the argument: a float or an array for plain numbers, a Value or a Tensor for
+    nodes. A node's derivative is recorded, so grads nest: ``grad(grad(f))(0.3)`` is f''(0.3).
+
+    >>> grad(lambda x: x ** 3)(2.0)
+    12.0
+    >>> grad(grad(lambda x: x ** 3))(2.0)
+    12.0
+    """
+    vg = value_and_grad(f, argnum)
+
+    @functools.wraps(f)
+    def df(*args: Any) -> Any:
+        return vg(*args)[1]
+
+    return df
+
+
+def value_and_grad(f: Callable[..., Any], argnum: int = 0) -> Callable[..., tuple[Any, Any]]:
+    """Return a function computing ``(f(*args), df/dx)``, x being argument ``argnum``.
+
+    Takes and returns the same kinds as `grad`. Raises ValueError when f does not return a
+    scalar, and IndexError when ``argnum`` is not one of the arguments.
+    """
+
+    @functools.wraps(f)
+    def wrapped(*args: Any) -> tuple[Any, Any]:
+        if not -len(args) <= argnum < len(args):
+            raise IndexError(f"argnum {argnum} is out of range for {len(args)} argument(s)")
+        x = args[argnum]
+        leaf = as_leaf(x)
+        recorded = isinstance(x, Node)  # a node may be inside an outer grad: keep the graph
+        with enable_grad():
+            out = f(*args[:argnum], leaf, *args[argnum + 1 :])
+            root = scalar_root(out, "grad(f)")
+            if isinstance(root, Node) and root.requires_grad:
+                (d,) = gradients(root, [leaf], create_graph=recorded)
+            else:  # f does not depend on x at all
+                d = type(leaf).zeros_like(leaf, recorded)  # type: ignore[attr-defined]
+        if recorded:
+            return out, d
+        return float(root.data if isinstance(root, Node) else root), d
+
+    return wrapped
+
+
+def as_leaf(x: Any) -> Value | Tensor:
+    """Return x as a node to differentiate with respect to.
+
+    Floats become a Value, arrays a float64 Tensor (float32 kept); a node that needs a gradient
+    is used as it is, so an outer derivative can see through, and a constant node is copied into
+    a fresh leaf. Raises TypeError for anything else.
+    """
+    if isinstance(x, Node):
+        if x.requires_grad:
+            return x  # type: ignore[return-value]
+        return Value(x.data) if isinstance(x, Value) else Tensor(x.data, requires_grad=True)
+    if isinstance(x, (int, float, np.floating, np.integer)) and not isinstance(x, bool):
+        return Value(float(x))
+    if isinstance(x, (np.ndarray, list, tuple)):
+        return Tensor(x, requires_grad=True)
+    raise TypeError(f"cannot differentiate with respect to a {type(x).__name__}: {x!r:.60}")
+
+
+def scalar_root(out: Any, who: str) -> Any:
+    """Check that out is a scalar (a number, a Value or a one-element Tensor) and return it.
+
+    Raises ValueError naming ``who`` and the shape when it is not.
+    """
+    if isinstance(out, Tensor):
+        if out.size != 1:
+            raise ValueError(f"{who} needs f to return a scalar, got a Tensor of shape {out.shape}")
+        return out.reshape(()) if out.shape != () else out
+    if isinstance(out, (Value, int, float, np.floating)):
+        return out
+    raise ValueError(f"{who} needs f to return a scalar Value or Tensor, got {type(out).__name__}")
