@@ -1,5 +1,14 @@
 """A small autograd engine: scalar Values and NumPy Tensors over one iterative backward pass."""
 
+from .check import (
+    Comparison,
+    GradcheckError,
+    GradientReport,
+    GradientRow,
+    compare_gradients,
+    gradcheck,
+    numerical_gradient,
+)
 from .engine import (
     OPS,
     AnomalyError,
@@ -10,15 +19,6 @@ from .engine import (
     gradients,
     is_grad_enabled,
     no_grad,
-)
-from .check import (
-    Comparison,
-    GradcheckError,
-    GradientReport,
-    GradientRow,
-    compare_gradients,
-    gradcheck,
-    numerical_gradient,
 )
 from .functional import grad, value_and_grad
 from .tensor import Tensor, concatenate, maximum, minimum, stack, where

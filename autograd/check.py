@@ -1,4 +1,4 @@
-"""Gradient checks: the engine against central differences, and your hand-derived gradient beside both."""
+"""Gradient checks: the engine against central differences, and your own gradient beside both."""
 
 from __future__ import annotations
 
@@ -75,7 +75,9 @@ def compare(a: Any, b: Any, atol: float, rtol: float) -> Comparison:
     )
 
 
-def numerical_gradient(f: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-6) -> list[Any]:
+def numerical_gradient(
+    f: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-6
+) -> list[Any]:
     """Central differences (f(x + eps) - f(x - eps)) / 2 eps for each input, in float64.
 
     ``f`` takes the inputs as plain floats or float64 arrays and returns a number.
@@ -120,7 +122,7 @@ def gradcheck(
     True
     """
     auto, numeric, _ = _engine_and_numeric(f, inputs, eps)
-    for i, (a, n) in enumerate(zip(auto, numeric)):
+    for i, (a, n) in enumerate(zip(auto, numeric, strict=True)):
         c = compare(a, n, atol, rtol)
         if not c.ok:
             where = f" at index {c.worst}" if c.worst else ""
@@ -171,7 +173,7 @@ class GradientReport:
 
     def __str__(self) -> str:
         head = ("input", "shape", "|man-auto|", "rel", "|auto-num|", "rel", "")
-        lines = [head]
+        lines: list[tuple[str, ...]] = [head]
         for r in self.rows:
             shape = "×".join(map(str, r.shape)) if r.shape else "scalar"
             cells = [r.name, shape]
@@ -180,7 +182,10 @@ class GradientReport:
             cells.append("ok" if r.ok else "FAIL")
             lines.append(tuple(cells))
         widths = [max(len(line[k]) for line in lines) for k in range(len(head))]
-        body = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
+        body = [
+            "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+            for line in lines
+        ]
         (ma, mr), (na, nr) = self.manual_tol, self.numeric_tol
         foot = (
             f"tolerance: manual vs automatic atol {ma:g} rtol {mr:g}; "
@@ -191,7 +196,10 @@ class GradientReport:
         else:
             parts = []
             for r in self.rows:
-                for what, c in (("manual vs automatic", r.manual), ("automatic vs numeric", r.numeric)):
+                for what, c in (
+                    ("manual vs automatic", r.manual),
+                    ("automatic vs numeric", r.numeric),
+                ):
                     if c is not None and not c.ok:
                         at = f" at {list(c.worst)}" if c.worst else ""
                         parts.append(f"{r.name} ({what}{at}: {c.a_worst:.6g} vs {c.b_worst:.6g})")
@@ -224,12 +232,14 @@ def compare_gradients(
         manual = (manual,)
     if not isinstance(manual, (tuple, list)) or len(manual) != len(raw):
         got = len(manual) if isinstance(manual, (tuple, list)) else f"a {type(manual).__name__}"
-        raise ValueError(f"manual_grad must return {len(raw)} gradient(s), one per input; got {got}")
+        raise ValueError(
+            f"manual_grad must return {len(raw)} gradient(s), one per input; got {got}"
+        )
     labels = list(names) if names is not None else [_name(x, i) for i, x in enumerate(inputs)]
     if len(labels) != len(raw):
         raise ValueError(f"names has {len(labels)} entries for {len(raw)} inputs")
     rows = []
-    for label, r, m, a, n in zip(labels, raw, manual, auto, numeric):
+    for label, r, m, a, n in zip(labels, raw, manual, auto, numeric, strict=True):
         shape = () if isinstance(r, float) else r.shape
         if np.shape(m) != shape:
             raise ValueError(
@@ -286,8 +296,10 @@ def _engine_and_numeric(
     leaves = [_leaf(r) for r in raw]
     root = scalar(*leaves)
     if isinstance(root, Node) and root.requires_grad:
-        auto = [np.asarray(g, dtype=np.float64) if not isinstance(g, float) else g
-                for g in gradients(root, leaves)]
+        auto = [
+            np.asarray(g, dtype=np.float64) if not isinstance(g, float) else g
+            for g in gradients(root, leaves)
+        ]
     else:
         auto = [0.0 if isinstance(r, float) else np.zeros_like(r) for r in raw]
 

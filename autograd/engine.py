@@ -1,4 +1,4 @@
-"""The graph engine shared by Value and Tensor: nodes, grad mode, the backward driver, anomaly checks."""
+"""The graph engine Value and Tensor share: nodes, grad mode, the backward pass, anomaly checks."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ _anomaly = False
 
 
 class AnomalyError(FloatingPointError):
-    """Raised inside `detect_anomaly()` by the first op whose output or gradient is NaN or infinite."""
+    """Raised in `detect_anomaly()` by the first op whose output or gradient is NaN or infinite."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -51,8 +51,8 @@ class Op:
     floats, NumPy arrays, or graph nodes when the backward pass is itself being recorded
     (``create_graph=True``). Written against ``m`` and the ordinary operators, one rule serves all
     three. ``saved`` holds the op's non-differentiable arguments (an exponent, an axis, an index).
-    ``need[i]`` is False when input ``i`` needs no gradient; an op whose class sets ``skips = True``
-    receives it and may return None for that input instead of doing the work, otherwise ``need`` is None.
+    ``need[i]`` is False when input ``i`` needs no gradient. An op whose class sets ``skips = True``
+    receives it and may return None for that input instead of doing the work; other ops get None.
     Broadcasting is undone by the engine, so a rule may return a gradient of the broadcast shape.
     """
 
@@ -66,12 +66,12 @@ class Op:
         OPS[cls.name] = cls
 
     @staticmethod
-    def forward(m: Any, *args: Any) -> Any:  # pragma: no cover - abstract
+    def forward(m: Any, *args: Any) -> Any:
         """Return the op's output computed from its inputs' data (and saved arguments)."""
         raise NotImplementedError
 
     @staticmethod
-    def backward(m: Any, need: Any, g: Any, out: Any, *args: Any) -> tuple[Any, ...]:  # pragma: no cover
+    def backward(m: Any, need: Any, g: Any, out: Any, *args: Any) -> tuple[Any, ...]:
         """Return one gradient per input, given the output's gradient ``g``."""
         raise NotImplementedError
 
@@ -224,7 +224,7 @@ def _run(root: Node, seed: Any, create_graph: bool, inputs: list[Node] | None) -
                 grads = op.backward(m, need, g, n.data, ps[0].data)
             else:
                 grads = op.backward(m, need, g, n.data, *[p.data for p in ps])
-            for p, gp in zip(ps, grads):
+            for p, gp in zip(ps, grads, strict=True):
                 if gp is None or not p.requires_grad:
                     continue
                 if broadcasts and gp.shape != p.data.shape:
@@ -317,20 +317,19 @@ def anomaly_enabled() -> bool:
 
 def _check_finite(x: Any, where: str) -> None:
     data = x.data if isinstance(x, Node) else x
-    if isinstance(data, float):
-        bad = not math.isfinite(data)
-    else:
-        bad = not np.all(np.isfinite(data))
-    if bad:
+    if not (math.isfinite(data) if isinstance(data, float) else np.all(np.isfinite(data))):
         raise AnomalyError(f"{where} produced a non-finite value: {_short(data)}")
 
 
 def _short(x: Any) -> str:
-    text = np.array2string(np.asarray(x), precision=4, threshold=8) if not isinstance(x, float) else repr(x)
+    text = (
+        repr(x)
+        if isinstance(x, float)
+        else np.array2string(np.asarray(x), precision=4, threshold=8)
+    )
     return text if len(text) < 120 else text[:117] + "..."
 
 
 def check_forward(op: type[Op], out: Any) -> None:
     """Anomaly check on a forward result; the front ends call it only inside detect_anomaly()."""
     _check_finite(out, f"op {op.name} (forward)")
-

@@ -56,7 +56,7 @@ def value_and_grad(f: Callable[..., Any], argnum: int = 0) -> Callable[..., tupl
             if isinstance(root, Node) and root.requires_grad:
                 (d,) = gradients(root, [leaf], create_graph=recorded)
             else:  # f does not depend on x at all
-                d = type(leaf).zeros_like(leaf, recorded)  # type: ignore[attr-defined]
+                d = leaf.zeros_like(leaf, recorded)  # type: ignore[arg-type]
         if recorded:
             return out, d
         return float(root.data if isinstance(root, Node) else root), d

@@ -1,4 +1,4 @@
-"""Every primitive op: its forward and its local derivative, side by side, each stated in its docstring.
+"""Every primitive op: its forward and local derivative side by side, stated in its docstring.
 
 ``g`` is the incoming gradient, ``out`` the op's output, ``m`` the math namespace that fits the
 arguments (floats, arrays, or graph nodes when the backward pass is being recorded), so each rule
@@ -53,7 +53,7 @@ class Mul(Op):
 
 
 class Div(Op):
-    """out = a / b;  da = g / b,  db = -g * out / b   (a primitive: one node instead of a * b**-1)"""
+    """out = a / b;  da = g / b,  db = -g * out / b   (a primitive: one node, not a * b**-1)"""
 
     @staticmethod
     def forward(m: Any_, a: Any_, b: Any_) -> Any_:
@@ -197,7 +197,7 @@ class Sqrt(Op):
 
 
 class Maximum(Op):
-    """out = max(a, b) elementwise;  da = g * ([a > b] + [a = b] / 2),  db = g * ([b > a] + [a = b] / 2)"""
+    """out = max(a, b);  da = g * ([a > b] + [a = b] / 2),  db = g * ([b > a] + [a = b] / 2)"""
 
     @staticmethod
     def forward(m: Any_, a: Any_, b: Any_) -> Any_:
@@ -210,7 +210,7 @@ class Maximum(Op):
 
 
 class Minimum(Op):
-    """out = min(a, b) elementwise;  da = g * ([a < b] + [a = b] / 2),  db = g * ([b < a] + [a = b] / 2)"""
+    """out = min(a, b);  da = g * ([a < b] + [a = b] / 2),  db = g * ([b < a] + [a = b] / 2)"""
 
     @staticmethod
     def forward(m: Any_, a: Any_, b: Any_) -> Any_:
@@ -240,12 +240,12 @@ class SumValues(Op):
 
 
 class Dot(Op):
-    """out = w_1 x_1 + ... + w_n x_n;  dw_i = g * x_i,  dx_i = g * w_i   (inputs: w_1..w_n, x_1..x_n)"""
+    """out = w_1 x_1 + ... + w_n x_n;  dw_i = g x_i,  dx_i = g w_i   (inputs w_1..w_n, x_1..x_n)"""
 
     @staticmethod
     def forward(m: Any_, *wx: Any_) -> Any_:
         n = len(wx) // 2
-        return m.fsum([w * x for w, x in zip(wx[:n], wx[n:])])
+        return m.fsum([w * x for w, x in zip(wx[:n], wx[n:], strict=True)])
 
     @staticmethod
     def backward(m: Any_, need: Any_, g: Any_, out: Any_, *wx: Any_) -> tuple[Any_, ...]:
@@ -299,7 +299,7 @@ class Min(Op):
 
 
 class MatMul(Op):
-    """out = a @ b;  da = g @ bᵀ,  db = aᵀ @ g   (1-D operands promoted as NumPy does, batches summed)"""
+    """out = a @ b;  da = g @ bᵀ,  db = aᵀ @ g   (1-D operands promoted as in NumPy)"""
 
     skips = True  # never multiply out the gradient of an input such as the data batch
 
@@ -374,7 +374,7 @@ class BroadcastTo(Op):
 
 
 class Index(Op):
-    """out = x[index];  dx = zeros of x's shape with g added at index (repeated indices accumulate)"""
+    """out = x[index];  dx = zeros of x's shape, g added at index (repeats accumulate)"""
 
     @staticmethod
     def forward(m: Any_, x: Any_, index: Any_) -> Any_:

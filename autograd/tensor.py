@@ -47,7 +47,7 @@ __all__ = ["Tensor", "concatenate", "maximum", "minimum", "stack", "where"]
 
 ArrayLike = Any  # whatever np.asarray accepts: numbers, nested lists, arrays
 Operand = Union["Tensor", ArrayLike]
-Axis = Union[int, tuple[int, ...], None]
+Axis = Union[int, tuple[int, ...], None]  # noqa: UP007 - a runtime alias; `|` needs 3.10 objects
 
 _new = object.__new__
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -177,7 +177,7 @@ class Tensor(Node):
         extra += f", name={self.name!r}" if self.name else ""
         return f"Tensor({body}{extra})"
 
-    # -- arithmetic ----------------------------------------------------------------------------------
+    # -- arithmetic --------------------------------------------------------------------------------
 
     def __add__(self, other: Operand) -> Tensor:
         return _apply(Add, (self, _lift(other, self.dtype, Add)))
@@ -284,7 +284,7 @@ class Tensor(Node):
         """Elementwise smaller of self and other (ties share the gradient)."""
         return _apply(Minimum, (self, _lift(other, self.dtype, Minimum)))
 
-    # -- reductions ----------------------------------------------------------------------------------
+    # -- reductions --------------------------------------------------------------------------------
 
     def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Sum over axis (an int, a tuple, or None for all)."""
@@ -316,20 +316,28 @@ class Tensor(Node):
         """self - logsumexp(self) over axis, stable at any magnitude."""
         return _apply(LogSoftmax, (self,), (_one_axis(axis, self, LogSoftmax),))
 
-    # -- shape ---------------------------------------------------------------------------------------
+    # -- shape -------------------------------------------------------------------------------------
 
     def reshape(self, *shape: Any) -> Tensor:
         """Return the same data in a new shape: ``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
-        target = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        target = (
+            tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        )
         return _apply(Reshape, (self,), (tuple(target),))
 
     def transpose(self, *axes: Any) -> Tensor:
         """Permute the axes (reversed when none are given)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        perm = tuple(range(self.ndim))[::-1] if not axes else tuple(a % max(self.ndim, 1) for a in axes)
+        perm = (
+            tuple(range(self.ndim))[::-1]
+            if not axes
+            else tuple(a % max(self.ndim, 1) for a in axes)
+        )
         if sorted(perm) != list(range(self.ndim)):
-            raise ValueError(f"Transpose: axes {axes} are not a permutation of shape {self.shape}'s axes")
+            raise ValueError(
+                f"Transpose: axes {axes} do not permute the axes of shape {self.shape}"
+            )
         return _apply(Transpose, (self,), (perm,))
 
     @property
@@ -367,7 +375,7 @@ def stack(tensors: Sequence[Operand], axis: int = 0) -> Tensor:
     shapes = {x.shape for x in xs}
     if len(shapes) > 1:
         raise ValueError(f"stack: all tensors need one shape, got {sorted(shapes)}")
-    grown = [x.reshape(x.shape[:axis] + (1,) + x.shape[axis:]) for x in xs]
+    grown = [x.reshape((*x.shape[:axis], 1, *x.shape[axis:])) for x in xs]
     return concatenate(grown, axis)
 
 
@@ -396,7 +404,8 @@ def _apply(op: type[Op], parents: tuple[Tensor, ...], saved: tuple[Any, ...] = (
         data = op.forward(ArrayMath, *[p.data for p in parents], *saved)
     except (ValueError, IndexError) as e:
         shapes = " and ".join(str(p.shape) for p in parents)
-        raise type(e)(f"{op.name} cannot take shape{'s' * (len(parents) > 1)} {shapes}: {e}") from None
+        plural = "s" if len(parents) > 1 else ""
+        raise type(e)(f"{op.name} cannot take shape{plural} {shapes}: {e}") from None
     if data.__class__ is not np.ndarray:
         data = np.asarray(data)
     out = _new(Tensor)

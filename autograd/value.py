@@ -30,7 +30,7 @@ from .ops import (
 
 __all__ = ["Value", "dot", "sum_values"]
 
-Number = Union[int, float]
+Number = Union[int, float]  # noqa: UP007 - runtime aliases
 Operand = Union["Value", int, float]
 
 _new = object.__new__
