@@ -181,17 +181,17 @@ def _run(root: Node, seed: Any, create_graph: bool, inputs: list[Node] | None) -
             "backward() on a node that does not require grad: it was made from constants "
             "only, or under no_grad()"
         )
-    order = _order(root)
     cls = type(root)
     broadcasts = cls.broadcasts
     anomaly = _anomaly
     zeros = cls.zeros_like  # type: ignore[attr-defined]
     # Rules see plain data in a first-order pass and nodes in a recorded one (create_graph).
     m = cls.node_math if create_graph else cls.math  # type: ignore[attr-defined]
-    previous = _grad_enabled
-    _grad_enabled = create_graph  # a first-order pass records nothing, whatever a custom op does
     wanted = None if inputs is None else set(inputs)
     found: dict[Node, Any] = {}
+    order = _order(root)
+    previous = _grad_enabled
+    _grad_enabled = create_graph  # a first-order pass records nothing, whatever a custom op does
     try:
         root._g = seed
         for n in order:
@@ -202,7 +202,10 @@ def _run(root: Node, seed: Any, create_graph: bool, inputs: list[Node] | None) -
             if wanted is None:
                 cur = n.grad
                 if cur is None or (cur.__class__ is float and cur == 0.0):
-                    n.grad = g
+                    # A rule may pass on a read-only broadcast view; a .grad must be writable.
+                    n.grad = (
+                        g.copy() if broadcasts and not create_graph and not g.flags.writeable else g
+                    )
                 else:
                     n.grad = cur + g
             elif n in wanted:
