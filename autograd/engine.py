@@ -105,6 +105,17 @@ class Node:
     def _seed(self, grad: Any, create_graph: bool = False) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def zero_grad(self) -> None:
+        """Reset the gradient to zero, keeping a Tensor's gradient array for the next pass.
+
+        Reusing the array, rather than setting ``.grad = None``, spares an allocation of every
+        parameter's size per training step.
+        """
+        if isinstance(self.grad, np.ndarray) and self.grad.flags.writeable:
+            self.grad.fill(0.0)
+        elif self.grad is not None:  # a float, or a recorded gradient whose graph we drop
+            self.grad = None if self.broadcasts else 0.0
+
     def backward(
         self, grad: Any = None, *, create_graph: bool = False, retain_graph: bool = True
     ) -> None:
@@ -202,10 +213,14 @@ def _run(root: Node, seed: Any, create_graph: bool, inputs: list[Node] | None) -
             if wanted is None:
                 cur = n.grad
                 if cur is None or (cur.__class__ is float and cur == 0.0):
-                    # A rule may pass on a read-only broadcast view; a .grad must be writable.
-                    n.grad = (
-                        g.copy() if broadcasts and not create_graph and not g.flags.writeable else g
-                    )
+                    n.grad = g
+                    if broadcasts and n.op is None and not create_graph:
+                        # A leaf's gradient may be a view or shared with a sibling (a + b hands
+                        # both the same array): give the leaf a buffer of its own, which later
+                        # passes then add into in place, as PyTorch does.
+                        n.grad = g.copy()
+                elif broadcasts and n.op is None and not create_graph and _addable(cur, g):
+                    cur += g  # no allocation per step: the big arrays are the parameters' grads
                 else:
                     n.grad = cur + g
             elif n in wanted:
@@ -244,6 +259,16 @@ def _run(root: Node, seed: Any, create_graph: bool, inputs: list[Node] | None) -
     if inputs is None:
         return []
     return [found[x] if x in found else zeros(x, create_graph) for x in inputs]
+
+
+def _addable(buffer: Any, g: Any) -> bool:
+    """True when g can be added into a leaf's gradient array in place."""
+    return (
+        buffer.__class__ is np.ndarray
+        and buffer.flags.writeable
+        and buffer.shape == g.shape
+        and buffer.dtype == g.dtype
+    )
 
 
 def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
