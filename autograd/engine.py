@@ -245,8 +245,8 @@ def _run(root: Node, seed: Any, create_graph: bool, inputs: list[Node] | None) -
             for p, gp in zip(ps, grads, strict=True):
                 if gp is None or not p.requires_grad:
                     continue
-                if broadcasts and gp.shape != p.data.shape:
-                    gp = sum_to(gp, p.data.shape)
+                if broadcasts:
+                    gp = _fit(gp, p.data)
                 if anomaly:
                     _check_finite(gp, f"the backward of {op.name}")
                 cur = p._g
@@ -271,8 +271,24 @@ def _addable(buffer: Any, g: Any) -> bool:
     )
 
 
+def _fit(g: Any, like: np.ndarray) -> Any:
+    """Give a Tensor gradient its input's shape, dtype and type, whatever the rule returned.
+
+    The one place broadcasting is undone; also where a float64 mask or a NumPy scalar from a
+    0-d result is turned back into the input's kind of array.
+    """
+    if g.shape != like.shape:
+        g = sum_to(g, like.shape)
+    if g.__class__ is np.ndarray:
+        if g.dtype != like.dtype:
+            g = g.astype(like.dtype)
+    elif not isinstance(g, Node):
+        g = np.asarray(g, dtype=like.dtype)
+    return g
+
+
 def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
-    """Sum a broadcast gradient back to ``shape``: the one place broadcasting is undone."""
+    """Sum a broadcast gradient back to ``shape`` (arrays and Tensors alike)."""
     extra = g.ndim - len(shape)
     axes = tuple(range(extra)) + tuple(
         extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1

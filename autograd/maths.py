@@ -187,7 +187,9 @@ class ArrayMath:
 
     @staticmethod
     def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
-        return x - ArrayMath.logsumexp(x, axis, True)
+        # subtract the max first: (x - top) - log(sum) keeps float32 exact where x is large
+        shifted = x - np.max(x, axis=axis, keepdims=True)
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
     @staticmethod
     def softmax(x: np.ndarray, axis: int) -> np.ndarray:

@@ -218,8 +218,8 @@ class Minimum(Op):
 
     @staticmethod
     def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
-        wb = m.winner(b, a)
-        return g * (1.0 - wb), g * wb
+        wa = m.winner(b, a)  # 1 where a is the smaller
+        return g * wa, g * (1.0 - wa)
 
 
 # --- n-ary scalar ops: one node for a whole neuron instead of 2n ---------------------------------
