@@ -58,11 +58,15 @@ def compare(a: Any, b: Any, atol: float, rtol: float) -> Comparison:
         raise ValueError(f"cannot compare gradients of shapes {a.shape} and {b.shape}")
     if a.size == 0:
         return Comparison(0.0, 0.0, True, (), 0.0, 0.0)
-    diff = np.abs(a - b)
-    diff = np.where(np.isnan(diff) & ~(np.isnan(a) & np.isnan(b)), np.inf, np.nan_to_num(diff))
-    excess = diff - (atol + rtol * np.abs(b))
+    # Non-finite elements agree only when identical (both NaN, or the same infinity); a number
+    # against an infinity is infinitely far, whatever rtol says.
+    finite = np.isfinite(a) & np.isfinite(b)
+    same = (np.isnan(a) & np.isnan(b)) | (np.isinf(a) & (a == b))
+    with np.errstate(invalid="ignore"):
+        diff = np.where(finite, np.abs(a - b), np.where(same, 0.0, np.inf))
+        excess = diff - (atol + rtol * np.where(finite, np.abs(b), 0.0))
     worst = np.unravel_index(int(np.argmax(excess)), a.shape) if a.ndim else ()
-    scale = float(np.max(np.abs(b)))
+    scale = float(np.max(np.abs(np.where(np.isfinite(b), b, 0.0))))
     max_abs = float(np.max(diff))
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else np.inf)
     return Comparison(

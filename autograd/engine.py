@@ -106,13 +106,14 @@ class Node:
         raise NotImplementedError
 
     def zero_grad(self) -> None:
-        """Reset the gradient to zero, keeping a Tensor's gradient array for the next pass.
+        """Reset the gradient: a leaf Tensor's array is zeroed and kept for the next pass.
 
         Reusing the array, rather than setting ``.grad = None``, spares an allocation of every
-        parameter's size per training step.
+        parameter's size per training step. Other nodes' gradients may share arrays, so they
+        are dropped (None for a Tensor, 0.0 for a Value) rather than zeroed in place.
         """
-        if isinstance(self.grad, np.ndarray) and self.grad.flags.writeable:
-            self.grad.fill(0.0)
+        if self.op is None and isinstance(self.grad, np.ndarray) and self.grad.flags.writeable:
+            self.grad.fill(0.0)  # a leaf's gradient array is its own (see _run)
         elif self.grad is not None:  # a float, or a recorded gradient whose graph we drop
             self.grad = None if self.broadcasts else 0.0
 
@@ -232,16 +233,24 @@ def _run(root: Node, seed: Any, create_graph: bool, inputs: list[Node] | None) -
             need = tuple(p.requires_grad for p in ps) if op.skips else None
             # The arity-specific calls avoid building an argument list per node: most nodes
             # are unary or binary with nothing saved, and this loop is the engine's hot path.
-            if create_graph:
-                grads = op.backward(m, need, g, n, *ps, *n.saved)
-            elif n.saved:
-                grads = op.backward(m, need, g, n.data, *[p.data for p in ps], *n.saved)
-            elif len(ps) == 2:
-                grads = op.backward(m, need, g, n.data, ps[0].data, ps[1].data)
-            elif len(ps) == 1:
-                grads = op.backward(m, need, g, n.data, ps[0].data)
-            else:
-                grads = op.backward(m, need, g, n.data, *[p.data for p in ps])
+            try:
+                if create_graph:
+                    grads = op.backward(m, need, g, n, *ps, *n.saved)
+                elif n.saved:
+                    grads = op.backward(m, need, g, n.data, *[p.data for p in ps], *n.saved)
+                elif len(ps) == 2:
+                    grads = op.backward(m, need, g, n.data, ps[0].data, ps[1].data)
+                elif len(ps) == 1:
+                    grads = op.backward(m, need, g, n.data, ps[0].data)
+                else:
+                    grads = op.backward(m, need, g, n.data, *[p.data for p in ps])
+            except (
+                ZeroDivisionError,
+                OverflowError,
+            ) as e:  # Python floats raise where NumPy gives inf
+                at = ", ".join(repr(p.data) for p in ps)
+                message = f"the backward of {op.name} at ({at}) is infinite: {e}"
+                raise (AnomalyError if anomaly else ArithmeticError)(message) from None
             for p, gp in zip(ps, grads, strict=True):
                 if gp is None or not p.requires_grad:
                     continue

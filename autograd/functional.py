@@ -14,13 +14,18 @@ from .value import Value
 
 __all__ = ["as_leaf", "grad", "scalar_root", "value_and_grad"]
 
+# How many grad() calls are evaluating their function right now. Inside one, a derivative must be
+# recorded even for a plain float argument: the function may close over the outer variable.
+_depth = 0
+
 
 def grad(f: Callable[..., Any], argnum: int = 0) -> Callable[..., Any]:
     """Return a function computing df/dx, x being argument ``argnum`` of f.
 
     f must return a scalar: a Value, or a Tensor with one element. The derivative comes back in
     the kind of the argument: a float or an array for plain numbers, a Value or a Tensor for
-    nodes. A node's derivative is recorded, so grads nest: ``grad(grad(f))(0.3)`` is f''(0.3).
+    nodes. Called on a node, or inside another grad's function, the derivative is recorded (a
+    node), so grads nest: ``grad(grad(f))(0.3)`` is f''(0.3), and mixed partials work.
 
     >>> grad(lambda x: x ** 3)(2.0)
     12.0
@@ -45,18 +50,26 @@ def value_and_grad(f: Callable[..., Any], argnum: int = 0) -> Callable[..., tupl
 
     @functools.wraps(f)
     def wrapped(*args: Any) -> tuple[Any, Any]:
+        global _depth
         if not -len(args) <= argnum < len(args):
             raise IndexError(f"argnum {argnum} is out of range for {len(args)} argument(s)")
-        x = args[argnum]
+        i = argnum % len(args)
+        x = args[i]
         leaf = as_leaf(x)
-        recorded = isinstance(x, Node)  # a node may be inside an outer grad: keep the graph
-        with enable_grad():
-            out = f(*args[:argnum], leaf, *args[argnum + 1 :])
-            root = scalar_root(out, "grad(f)")
-            if isinstance(root, Node) and root.requires_grad:
-                (d,) = gradients(root, [leaf], create_graph=recorded)
-            else:  # f does not depend on x at all
-                d = leaf.zeros_like(leaf, recorded)  # type: ignore[arg-type]
+        # Record the derivative when someone may differentiate it again: an outer grad is
+        # running, or the argument is a node from a graph of the caller's.
+        recorded = _depth > 0 or isinstance(x, Node)
+        _depth += 1
+        try:
+            with enable_grad():
+                out = f(*args[:i], leaf, *args[i + 1 :])
+                root = scalar_root(out, "grad(f)")
+                if isinstance(root, Node) and root.requires_grad:
+                    (d,) = gradients(root, [leaf], create_graph=recorded)
+                else:  # f does not depend on x at all
+                    d = leaf.zeros_like(leaf, recorded)  # type: ignore[arg-type]
+        finally:
+            _depth -= 1
         if recorded:
             return out, d
         return float(root.data if isinstance(root, Node) else root), d

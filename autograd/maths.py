@@ -68,6 +68,10 @@ class ScalarMath:
     abs = staticmethod(abs)
 
     @staticmethod
+    def xlogy(x: float, y: float) -> float:
+        return 0.0 if x == 0.0 else x * ScalarMath.log(y)
+
+    @staticmethod
     def sigmoid(x: float) -> float:
         # exp of a negative number only, so |x| = 1000 neither overflows nor loses the small side
         if x >= 0.0:
@@ -118,6 +122,11 @@ class ArrayMath:
     transpose = staticmethod(np.transpose)
     broadcast_to = staticmethod(np.broadcast_to)
     where = staticmethod(np.where)
+
+    @staticmethod
+    def xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        zero = x == 0
+        return np.where(zero, 0.0, x * np.log(np.where(zero, 1.0, y)))
 
     @staticmethod
     def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -215,6 +224,10 @@ class NodeMath:
     @staticmethod
     def log(x: Any) -> Any:
         return x.log()
+
+    @staticmethod
+    def xlogy(x: Any, y: Any) -> Any:
+        return x * y.log()  # recorded: log(0) stays an error on Value, -inf on Tensor
 
     @staticmethod
     def positive(x: Any) -> Any:

@@ -96,7 +96,10 @@ class Pow(Op):
 
 
 class PowV(Op):
-    """out = a ** b, both differentiable;  da = g * b * a ** (b - 1),  db = g * out * log(a)"""
+    """out = a ** b, both differentiable;  da = g * b * a ** (b - 1),  db = g * out * log(a)
+
+    db is taken as 0 where out is 0 (a = 0, b > 0), as in PyTorch: 0 ** b is flat in b there.
+    """
 
     name = "Pow(a, b)"
     skips = True  # log(a) is undefined for a <= 0: compute db only when b needs it
@@ -108,7 +111,7 @@ class PowV(Op):
     @staticmethod
     def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
         da = g * (b * m.pow(a, b - 1)) if need[0] else None
-        db = g * (out * m.log(a)) if need[1] else None
+        db = g * m.xlogy(out, a) if need[1] else None
         return da, db
 
 

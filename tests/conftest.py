@@ -1,0 +1,20 @@
+"""Shared pytest configuration: a reproducible hypothesis profile and the project's markers."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import settings
+
+# derandomize: every run (and every CI machine) tries the same examples, so a failure seen once
+# is seen again. Set HYPOTHESIS_PROFILE=explore locally to search with fresh random examples.
+settings.register_profile("deterministic", derandomize=True, deadline=None, database=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: takes seconds rather than milliseconds; still part of the default run"
+    )
