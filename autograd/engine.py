@@ -63,6 +63,7 @@ class Op:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = cls.__name__
+        cls.skips = cls.skips  # in the class's own dict: the backward loop reads it per node
         OPS[cls.name] = cls
 
     @staticmethod
@@ -151,7 +152,10 @@ _PLACED = object()
 
 
 def _order(root: Node) -> list[Node]:
-    """Every node root depends on that needs a gradient, each after all the nodes it feeds.
+    """Every node root depends on that needs a gradient, each before all the nodes it feeds.
+
+    The root comes last: the backward pass pops nodes off the end, so the list shrinks while
+    the gradients it creates grow, and the pass's peak memory stays that of the graph.
 
     An iterative depth-first search (an explicit stack), so a chain a million nodes deep needs no
     recursion; it marks nodes in their ``_g`` slot rather than in a set, which is faster.
@@ -178,7 +182,6 @@ def _order(root: Node) -> list[Node]:
         for n in (*order, *stack):
             n._g = None
         raise
-    order.reverse()
     return order
 
 
@@ -196,6 +199,7 @@ def _run(root: Node, seed: Any, create_graph: bool, inputs: list[Node] | None) -
     cls = type(root)
     broadcasts = cls.broadcasts
     anomaly = _anomaly
+    plain = not broadcasts and not anomaly  # gradients pass on untouched: the scalar fast path
     zeros = cls.zeros_like  # type: ignore[attr-defined]
     # Rules see plain data in a first-order pass and nodes in a recorded one (create_graph).
     m = cls.node_math if create_graph else cls.math  # type: ignore[attr-defined]
@@ -204,9 +208,11 @@ def _run(root: Node, seed: Any, create_graph: bool, inputs: list[Node] | None) -
     order = _order(root)
     previous = _grad_enabled
     _grad_enabled = create_graph  # a first-order pass records nothing, whatever a custom op does
+    pop = order.pop
     try:
         root._g = seed
-        for n in order:
+        while order:
+            n = pop()
             g = n._g
             n._g = None
             if g is _PLACED:  # every rule that reached n skipped it
@@ -254,10 +260,11 @@ def _run(root: Node, seed: Any, create_graph: bool, inputs: list[Node] | None) -
             for p, gp in zip(ps, grads, strict=True):
                 if gp is None or not p.requires_grad:
                     continue
-                if broadcasts:
-                    gp = _fit(gp, p.data)
-                if anomaly:
-                    _check_finite(gp, f"the backward of {op.name}")
+                if not plain:
+                    if broadcasts:
+                        gp = _fit(gp, p.data)
+                    if anomaly:
+                        _check_finite(gp, f"the backward of {op.name}")
                 cur = p._g
                 p._g = gp if cur is _PLACED else cur + gp
     finally:
