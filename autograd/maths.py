@@ -107,7 +107,11 @@ class ScalarMath:
 
 
 class ArrayMath:
-    """Math on NumPy arrays; numerically stable where the naive formula overflows."""
+    """Math on NumPy arrays; numerically stable where the naive formula overflows.
+
+    Array methods (``x.sum(...)``) rather than NumPy's functions (``np.sum(x, ...)``) where both
+    exist: the functions add a Python-level wrapper, about a microsecond a call, on every op.
+    """
 
     div = staticmethod(np.divide)
     pow = staticmethod(np.power)
@@ -118,10 +122,32 @@ class ArrayMath:
     abs = staticmethod(np.abs)
     maximum = staticmethod(np.maximum)
     minimum = staticmethod(np.minimum)
-    reshape = staticmethod(np.reshape)
-    transpose = staticmethod(np.transpose)
-    broadcast_to = staticmethod(np.broadcast_to)
     where = staticmethod(np.where)
+
+    @staticmethod
+    def reshape(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        return x.reshape(shape)
+
+    @staticmethod
+    def transpose(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        return x.transpose(axes)
+
+    @staticmethod
+    def broadcast_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        if x.shape == shape:
+            return x
+        x = np.ascontiguousarray(x)
+        if x.ndim != len(shape):
+            return np.broadcast_to(x, shape)
+        # A read-only view with stride 0 along the broadcast axes, as np.broadcast_to makes,
+        # built directly: np.broadcast_to's own checks cost more than the rest of a small op.
+        strides = tuple(
+            0 if n == 1 and s != 1 else st
+            for n, s, st in zip(x.shape, shape, x.strides, strict=True)
+        )
+        view: np.ndarray = np.ndarray(shape, x.dtype, x, 0, strides)
+        view.flags.writeable = False
+        return view
 
     @staticmethod
     def xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -152,21 +178,21 @@ class ArrayMath:
 
     @staticmethod
     def sum(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
-        return np.sum(x, axis=axis, keepdims=keepdims)
+        return x.sum(axis=axis, keepdims=keepdims)
 
     @staticmethod
     def amax(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
-        return np.max(x, axis=axis, keepdims=keepdims)
+        return x.max(axis=axis, keepdims=keepdims)
 
     @staticmethod
     def amin(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
-        return np.min(x, axis=axis, keepdims=keepdims)
+        return x.min(axis=axis, keepdims=keepdims)
 
     @staticmethod
     def expand(g: np.ndarray, shape: tuple[int, ...], axis: Any, keepdims: bool) -> np.ndarray:
         if not keepdims:
-            g = np.reshape(g, _keep_shape(shape, axis))
-        return np.broadcast_to(g, shape)
+            g = g.reshape(_keep_shape(shape, axis))
+        return ArrayMath.broadcast_to(g, shape)
 
     @staticmethod
     def argmax_share(x: np.ndarray, out: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
@@ -175,7 +201,7 @@ class ArrayMath:
 
     @staticmethod
     def mT(x: np.ndarray) -> np.ndarray:
-        return np.swapaxes(x, -1, -2)
+        return x.swapaxes(-1, -2)
 
     @staticmethod
     def scatter(g: np.ndarray, shape: tuple[int, ...], index: Any) -> np.ndarray:

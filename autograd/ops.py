@@ -31,13 +31,15 @@ class Add(Op):
 class Sub(Op):
     """out = a - b;  da = g,  db = -g   (a primitive, not a + (-b): one node instead of two)"""
 
+    skips = True  # pred - target: no -g for a target that needs no gradient
+
     @staticmethod
     def forward(m: Any_, a: Any_, b: Any_) -> Any_:
         return a - b
 
     @staticmethod
     def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
-        return g, -g
+        return g, (-g if need[1] else None)
 
 
 class Mul(Op):

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Union
 
 from . import engine
-from .engine import Node, Op, check_forward
+from .engine import Node, Op, check_forward, link
 from .maths import NodeMath, ScalarMath
 from .ops import (
     Abs,
@@ -62,7 +62,8 @@ class Value(Node):
         self.data = _to_float(data)
         self.grad = 0.0
         self.label = label
-        self.parents = ()
+        self.p0 = self.p1 = None
+        self.pn = ()
         self.op = None
         self.saved = ()
         self.requires_grad = requires_grad
@@ -88,6 +89,10 @@ class Value(Node):
     def zeros_like(x: Value, create_graph: bool) -> Any:
         """A zero gradient for x (a float, or a constant Value when the pass is recorded)."""
         return Value(0.0, requires_grad=False) if create_graph else 0.0
+
+    def zero_grad(self) -> None:
+        """Reset the gradient to 0.0 (a recorded gradient's graph is dropped with it)."""
+        self.grad = 0.0
 
     def detach(self) -> Value:
         """Return a new leaf with the same data and no history."""
@@ -241,13 +246,15 @@ def _binary(data: float, a: Value, b: Value, op: type[Op]) -> Value:
     out.label = ""
     out._g = None
     if engine._grad_enabled and (a.requires_grad or b.requires_grad):
-        out.parents = (a, b)
+        out.p0 = a
+        out.p1 = b
         out.op = op
         out.requires_grad = True
     else:
-        out.parents = ()
+        out.p0 = out.p1 = None
         out.op = None
         out.requires_grad = False
+    out.pn = ()
     out.saved = ()
     if engine._anomaly:
         check_forward(op, data)
@@ -262,12 +269,14 @@ def _unary(op: type[Op], x: Value, saved: tuple[Any, ...] = ()) -> Value:
     out.label = ""
     out._g = None
     out.saved = saved
+    out.p1 = None
+    out.pn = ()
     if x.requires_grad and engine._grad_enabled:
-        out.parents = (x,)
+        out.p0 = x
         out.op = op
         out.requires_grad = True
     else:
-        out.parents = ()
+        out.p0 = None
         out.op = None
         out.requires_grad = False
     if engine._anomaly:
@@ -283,12 +292,12 @@ def _apply(op: type[Op], parents: tuple[Value, ...], saved: tuple[Any, ...] = ()
     out.label = ""
     out._g = None
     if engine._grad_enabled and any(p.requires_grad for p in parents):
-        out.parents = parents
+        link(out, parents)
         out.op = op
         out.saved = saved
         out.requires_grad = True
     else:
-        out.parents = ()
+        link(out, ())
         out.op = None
         out.saved = ()
         out.requires_grad = False
@@ -311,7 +320,8 @@ def _lift(x: Any, op: type[Op]) -> Value:
     c.data = _to_float(x, op.name)
     c.grad = 0.0
     c.label = ""
-    c.parents = ()
+    c.p0 = c.p1 = None
+    c.pn = ()
     c.op = None
     c.saved = ()
     c.requires_grad = False
