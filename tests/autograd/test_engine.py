@@ -249,15 +249,19 @@ def test_leaf_gradient_does_not_alias_the_grad_passed_to_backward() -> None:
     npt.assert_array_equal(x.grad, [1.0, 2.0, 3.0])
 
 
-def test_zero_grad_keeps_a_leaf_buffer_and_restarts_accumulation() -> None:
+def test_zero_grad_restarts_accumulation_and_retires_the_old_array() -> None:
     x = Tensor([1.0, 2.0], requires_grad=True)
     (x * x).sum().backward()
-    buffer = x.grad
+    old = x.grad
     x.zero_grad()
-    assert x.grad is buffer  # reused, so a training step allocates no new gradient arrays
-    npt.assert_array_equal(x.grad, [0.0, 0.0])
+    assert x.grad is None
+    # The retired array lives until the next pass delivers its gradient (so the allocator
+    # does not trim and re-fault it every step), and is never written into.
+    assert sys.getrefcount(old) > 2
     (x * 3.0).sum().backward()
     npt.assert_array_equal(x.grad, [3.0, 3.0])
+    npt.assert_array_equal(old, [2.0, 4.0])
+    assert sys.getrefcount(old) == 2  # only our local and getrefcount's argument hold it now
 
     v = Value(2.0)
     (v * v).backward()
@@ -951,3 +955,23 @@ def test_custom_op_second_derivative(cube) -> None:
 
     hvp = grad(lambda x: (first(x) * direction).sum())(x0)
     npt.assert_allclose(hvp, 6 * x0 * direction, rtol=1e-14)
+
+
+def test_retain_grads_false_keeps_only_the_leaves_gradients() -> None:
+    w = Tensor([[1.0, -2.0], [0.5, 3.0]], requires_grad=True)
+    x = Tensor([1.0, 2.0])
+    h = (w @ x).tanh()
+    loss = (h * h).sum()
+    loss.backward(retain_grads=False)
+    assert h.grad is None
+    assert loss.grad is None
+    # d/dw sum(tanh(w x)^2) = 2 tanh (1 - tanh^2) x^T, derived by hand
+    t = np.tanh(w.data @ x.data)
+    npt.assert_allclose(w.grad, np.outer(2 * t * (1 - t**2), x.data), rtol=1e-12)
+
+    v = Value(0.3)
+    u = v.tanh()
+    out = u * u
+    out.backward(retain_grads=False)
+    assert u.grad == 0.0  # an intermediate Value keeps its initial 0.0
+    assert v.grad == pytest.approx(2 * math.tanh(0.3) * (1 - math.tanh(0.3) ** 2))
