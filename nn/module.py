@@ -138,7 +138,7 @@ class Module:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **self.state_dict())
+                np.savez(f, allow_pickle=False, **self.state_dict())
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
