@@ -303,6 +303,31 @@ def _run(
     return [found[x] if x in found else zeros(x, create_graph) for x in inputs]
 
 
+def record(out: Node, op: type[Op], parents: tuple[Node, ...], saved: tuple[Any, ...]) -> None:
+    """Attach a new node to the graph, or leave it a constant when nothing needs a gradient.
+
+    It is recorded when grad mode is on and some parent requires grad; otherwise it has no
+    parents and costs no backward work. Inside detect_anomaly() its data is checked here.
+    """
+    needed = False
+    if _grad_enabled:
+        for p in parents:
+            if p.requires_grad:
+                needed = True
+                break
+    if needed:
+        link(out, parents)
+        out.op = op
+        out.saved = saved
+    else:
+        link(out, ())
+        out.op = None
+        out.saved = ()
+    out.requires_grad = needed
+    if _anomaly:
+        check_forward(op, out.data)
+
+
 def link(node: Node, parents: tuple[Node, ...]) -> None:
     """Store ``parents`` in a node's parent slots (see Node)."""
     node.p0 = parents[0] if parents else None

@@ -8,8 +8,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from . import engine
-from .engine import Node, Op, check_forward, link
+from .engine import Node, Op, record
 from .maths import ArrayMath, NodeMath
 from .ops import (
     Abs,
@@ -466,24 +465,7 @@ def _apply(op: type[Op], parents: tuple[Tensor, ...], saved: tuple[Any, ...] = (
     out._spare = None
     out.name = ""
     out._g = None
-    record = False
-    if engine._grad_enabled:
-        for p in parents:
-            if p.requires_grad:
-                record = True
-                break
-    if record:
-        link(out, parents)
-        out.op = op
-        out.saved = saved
-        out.requires_grad = True
-    else:
-        link(out, ())
-        out.op = None
-        out.saved = ()
-        out.requires_grad = False
-    if engine._anomaly:
-        check_forward(op, data)
+    record(out, op, parents, saved)
     return out
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Union
 
 from . import engine
-from .engine import Node, Op, check_forward, link
+from .engine import Node, Op, check_forward, record
 from .maths import NodeMath, ScalarMath
 from .ops import (
     Abs,
@@ -291,18 +291,7 @@ def _apply(op: type[Op], parents: tuple[Value, ...], saved: tuple[Any, ...] = ()
     out.grad = 0.0
     out.label = ""
     out._g = None
-    if engine._grad_enabled and any(p.requires_grad for p in parents):
-        link(out, parents)
-        out.op = op
-        out.saved = saved
-        out.requires_grad = True
-    else:
-        link(out, ())
-        out.op = None
-        out.saved = ()
-        out.requires_grad = False
-    if engine._anomaly:
-        check_forward(op, data)
+    record(out, op, parents, saved)
     return out
 
 
