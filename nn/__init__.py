@@ -1,5 +1,34 @@
-"""Neural networks on the autograd engine: modules, losses, optimizers, training."""
+"""Neural networks on the autograd engine: modules, losses, optimizers, training.
 
+``nn.Linear`` and ``nn.MLP`` are the Tensor modules with seed 000's API; the scalar modules on
+Values (micrograd's ``MLP(nin, nouts)``) are in ``nn.scalar``.
+"""
+
+from . import datasets, scalar
+from .functional import ACTIVATIONS, activate
+from .layers import MLP, Linear
+from .losses import LOSSES, binary_cross_entropy, cross_entropy, get_loss, mse, sum_squared_error
 from .module import Module, StateError
+from .optim import SGD, Adam, Optimizer
+from .trainer import MLPTrainer
 
-__all__ = ["Module", "StateError"]
+__all__ = [
+    "ACTIVATIONS",
+    "LOSSES",
+    "MLP",
+    "SGD",
+    "Adam",
+    "Linear",
+    "MLPTrainer",
+    "Module",
+    "Optimizer",
+    "StateError",
+    "activate",
+    "binary_cross_entropy",
+    "cross_entropy",
+    "datasets",
+    "get_loss",
+    "mse",
+    "scalar",
+    "sum_squared_error",
+]

@@ -137,6 +137,10 @@ class Module:
         target = Path(path)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
+            # mkstemp makes the file private (0600); give it the mode a plain open() would
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, allow_pickle=False, **self.state_dict())
             os.replace(tmp, target)
@@ -151,9 +155,12 @@ class Module:
         file); the model is left as it was on any error.
         """
         try:
-            with np.load(path, allow_pickle=False) as data:
+            data = np.load(path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy array
+                raise ValueError("it holds a single array, not named parameters")
+            with data:
                 state = {name: data[name] for name in data.files}
-        except (zipfile.BadZipFile, ValueError, OSError) as e:
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
             if isinstance(e, FileNotFoundError):
                 raise
             raise StateError(f"{os.fspath(path)!r} is not a saved model (.npz): {e}") from None

@@ -1,0 +1,441 @@
+"""MLPTrainer: seed 000's training loop, mini-batch gradient descent with the engine's gradients."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+
+from autograd import Tensor, no_grad
+
+from .losses import LOSSES, get_loss
+from .module import Module
+from .optim import SGD, Adam
+
+__all__ = ["CLASSIFICATION_LOSSES", "OPTIMIZERS", "MLPTrainer"]
+
+CLASSIFICATION_LOSSES: tuple[str, ...] = ("cross-entropy", "bce")
+"""Loss names whose labels are classes: their history also records accuracies."""
+
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
+"""Optimizers the trainer builds by name, with ``learning_rate`` as their step size."""
+
+History = list[dict[str, float]]
+
+
+class MLPTrainer:
+    """Train a model on (x, y) in shuffled mini-batches: seed 000's ``MLPTrainer``.
+
+    Args (seed 000's positional order, then keyword extensions):
+        model: the network, a ``Module`` whose ``forward`` maps a (batch, features) array to
+            (batch, outputs) scores, such as ``nn.layers.MLP``. If it has ``penalty()`` (MLP's
+            l1/l2 term), that scalar is added to every loss, so the engine differentiates the
+            regularisation along with the data term.
+        learning_rate: the optimizer's step size, > 0.
+        batch_size: rows per training step, >= 1; the last batch of an epoch may be smaller.
+        lossfn: "sq-error" (mean squared error), "cross-entropy", or any name
+            ``nn.losses.get_loss`` knows ("sum-sq-error", "bce").
+        optimizer: "sgd", "adam", or an optimizer built on ``model.parameters()`` (anything with
+            ``step()`` and ``zero_grad()``, e.g. ``nn.optim.SGD(params, lr, momentum=0.9)``); an
+            instance keeps its own step size and ``learning_rate`` is then only checked.
+        seed: seeds ``np.random.default_rng``, which shuffles the batches: the same seed gives
+            the same sequence of batches.
+        verbose: show a tqdm progress bar during ``train`` (one printed line per epoch if tqdm
+            is not installed); False shows nothing.
+
+    How the loss is computed: "cross-entropy" takes the model's ``logits(x)`` when it is a
+    softmax model (``is_softmax``), else its ``forward(x)``, as logits (``from_logits=True``:
+    the stable log-softmax). "bce" takes ``forward(x)`` as probabilities when the output layer
+    applies a sigmoid, else as logits. The other losses compare ``forward(x)`` with y.
+
+    Raises:
+        ValueError: naming the argument and its value, for a learning_rate that is not a
+            positive finite number, a batch_size < 1, or an unknown loss or optimizer name.
+        TypeError: when model is not a Module, or optimizer lacks step()/zero_grad().
+    """
+
+    def __init__(
+        self,
+        model: Module,
+        learning_rate: float,
+        batch_size: int,
+        lossfn: str,
+        optimizer: str | Any = "sgd",
+        seed: int = 0,
+        verbose: bool = True,
+    ) -> None:
+        if not isinstance(model, Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.learning_rate = _positive_finite("learning_rate", learning_rate)
+        self.batch_size = _int_at_least("batch_size", batch_size, 1)
+        if not isinstance(lossfn, str) or lossfn not in LOSSES:
+            raise ValueError(
+                f"unknown lossfn {lossfn!r}: choose one of {', '.join(map(repr, LOSSES))}"
+            )
+        self.lossfn = lossfn
+        self.loss = get_loss(lossfn)
+        self.classification = lossfn in CLASSIFICATION_LOSSES
+        self.optimizer = self._make_optimizer(optimizer)
+        if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.seed = int(seed)
+        self.rng: np.random.Generator = np.random.default_rng(self.seed)
+        self.verbose: bool = bool(verbose)
+        self.history: History = []
+
+    def _make_optimizer(self, optimizer: str | Any) -> Any:
+        if isinstance(optimizer, str):
+            name = optimizer.lower()
+            if name == "sgd":
+                return SGD(self.model.parameters(), lr=self.learning_rate)
+            if name == "adam":
+                return Adam(self.model.parameters(), lr=self.learning_rate)
+            raise ValueError(
+                f"unknown optimizer {optimizer!r}: choose one of "
+                f"{', '.join(map(repr, OPTIMIZERS))}, or pass an optimizer instance"
+            )
+        if not (
+            callable(getattr(optimizer, "step", None))
+            and callable(getattr(optimizer, "zero_grad", None))
+        ):
+            raise TypeError(
+                f"optimizer must be 'sgd', 'adam' or an object with step() and zero_grad(), "
+                f"got {type(optimizer).__name__}"
+            )
+        return optimizer
+
+    # -- the model's shape, where it can be read --------------------------------------------------
+
+    @property
+    def in_features(self) -> int | None:
+        """The model's input width, from ``model.layers[0].weight`` (rows), or None if unknown."""
+        return _weight_dim(self.model, 0, 0)
+
+    @property
+    def out_features(self) -> int | None:
+        """The model's output width, from ``model.layers[-1].weight`` (columns), or None."""
+        return _weight_dim(self.model, -1, 1)
+
+    # -- batches ----------------------------------------------------------------------------------
+
+    def data_loader(
+        self, data: tuple[Any, Any], shuffle: bool = True
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (x_batch, y_batch) pairs of ``batch_size`` rows from ``data = (x, y)``.
+
+        The last batch holds the remaining rows and may be smaller. With ``shuffle`` each call
+        draws a new permutation from the trainer's generator, so successive epochs differ and a
+        trainer built with the same seed repeats the same sequence; ``shuffle=False`` keeps the
+        rows in order.
+
+        Raises ValueError if data is not a pair (x, y) or x and y differ in length.
+        """
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise ValueError("data must be a pair (x, y)")
+        x, y = np.asarray(data[0]), np.asarray(data[1])
+        if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
+            raise ValueError(
+                f"x and y must have the same number of rows, got shapes {x.shape} and {y.shape}"
+            )
+        n = len(x)
+        order = self.rng.permutation(n) if shuffle else np.arange(n)
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            yield x[idx], y[idx]
+
+    # -- training ---------------------------------------------------------------------------------
+
+    def train(
+        self,
+        x_train: Any,
+        y_train: Any,
+        x_val: Any = None,
+        y_val: Any = None,
+        epochs: int = 1,
+    ) -> History:
+        """Train for ``epochs`` passes over (x_train, y_train) and return the history.
+
+        Each step: ``optimizer.zero_grad()``, the loss (plus ``model.penalty()``) on one
+        batch in training mode, ``loss.backward(retain_grads=False)``, ``optimizer.step()``.
+        After each epoch the model is evaluated on (x_val, y_val) in inference mode under
+        ``no_grad`` (pass both as None to skip validation). The model is left in inference mode.
+
+        Everything is checked before the first step, so a bad argument changes nothing.
+
+        Returns:
+            One dict per epoch (also appended to ``self.history``): "epoch" (1-based),
+            "train_loss" (the mean over the epoch's batches, weighted by batch size, of the loss
+            as trained on, penalty included), "val_loss" (the same loss on the validation set,
+            in inference mode), and for classification losses "train_acc" (over the epoch's
+            batches as trained) and "val_acc", fractions in [0, 1].
+
+        Raises:
+            ValueError: naming the problem and the values: x and y of different lengths, x not
+                2-D, empty data, NaN or infinity in the data, a feature count that is not the
+                model's, class labels out of range or not whole numbers, targets that do not fit
+                the model's output, only one of x_val and y_val, or epochs < 0.
+        """
+        epochs = _int_at_least("epochs", epochs, 0)
+        x_tr, y_tr = self._check_data(x_train, y_train, "x_train", "y_train")
+        if (x_val is None) != (y_val is None):
+            raise ValueError("give both x_val and y_val, or neither")
+        val = None if x_val is None else self._check_data(x_val, y_val, "x_val", "y_val")
+
+        history: History = []
+        bar = self._progress_bar(epochs)
+        try:
+            for epoch in range(1, epochs + 1):
+                row = self._train_epoch(epoch, x_tr, y_tr)
+                if val is not None:
+                    evaluated = self.evaluate(*val)
+                    row.update({f"val_{k}": v for k, v in evaluated.items()})
+                history.append(row)
+                self.history.append(row)
+                self._report(bar, row, epochs)
+        finally:
+            if bar is not None:
+                bar.close()
+            self.model.eval()
+        return history
+
+    def _train_epoch(self, epoch: int, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        self.model.train()
+        total = 0.0
+        correct = 0
+        seen = 0
+        for xb, yb in self.data_loader((x, y)):
+            self.optimizer.zero_grad()
+            scores = self._scores(xb)
+            loss = self._objective(scores, yb)
+            loss.backward(retain_grads=False)
+            self.optimizer.step()
+            total += loss.item() * len(xb)
+            seen += len(xb)
+            if self.classification:
+                correct += self._correct(scores.data, yb)
+        row = {"epoch": epoch, "train_loss": total / seen}
+        if self.classification:
+            row["train_acc"] = correct / seen
+        return row
+
+    def evaluate(self, x: Any, y: Any) -> dict[str, float]:
+        """The loss (penalty included) and, for classification, the accuracy of the model on
+        (x, y), in inference mode and without recording a graph.
+
+        Returns {"loss": ...} plus "acc" for classification losses. The model is left in
+        inference mode. Raises ValueError as ``train`` does for bad data.
+        """
+        x_arr, y_arr = self._check_data(x, y, "x", "y")
+        self.model.eval()
+        total = 0.0
+        correct = 0
+        with no_grad():
+            for xb, yb in self.data_loader((x_arr, y_arr), shuffle=False):
+                scores = self._scores(xb)
+                total += self._objective(scores, yb).item() * len(xb)
+                if self.classification:
+                    correct += self._correct(scores.data, yb)
+        out = {"loss": total / len(x_arr)}
+        if self.classification:
+            out["acc"] = correct / len(x_arr)
+        return out
+
+    # -- the loss ---------------------------------------------------------------------------------
+
+    def _softmax_model(self) -> bool:
+        return bool(getattr(self.model, "is_softmax", False)) and callable(
+            getattr(self.model, "logits", None)
+        )
+
+    def _sigmoid_output(self) -> bool:
+        layers = getattr(self.model, "layers", None)
+        last = layers[-1] if isinstance(layers, Sequence) and layers else None
+        return getattr(last, "applied_activation", None) == "sigmoid"
+
+    def _scores(self, x: np.ndarray) -> Tensor:
+        """What the loss takes: logits for cross-entropy on a softmax model, else forward."""
+        xt = Tensor(x)
+        if self.lossfn == "cross-entropy" and self._softmax_model():
+            return self.model.logits(xt)  # type: ignore[attr-defined, no-any-return]
+        return self.model(xt)  # type: ignore[no-any-return]
+
+    def _objective(self, scores: Tensor, y: np.ndarray) -> Tensor:
+        if self.lossfn == "cross-entropy":
+            loss = self.loss(scores, y, from_logits=True)
+        elif self.lossfn == "bce":
+            loss = self.loss(scores, y, from_logits=not self._sigmoid_output())
+        else:
+            loss = self.loss(scores, y)
+        penalty = getattr(self.model, "penalty", None)
+        return loss + penalty() if callable(penalty) else loss
+
+    def _correct(self, scores: np.ndarray, y: np.ndarray) -> int:
+        """How many rows the scores classify as the labels do."""
+        if self.lossfn == "bce":
+            # A probability above 1/2 and a logit above 0 are the same decision.
+            threshold = 0.5 if self._sigmoid_output() else 0.0
+            predicted = (scores.reshape(len(y), -1) > threshold).astype(np.int64)
+            return int(np.all(predicted == y.reshape(len(y), -1), axis=1).sum())
+        labels = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)
+        return int((scores.argmax(axis=1) == labels).sum())
+
+    # -- checks -----------------------------------------------------------------------------------
+
+    def _check_data(
+        self, x: Any, y: Any, x_name: str, y_name: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """x as a float array (n, features) and y in the form the loss wants, or ValueError."""
+        xa = _numeric(x, x_name)
+        ya = _numeric(y, y_name)
+        if xa.ndim != 2:
+            raise ValueError(f"{x_name} must be 2-D (samples, features), got shape {xa.shape}")
+        if ya.ndim == 0 or len(xa) != len(ya):
+            raise ValueError(
+                f"{x_name} and {y_name} differ in length: {len(xa)} rows and "
+                f"{len(ya) if ya.ndim else 'a scalar'} (shapes {xa.shape} and {ya.shape})"
+            )
+        if len(xa) == 0:
+            raise ValueError(f"{x_name} is empty: no rows to train or evaluate on")
+        _check_finite(xa, x_name)
+        _check_finite(ya, y_name)
+        features = self.in_features
+        if features is not None and xa.shape[1] != features:
+            raise ValueError(
+                f"{x_name} has {xa.shape[1]} features per row, the model takes {features}"
+            )
+        outputs = self.out_features
+        if self.lossfn == "cross-entropy":
+            ya = _check_classes(ya, y_name, outputs)
+        elif self.lossfn == "bce":
+            _check_binary(ya, y_name, outputs)
+        elif outputs is not None and ya.size != len(ya) * outputs:
+            raise ValueError(
+                f"{y_name} of shape {ya.shape} does not fit the model's {outputs} outputs: "
+                f"give ({len(ya)}, {outputs}) targets"
+            )
+        return xa.astype(np.float64, copy=False), ya
+
+    # -- progress ---------------------------------------------------------------------------------
+
+    def _progress_bar(self, epochs: int) -> Any:
+        if not self.verbose:
+            return None
+        try:
+            from tqdm import tqdm  # optional: the `progress` extra
+        except ImportError:
+            return None
+        return tqdm(total=epochs, desc="training", unit="epoch")
+
+    def _report(self, bar: Any, row: dict[str, float], epochs: int) -> None:
+        if not self.verbose:
+            return
+        metrics = {k: v for k, v in row.items() if k != "epoch"}
+        if bar is not None:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()}, refresh=False)
+            bar.update(1)
+        else:
+            shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+            print(f"epoch {int(row['epoch'])}/{epochs}: {shown}")
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _weight_dim(model: Module, layer: int, axis: int) -> int | None:
+    layers = getattr(model, "layers", None)
+    if not isinstance(layers, Sequence) or not layers:
+        return None
+    shape = getattr(getattr(layers[layer], "weight", None), "shape", None)
+    if not isinstance(shape, tuple) or len(shape) != 2:
+        return None
+    return int(shape[axis])
+
+
+def _numeric(a: Any, name: str) -> np.ndarray:
+    if isinstance(a, Tensor):
+        a = a.data
+    try:
+        arr = np.asarray(a)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} is not an array of numbers: {e}") from None
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold numbers, got an array of dtype {arr.dtype}")
+    return arr
+
+
+def _check_finite(a: np.ndarray, name: str) -> None:
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        bad = np.argwhere(~np.isfinite(a))
+        first = tuple(int(i) for i in bad[0])
+        raise ValueError(
+            f"{name} holds {len(bad)} NaN or infinite value(s), the first {a[first].item()} at "
+            f"index {list(first)}"
+        )
+
+
+def _check_classes(y: np.ndarray, name: str, classes: int | None) -> np.ndarray:
+    """Class indices (n,) as int64, or one-hot rows (n, classes) as float64."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.reshape(-1)
+    if y.ndim == 2:
+        if classes is not None and y.shape[1] != classes:
+            raise ValueError(
+                f"{name} has one-hot rows of {y.shape[1]} classes, the model has {classes} outputs"
+            )
+        rows_ok = np.all((y == 0) | (y == 1), axis=1) & (y.sum(axis=1) == 1)
+        if not np.all(rows_ok):
+            row = int(np.flatnonzero(~rows_ok)[0])
+            raise ValueError(f"{name} row {row} is not one-hot: {y[row].tolist()}")
+        return y.astype(np.float64, copy=False)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be class labels (n,) or one-hot rows, got shape {y.shape}")
+    if y.dtype.kind == "b":
+        raise ValueError(f"{name} holds booleans: give integer class labels")
+    whole = y == np.round(y)
+    if not np.all(whole):
+        i = int(np.flatnonzero(~whole)[0])
+        raise ValueError(
+            f"{name} must hold whole-number class labels, got {y[i].item()!r} at index {i}"
+        )
+    top = (classes - 1) if classes is not None else None
+    out = (y < 0) | (y > top) if top is not None else (y < 0)
+    if np.any(out):
+        i = int(np.flatnonzero(out)[0])
+        allowed = f"[0, {top}]" if top is not None else "non-negative"
+        raise ValueError(
+            f"{name} has class label {y[i].item()!r} at index {i}, out of range: labels must be "
+            f"{allowed}" + (f" for a model with {classes} outputs" if classes else "")
+        )
+    return y.astype(np.int64)
+
+
+def _check_binary(y: np.ndarray, name: str, outputs: int | None) -> None:
+    if outputs is not None and y.size != len(y) * outputs:
+        raise ValueError(f"{name} of shape {y.shape} does not fit the model's {outputs} outputs")
+    bad = (y != 0) & (y != 1)
+    if np.any(bad):
+        first = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{name} must hold 0/1 labels for 'bce', got {y[tuple(first)].item()!r} at index "
+            f"{first.tolist()}"
+        )
+
+
+def _int_at_least(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _positive_finite(name: str, value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, Real)
+        or not (math.isfinite(float(value)) and float(value) > 0)
+    ):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)

@@ -1,0 +1,238 @@
+"""The ``backproplab demo`` command line, run in-process, and the pictures it draws."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import viz.cli as cli
+from nn.seed_circle import circle_lines
+from nn.seed_relu import relu_numpy_reference
+from viz.cli import main
+from viz.plots import plot_function_2d, plot_loss_curve
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path: Path) -> bool:
+    return path.is_file() and path.read_bytes()[:8] == PNG and path.stat().st_size > 1000
+
+
+def _no_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `import matplotlib` raises ImportError while sys.modules holds None for it.
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+
+
+# -- demo circle ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("engine", "steps"), [("tensor", 300), ("value", 100)])
+def test_circle_prints_seed_001s_lines(
+    engine: str, steps: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "circle", "--engine", engine, "--steps", str(steps)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    expected, _ = circle_lines(engine, steps)
+    assert out == expected
+    assert out[:3] == ["untrained f(0, 0) = 0.5588", "1 0.2919", "100 0.1420"]
+
+
+def test_circle_writes_its_pictures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "new" / "folder"
+    argv = ["demo", "circle", "--engine", "tensor", "--steps", "200", "--out", str(out_dir)]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name in ("circle_loss.png", "circle_function.png"):
+        assert _is_png(out_dir / name)
+        assert f"wrote {out_dir / name}" in lines
+
+
+def test_circle_without_matplotlib_says_how_to_get_pictures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_matplotlib(monkeypatch)
+    rc = main(["demo", "circle", "--engine", "tensor", "--steps", "100", "--out", str(tmp_path)])
+    assert rc == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == (
+        "pictures skipped: matplotlib is not installed (to get them: "
+        "pip install 'backproplab[plot]')"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_picture_that_cannot_be_written_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a folder")
+    rc = main(["demo", "circle", "--engine", "tensor", "--steps", "100", "--out", str(a_file)])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("backproplab: error: cannot create the picture folder")
+
+
+# -- demo relu --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_relu_prints_the_trajectory_of_the_hand_derived_reference(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["demo", "relu", "--seed", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ref = relu_numpy_reference(1)
+    assert len(lines) == len(ref.losses) + 5 == 24
+    for line, (i, loss) in zip(lines[:-5], ref.losses, strict=True):
+        step, value = line.split(" ")
+        assert int(step) == i
+        assert float(value) == pytest.approx(loss, rel=1e-9)
+        assert value == repr(float(value))  # the full float
+    np.testing.assert_allclose([float(v) for v in lines[-5:]], ref.errors.ravel(), rtol=1e-9)
+
+
+# -- demo mlp ---------------------------------------------------------------------------------
+
+
+def _final_accuracy(out: str) -> float:
+    match = re.search(r"^final validation accuracy: (\d+\.\d)%$", out, re.MULTILINE)
+    assert match, out
+    return float(match.group(1))
+
+
+@pytest.mark.parametrize("data", ["moons", "spirals"])
+def test_mlp_reaches_95_percent(data: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "mlp", "--data", data]) == 0
+    out = capsys.readouterr().out
+    assert _final_accuracy(out) >= 95.0
+    header = next(line for line in out.splitlines() if line.startswith("epoch"))
+    assert header.split() == ["epoch", "train", "loss", "train", "acc", "val", "loss", "val", "acc"]
+
+
+def test_mlp_epochs_and_pictures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "mlp", "--epochs", "3", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if re.match(r"^\s+\d+ ", line)]
+    assert [int(r[0]) for r in rows] == [1, 2, 3]
+    assert "trained 3 epochs" in out
+    assert _is_png(tmp_path / "mlp_moons_loss.png")
+    assert _is_png(tmp_path / "mlp_moons_function.png")
+
+
+# -- the tour ---------------------------------------------------------------------------------
+
+
+def test_tour_runs_everything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "TOUR_CIRCLE_STEPS", 100)
+    monkeypatch.setattr(cli, "demo_relu", lambda seed: print("relu ran") or 0)
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    headings = [line for line in out.splitlines() if line.startswith("== ")]
+    assert [h[:7] for h in headings] == ["== 1/4 ", "== 2/4 ", "== 3/4 ", "== 4/4 "]
+    assert "1. A neuron on scalar Values" in out  # autograd.demo
+    assert "untrained f(0, 0) = 0.5588" in out and "\n100 0.1420\n" in out
+    assert "relu ran" in out
+    assert "final validation accuracy:" in out
+    assert re.search(r"^tour done in \d+\.\d s$", out, re.MULTILINE)
+    for name in ("circle_loss", "circle_function", "mlp_moons_loss", "mlp_moons_function"):
+        assert _is_png(tmp_path / f"{name}.png")
+
+
+# -- bad arguments ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "the following arguments are required: COMMAND"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["demo", "nope"], "invalid choice: 'nope'"),
+        (["demo", "circle", "--steps", "0"], "--steps: must be an integer >= 1, got 0"),
+        (["demo", "circle", "--steps", "ten"], "--steps: 'ten' is not an integer"),
+        (["demo", "circle", "--engine", "gpu"], "--engine: invalid choice: 'gpu'"),
+        (["demo", "relu", "--seed", "-1"], "--seed: must be an integer in [0, 4294967296)"),
+        (["demo", "relu", "--seed", "4294967296"], "--seed: must be an integer in"),
+        (["demo", "mlp", "--data", "iris"], "--data: invalid choice: 'iris'"),
+        (["demo", "mlp", "--epochs", "0"], "--epochs: must be an integer >= 1, got 0"),
+        (["demo", "relu", "--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert captured.err.startswith("backproplab")
+    assert message in captured.err
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "mlp", "--help"]) == 0
+    assert "--data {moons,spirals}" in capsys.readouterr().out
+
+
+def test_the_exit_code_reaches_the_shell() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "viz.cli", "demo", "circle", "--steps", "-5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "backproplab demo circle: error: argument --steps: must be an integer >= 1, got -5 "
+        "(see 'backproplab demo circle --help')"
+    ]
+
+
+# -- viz.plots --------------------------------------------------------------------------------
+
+
+def test_plot_loss_curve_takes_losses_or_a_history(tmp_path: Path) -> None:
+    assert plot_loss_curve([3.0, 2.0, 1.0], tmp_path / "a.png") == tmp_path / "a.png"
+    history = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.5}, {"epoch": 2, "train_loss": 0.5}]
+    history[1]["val_loss"] = 0.7
+    plot_loss_curve(history, tmp_path / "b.png", log=False)
+    plot_loss_curve([1.0, 0.0], tmp_path / "c.png")  # a zero loss: linear axis, no error
+    assert all(_is_png(tmp_path / f"{n}.png") for n in "abc")
+    with pytest.raises(ValueError, match="empty"):
+        plot_loss_curve([], tmp_path / "d.png")
+    with pytest.raises(ValueError, match="train_loss"):
+        plot_loss_curve([{"epoch": 1}], tmp_path / "d.png")
+
+
+def test_plot_function_2d(tmp_path: Path) -> None:
+    X = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    y = np.array([0, 1, 1])
+    seen: list[tuple[int, ...]] = []
+
+    def predict(points: np.ndarray) -> np.ndarray:
+        seen.append(points.shape)
+        return (points.sum(axis=1) > 1).astype(int)
+
+    plot_function_2d(predict, X, y, tmp_path / "f.png", resolution=30)
+    assert seen == [(900, 2)]
+    assert _is_png(tmp_path / "f.png")
+    with pytest.raises(ValueError, match="one value per point"):
+        plot_function_2d(lambda p: np.zeros(3), X, y, tmp_path / "g.png")
+    with pytest.raises(ValueError, match=r"X must have shape \(n, 2\)"):
+        plot_function_2d(predict, np.zeros((3, 3)), y, tmp_path / "g.png")
+
+
+def test_plots_without_matplotlib_say_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_matplotlib(monkeypatch)
+    with pytest.raises(ImportError, match=r"pip install 'backproplab\[plot\]'"):
+        plot_loss_curve([1.0], tmp_path / "x.png")

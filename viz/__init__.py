@@ -1,0 +1,1 @@
+"""Pictures and the command line: plots of training runs and the ``backproplab`` CLI."""

@@ -1,0 +1,243 @@
+"""Pictures of training runs: loss curves and a 2-D model's function over the plane, as PNGs.
+
+matplotlib is optional (the ``plot`` extra: ``pip install 'backproplab[plot]'``) and imported
+only when a picture is drawn. The figures are drawn on matplotlib's ``Figure`` with the Agg
+canvas, never through pyplot, so drawing here neither opens windows nor changes the backend of
+a program (or notebook) that imports this module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "PLOT_HINT",
+    "have_matplotlib",
+    "plot_function_2d",
+    "plot_loss_curve",
+    "plot_values_2d",
+]
+
+PLOT_HINT = "pip install 'backproplab[plot]'"
+"""How to get matplotlib, for messages that skip pictures."""
+
+PathLike = str | os.PathLike[str]
+
+
+def have_matplotlib() -> bool:
+    """True when matplotlib can be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _figure(width: float = 6.0, height: float = 4.0) -> Any:
+    """A new Figure on the Agg canvas; ImportError with the install hint without matplotlib."""
+    try:
+        # matplotlib itself first: a stale submodule in sys.modules must not hide its absence.
+        import matplotlib  # noqa: F401
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise ImportError(f"drawing pictures needs matplotlib: {PLOT_HINT}") from e
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: PathLike) -> Path:
+    target = Path(path)
+    fig.savefig(target, format="png")
+    return target
+
+
+def plot_loss_curve(
+    history_or_losses: Sequence[Mapping[str, float]] | Sequence[float] | np.ndarray,
+    path: PathLike,
+    log: bool = True,
+    title: str = "loss",
+) -> Path:
+    """Draw a loss curve and write it to ``path`` as a PNG.
+
+    Args:
+        history_or_losses: either one loss per step (a sequence of numbers, drawn against the
+            step 1, 2, ...), or an ``MLPTrainer`` history (a sequence of dicts with "epoch",
+            "train_loss" and maybe "val_loss", drawn as one curve each against the epoch).
+        path: the file to write.
+        log: a logarithmic y axis; ignored (linear) when some loss is not positive, since a log
+            axis cannot show it.
+        title: the figure's title.
+
+    Returns:
+        The path written, as a Path.
+
+    Raises:
+        ValueError: for an empty sequence, or a history without "train_loss".
+        ImportError: when matplotlib is missing (the message says how to install it).
+        OSError: when the file cannot be written.
+    """
+    if len(history_or_losses) == 0:
+        raise ValueError("nothing to plot: the history or list of losses is empty")
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    first = history_or_losses[0]
+    if isinstance(first, Mapping):
+        rows: Sequence[Mapping[str, float]] = history_or_losses  # type: ignore[assignment]
+        if "train_loss" not in first:
+            raise ValueError(f"a history needs 'train_loss' in each row, got keys {list(first)}")
+        epochs = np.array([row.get("epoch", i + 1) for i, row in enumerate(rows)], dtype=float)
+        for key in ("train_loss", "val_loss"):
+            if key in first:
+                curves[key.replace("_", " ")] = (epochs, np.array([r[key] for r in rows], float))
+        xlabel = "epoch"
+    else:
+        losses = np.asarray(history_or_losses, dtype=float).reshape(-1)
+        curves["loss"] = (np.arange(1, losses.size + 1, dtype=float), losses)
+        xlabel = "step"
+    fig = _figure()
+    ax = fig.add_subplot()
+    for label, (xs, ys) in curves.items():
+        ax.plot(xs, ys, label=label, linewidth=1.5)
+    all_losses = np.concatenate([ys for _, ys in curves.values()])
+    if log and np.all(all_losses[np.isfinite(all_losses)] > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("loss" + (" (log scale)" if ax.get_yscale() == "log" else ""))
+    ax.set_title(title)
+    if len(curves) > 1:
+        ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_function_2d(
+    predict_fn: Callable[[np.ndarray], Any],
+    X: Any,
+    y: Any,
+    path: PathLike,
+    resolution: int = 100,
+    title: str = "the trained network's function",
+    margin: float = 0.25,
+) -> Path:
+    """Draw a function of two inputs over the plane, with the data points on top, to a PNG.
+
+    Args:
+        predict_fn: maps points of shape (m, 2) to m values (a probability, a score or a class
+            label per point; an (m, 1) result is fine).
+        X: the data points, shape (n, 2); the picture covers their bounding box, widened by
+            ``margin`` (a fraction of each side's range).
+        y: their labels or targets, n values, which colour the points.
+        path: the file to write.
+        resolution: grid points along each axis (predict_fn sees resolution² points).
+        title: the figure's title.
+
+    Returns:
+        The path written, as a Path.
+
+    Raises:
+        ValueError: for X not of shape (n, 2), y not of length n, resolution < 2, or a
+            predict_fn result that is not one value per point.
+        ImportError: when matplotlib is missing. OSError: when the file cannot be written.
+    """
+    points = np.asarray(X, dtype=float)
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
+        raise ValueError(f"X must have shape (n, 2), got {points.shape}")
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
+        raise ValueError(f"resolution must be an integer >= 2, got {resolution!r}")
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    pad = np.maximum(hi - lo, 1e-9) * margin
+    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution)
+    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution)
+    gx, gy = np.meshgrid(xs, ys)
+    values = np.asarray(predict_fn(np.column_stack([gx.ravel(), gy.ravel()])))
+    if values.size != gx.size:
+        raise ValueError(
+            f"predict_fn returned {values.size} values for {gx.size} points (shape "
+            f"{values.shape}); it must return one value per point"
+        )
+    return plot_values_2d(xs, ys, values.reshape(gx.shape), points, y, path, title=title)
+
+
+def plot_values_2d(
+    xs: Any,
+    ys: Any,
+    values: Any,
+    X: Any,
+    y: Any,
+    path: PathLike,
+    title: str = "the trained network's function",
+) -> Path:
+    """Draw values already computed on the grid xs × ys, with the data points on top, to a PNG.
+
+    ``values[i, j]`` is the function at (xs[j], ys[i]), the layout of ``np.meshgrid(xs, ys)``
+    (and of ``nn.seed_circle.predict_grid``). Integer-valued results with at most 10 distinct
+    values (class labels) are drawn as flat regions in the colours of their points, others as a
+    shaded surface with a colour bar, the points on the same colour scale. The rest is as for
+    ``plot_function_2d``.
+
+    Returns the path written. Raises ValueError when the shapes do not fit, ImportError
+    without matplotlib, OSError when the file cannot be written.
+    """
+    xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    grid = np.asarray(values, dtype=float)
+    points = np.asarray(X, dtype=float)
+    labels = np.asarray(y).reshape(-1)
+    if grid.shape != (len(ys), len(xs)):
+        raise ValueError(
+            f"values must have shape (len(ys), len(xs)) = {(len(ys), len(xs))}, got {grid.shape}"
+        )
+    if points.ndim != 2 or points.shape[1] != 2 or len(labels) != len(points):
+        raise ValueError(
+            f"X must have shape (n, 2) and y n values, got shapes {points.shape} and {np.shape(y)}"
+        )
+    fig = _figure(5.5, 4.5)
+    ax = fig.add_subplot()
+    finite = grid[np.isfinite(grid)]
+    if finite.size and np.all(finite == np.round(finite)) and np.unique(finite).size <= 10:
+        # Class labels: flat regions, boundaries halfway between labels, each class in the
+        # colour of its points (tab10, by label), pale behind them.
+        from matplotlib.colors import ListedColormap
+
+        classes = np.unique(np.concatenate([finite, labels.astype(float)]))
+        palette = ListedColormap([f"C{int(c) % 10}" for c in classes])
+        index = np.searchsorted(classes, grid)
+        levels = np.arange(len(classes) + 1) - 0.5
+        ax.contourf(xs, ys, index, levels=levels, cmap=palette, alpha=0.25)
+        ax.scatter(
+            points[:, 0],
+            points[:, 1],
+            c=np.searchsorted(classes, labels.astype(float)),
+            cmap=palette,
+            vmin=-0.5,
+            vmax=len(classes) - 0.5,
+            edgecolors="black",
+            linewidths=0.5,
+            s=18,
+        )
+    else:
+        # Values (a probability, a score): a shaded surface; points coloured on the same scale.
+        surface = ax.contourf(xs, ys, grid, levels=20, cmap="RdBu_r", alpha=0.8)
+        fig.colorbar(surface, ax=ax)
+        ax.scatter(
+            points[:, 0],
+            points[:, 1],
+            c=labels.astype(float),
+            cmap="RdBu_r",
+            norm=surface.norm,
+            edgecolors="white",  # a point shares the surface's colour where the fit is good
+            linewidths=0.8,
+            s=18,
+        )
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="box")
+    fig.tight_layout()
+    return _save(fig, path)
