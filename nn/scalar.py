@@ -8,21 +8,12 @@ from typing import Union
 
 from autograd import Value, dot
 
+from .functional import check_activation
 from .module import Module
 
-__all__ = ["ACTIVATIONS", "INITS", "MLP", "Layer", "Neuron"]
+__all__ = ["INITS", "MLP", "Layer", "Neuron"]
 
 Scalar = Union[Value, int, float]  # noqa: UP007 - a runtime alias; `|` needs 3.10 objects
-
-# The activation by name, as the Value method that applies it; None leaves the sum as it is.
-# The same names as nn.functional's, kept here so the scalar modules stand on the engine alone.
-ACTIVATIONS: dict[str, Callable[[Value], Value] | None] = {
-    "relu": Value.relu,
-    "sigmoid": Value.sigmoid,
-    "tanh": Value.tanh,
-    "none": None,
-    "linear": None,
-}
 
 INITS = ("uniform", "seed001", "zeros")
 
@@ -31,12 +22,6 @@ def _check_count(name: str, n: object) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"{name} must be a positive int, got {n!r}")
     return n
-
-
-def _check_activation(activation: object, name: str = "activation") -> str:
-    if not isinstance(activation, str) or activation not in ACTIVATIONS:
-        raise ValueError(f"unknown {name} {activation!r}: expected one of {sorted(ACTIVATIONS)}")
-    return activation
 
 
 def _check_init(init: object) -> str:
@@ -78,11 +63,14 @@ class Neuron(Module):
 
     def __init__(self, nin: int, activation: str = "tanh", init: str = "uniform") -> None:
         self.nin = _check_count("nin", nin)
-        self.activation = _check_activation(activation)
+        self.activation = check_activation(activation)
         self.init = _check_init(init)
         self.w = [Value(d, label=f"w{i}") for i, d in enumerate(_draw_weights(init, nin))]
         self.b = Value(0.0, label="b")
-        self._act = ACTIVATIONS[activation]
+        # The Value method itself (its names are the activations'), looked up once, not per call
+        self._act: Callable[[Value], Value] | None = (
+            None if self.activation == "none" else getattr(Value, self.activation)
+        )
 
     def forward(self, xs: Sequence[Scalar]) -> Value:
         """Return ``activation(w · xs + b)`` for ``nin`` numbers or Values.
@@ -122,7 +110,7 @@ class Layer(Module):
     ) -> None:
         self.nin = _check_count("nin", nin)
         self.nout = _check_count("nout", nout)
-        _check_activation(activation)
+        check_activation(activation)
         _check_init(init)
         self.activation = activation
         self.neurons = [Neuron(nin, activation, init) for _ in range(nout)]
@@ -181,10 +169,10 @@ class MLP(Module):
             raise ValueError(f"nouts must be a non-empty list of layer widths, got {nouts!r}")
         widths = [_check_count(f"nouts[{i}]", n) for i, n in enumerate(nouts)]
         if isinstance(activation, str):
-            acts = [_check_activation(activation)] * (len(widths) - 1)
-            acts.append(_check_activation(output_activation, "output_activation"))
+            acts = [check_activation(activation)] * (len(widths) - 1)
+            acts.append(check_activation(output_activation, "output_activation"))
         else:
-            acts = [_check_activation(a, f"activation[{i}]") for i, a in enumerate(activation)]
+            acts = [check_activation(a, f"activation[{i}]") for i, a in enumerate(activation)]
             if len(acts) != len(widths):
                 raise ValueError(
                     f"activation lists {len(acts)} activations {acts!r} for {len(widths)} "
