@@ -140,17 +140,22 @@ def gradcheck(
 
 @dataclass(frozen=True)
 class GradientRow:
-    """One input's line in a report: its name and shape, and the two comparisons."""
+    """One input's line in a report: its name and shape, and the two comparisons.
+
+    ``problem`` says why a comparison could not be made at all (say, a hand-derived gradient of
+    the wrong shape, or none); such a row fails, and the report's last line gives the reason.
+    """
 
     name: str
     shape: tuple[int, ...]
     manual: Comparison | None  # manual against automatic
     numeric: Comparison | None  # automatic against central differences
+    problem: str | None = None
 
     @property
     def ok(self) -> bool:
-        """True when both comparisons that were made passed."""
-        return all(c is None or c.ok for c in (self.manual, self.numeric))
+        """True when there is no problem and both comparisons that were made passed."""
+        return self.problem is None and all(c is None or c.ok for c in (self.manual, self.numeric))
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,7 @@ class GradientReport:
     manual_tol: tuple[float, float] = (1e-12, 1e-9)  # (atol, rtol)
     numeric_tol: tuple[float, float] = (1e-5, 1e-3)
     title: str = field(default="gradients: manual vs automatic vs numeric")
+    label: str = "input"  # the first column's heading: what a row is (an input, a parameter)
 
     @property
     def ok(self) -> bool:
@@ -176,7 +182,7 @@ class GradientReport:
         return [r.name for r in self.rows if not r.ok]
 
     def __str__(self) -> str:
-        head = ("input", "shape", "|man-auto|", "rel", "|auto-num|", "rel", "")
+        head = (self.label, "shape", "|man-auto|", "rel", "|auto-num|", "rel", "")
         lines: list[tuple[str, ...]] = [head]
         for r in self.rows:
             shape = "×".join(map(str, r.shape)) if r.shape else "scalar"
@@ -200,6 +206,8 @@ class GradientReport:
         else:
             parts = []
             for r in self.rows:
+                if r.problem is not None:
+                    parts.append(f"{r.name} ({r.problem})")
                 for what, c in (
                     ("manual vs automatic", r.manual),
                     ("automatic vs numeric", r.numeric),

@@ -1,0 +1,239 @@
+"""The manual-vs-automatic checker: hand-derived backprop beside the engine and central differences.
+
+``check_model(model, x, y, loss)`` computes the gradient of the training loss with respect to
+every parameter of an ``nn.Linear`` or ``nn.MLP`` three ways:
+
+- **manual**: ``nn.manual.ManualBackprop`` (or a derivation of your own), NumPy formulas only;
+- **automatic**: the engine's backward pass;
+- **numeric**: central differences of the engine's loss, in float64.
+
+It returns an ``autograd.GradientReport``, the report ``compare_gradients`` gives for a function
+of your own, with the same tolerance rule (``autograd.check.compare``) and the same table.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from autograd import Tensor, enable_grad, gradients, no_grad
+from autograd.check import GradientReport, GradientRow, compare, numerical_gradient
+
+from .layers import MLP, Linear
+from .losses import cross_entropy, mse, sum_squared_error
+from .manual import LOSSES, manual_grads
+
+__all__ = [
+    "FLOAT32_TOL",
+    "FLOAT64_TOL",
+    "NUMERIC_TOL",
+    "ManualGradient",
+    "check_model",
+    "model_loss",
+]
+
+ManualGradient = Callable[[Any, np.ndarray, np.ndarray, str], Mapping[str, Any]]
+"""A hand derivation: (model, x, y, loss) -> {parameter name: gradient}."""
+
+FLOAT64_TOL: tuple[float, float] = (1e-12, 1e-9)
+"""(atol, rtol) for manual vs automatic on a float64 model, as ``compare_gradients`` uses. Both
+sides are exact up to rounding: over every option combination of the command's 16-16 network
+(three seeds each) they differed by at most 3e-15 of the gradient's largest element (1.4e-14
+absolute). Rounding scales with the gradient, so gradients far above 100 in size (a summed
+loss over a big batch) may need a larger atol for elements that cancel to near zero."""
+
+FLOAT32_TOL: tuple[float, float] = (1e-6, 1e-4)
+"""(atol, rtol) for manual vs automatic on a float32 model. float32 carries about 7 digits and
+the two sides round in different orders. Measured over every option combination of the command's
+16-16 network (two seeds each): |manual − automatic| at most 5.7e-7 of the gradient's largest
+element (7.6e-6 absolute, on summed squared errors whose gradients reach 110), and never more
+than 6e-9 beyond 1e-4 · |automatic|. rtol 1e-4 and atol 1e-6 leave a margin of over 100, and
+every wrong formula the tests try is off by 10% or more."""
+
+NUMERIC_TOL: tuple[float, float] = (1e-5, 1e-3)
+"""(atol, rtol) for automatic vs central differences, as ``compare_gradients`` uses: central
+differences with step 1e-6 are accurate to about 1e-8 here, not exactly."""
+
+
+def model_loss(model: Linear | MLP, x: Tensor, y: Any, loss: str) -> Tensor:
+    """The loss the trainer minimises, on the engine: ``loss(scores, y) + model.penalty()``.
+
+    As ``nn.MLPTrainer`` computes it: cross-entropy takes logits (``model.logits(x)`` on a
+    softmax MLP, else ``model.forward(x)``); the squared errors take ``model.forward(x)``.
+    """
+    if loss == "cross-entropy":
+        scores = model.logits(x) if isinstance(model, MLP) and model.is_softmax else model(x)
+        value = cross_entropy(scores, y, from_logits=True)
+    else:
+        value = (mse if loss == "sq-error" else sum_squared_error)(model(x), y)
+    return value + model.penalty()
+
+
+def check_model(
+    model: Linear | MLP,
+    x: Any,
+    y: Any,
+    loss: str = "sq-error",
+    *,
+    seed: int | None = 0,
+    rtol: float | None = None,
+    atol: float | None = None,
+    numeric_rtol: float = NUMERIC_TOL[1],
+    numeric_atol: float = NUMERIC_TOL[0],
+    eps: float = 1e-6,
+    manual: ManualGradient | None = None,
+    title: str | None = None,
+) -> GradientReport:
+    """Set hand-derived gradients beside the engine's and central differences, per parameter.
+
+    Args:
+        model: an ``nn.Linear`` or ``nn.MLP`` whose parameters are all float64 or all float32.
+            It is checked in its current mode: in training mode its dropout is on.
+        x: a batch of shape (B, in).
+        y: targets (B, out) for "sq-error" and "sum-sq-error"; class indices (B,) or one-hot
+            rows (B, classes) for "cross-entropy".
+        loss: "sq-error" (mean squared error), "sum-sq-error" or "cross-entropy". The loss
+            checked is the trainer's, the model's penalty included (see ``model_loss``).
+        seed: the dropout masks are drawn from ``np.random.default_rng([seed, i])`` for layer
+            i, so one call gives one report; None draws them from the layers' own generators
+            (the masks their next training forward would draw). Either way the engine's
+            forward draws the masks once, the hand derivation reads them from ``last_mask``, and
+            every central-difference evaluation redraws exactly the same ones.
+        rtol, atol: the tolerance for manual vs automatic; by default ``FLOAT64_TOL`` (1e-9
+            relative) for a float64 model and ``FLOAT32_TOL`` (1e-4 relative) for float32.
+        numeric_rtol, numeric_atol: the tolerance for automatic vs central differences.
+        eps: the central differences' step.
+        manual: the hand derivation, called as ``manual(model, x, y, loss)`` and returning a
+            gradient per parameter name; by default ``nn.manual.manual_grads``.
+        title: the report's first line; by default it describes the model, loss and batch.
+
+    Returns:
+        A GradientReport with one row per parameter, in ``named_parameters()`` order: its
+        name and shape, the largest absolute and relative |manual − automatic| and
+        |automatic − numeric|, and pass or fail. A manual gradient that is missing or of the
+        wrong shape fails its row and the report says so. ``str(report)`` is the table; its
+        last line names every parameter that disagrees.
+
+    Raises:
+        ValueError: for an unknown loss, a model of mixed or non-float dtypes, an x that is not
+            2-D, or a manual gradient for a parameter the model does not have.
+        TypeError: when the model is not an ``nn.Linear`` or ``nn.MLP``.
+
+    The model is left as it was: parameters, gradients, generators and ``last_mask``.
+
+    Central differences need a derivative to exist. At a kink they see half of each side's
+    slope: relu at z = 0 exactly (which a zero bias gives under an input row that relu or
+    dropout zeroed entirely; nn.Linear's biases start at zero), or |w| at w = 0 for l1. There
+    the numeric column can fail while manual and automatic agree, both taking 0 as relu'(0).
+    """
+    if not isinstance(model, (Linear, MLP)):
+        raise TypeError(f"check_model checks an nn.Linear or nn.MLP, got {type(model).__name__}")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}: choose one of {', '.join(map(repr, LOSSES))}")
+    named = list(model.named_parameters())
+    dtypes = {p.data.dtype for _, p in named}
+    if len(dtypes) != 1 or dtypes.pop() not in (np.float32, np.float64):
+        raise ValueError(
+            "check_model needs parameters that are all float64 or all float32, got "
+            + ", ".join(f"{n} {p.data.dtype}" for n, p in named)
+        )
+    dtype = named[0][1].data.dtype
+    xs = np.asarray(x, dtype=dtype)
+    if xs.ndim != 2:
+        raise ValueError(f"x must be a batch of shape (B, {model.input_size}), got {xs.shape}")
+    # Targets in the model's dtype, so a float32 model's loss stays float32; class labels stay
+    # integers.
+    ys = np.asarray(y)
+    if loss != "cross-entropy" or ys.dtype.kind == "f":
+        ys = ys.astype(dtype)
+    if rtol is None or atol is None:
+        default_atol, default_rtol = FLOAT32_TOL if dtype == np.float32 else FLOAT64_TOL
+        atol = default_atol if atol is None else atol
+        rtol = default_rtol if rtol is None else rtol
+    derive = manual_grads if manual is None else manual
+
+    layers = model.layers if isinstance(model, MLP) else [model]
+    saved_rngs = [layer.rng for layer in layers]
+    saved_masks = [layer.last_mask for layer in layers]
+    saved_data = [p.data for _, p in named]
+    fresh = (
+        [np.random.default_rng([seed, i]) for i in range(len(layers))]
+        if seed is not None
+        else [copy.deepcopy(g) for g in saved_rngs]
+    )
+
+    # Only a layer that drops out draws from its generator in a forward pass.
+    dropping = [i for i, layer in enumerate(layers) if layer.training and layer.dropout > 0.0]
+
+    def same_masks() -> None:
+        # A copy of the same generator state before every forward: the same draws, so the same
+        # dropout masks, in every evaluation.
+        for i in dropping:
+            layers[i].rng = copy.deepcopy(fresh[i])
+
+    try:
+        # The engine. gradients() leaves every .grad as it was.
+        same_masks()
+        with enable_grad():
+            root = model_loss(model, Tensor(xs), ys, loss)
+            auto = [np.asarray(g) for g in gradients(root, [p for _, p in named])]
+        # By hand, on the same weights and the masks the engine's forward just drew.
+        derived = dict(derive(model, xs.copy(), ys.copy(), loss))
+        # Central differences, in float64 whatever the model's dtype.
+        x64 = xs.astype(np.float64)
+        y64 = ys.astype(np.float64) if ys.dtype.kind == "f" else ys
+
+        def at(*arrays: np.ndarray) -> float:
+            for (_, p), arr in zip(named, arrays, strict=True):
+                p.data = arr
+            same_masks()
+            with no_grad():
+                return float(model_loss(model, Tensor(x64), y64, loss).data)
+
+        numeric = numerical_gradient(at, [d.astype(np.float64) for d in saved_data], eps)
+    finally:
+        for (_, p), data in zip(named, saved_data, strict=True):
+            p.data = data
+        for layer, g, mask in zip(layers, saved_rngs, saved_masks, strict=True):
+            layer.rng = g
+            layer.last_mask = mask
+
+    names = [n for n, _ in named]
+    unknown = sorted(set(derived) - set(names))
+    if unknown:
+        raise ValueError(
+            f"the manual gradient names {', '.join(unknown)}, which the model does not have "
+            f"(its parameters: {', '.join(names)})"
+        )
+    rows = []
+    for (name, p), a, n in zip(named, auto, numeric, strict=True):
+        shape = tuple(p.data.shape)
+        num = compare(a, n, numeric_atol, numeric_rtol)
+        if name not in derived:
+            rows.append(GradientRow(name, shape, None, num, "no manual gradient"))
+            continue
+        m = np.asarray(derived[name])
+        if m.shape != shape:
+            problem = f"manual gradient has shape {m.shape}, the parameter {shape}"
+            rows.append(GradientRow(name, shape, None, num, problem))
+            continue
+        rows.append(GradientRow(name, shape, compare(m, a, atol, rtol), num))
+    if title is None:
+        title = describe(model, len(xs), loss, dtype)
+    return GradientReport(
+        rows, (atol, rtol), (numeric_atol, numeric_rtol), title=title, label="parameter"
+    )
+
+
+def describe(model: Linear | MLP, batch: int, loss: str, dtype: Any) -> str:
+    """One line naming what was checked: the model with its options, the loss, batch, dtype."""
+    head = f"{type(model).__name__}({model.extra_repr()})"
+    penalised = any(
+        layer.regularisation is not None
+        for layer in (model.layers if isinstance(model, MLP) else [model])
+    )
+    objective = f"{loss} + penalty" if penalised else loss
+    return f"{head}: {objective}, batch {batch}, {np.dtype(dtype).name}"
