@@ -21,6 +21,7 @@ from .engine import (
     no_grad,
 )
 from .functional import grad, value_and_grad
+from .parse import ParseError, parse
 from .tensor import Tensor, concatenate, maximum, minimum, stack, where
 from .value import Value, dot, sum_values
 
@@ -33,6 +34,7 @@ __all__ = [
     "GradientRow",
     "Node",
     "Op",
+    "ParseError",
     "Tensor",
     "Value",
     "compare_gradients",
@@ -48,6 +50,7 @@ __all__ = [
     "minimum",
     "no_grad",
     "numerical_gradient",
+    "parse",
     "stack",
     "sum_values",
     "value_and_grad",

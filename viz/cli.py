@@ -23,6 +23,9 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from .cmd_check import add_check as _add_check
+from .cmd_graph import register as _add_graph
+
 __all__ = ["COMMANDS", "OutputError", "UsageError", "build_parser", "main"]
 
 PROG = "backproplab"
@@ -154,12 +157,15 @@ def _add_demo(commands: Any) -> None:
         help="default: " + ", ".join(f"{k} {v['epochs']}" for k, v in sorted(MLP_SETTINGS.items())),
     )
     mlp.add_argument(
-        "--out", type=Path, metavar="DIR", help="write mlp_DATA_loss.png and mlp_DATA_function.png"
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write mlp_DATA_loss.png, mlp_DATA_function.png and mlp_DATA_gradcheck.png",
     )
     mlp.set_defaults(run=lambda a: demo_mlp(a.data, a.epochs, a.out))
 
 
-COMMANDS: list[Callable[[Any], None]] = [_add_demo]
+COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_graph, _add_check]
 """Registrars, one per subcommand: each adds its parser and sets ``run`` (args -> exit code)."""
 
 
@@ -299,8 +305,10 @@ def demo_mlp(data: str = "moons", epochs: int | None = None, out: Path | None = 
 
     The data (two_moons(200) or spirals(100, 3), seed 0) is split 80/20 into training and
     validation sets; the settings are ``MLP_SETTINGS[data]``, ``epochs`` overriding theirs.
-    With ``out``, writes mlp_<data>_loss.png (both loss curves) and mlp_<data>_function.png
-    (the decision regions). Returns 0. Raises OutputError when the pictures cannot be written.
+    With ``out``, writes mlp_<data>_loss.png (both loss curves), mlp_<data>_function.png
+    (the decision regions) and mlp_<data>_gradcheck.png (the trained model's gradients by hand
+    against the engine's, ``nn.checker.check_model`` on 16 training points).
+    Returns 0. Raises OutputError when the pictures cannot be written.
     """
     from nn.datasets import spirals, train_val_split, two_moons
     from nn.layers import MLP
@@ -356,6 +364,16 @@ def demo_mlp(data: str = "moons", epochs: int | None = None, out: Path | None = 
         folder / f"mlp_{data}_function.png",
         title=f"decision regions on {data} (val acc {history[-1]['val_acc']:.1%})",
     )
+
+    from nn.checker import check_model
+
+    from .plots import plot_gradient_check
+
+    # The trained model's gradients three ways (by hand in NumPy, by the engine, by central
+    # differences) on a few training points: a small batch keeps the numeric side quick.
+    report = check_model(model, x_train[:16], y_train[:16], "cross-entropy")
+    _say(f"gradient check on 16 training points: {str(report).splitlines()[-1]}")
+    _write(plot_gradient_check, report, folder / f"mlp_{data}_gradcheck.png")
     return 0
 
 
@@ -406,4 +424,8 @@ def _run_tour(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported viz.cli, not this __main__ copy of it: subcommands raise viz.cli's
+    # UsageError, which this copy's main() would not recognise as its own class.
+    from viz.cli import main as _main
+
+    sys.exit(_main())

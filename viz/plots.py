@@ -1,4 +1,5 @@
-"""Pictures of training runs: loss curves and a 2-D model's function over the plane, as PNGs.
+"""Pictures of training runs as PNGs: loss curves, a 2-D model's function over the plane, and a
+gradient check's manual-vs-automatic chart.
 
 matplotlib is optional (the ``plot`` extra: ``pip install 'backproplab[plot]'``) and imported
 only when a picture is drawn. The figures are drawn on matplotlib's ``Figure`` with the Agg
@@ -17,8 +18,11 @@ import numpy as np
 
 __all__ = [
     "PLOT_HINT",
+    "gradient_check_figure",
     "have_matplotlib",
+    "loss_curve_figure",
     "plot_function_2d",
+    "plot_gradient_check",
     "plot_loss_curve",
     "plot_values_2d",
 ]
@@ -66,6 +70,20 @@ def plot_loss_curve(
 ) -> Path:
     """Draw a loss curve and write it to ``path`` as a PNG.
 
+    The picture is ``loss_curve_figure(history_or_losses, log, title)``; see it for the
+    arguments. Returns the path written, as a Path. Raises ValueError and ImportError as that
+    function does, and OSError when the file cannot be written.
+    """
+    return _save(loss_curve_figure(history_or_losses, log=log, title=title), path)
+
+
+def loss_curve_figure(
+    history_or_losses: Sequence[Mapping[str, float]] | Sequence[float] | np.ndarray,
+    log: bool = True,
+    title: str = "loss",
+) -> Any:
+    """Draw a loss curve on a new matplotlib ``Figure`` (Agg canvas) and return it.
+
     Args:
         history_or_losses: either one loss per step (a sequence of numbers, drawn against the
             step 1, 2, ...), or an ``MLPTrainer`` history (a sequence of dicts with "epoch",
@@ -76,12 +94,11 @@ def plot_loss_curve(
         title: the figure's title.
 
     Returns:
-        The path written, as a Path.
+        The Figure, with one Axes (``fig.axes[0].get_yscale()`` is "log" or "linear").
 
     Raises:
         ValueError: for an empty sequence, or a history without "train_loss".
         ImportError: when matplotlib is missing (the message says how to install it).
-        OSError: when the file cannot be written.
     """
     if len(history_or_losses) == 0:
         raise ValueError("nothing to plot: the history or list of losses is empty")
@@ -114,7 +131,7 @@ def plot_loss_curve(
         ax.legend()
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def plot_function_2d(
@@ -241,3 +258,138 @@ def plot_values_2d(
     ax.set_aspect("equal", adjustable="box")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_gradient_check(report: Any, path: PathLike, title: str | None = None) -> Path:
+    """Draw a gradient check's manual-vs-automatic chart and write it to ``path`` as a PNG.
+
+    The picture is ``gradient_check_figure(report, title)``; see it for what it shows.
+    Returns the path written. Raises ValueError for a report without rows, ImportError without
+    matplotlib, OSError when the file cannot be written.
+    """
+    return _save(gradient_check_figure(report, title), path)
+
+
+def gradient_check_figure(report: Any, title: str | None = None) -> Any:
+    """Chart a gradient check on a new matplotlib ``Figure`` (Agg canvas) and return it.
+
+    One group of bars per row of the report (per parameter or input), on a log scale: the
+    largest relative difference between the hand-derived and the engine's gradient (max |manual
+    − automatic| / max |automatic|), and beside it, lighter, the engine's against central
+    differences. Each comparison's relative tolerance is a dashed line. A bar is green when its
+    comparison passed and red when it failed; the verdict is the report's own elementwise test
+    (|a − b| <= atol + rtol |b| for every element), so a bar just above its line may still pass
+    on atol. A difference of exactly 0 is drawn as a short bar labelled 0, an infinite one as a
+    bar to the top labelled inf, and a row whose comparison could not be made (no manual
+    gradient, or one of the wrong shape) is marked "n/a".
+
+    Args:
+        report: an ``autograd.GradientReport`` (from ``compare_gradients`` or
+            ``nn.checker.check_model``): its ``rows`` (name, manual and numeric comparisons),
+            ``manual_tol`` and ``numeric_tol`` as (atol, rtol), and ``title``.
+        title: the figure's title; by default the report's.
+
+    Returns:
+        The Figure, with one Axes on a log y scale.
+
+    Raises:
+        ValueError: for a report without rows.
+        ImportError: when matplotlib is missing.
+    """
+    rows = list(report.rows)
+    if not rows:
+        raise ValueError("nothing to plot: the report has no rows")
+    kinds = [
+        ("manual", "manual vs automatic", report.manual_tol[1], 1.0),
+        ("numeric", "automatic vs numeric", report.numeric_tol[1], 0.45),
+    ]
+    # Only the comparisons the report made: compare_gradients always makes both, a report
+    # built by hand may hold only one.
+    kinds = [k for k in kinds if any(getattr(r, k[0]) is not None for r in rows)] or kinds[:1]
+
+    # A log axis shows neither 0 nor inf: both get a stub at the axis' floor or ceiling, and a
+    # label saying which.
+    shown = [
+        c.max_rel
+        for r in rows
+        for key, *_ in kinds
+        if (c := getattr(r, key)) is not None and np.isfinite(c.max_rel) and c.max_rel > 0
+    ]
+    tolerances = [rtol for _, _, rtol, _ in kinds if rtol > 0]
+    low = min([*shown, *tolerances], default=1e-12)
+    high = max([*shown, *tolerances], default=1.0)
+    floor = 10.0 ** (np.floor(np.log10(low)) - 2)
+    ceiling = 10.0 ** (np.ceil(np.log10(high)) + 2)
+
+    fig = _figure(max(7.5, 3.5 + 0.6 * len(rows) * len(kinds)), 4.5)  # the legend: ~3 in
+    ax = fig.add_subplot()
+    ax.set_yscale("log")
+    width = 0.8 / len(kinds)
+    xs = np.arange(len(rows), dtype=float)
+    for k, (key, label, rtol, alpha) in enumerate(kinds):
+        at = xs - 0.4 + width * (k + 0.5)
+        for x, r in zip(at, rows, strict=True):
+            c = getattr(r, key)
+            if c is None:
+                # No comparison for this row: a failed row (its problem) or one never checked.
+                failed = key == "manual" and getattr(r, "problem", None) is not None
+                ax.text(
+                    x,
+                    floor * 3,
+                    "n/a",
+                    ha="center",
+                    va="bottom",
+                    rotation=90,
+                    color="C3" if failed else "gray",
+                    fontsize=8,
+                )
+                continue
+            value = c.max_rel if np.isfinite(c.max_rel) else ceiling
+            height = value if value > 0 else floor * 2
+            ax.bar(
+                x,
+                height,
+                width * 0.9,
+                bottom=floor,
+                color="C2" if c.ok else "C3",
+                alpha=alpha,
+                edgecolor="black",
+                linewidth=0.5,
+            )
+            if value <= 0 or not np.isfinite(c.max_rel):
+                ax.text(
+                    x,
+                    height * 1.3,
+                    "0" if value <= 0 else "inf",
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                )
+        ax.axhline(
+            rtol,
+            color="black",
+            linestyle="--" if k == 0 else ":",
+            linewidth=1,
+            label=f"{label} tolerance (rtol {rtol:g})",
+        )
+    # Legend entries for the bars: what light and dark, green and red mean.
+    from matplotlib.patches import Patch
+
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [
+        Patch(facecolor="gray", alpha=alpha, edgecolor="black", label=label)
+        for _, label, _, alpha in kinds
+    ]
+    handles += [Patch(facecolor="C2", label="passed"), Patch(facecolor="C3", label="failed")]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_ylim(floor, ceiling)
+    ax.set_xticks(xs)
+    names = [r.name for r in rows]
+    turned = max(map(len, names)) > 8
+    ax.set_xticklabels(names, rotation=30 if turned else 0, ha="right" if turned else "center")
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_ylabel("largest relative difference (log scale)")
+    ax.set_title(report.title if title is None else title, fontsize=10)
+    ax.grid(True, axis="y", which="major", alpha=0.3)
+    fig.tight_layout()
+    return fig

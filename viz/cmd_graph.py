@@ -1,0 +1,211 @@
+"""``backproplab graph "EXPR" --var NAME=VALUE ...``: an expression's value, gradients and graph.
+
+    $ backproplab graph "tanh(x1*w1 + x2*w2 + b)" --var x1=2 --var x2=0 --var w1=-3 \\
+          --var w2=1 --var b=6.8813735870195432
+    value = 0.7071
+    d/dx1 = -1.5
+    ...
+    wrote graph.svg
+
+The expression is read by ``autograd.parse`` (never evaluated as Python), run forward and
+backward, and drawn by ``viz.graph.draw_graph``. Refused text, a name without a ``--var``, a
+``--var`` the expression does not use, a malformed ``--var`` and a domain error (the log of a
+negative number) each print one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DIGITS", "register", "run"]
+
+PROG = "backproplab graph"
+
+DIGITS = 4
+"""Significant digits of the printed value and gradients."""
+
+_SUFFIXES = (".svg", ".png", ".pdf", ".gv", ".dot")
+
+
+def _binding(text: str) -> tuple[str, float]:
+    """argparse type of ``--var``: NAME=NUMBER, NAME a Python identifier."""
+    name, equals, number = text.partition("=")
+    name = name.strip()
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, got {text!r}")
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise argparse.ArgumentTypeError(f"{name!r} is not a name (in {text!r})")
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{number.strip()!r} is not a number (in {text!r})"
+        ) from None
+    return name, value
+
+
+_binding.__name__ = "NAME=NUMBER"  # argparse names the type in some messages
+
+
+def _picture(text: str) -> Path:
+    """argparse type of ``-o``: a file whose suffix names a format render knows."""
+    path = Path(text)
+    if path.suffix.lower() not in _SUFFIXES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must end in .svg, .png or .pdf (or .gv for the DOT source alone)"
+        )
+    return path
+
+
+def register(commands: Any) -> None:
+    """Add ``graph`` to the ``backproplab`` subcommands (a registrar for ``viz.cli.COMMANDS``)."""
+    graph = commands.add_parser(
+        "graph",
+        help="an expression's value, gradients and computation graph",
+        description="Build the expression with autograd.parse (numbers, names, + - * / **, "
+        "parentheses and exp log tanh sigmoid relu abs sqrt), run it forward and backward, "
+        "print its value and the gradient of every name, and draw its graph.",
+        epilog='example: backproplab graph "tanh(x1*w1 + x2*w2 + b)" --var x1=2 --var x2=0 '
+        "--var w1=-3 --var w2=1 --var b=6.8813735870195432",
+    )
+    graph.add_argument("expression", metavar="EXPR", help="the expression, quoted")
+    graph.add_argument(
+        "--var",
+        action="append",
+        type=_binding,
+        default=[],
+        metavar="NAME=VALUE",
+        help="the value of a name in EXPR; one --var per name",
+    )
+    graph.add_argument(
+        "-o",
+        "--output",
+        type=_picture,
+        default=Path("graph.svg"),
+        metavar="FILE",
+        help="the picture: .svg, .png or .pdf (default: graph.svg); the DOT source is "
+        "written beside it as .gv",
+    )
+    graph.add_argument(
+        "--rankdir", choices=("LR", "TB"), default="LR", help="LR: left to right (default); TB"
+    )
+    graph.add_argument(
+        "--max-nodes",
+        type=_positive,
+        default=1000,
+        metavar="N",
+        help="refuse to draw a graph of more nodes (default: 1000)",
+    )
+    graph.set_defaults(run=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+_positive.__name__ = "integer"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Parse, run forward and backward, print the value and gradients, draw the graph.
+
+    Returns 0; 2 after one line on stderr for refused text, missing, unused, repeated or
+    malformed ``--var``s, a graph over ``--max-nodes`` and domain errors; 1 after one line when
+    the picture cannot be written. (It returns the code rather than raising ``viz.cli``'s
+    errors: under ``python -m viz.cli`` that module runs as ``__main__``, and an error class
+    imported from ``viz.cli`` would be another class than the one its ``main`` catches.)
+    """
+    try:
+        return _run(args)
+    except _Failed as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return e.code
+
+
+class _Failed(Exception):
+    """One line for stderr, and the exit code."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _run(args: argparse.Namespace) -> int:
+    from autograd import ParseError, Value, parse
+    from autograd.parse import expression_names
+
+    text: str = args.expression
+    values: dict[str, float] = {}
+    for name, value in args.var:
+        if name in values:
+            raise _Failed(f"--var {name} is given twice")
+        values[name] = value
+    try:
+        names = expression_names(text)
+    except ParseError as e:
+        raise _Failed(f"cannot read the expression: {e}") from None
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise _Failed(
+            f"no value for {', '.join(missing)}: give "
+            + " ".join(f"--var {n}=NUMBER" for n in missing)
+        )
+    unused = [n for n in values if n not in names]
+    if unused:
+        uses = ", ".join(names) if names else "no names"
+        raise _Failed(f"--var {unused[0]}: the expression does not use it (it uses {uses})")
+
+    leaves = {name: Value(values[name], label=name) for name in names}
+    try:
+        root = parse(text, **leaves)
+        if root.requires_grad:  # an expression of numbers alone has no gradients
+            root.backward()
+    except ParseError as e:  # checked above; kept so that no refusal becomes a traceback
+        raise _Failed(f"cannot read the expression: {e}") from None
+    except (ValueError, ArithmeticError) as e:  # the engine's domain errors
+        raise _Failed(f"cannot compute the expression: {e}") from None
+
+    from .graph import FORMATS, draw_graph, render
+
+    path: Path = args.output
+    fmt = path.suffix.lower().lstrip(".")
+    try:
+        picture = draw_graph(
+            root,
+            rankdir=args.rankdir,
+            format=fmt if fmt in FORMATS else "svg",
+            max_nodes=args.max_nodes,
+        )
+    except ValueError as e:  # more nodes than --max-nodes
+        raise _Failed(f"{e} (--max-nodes raises the limit)") from None
+    # Printed once the graph is known to be drawable, so a refusal prints nothing else.
+    print(f"value = {_fmt(root.data)}")
+    for name, leaf in leaves.items():
+        print(f"d/d{name} = {_fmt(leaf.grad)}")
+    try:
+        written = render(picture, path)
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        raise _Failed(f"cannot write {where}{e.strerror or e}", 1) from None
+    except RuntimeError as e:  # dot is there but failed
+        raise _Failed(str(e), 1) from None
+    print(f"wrote {written}")
+    return 0
+
+
+def _fmt(x: float) -> str:
+    """DIGITS significant digits; -0 printed as 0."""
+    if math.isnan(x):
+        return "nan"
+    return f"{x + 0.0:.{DIGITS}g}"
