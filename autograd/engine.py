@@ -119,6 +119,15 @@ class Node:
             return (self.p0,)
         return (self.p0, self.p1, *self.pn)
 
+    def _init_leaf(self, requires_grad: bool) -> None:
+        """Set the fields every leaf shares: no parents, no op, nothing saved."""
+        self.p0 = self.p1 = None
+        self.pn = ()
+        self.op = None
+        self.saved = ()
+        self.requires_grad = requires_grad
+        self._g = None
+
     def _seed(self, grad: Any, create_graph: bool = False) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
 

@@ -97,12 +97,7 @@ class Tensor(Node):
         self.grad = None
         self._spare = None
         self.name = name
-        self.p0 = self.p1 = None
-        self.pn = ()
-        self.op = None
-        self.saved = ()
-        self.requires_grad = requires_grad
-        self._g = None
+        self._init_leaf(requires_grad)
 
     @staticmethod
     def apply(op: type[Op], *inputs: Operand, saved: Sequence[Any] = ()) -> Tensor:

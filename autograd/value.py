@@ -62,12 +62,7 @@ class Value(Node):
         self.data = _to_float(data)
         self.grad = 0.0
         self.label = label
-        self.p0 = self.p1 = None
-        self.pn = ()
-        self.op = None
-        self.saved = ()
-        self.requires_grad = requires_grad
-        self._g = None
+        self._init_leaf(requires_grad)
 
     @classmethod
     def constant(cls, data: Number, label: str = "") -> Value:

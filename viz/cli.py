@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from .argtypes import int_from
 from .cmd_check import add_check as _add_check
 from .cmd_graph import register as _add_graph
 
@@ -80,21 +81,6 @@ class _Parser(argparse.ArgumentParser):
 # -- argument types: argparse turns their ArgumentTypeError into a one-line usage error --------
 
 
-def _int_from(low: int, high: int | None = None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low or (high is not None and value >= high):
-            bound = f">= {low}" if high is None else f"in [{low}, {high})"
-            raise argparse.ArgumentTypeError(f"must be an integer {bound}, got {value}")
-        return value
-
-    parse.__name__ = "integer"  # argparse names the type in some messages
-    return parse
-
-
 # -- the commands ------------------------------------------------------------------------------
 
 
@@ -127,7 +113,7 @@ def _add_demo(commands: Any) -> None:
     )
     circle.add_argument("--engine", choices=ENGINES, default="value", help="default: value")
     circle.add_argument(
-        "--steps", type=_int_from(1), default=2000, metavar="N", help="default: 2000"
+        "--steps", type=int_from(1), default=2000, metavar="N", help="default: 2000"
     )
     circle.add_argument(
         "--out", type=Path, metavar="DIR", help="write circle_loss.png and circle_function.png"
@@ -140,7 +126,7 @@ def _add_demo(commands: Any) -> None:
         description="Seed 002: a two-layer ReLU network trained for 1000 steps, printing the "
         "loss on the write-up's schedule and then the first five prediction errors.",
     )
-    relu.add_argument("--seed", type=_int_from(0, 2**32), default=0, metavar="S", help="default: 0")
+    relu.add_argument("--seed", type=int_from(0, 2**32), default=0, metavar="S", help="default: 0")
     relu.set_defaults(run=lambda a: demo_relu(a.seed))
 
     mlp = demos.add_parser(
@@ -152,7 +138,7 @@ def _add_demo(commands: Any) -> None:
     mlp.add_argument("--data", choices=sorted(MLP_SETTINGS), default="moons")
     mlp.add_argument(
         "--epochs",
-        type=_int_from(1),
+        type=int_from(1),
         metavar="N",
         help="default: " + ", ".join(f"{k} {v['epochs']}" for k, v in sorted(MLP_SETTINGS.items())),
     )

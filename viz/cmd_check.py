@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .argtypes import int_from
+
 __all__ = ["DEFAULT_BETA", "INPUTS", "OUTPUTS", "add_check", "build_check", "run_check"]
 
 INPUTS = 4
@@ -67,20 +69,6 @@ def _beta(text: str) -> float:
     return beta
 
 
-def _int_at_least(low: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
-        return value
-
-    parse.__name__ = "integer"  # argparse names the type in some messages
-    return parse
-
-
 def add_check(commands: Any) -> None:
     """Register ``check`` on the ``backproplab`` subcommands (a ``viz.cli.COMMANDS`` entry)."""
     from nn.functional import ACTIVATIONS
@@ -125,8 +113,8 @@ def add_check(commands: Any) -> None:
         metavar="P",
         help="dropout fraction of the hidden layers (default: 0)",
     )
-    parser.add_argument("--seed", type=_int_at_least(0), default=0, metavar="S", help="default: 0")
-    parser.add_argument("--batch", type=_int_at_least(1), default=8, metavar="N", help="default: 8")
+    parser.add_argument("--seed", type=int_from(0), default=0, metavar="S", help="default: 0")
+    parser.add_argument("--batch", type=int_from(1), default=8, metavar="N", help="default: 8")
     parser.add_argument(
         "--float32",
         action="store_true",
