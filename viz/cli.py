@@ -205,6 +205,16 @@ def _say(line: str = "") -> None:
     print(line, flush=True)
 
 
+def _make_folder(out: Path | None) -> None:
+    """Create the picture folder now, so a bad ``--out`` fails before any training is done."""
+    if out is None:
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the picture folder {str(out)!r}: {_reason(e)}") from None
+
+
 def _picture_dir(out: Path) -> Path | None:
     """``out``, created if need be; None (after saying so) when matplotlib is missing."""
     from .plots import PLOT_HINT, have_matplotlib
@@ -212,10 +222,7 @@ def _picture_dir(out: Path) -> Path | None:
     if not have_matplotlib():
         _say(f"pictures skipped: matplotlib is not installed (to get them: {PLOT_HINT})")
         return None
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create the picture folder {str(out)!r}: {_reason(e)}") from None
+    _make_folder(out)
     return out
 
 
@@ -241,6 +248,7 @@ def demo_circle(engine: str = "value", steps: int = 2000, out: Path | None = Non
     """
     from nn.seed_circle import circle_model, predict_grid, train_circle
 
+    _make_folder(out)  # a bad --out fails before a 10-second training run
     model = circle_model(engine)
     at_origin = predict_grid(model, engine, [0.0], [0.0])[0, 0]
     _say(f"untrained f(0, 0) = {at_origin:.4f}")
@@ -300,6 +308,7 @@ def demo_mlp(data: str = "moons", epochs: int | None = None, out: Path | None = 
     from nn.layers import MLP
     from nn.trainer import MLPTrainer
 
+    _make_folder(out)  # a bad --out fails before training
     settings = MLP_SETTINGS[data]
     epochs = settings["epochs"] if epochs is None else epochs
     x, y = two_moons(200, noise=0.1, seed=0) if data == "moons" else spirals(100, 3, 0.2, seed=0)

@@ -236,3 +236,17 @@ def test_plots_without_matplotlib_say_how_to_install(
     _no_matplotlib(monkeypatch)
     with pytest.raises(ImportError, match=r"pip install 'backproplab\[plot\]'"):
         plot_loss_curve([1.0], tmp_path / "x.png")
+
+
+@pytest.mark.parametrize("demo", [["circle", "--engine", "tensor"], ["mlp"]])
+def test_an_unwritable_out_fails_before_any_training(
+    demo: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    rc = main(["demo", *demo, "--out", str(blocker / "pictures")])
+    assert rc == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing trained, nothing printed
+    assert captured.err.count("\n") == 1
+    assert "cannot create the picture folder" in captured.err
