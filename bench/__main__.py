@@ -16,7 +16,9 @@ from . import _timing
 ROWS = {
     "scalar_mlp": "scalar_mlp",
     "chain": "chain",
+    "circle": "circle",
     "relu_net": "relu_net",
+    "small_mlp": "small_mlp",
     "memory_flat": "memory",
 }
 

@@ -237,9 +237,9 @@ def run(quick: bool) -> list[Row]:
         f"NumPy's BLAS uses {w['threads']} threads; pair ratios "
         + " ".join(f"{r:.3f}" for r in pair_ratios)
     )
-    for k, label in (("ours", "ours (Tensor engine)"), ("numpy", "NumPy by hand")):
-        note = f"{fmt_time(per_step[k])}/step (median), {faults[k]:.0f} page faults/step"
-        side(label, t[k], note)
+    for name, label in (("ours", "ours (Tensor engine)"), ("numpy", "NumPy by hand")):
+        note = f"{fmt_time(per_step[name])}/step (median), {faults[name]:.0f} page faults/step"
+        side(label, t[name], note)
     ratio = statistics.median(pair_ratios)
     out = [
         emit(

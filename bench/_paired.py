@@ -1,0 +1,117 @@
+"""Per-step timing of two sides, each alone in fresh interpreters, launched in alternating pairs.
+
+The machine's speed drifts by up to 2x over seconds, so whole runs taken at different times are
+never compared: each pair of workers runs back to back (ours first, then the peer first, in
+turn) and the ratio is the median of the pairs' ratios of median step times.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._timing import Row, Timing, emit, info, run_worker, side, verdict
+
+WARMUP = 20  # untimed steps at the start of every worker run
+
+
+def time_steps(step: Callable[[], float], iters: int, warmup: int = WARMUP) -> dict[str, Any]:
+    """Run ``warmup + iters`` calls of ``step`` (one training step, returning its loss).
+
+    Returns the median and total of the timed steps' wall times and the warm-up steps' losses.
+    """
+    clock = time.perf_counter
+    losses = [step() for _ in range(warmup)]
+    times = []
+    for _ in range(iters):
+        t0 = clock()
+        step()
+        times.append(clock() - t0)
+    return {
+        "step_median": statistics.median(times) if times else 0.0,
+        "total": sum(times),
+        "losses": losses,
+    }
+
+
+def max_rel_diff(a: Sequence[float], b: Sequence[float]) -> float:
+    return max(abs(p - q) / max(abs(q), 1e-300) for p, q in zip(a, b, strict=True))
+
+
+def paired_row(
+    *,
+    bench: str,
+    case: str,
+    workload: str,
+    module: str,
+    ours: tuple[str, str],
+    peer: tuple[str, str],
+    peer_name: str,
+    goal: float,
+    pairs: int,
+    iters: int,
+    losses_agree: bool,
+    extra: dict[str, Any] | None = None,
+) -> Row:
+    """Time ``ours`` against ``peer`` ((worker kind, label) each) in ``pairs`` alternating pairs.
+
+    Prints each side's median step time (the median over runs of each run's median step) and
+    emits a row whose ratio is the median of the per-pair ratios, PASS when it is <= ``goal``
+    and the two sides' losses agreed.
+    """
+    (a, a_label), (b, b_label) = ours, peer
+    results: list[dict[str, dict[str, Any]]] = []
+    for k in range(pairs):
+        order = (a, b) if k % 2 == 0 else (b, a)
+        results.append({s: run_worker(module, s, "--iters", str(iters)) for s in order})
+    ratios = [p[a]["step_median"] / p[b]["step_median"] for p in results]
+    steps = {s: Timing(tuple(p[s]["step_median"] for p in results)) for s in (a, b)}
+    info(
+        f"each side alone in a fresh interpreter, {pairs} alternating pairs of "
+        f"{iters} timed steps (after {WARMUP} warm-up steps); pair ratios "
+        + " ".join(f"{r:.3f}" for r in ratios)
+    )
+    side(a_label, steps[a], "per step")
+    note = "per step"
+    if "version" in results[0][b]:
+        note += f"; {b} {results[0][b]['version']}, {results[0][b]['threads']} thread(s)"
+    side(b_label, steps[b], note)
+    ratio = statistics.median(ratios)
+    return emit(
+        Row(
+            bench,
+            case,
+            workload,
+            ours_s=steps[a].median,
+            peer=peer_name,
+            peer_s=steps[b].median,
+            ratio=ratio,
+            ratio_text=f"{ratio:.3f}x {peer_name}'s time",
+            goal=f"<= {goal:g}x {peer_name}'s time",
+            status=verdict(ratio <= goal and losses_agree),
+            extra={
+                "iters": iters,
+                "warmup": WARMUP,
+                "pairs": pairs,
+                "pair_ratios": ratios,
+                "ours_step_medians": steps[a].runs,
+                "peer_step_medians": steps[b].runs,
+                "losses_agree": losses_agree,
+                **(extra or {}),
+            },
+        )
+    )
+
+
+def agreement(label: str, ours: Sequence[float], peer: Sequence[float], tol: float = 1e-9) -> bool:
+    """Print and return whether two loss sequences agree to ``tol`` relative."""
+    diff = max_rel_diff(ours, peer)
+    ok = diff <= tol
+    info(
+        f"{label}: first {len(ours)} losses agree to {tol:g} relative: {ok} "
+        f"(max relative difference {diff:.2e}; step 1 {ours[0]:.10g} vs {peer[0]:.10g}, "
+        f"step {len(ours)} {ours[-1]:.10g} vs {peer[-1]:.10g})"
+    )
+    return ok

@@ -1,0 +1,319 @@
+"""circle: seed 001's training step (2-4-1 sigmoid network, 121 points, full batch, lr 10).
+
+Three comparisons, each side timed per step alone in fresh interpreters, in alternating pairs
+(see ``bench._paired``):
+
+- the Value engine (``nn.seed_circle``, engine="value") against the write-up's pure Python with
+  hand-derived backprop (copied below from tests/nn/test_seed001.py, logic unchanged);
+- the Tensor engine (engine="tensor") against NumPy written by hand, same math;
+- the Tensor engine against torch CPU eager (float64, one thread).
+
+Every pair must produce the same losses (1e-9 relative) over the first steps before timing.
+Worker entry point: ``python -m bench.circle --worker KIND --iters N``.
+"""
+
+# The reference keeps the write-up's spelling (plain zip, list concatenation) on purpose.
+# ruff: noqa: B905, RUF005
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from nn.seed_circle import train_circle
+
+from ._paired import WARMUP, agreement, paired_row, time_steps
+from ._timing import Row, have, header, run_worker, runs_for, skip, worker_reply
+
+NAME = "circle"
+LR = 10.0
+VERIFY = WARMUP  # steps whose losses are compared before timing
+WORKLOAD = (
+    "seed 001: sigmoid 2-4-1 network, 121 grid points, full batch, mean squared error, "
+    f"SGD lr {LR:g}; time per training step (forward, backward, update)"
+)
+
+# --- seed 001, as written (from tests/nn/test_seed001.py) --------------------------------------
+
+
+def o(x, y):
+    return 1.0 if x * x + y * y < 1 else 0.0
+
+
+def make_dataset():
+    sample_density = 10
+    xs = [
+        [-2.0 + 4 * x / sample_density, -2.0 + 4 * y / sample_density]
+        for x in range(sample_density + 1)
+        for y in range(sample_density + 1)
+    ]
+    return [(x, y, o(x, y)) for x, y in xs]
+
+
+def sigmoid(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def sigmoid_derivative(x):
+    s = sigmoid(x)
+    return s * (1 - s)
+
+
+def square_loss(predict, target):
+    return (predict - target) ** 2
+
+
+def square_loss_derivative(predict, target):
+    return 2 * (predict - target)
+
+
+class Neuron:
+    def __init__(self, num_inputs):
+        self.weights = [random.random() - 0.5 for _ in range(num_inputs)]
+        self.bias = 0.0
+
+    def forward(self, inputs):
+        self.inputs_cache = inputs
+        # z = wx + b
+        self.z_cache = sum([i * w for i, w in zip(inputs, self.weights)]) + self.bias
+        return sigmoid(self.z_cache)
+
+    def zero_grad(self):
+        self.d_weights = [0.0 for w in self.weights]
+        self.d_bias = 0.0
+
+    def backward(self, d_a):
+        d_loss_z = d_a * sigmoid_derivative(self.z_cache)
+        self.d_bias += d_loss_z
+        for i in range(len(self.inputs_cache)):
+            self.d_weights[i] += d_loss_z * self.inputs_cache[i]
+        return [d_loss_z * w for w in self.weights]
+
+    def update_params(self, learning_rate):
+        self.bias -= learning_rate * self.d_bias
+        for i in range(len(self.weights)):
+            self.weights[i] -= learning_rate * self.d_weights[i]
+
+
+class MyNet:
+    def __init__(self, num_inputs, hidden_shapes):
+        layer_shapes = hidden_shapes + [1]
+        input_shapes = [num_inputs] + hidden_shapes
+        self.layers = [
+            [Neuron(pre_layer_size) for _ in range(layer_size)]
+            for layer_size, pre_layer_size in zip(layer_shapes, input_shapes)
+        ]
+
+    def forward(self, inputs):
+        for layer in self.layers:
+            inputs = [neuron.forward(inputs) for neuron in layer]
+        # return the output of the last neuron
+        return inputs[0]
+
+    def zero_grad(self):
+        for layer in self.layers:
+            for neuron in layer:
+                neuron.zero_grad()
+
+    def backward(self, d_loss):
+        d_as = [d_loss]
+        for layer in reversed(self.layers):
+            da_list = [neuron.backward(d_a) for neuron, d_a in zip(layer, d_as)]
+            d_as = [sum(da) for da in zip(*da_list)]
+
+    def update_params(self, learning_rate):
+        for layer in self.layers:
+            for neuron in layer:
+                neuron.update_params(learning_rate)
+
+
+def one_step(net, dataset, learning_rate):
+    net.zero_grad()
+    loss = 0.0
+    num_samples = len(dataset)
+    for x, y, z in dataset:
+        predict = net.forward([x, y])
+        loss += square_loss(predict, z)
+        net.backward(square_loss_derivative(predict, z) / num_samples)
+    net.update_params(learning_rate)
+    return loss / num_samples
+
+
+# --- the sides, each a function returning one training step -------------------------------------
+
+Step = Callable[[], float]
+
+
+def step_pure(steps: int) -> Step:
+    """The write-up's loop: ``random.seed(0)``, ``MyNet(2, [4])``, ``one_step`` at lr 10."""
+    random.seed(0)
+    net = MyNet(2, [4])
+    dataset = make_dataset()
+    return lambda: one_step(net, dataset, LR)
+
+
+def step_engine(engine: str, steps: int) -> Step:
+    """Our engine through ``nn.seed_circle.train_circle``: one ``next`` is one step."""
+    gen = train_circle(steps=steps, learning_rate=LR, engine=engine)
+    return lambda: next(gen)[1]
+
+
+def initial_arrays() -> tuple[np.ndarray, ...]:
+    """X (121, 2), Z (121, 1), W1 (2, 4), b1 (4,), W2 (4, 1), b2 (1,): seed 001's start."""
+    data = np.array(make_dataset())
+    random.seed(0)
+    draws = np.array([random.random() - 0.5 for _ in range(12)])
+    w1 = draws[:8].reshape(4, 2).T.copy()  # hidden neuron j's two weights in column j
+    w2 = draws[8:].reshape(4, 1).copy()
+    return data[:, :2].copy(), data[:, 2:].copy(), w1, np.zeros(4), w2, np.zeros(1)
+
+
+def step_numpy(steps: int) -> Step:
+    """The same network and step in NumPy, gradients derived by hand."""
+    x, z, w1, b1, w2, b2 = initial_arrays()
+    n = x.shape[0]
+
+    def step() -> float:
+        nonlocal w1, b1, w2, b2  # updated in place, as a hand-written loop would
+        h = 1.0 / (1.0 + np.exp(-(x @ w1 + b1)))
+        p = 1.0 / (1.0 + np.exp(-(h @ w2 + b2)))
+        err = p - z
+        loss = float(np.mean(err * err))
+        d_z2 = (2.0 / n) * err * p * (1.0 - p)
+        d_z1 = (d_z2 @ w2.T) * h * (1.0 - h)
+        w2 -= LR * (h.T @ d_z2)
+        b2 -= LR * d_z2.sum(axis=0)
+        w1 -= LR * (x.T @ d_z1)
+        b1 -= LR * d_z1.sum(axis=0)
+        return loss
+
+    return step
+
+
+def step_torch(steps: int) -> Step:
+    """The same network with torch autograd, float64, on the CPU."""
+    import torch
+
+    arrays = initial_arrays()
+    x, z = torch.from_numpy(arrays[0]), torch.from_numpy(arrays[1])
+    params = [torch.tensor(a, requires_grad=True) for a in arrays[2:]]
+    w1, b1, w2, b2 = params
+
+    def step() -> float:
+        loss = ((torch.sigmoid(torch.sigmoid(x @ w1 + b1) @ w2 + b2) - z) ** 2).mean()
+        loss.backward()
+        with torch.no_grad():
+            for p in params:
+                g = p.grad
+                assert g is not None
+                p -= LR * g
+                p.grad = None
+        return loss.item()
+
+    return step
+
+
+SIDES: dict[str, Callable[[int], Step]] = {
+    "value": lambda steps: step_engine("value", steps),
+    "pure": step_pure,
+    "tensor": lambda steps: step_engine("tensor", steps),
+    "numpy": step_numpy,
+    "torch": step_torch,
+}
+
+
+def first_losses(kind: str, k: int = VERIFY) -> list[float]:
+    step = SIDES[kind](k)
+    return [step() for _ in range(k)]
+
+
+def _worker(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.circle")
+    parser.add_argument("--worker", choices=list(SIDES), required=True)
+    parser.add_argument("--iters", type=int, required=True)
+    args = parser.parse_args(argv)
+    result: dict[str, Any] = {}
+    if args.worker == "torch":
+        import torch
+
+        torch.set_num_threads(1)
+        result.update(version=torch.__version__, threads=torch.get_num_threads())
+    step = SIDES[args.worker](WARMUP + args.iters)
+    result.update(time_steps(step, args.iters))
+    worker_reply(result)
+
+
+def run(quick: bool) -> list[Row]:
+    iters = 50 if quick else 200
+    pairs = 2 * runs_for(quick, full=5, fast=2)
+    header(NAME, WORKLOAD)
+    out = []
+
+    value_ok = agreement("Value engine vs pure Python", first_losses("value"), first_losses("pure"))
+    out.append(
+        paired_row(
+            bench=NAME,
+            case="Value engine vs pure Python",
+            workload=WORKLOAD + "; Value engine vs the write-up's pure Python",
+            module=NAME,
+            ours=("value", "ours (Value engine)"),
+            peer=("pure", "pure Python by hand (seed 001)"),
+            peer_name="pure Python",
+            goal=5.0,
+            pairs=pairs,
+            iters=iters,
+            losses_agree=value_ok,
+        )
+    )
+
+    tensor_losses = first_losses("tensor")
+    numpy_ok = agreement("Tensor engine vs NumPy", tensor_losses, first_losses("numpy"))
+    out.append(
+        paired_row(
+            bench=NAME,
+            case="Tensor engine vs NumPy by hand",
+            workload=WORKLOAD + "; Tensor engine vs NumPy by hand",
+            module=NAME,
+            ours=("tensor", "ours (Tensor engine)"),
+            peer=("numpy", "NumPy by hand"),
+            peer_name="NumPy",
+            goal=1.5,
+            pairs=pairs,
+            iters=iters,
+            losses_agree=numpy_ok,
+        )
+    )
+
+    case = "Tensor engine vs torch CPU"
+    work = WORKLOAD + "; Tensor engine vs torch CPU eager (float64, 1 thread)"
+    if not have("torch"):
+        out.append(skip(NAME, case, work, "torch"))
+        return out
+    torch_losses = run_worker(NAME, "torch", "--iters", "0")["losses"]
+    torch_ok = agreement("Tensor engine vs torch", tensor_losses, torch_losses)
+    out.append(
+        paired_row(
+            bench=NAME,
+            case=case,
+            workload=work,
+            module=NAME,
+            ours=("tensor", "ours (Tensor engine)"),
+            peer=("torch", "torch CPU eager"),
+            peer_name="torch",
+            goal=0.5,
+            pairs=pairs,
+            iters=iters,
+            losses_agree=torch_ok,
+        )
+    )
+    return out
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1:])

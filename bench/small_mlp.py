@@ -1,0 +1,208 @@
+"""small_mlp: one SGD step of an MLP 2->16->16->1 (tanh hidden, linear output) on 100 samples.
+
+Ours is ``nn.layers.Linear`` layers (the layers ``nn.MLP(2, 1, [16, 16], "tanh")`` builds, seeds
+0, 1, 2, with the output layer's activation off) on the Tensor engine; the peers are NumPy with
+hand-derived gradients and torch CPU eager (float64, one thread), all from the same weights.
+Each side is timed per step alone in fresh interpreters, in alternating pairs (see
+``bench._paired``); losses must agree (1e-9 relative) over the first steps before timing.
+Worker entry point: ``python -m bench.small_mlp --worker KIND --iters N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from autograd import Tensor
+from nn.datasets import two_moons
+from nn.layers import Linear
+
+from ._paired import WARMUP, agreement, paired_row, time_steps
+from ._timing import Row, have, header, run_worker, runs_for, skip, worker_reply
+
+NAME = "small_mlp"
+SAMPLES = 100
+LR = 0.1
+VERIFY = WARMUP
+WORKLOAD = (
+    f"MLP 2->16->16->1 (tanh hidden, linear output), {SAMPLES} two-moons samples "
+    f"(nn.datasets.two_moons(100, seed=0), labels as float targets), mean squared error, "
+    f"SGD lr {LR:g}; time per step (forward, backward, update)"
+)
+
+Step = Callable[[], float]
+
+
+def model() -> list[Linear]:
+    """The layers nn.MLP(2, 1, [16, 16], "tanh") would build, the last one linear."""
+    return [
+        Linear(2, 16, "tanh", seed=0),
+        Linear(16, 16, "tanh", seed=1),
+        Linear(16, 1, "tanh", use_act=False, seed=2),
+    ]
+
+
+def data() -> tuple[np.ndarray, np.ndarray]:
+    x, y = two_moons(SAMPLES, seed=0)
+    return x, y.astype(np.float64).reshape(-1, 1)
+
+
+def initial_weights() -> list[np.ndarray]:
+    """W1, b1, W2, b2, W3, b3 as ``model()`` starts."""
+    out = []
+    for layer in model():
+        assert layer.bias is not None
+        out += [layer.weight.data.copy(), layer.bias.data.copy()]
+    return out
+
+
+def step_ours(steps: int) -> Step:
+    layers = model()
+    params = [p for layer in layers for p in layer.parameters()]
+    x_np, y_np = data()
+    x, y = Tensor(x_np), Tensor(y_np)
+
+    def step() -> float:
+        h = x
+        for layer in layers:
+            h = layer(h)
+        loss = ((h - y) ** 2).mean()
+        loss.backward(retain_grads=False)  # a training step: leaves' gradients only
+        for p in params:
+            p.data -= LR * p.grad
+            p.zero_grad()
+        return loss.item()
+
+    return step
+
+
+def step_numpy(steps: int) -> Step:
+    """The same step in NumPy, gradients derived by hand."""
+    x, y = data()
+    w1, b1, w2, b2, w3, b3 = initial_weights()
+    n = x.shape[0]
+
+    def step() -> float:
+        nonlocal w1, b1, w2, b2, w3, b3  # updated in place, as a hand-written loop would
+        h1 = np.tanh(x @ w1 + b1)
+        h2 = np.tanh(h1 @ w2 + b2)
+        err = h2 @ w3 + b3 - y
+        loss = float(np.mean(err * err))
+        d_out = (2.0 / n) * err
+        d_z2 = (d_out @ w3.T) * (1.0 - h2 * h2)
+        d_z1 = (d_z2 @ w2.T) * (1.0 - h1 * h1)
+        w3 -= LR * (h2.T @ d_out)
+        b3 -= LR * d_out.sum(axis=0)
+        w2 -= LR * (h1.T @ d_z2)
+        b2 -= LR * d_z2.sum(axis=0)
+        w1 -= LR * (x.T @ d_z1)
+        b1 -= LR * d_z1.sum(axis=0)
+        return loss
+
+    return step
+
+
+def step_torch(steps: int) -> Step:
+    """The same network with torch autograd, float64, on the CPU."""
+    import torch
+
+    x_np, y_np = data()
+    x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
+    params = [torch.tensor(a, requires_grad=True) for a in initial_weights()]
+    w1, b1, w2, b2, w3, b3 = params
+
+    def step() -> float:
+        h = torch.tanh(torch.tanh(x @ w1 + b1) @ w2 + b2)
+        loss = ((h @ w3 + b3 - y) ** 2).mean()
+        loss.backward()
+        with torch.no_grad():
+            for p in params:
+                g = p.grad
+                assert g is not None
+                p -= LR * g
+                p.grad = None
+        return loss.item()
+
+    return step
+
+
+SIDES: dict[str, Callable[[int], Step]] = {
+    "ours": step_ours,
+    "numpy": step_numpy,
+    "torch": step_torch,
+}
+
+
+def first_losses(kind: str, k: int = VERIFY) -> list[float]:
+    step = SIDES[kind](k)
+    return [step() for _ in range(k)]
+
+
+def _worker(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.small_mlp")
+    parser.add_argument("--worker", choices=list(SIDES), required=True)
+    parser.add_argument("--iters", type=int, required=True)
+    args = parser.parse_args(argv)
+    result: dict[str, Any] = {}
+    if args.worker == "torch":
+        import torch
+
+        torch.set_num_threads(1)
+        result.update(version=torch.__version__, threads=torch.get_num_threads())
+    step = SIDES[args.worker](WARMUP + args.iters)
+    result.update(time_steps(step, args.iters))
+    worker_reply(result)
+
+
+def run(quick: bool) -> list[Row]:
+    iters = 50 if quick else 200
+    pairs = 2 * runs_for(quick, full=5, fast=2)
+    header(NAME, WORKLOAD)
+    ours_losses = first_losses("ours")
+    numpy_ok = agreement("ours vs NumPy", ours_losses, first_losses("numpy"))
+    out = [
+        paired_row(
+            bench=NAME,
+            case="vs NumPy by hand",
+            workload=WORKLOAD + "; vs NumPy by hand",
+            module=NAME,
+            ours=("ours", "ours (Tensor engine)"),
+            peer=("numpy", "NumPy by hand"),
+            peer_name="NumPy",
+            goal=1.5,
+            pairs=pairs,
+            iters=iters,
+            losses_agree=numpy_ok,
+        )
+    ]
+    case = "vs torch CPU eager"
+    work = WORKLOAD + "; vs torch CPU eager (float64, 1 thread)"
+    if not have("torch"):
+        out.append(skip(NAME, case, work, "torch"))
+        return out
+    torch_losses = run_worker(NAME, "torch", "--iters", "0")["losses"]
+    torch_ok = agreement("ours vs torch", ours_losses, torch_losses)
+    out.append(
+        paired_row(
+            bench=NAME,
+            case=case,
+            workload=work,
+            module=NAME,
+            ours=("ours", "ours (Tensor engine)"),
+            peer=("torch", "torch CPU eager"),
+            peer_name="torch",
+            goal=0.33,
+            pairs=pairs,
+            iters=iters,
+            losses_agree=torch_ok,
+        )
+    )
+    return out
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1:])
