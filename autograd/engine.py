@@ -427,11 +427,6 @@ def detect_anomaly() -> Iterator[None]:
         _anomaly = previous
 
 
-def anomaly_enabled() -> bool:
-    """Return True inside `detect_anomaly()`."""
-    return _anomaly
-
-
 def _check_finite(x: Any, where: str) -> None:
     data = x.data if isinstance(x, Node) else x
     if not (math.isfinite(data) if isinstance(data, float) else np.all(np.isfinite(data))):

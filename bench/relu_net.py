@@ -21,6 +21,7 @@ import numpy as np
 
 from autograd import Tensor
 
+from ._paired import max_rel_diff
 from ._timing import (
     Row,
     Timing,
@@ -135,10 +136,6 @@ def train_torch(arrays: Arrays, iters: int) -> list[float]:
         w1.grad = None
         w2.grad = None
     return losses
-
-
-def max_rel_diff(a: list[float], b: list[float]) -> float:
-    return max(abs(p - q) / max(abs(q), 1e-300) for p, q in zip(a, b, strict=True))
 
 
 def _torch_worker(iters: int, runs: int, threads: int) -> dict[str, Any]:
