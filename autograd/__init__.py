@@ -22,7 +22,7 @@ from .engine import (
 )
 from .functional import grad, value_and_grad
 from .parse import ParseError, parse
-from .tensor import Tensor, concatenate, maximum, minimum, stack, where
+from .tensor import Tensor, concatenate, dense, maximum, minimum, squared_error, stack, where
 from .value import Value, dot, sum_values
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "Value",
     "compare_gradients",
     "concatenate",
+    "dense",
     "detect_anomaly",
     "dot",
     "enable_grad",
@@ -51,6 +52,7 @@ __all__ = [
     "no_grad",
     "numerical_gradient",
     "parse",
+    "squared_error",
     "stack",
     "sum_values",
     "value_and_grad",

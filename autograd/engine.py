@@ -325,23 +325,20 @@ def record(out: Node, op: type[Op], parents: tuple[Node, ...], saved: tuple[Any,
                 needed = True
                 break
     if needed:
-        link(out, parents)
+        n = len(parents)
+        out.p0 = parents[0]
+        out.p1 = parents[1] if n > 1 else None
+        out.pn = parents[2:] if n > 2 else ()
         out.op = op
         out.saved = saved
     else:
-        link(out, ())
+        out.p0 = out.p1 = None
+        out.pn = ()
         out.op = None
         out.saved = ()
     out.requires_grad = needed
     if _anomaly:
         check_forward(op, out.data)
-
-
-def link(node: Node, parents: tuple[Node, ...]) -> None:
-    """Store ``parents`` in a node's parent slots (see Node)."""
-    node.p0 = parents[0] if parents else None
-    node.p1 = parents[1] if len(parents) > 1 else None
-    node.pn = parents[2:]
 
 
 def _fit(g: Any, like: np.ndarray) -> Any:

@@ -166,7 +166,7 @@ class Sigmoid(Op):
 
 
 class ReLU(Op):
-    """out = max(x, 0);  dx = g * [x > 0]   (gradient 0 at 0)"""
+    """out = max(x, 0);  dx = g * [out > 0]   (gradient 0 at 0)"""
 
     @staticmethod
     def forward(m: Any_, x: Any_) -> Any_:
@@ -174,7 +174,7 @@ class ReLU(Op):
 
     @staticmethod
     def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
-        return (g * m.positive(x),)
+        return (g * m.positive(out),)  # out > 0 exactly where x > 0; Dense reuses it with out alone
 
 
 class Abs(Op):
@@ -333,6 +333,66 @@ class MatMul(Op):
             if b.ndim == 1:
                 db = m.reshape(db, db.shape[:-1])
         return da, db
+
+
+ACTIVATIONS: dict[str, type[Op] | None] = {
+    "none": None,
+    "tanh": Tanh,
+    "sigmoid": Sigmoid,
+    "relu": ReLU,
+}
+"""The activations Dense can apply: their rules read the output only, so Dense keeps no z."""
+
+
+class Dense(Op):
+    """out = act(x @ W + b), a whole layer as one node (x is (batch, in), W (in, out), b (out,));
+    δ = act'·g (the activation's own rule, from out),  dx = δ Wᵀ,  dW = xᵀ δ,  db = Σ_rows δ
+
+    ``b`` is optional: the inputs are (x, W) or (x, W, b); the saved argument is the activation
+    op (None for none). One node instead of three (MatMul, Add, activation): a small network's
+    step is mostly per-node overhead, and this is the layer PyTorch's addmm fuses too.
+    """
+
+    skips = True  # the data batch x never needs its gradient multiplied out
+
+    @staticmethod
+    def forward(m: Any_, x: Any_, w: Any_, *rest: Any_) -> Any_:
+        *b, act = rest
+        z = x @ w
+        if b:
+            z = z + b[0]
+        return z if act is None else act.forward(m, z)
+
+    @staticmethod
+    def backward(
+        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, w: Any_, *rest: Any_
+    ) -> tuple[Any_, ...]:
+        *b, act = rest
+        d = g if act is None else act.backward(m, None, g, out, None)[0]
+        dx = d @ w.T if need[0] else None
+        dw = x.T @ d if need[1] else None
+        if not b:
+            return dx, dw
+        return dx, dw, (m.row_sum(d) if need[2] else None)
+
+
+class SquaredError(Op):
+    """out = scale · Σ (p - t)²  (scale 1/n for the mean, 1 for the sum);
+    dp = 2 scale (p - t) g,  dt = -dp   (one node for the loss, not four: Sub, Mul, Sum, scale)"""
+
+    skips = True  # the target is data: no gradient for it
+
+    @staticmethod
+    def forward(m: Any_, p: Any_, t: Any_, scale: float) -> Any_:
+        d = p - t
+        return m.sum(d * d, None, False) * scale
+
+    @staticmethod
+    def backward(
+        m: Any_, need: Any_, g: Any_, out: Any_, p: Any_, t: Any_, scale: float
+    ) -> tuple[Any_, ...]:
+        dp = (p - t) * (g * (2.0 * scale))
+        return (dp if need[0] else None), (-dp if need[1] else None)
 
 
 class Reshape(Op):

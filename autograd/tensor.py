@@ -11,10 +11,12 @@ import numpy as np
 from .engine import Node, Op, record
 from .maths import ArrayMath, NodeMath
 from .ops import (
+    ACTIVATIONS,
     Abs,
     Add,
     BroadcastTo,
     Concatenate,
+    Dense,
     Div,
     Exp,
     Index,
@@ -36,6 +38,7 @@ from .ops import (
     Sigmoid,
     Softmax,
     Sqrt,
+    SquaredError,
     Sub,
     Sum,
     Tanh,
@@ -43,7 +46,16 @@ from .ops import (
     Where,
 )
 
-__all__ = ["Tensor", "concatenate", "maximum", "minimum", "stack", "where"]
+__all__ = [
+    "Tensor",
+    "concatenate",
+    "dense",
+    "maximum",
+    "minimum",
+    "squared_error",
+    "stack",
+    "where",
+]
 
 ArrayLike = Any  # whatever np.asarray accepts: numbers, nested lists, arrays
 Operand = Union["Tensor", ArrayLike]
@@ -435,19 +447,70 @@ def minimum(a: Operand, b: Operand) -> Tensor:
     return _apply(Minimum, _lift_all((a, b), Minimum))
 
 
+def dense(
+    x: Operand, weight: Tensor, bias: Tensor | None = None, activation: str = "none"
+) -> Tensor:
+    """Return act(x @ weight + bias) as one graph node: a whole dense layer.
+
+    ``x`` has shape (batch, in), ``weight`` (in, out) and ``bias`` (out,) or None; ``activation``
+    is "none", "tanh", "sigmoid" or "relu". The gradients are those of the three ops it stands
+    for (see ``ops.Dense``), at a third of the per-node cost. Raises ValueError naming the shapes
+    when they do not fit, and the choices for an unknown activation.
+    """
+    if activation not in ACTIVATIONS:
+        choices = ", ".join(repr(a) for a in ACTIVATIONS)
+        raise ValueError(f"dense: unknown activation {activation!r}: choose one of {choices}")
+    w = weight if weight.__class__ is Tensor else _lift(weight, None, Dense)
+    if x.__class__ is not Tensor:
+        x = _lift(x, w, Dense)
+    xs, ws = x.data.shape, w.data.shape
+    if len(xs) != 2 or len(ws) != 2 or xs[1] != ws[0]:
+        raise ValueError(
+            f"dense: x of shape {xs} does not fit weight of shape {ws}: "
+            "x must be (batch, in) and weight (in, out)"
+        )
+    if bias is None:
+        return _apply(Dense, (x, w), (ACTIVATIONS[activation],))
+    b = bias if bias.__class__ is Tensor else _lift(bias, w, Dense)
+    if b.data.shape != ws[1:]:
+        raise ValueError(f"dense: bias of shape {b.data.shape} does not fit weight of shape {ws}")
+    return _apply(Dense, (x, w, b), (ACTIVATIONS[activation],))
+
+
+def squared_error(pred: Operand, target: Operand, reduction: str = "mean") -> Tensor:
+    """Return the mean (or, with reduction="sum", the sum) of (pred - target)², as one node.
+
+    ``pred`` and ``target`` must have one shape: nothing is broadcast, so a (batch,) target
+    against (batch, 1) predictions is an error here rather than a silent (batch, batch) loss.
+    Raises ValueError naming both shapes, or the reduction.
+    """
+    if reduction != "mean" and reduction != "sum":
+        raise ValueError(f"squared_error: reduction must be 'mean' or 'sum', got {reduction!r}")
+    if pred.__class__ is Tensor and target.__class__ is Tensor:
+        p, t = pred, target
+    else:
+        p, t = _lift_all((pred, target), SquaredError)
+    if p.data.shape != t.data.shape:
+        raise ValueError(
+            f"squared_error: pred of shape {p.data.shape} and target of shape {t.data.shape} differ"
+        )
+    scale = 1.0 / max(p.data.size, 1) if reduction == "mean" else 1.0
+    return _apply(SquaredError, (p, t), (scale,))
+
+
 # --- building nodes ------------------------------------------------------------------------------
 
 
 def _apply(op: type[Op], parents: tuple[Tensor, ...], saved: tuple[Any, ...] = ()) -> Tensor:
     try:
-        # Unary and binary ops without saved arguments, most of every graph, skip building
-        # an argument list: this function is the cost of every forward op.
-        if saved or len(parents) > 2:
-            data = op.forward(ArrayMath, *[p.data for p in parents], *saved)
-        elif len(parents) == 2:
-            data = op.forward(ArrayMath, parents[0].data, parents[1].data)
+        # One and two inputs, most of every graph, skip building an argument list: this
+        # function is the cost of every forward op.
+        if len(parents) == 2:
+            data = op.forward(ArrayMath, parents[0].data, parents[1].data, *saved)
+        elif len(parents) == 1:
+            data = op.forward(ArrayMath, parents[0].data, *saved)
         else:
-            data = op.forward(ArrayMath, parents[0].data)
+            data = op.forward(ArrayMath, *[p.data for p in parents], *saved)
     except (ValueError, IndexError) as e:
         shapes = " and ".join(str(p.shape) for p in parents)
         plural = "s" if len(parents) > 1 else ""

@@ -8,7 +8,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from autograd import Tensor, no_grad
+from autograd import Tensor, dense, no_grad
 
 from .functional import activate, check_activation
 from .module import Module
@@ -119,10 +119,13 @@ class Linear(Module):
             raise ValueError(
                 f"{self!r} takes inputs of shape (batch, {self.input_size}), got shape {x.shape}"
             )
-        z = x @ self.weight
-        if self.bias is not None:
-            z = z + self.bias
-        y = activate(z, self.applied_activation)
+        if x.ndim == 2:  # the usual batch: the whole layer as one node (autograd.dense)
+            y = dense(x, self.weight, self.bias, self.applied_activation)
+        else:
+            z = x @ self.weight
+            if self.bias is not None:
+                z = z + self.bias
+            y = activate(z, self.applied_activation)
         if self.training and self.dropout > 0.0:
             p = self.dropout
             self.last_mask = (self.rng.random(y.shape) >= p).astype(y.dtype)

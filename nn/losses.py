@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from autograd import Tensor, Value, where
+from autograd import Tensor, Value, squared_error, where
 
 __all__ = [
     "LOSSES",
@@ -39,8 +39,7 @@ def mse(pred: Any, target: Any) -> Tensor:
     Gradient: 2 (pred - target) / pred.size.
     """
     p = _as_tensor(pred, "mse", "pred")
-    diff = p - _fit_target(p, _as_tensor(target, "mse", "target"), "mse")
-    return (diff * diff).mean()
+    return squared_error(p, _fit_target(p, _as_tensor(target, "mse", "target"), "mse"))
 
 
 def sum_squared_error(pred: Any, target: Any) -> Tensor:
@@ -49,10 +48,8 @@ def sum_squared_error(pred: Any, target: Any) -> Tensor:
     Shapes as for ``mse``. Gradient: 2 (pred - target).
     """
     p = _as_tensor(pred, "sum_squared_error", "pred")
-    diff = p - _fit_target(
-        p, _as_tensor(target, "sum_squared_error", "target"), "sum_squared_error"
-    )
-    return (diff * diff).sum()
+    t = _fit_target(p, _as_tensor(target, "sum_squared_error", "target"), "sum_squared_error")
+    return squared_error(p, t, "sum")
 
 
 def cross_entropy(scores: Any, labels: Any, from_logits: bool = True) -> Tensor:

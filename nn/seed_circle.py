@@ -25,7 +25,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from autograd import Tensor, Value, no_grad, sum_values
+from autograd import Tensor, Value, dense, no_grad, squared_error, sum_values
 
 from .module import Module
 from .scalar import MLP
@@ -117,8 +117,8 @@ class CircleTensorNet(Module):
 
     def forward(self, X: Tensor) -> Tensor:
         """Return the network's output, shape (n, 1), for points X of shape (n, 2)."""
-        h = (X @ self.W1 + self.b1).sigmoid()
-        return (h @ self.W2 + self.b2).sigmoid()
+        h = dense(X, self.W1, self.b1, "sigmoid")
+        return dense(h, self.W2, self.b2, "sigmoid")
 
 
 def circle_model(engine: str = "value", seed: int = 0) -> CircleModel:
@@ -201,7 +201,7 @@ def _train_tensors(
     X = Tensor([[x, y] for x, y, _ in data])
     Z = Tensor([[z] for _, _, z in data])
     for step in range(1, steps + 1):
-        loss = ((model(X) - Z) ** 2).mean()
+        loss = squared_error(model(X), Z)
         loss.backward(retain_grads=False)
         for p in params:
             p.data -= lr * p.grad

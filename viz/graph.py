@@ -407,6 +407,12 @@ def _op_label(n: Node) -> str:
     name = n.op.name
     if name == "Pow" and n.saved:
         return f"**{n.saved[0]:g}"
+    if name == "Dense":  # one node for a whole layer: say which parts it stands for
+        act = n.saved[0]
+        affine = "x@W+b" if n.p1 is not None and n.pn else "x@W"
+        return affine if act is None else f"{act.name.lower()}({affine})"
+    if name == "SquaredError":
+        return "Σ(p−t)²" if n.saved[0] == 1.0 else "mean (p−t)²"
     return _SYMBOLS.get(name, name)
 
 
@@ -414,7 +420,9 @@ def _op_tooltip(n: Node) -> str:
     assert n.op is not None
     if not n.saved:
         return n.op.name
-    args = ", ".join(repr(s) for s in n.saved)
+    args = ", ".join(
+        getattr(s, "name", s.__name__) if isinstance(s, type) else repr(s) for s in n.saved
+    )
     return f"{n.op.name} ({args[:80]})"
 
 

@@ -19,9 +19,11 @@ from autograd import (
     Tensor,
     Value,
     concatenate,
+    dense,
     grad,
     maximum,
     minimum,
+    squared_error,
     stack,
     value_and_grad,
     where,
@@ -333,6 +335,15 @@ THROUGH = {
     "sqrt-div": lambda x: ((x * x + 1).sqrt() / (x * x + 2)).sum(),
     "pow-tensor-exponent": lambda x: ((x * x + 1) ** (x * 0.5)).sum(),
     "abs-relu-sigmoid": lambda x: (x.abs() ** 3 + x.relu() ** 3 + x.sigmoid() ** 2).sum(),
+    # x as the batch, the weight and the bias of fused layers, so every input's rule is recorded
+    "dense-tanh": lambda x: squared_error(
+        dense(x.reshape(2, 2), x.reshape(2, 2), x[:2], "tanh"), Tensor(W[:2, :2])
+    ),
+    "dense-sigmoid-sum": lambda x: (
+        squared_error(dense(Tensor(W), x.reshape(4, 1), None, "sigmoid"), Tensor(W[:, :1]), "sum")
+        ** 2
+    ),
+    "dense-none": lambda x: (dense(x.reshape(1, 4), x.reshape(4, 1) * x.reshape(4, 1)) ** 3).sum(),
 }
 
 

@@ -218,6 +218,26 @@ _M = np.linspace(-1.0, 1.0, 12).reshape(4, 3)
 _add("MatMul", "tensor@array", lambda a: a @ _M, (2, 4))
 _add("MatMul", "array@tensor", lambda b: _M.T @ b, (4, 2))
 
+# A whole dense layer as one node: every activation, with and without a bias, and a constant
+# batch (no gradient for x). Relu's kink is in z = x @ W + b, away from which the draws keep.
+for _act in ("none", "tanh", "sigmoid", "relu"):
+    _add(
+        "Dense", f"{_act}", lambda x, w, b, a=_act: autograd.dense(x, w, b, a), (5, 3), (3, 4), (4,)
+    )
+    _add(
+        "Dense",
+        f"{_act}-no-bias",
+        lambda x, w, a=_act: autograd.dense(x, w, None, a),
+        (5, 3),
+        (3, 2),
+    )
+_X = np.linspace(-1.0, 1.0, 15).reshape(5, 3)
+_add("Dense", "array-batch", lambda w, b: autograd.dense(_X, w, b, "tanh"), (3, 4), (4,))
+
+_add("SquaredError", "mean", lambda p, t: autograd.squared_error(p, t), (4, 3), (4, 3))
+_add("SquaredError", "sum", lambda p, t: autograd.squared_error(p, t, "sum"), (5, 1), (5, 1))
+_add("SquaredError", "array-target", lambda p: autograd.squared_error(p, _M), (4, 3))
+
 for _name, _fn in [
     ("-1", lambda x: x.reshape(-1)),
     ("4,-1", lambda x: x.reshape(4, -1)),
