@@ -176,10 +176,12 @@ _PLACED = object()
 
 
 def _order(root: Node) -> list[Node]:
-    """Every node root depends on that needs a gradient, each before all the nodes it feeds.
+    """Every computed node root depends on that needs a gradient, each before the nodes it feeds.
 
     The root comes last: the backward pass pops nodes off the end, so the list shrinks while
     the gradients it creates grow, and the pass's peak memory stays that of the graph.
+    Leaves are left out (the root aside): a leaf's gradient is added in where it arrives, so a
+    leaf needs no place in the order, and a network's parameters cost the search nothing.
 
     An iterative depth-first search (an explicit stack), so a chain a million nodes deep needs no
     recursion; it marks nodes in their ``_g`` slot rather than in a set, which is faster.
@@ -196,14 +198,14 @@ def _order(root: Node) -> list[Node]:
                 n._g = _OPEN
                 p = n.p0
                 if p is not None:
-                    if p._g is None and p.requires_grad:
+                    if p._g is None and p.op is not None and p.requires_grad:
                         push(p)
                     p = n.p1
                     if p is not None:
-                        if p._g is None and p.requires_grad:
+                        if p._g is None and p.op is not None and p.requires_grad:
                             push(p)
                         for p in n.pn:
-                            if p._g is None and p.requires_grad:
+                            if p._g is None and p.op is not None and p.requires_grad:
                                 push(p)
             else:
                 pop()
@@ -234,17 +236,25 @@ def _run(
     broadcasts = cls.broadcasts
     anomaly = _anomaly
     plain = not broadcasts and not anomaly  # gradients pass on untouched: the scalar fast path
+    owns = broadcasts and not create_graph  # leaves keep arrays of their own (Tensor._accumulate)
     zeros = cls.zeros_like  # type: ignore[attr-defined]
+    ndarray = np.ndarray
     # Rules see plain data in a first-order pass and nodes in a recorded one (create_graph).
     m = cls.node_math if create_graph else cls.math  # type: ignore[attr-defined]
     wanted = None if inputs is None else set(inputs)
     found: dict[Node, Any] = {}
+    # Leaves sum their gradient in ``_g`` like any node, but have no place in the order: they
+    # are listed here as they are first reached and handed their sums when the pass is done,
+    # so that a pass that fails halfway leaves no partial gradient in any .grad.
+    leaves: list[Node] = []
     order = _order(root)
     previous = _grad_enabled
     _grad_enabled = create_graph  # a first-order pass records nothing, whatever a custom op does
     pop = order.pop
     try:
         root._g = seed
+        if root.op is None:  # backward() on a leaf: its gradient is the seed
+            leaves.append(order.pop())
         while order:
             n = pop()
             g = n._g
@@ -254,34 +264,25 @@ def _run(
             if wanted is not None:
                 if n in wanted:
                     found[n] = g
-            elif retain or n.op is None:
+            elif retain:
                 cur = n.grad
-                if broadcasts and n.op is None and not create_graph:
-                    n._accumulate(g)  # type: ignore[attr-defined]
-                elif cur is None or (cur.__class__ is float and cur == 0.0):
-                    n.grad = g
-                else:
-                    n.grad = cur + g
-            op = n.op
-            if op is None:
-                continue
-            ps: tuple[Any, ...] = (
-                (n.p0,) if n.p1 is None else (n.p0, n.p1, *n.pn) if n.pn else (n.p0, n.p1)
-            )
-            need = tuple(p.requires_grad for p in ps) if op.skips else None
+                n.grad = g if cur is None or (cur.__class__ is float and cur == 0.0) else cur + g
+            op: Any = n.op  # never None: leaves have no place in the order
+            p0: Any = n.p0
+            p1 = n.p1
+            ps: tuple[Any, ...] = (p0,) if p1 is None else (p0, p1, *n.pn) if n.pn else (p0, p1)
+            need = tuple([p.requires_grad for p in ps]) if op.skips else None
             # The arity-specific calls avoid building an argument list per node: most nodes
-            # are unary or binary with nothing saved, and this loop is the engine's hot path.
+            # are unary or binary, and this loop is the engine's hot path.
             try:
                 if create_graph:
                     grads = op.backward(m, need, g, n, *ps, *n.saved)
-                elif n.saved:
-                    grads = op.backward(m, need, g, n.data, *[p.data for p in ps], *n.saved)
+                elif p1 is None:
+                    grads = op.backward(m, need, g, n.data, p0.data, *n.saved)
                 elif len(ps) == 2:
-                    grads = op.backward(m, need, g, n.data, ps[0].data, ps[1].data)
-                elif len(ps) == 1:
-                    grads = op.backward(m, need, g, n.data, ps[0].data)
+                    grads = op.backward(m, need, g, n.data, p0.data, p1.data, *n.saved)
                 else:
-                    grads = op.backward(m, need, g, n.data, *[p.data for p in ps])
+                    grads = op.backward(m, need, g, n.data, *[p.data for p in ps], *n.saved)
             except (ZeroDivisionError, OverflowError) as e:  # floats raise where NumPy gives inf
                 at = ", ".join(repr(p.data) for p in ps)
                 message = f"the backward of {op.name} at ({at}) is infinite: {e}"
@@ -292,20 +293,39 @@ def _run(
                 if not plain:
                     like = p.data
                     if broadcasts and (
-                        gp.__class__ is not np.ndarray
+                        gp.__class__ is not ndarray
                         or gp.shape != like.shape
-                        or gp.dtype != like.dtype
+                        or (gp.dtype is not like.dtype and gp.dtype != like.dtype)
                     ):
                         gp = _fit(gp, like)
                     if anomaly:
                         _check_finite(gp, f"the backward of {op.name}")
                 cur = p._g
-                p._g = gp if cur is _PLACED else cur + gp
-            grads = gp = None  # type: ignore[assignment]  # Tensor._accumulate counts references
+                if cur is None:  # a leaf, reached for the first time in this pass
+                    leaves.append(p)
+                    p._g = gp
+                else:
+                    p._g = gp if cur is _PLACED else cur + gp
+            grads = gp = g = None  # type: ignore[assignment]  # Tensor._accumulate counts references
+        while leaves:
+            n = leaves.pop()
+            g = n._g
+            n._g = None
+            if wanted is not None:
+                if n in wanted:
+                    found[n] = g
+            elif owns:
+                n._accumulate(g)  # type: ignore[attr-defined]
+            else:
+                cur = n.grad
+                n.grad = g if cur is None or (cur.__class__ is float and cur == 0.0) else cur + g
+            g = None
     finally:
         _grad_enabled = previous
         # An error mid-pass leaves partial sums and marks behind; clear them for the next pass.
         for n in order:
+            n._g = None
+        for n in leaves:
             n._g = None
     if inputs is None:
         return []

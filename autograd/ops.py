@@ -357,21 +357,19 @@ class Dense(Op):
 
     @staticmethod
     def forward(m: Any_, x: Any_, w: Any_, *rest: Any_) -> Any_:
-        *b, act = rest
-        z = x @ w
-        if b:
-            z = z + b[0]
+        act = rest[-1]  # rest is (b, act) or (act,)
+        z = x @ w if len(rest) == 1 else x @ w + rest[0]
         return z if act is None else act.forward(m, z)
 
     @staticmethod
     def backward(
         m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, w: Any_, *rest: Any_
     ) -> tuple[Any_, ...]:
-        *b, act = rest
+        act = rest[-1]
         d = g if act is None else act.backward(m, None, g, out, None)[0]
         dx = d @ w.T if need[0] else None
         dw = x.T @ d if need[1] else None
-        if not b:
+        if len(rest) == 1:
             return dx, dw
         return dx, dw, (m.row_sum(d) if need[2] else None)
 
@@ -384,8 +382,7 @@ class SquaredError(Op):
 
     @staticmethod
     def forward(m: Any_, p: Any_, t: Any_, scale: float) -> Any_:
-        d = p - t
-        return m.sum(d * d, None, False) * scale
+        return m.sum_squares(p - t) * scale
 
     @staticmethod
     def backward(

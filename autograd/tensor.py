@@ -210,7 +210,7 @@ class Tensor(Node):
         """Return the single element as a float. Raises ValueError when there are several."""
         if self.data.size != 1:
             raise ValueError(f"item() needs a single-element Tensor, got shape {self.shape}")
-        return float(self.data.reshape(()))
+        return self.data.item()  # type: ignore[no-any-return]
 
     def numpy(self) -> np.ndarray:
         """Return the data (not a copy)."""
@@ -457,9 +457,13 @@ def dense(
     for (see ``ops.Dense``), at a third of the per-node cost. Raises ValueError naming the shapes
     when they do not fit, and the choices for an unknown activation.
     """
-    if activation not in ACTIVATIONS:
+    try:
+        act = ACTIVATIONS[activation]
+    except (KeyError, TypeError):
         choices = ", ".join(repr(a) for a in ACTIVATIONS)
-        raise ValueError(f"dense: unknown activation {activation!r}: choose one of {choices}")
+        raise ValueError(
+            f"dense: unknown activation {activation!r}: choose one of {choices}"
+        ) from None
     w = weight if weight.__class__ is Tensor else _lift(weight, None, Dense)
     if x.__class__ is not Tensor:
         x = _lift(x, w, Dense)
@@ -470,11 +474,11 @@ def dense(
             "x must be (batch, in) and weight (in, out)"
         )
     if bias is None:
-        return _apply(Dense, (x, w), (ACTIVATIONS[activation],))
+        return _apply(Dense, (x, w), (act,))
     b = bias if bias.__class__ is Tensor else _lift(bias, w, Dense)
     if b.data.shape != ws[1:]:
         raise ValueError(f"dense: bias of shape {b.data.shape} does not fit weight of shape {ws}")
-    return _apply(Dense, (x, w, b), (ACTIVATIONS[activation],))
+    return _apply(Dense, (x, w, b), (act,))
 
 
 def squared_error(pred: Operand, target: Operand, reduction: str = "mean") -> Tensor:

@@ -115,12 +115,14 @@ class Linear(Module):
         """
         if not isinstance(x, Tensor):
             x = Tensor(x)
-        if x.ndim == 0 or x.shape[-1] != self.input_size:
+        shape = x.data.shape
+        if len(shape) == 2 and shape[1] == self.input_size:
+            # the usual batch: the whole layer as one node (autograd.dense)
+            y = dense(x, self.weight, self.bias, self.activation if self.use_act else "none")
+        elif not shape or shape[-1] != self.input_size:
             raise ValueError(
                 f"{self!r} takes inputs of shape (batch, {self.input_size}), got shape {x.shape}"
             )
-        if x.ndim == 2:  # the usual batch: the whole layer as one node (autograd.dense)
-            y = dense(x, self.weight, self.bias, self.applied_activation)
         else:
             z = x @ self.weight
             if self.bias is not None:
