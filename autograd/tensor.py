@@ -8,7 +8,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from .engine import Node, Op, record
+from . import engine
+from .engine import Node, Op, check_forward
 from .maths import ArrayMath, NodeMath
 from .ops import (
     ACTIVATIONS,
@@ -506,18 +507,25 @@ def squared_error(pred: Operand, target: Operand, reduction: str = "mean") -> Te
 
 
 def _apply(op: type[Op], parents: tuple[Tensor, ...], saved: tuple[Any, ...] = ()) -> Tensor:
+    """Run ``op`` forward on the parents' data and record the result (see ``engine.record``).
+
+    This is the cost of every forward op, so the common arities call ``forward`` without
+    building an argument list, and recording is written out here rather than called.
+    """
+    n = len(parents)
     try:
-        # One and two inputs, most of every graph, skip building an argument list: this
-        # function is the cost of every forward op.
-        if len(parents) == 2:
+        if n == 2:
             data = op.forward(ArrayMath, parents[0].data, parents[1].data, *saved)
-        elif len(parents) == 1:
+        elif n == 1:
             data = op.forward(ArrayMath, parents[0].data, *saved)
+        elif n == 3:
+            a, b, c = parents
+            data = op.forward(ArrayMath, a.data, b.data, c.data, *saved)
         else:
             data = op.forward(ArrayMath, *[p.data for p in parents], *saved)
     except (ValueError, IndexError) as e:
         shapes = " and ".join(str(p.shape) for p in parents)
-        plural = "s" if len(parents) > 1 else ""
+        plural = "s" if n > 1 else ""
         raise type(e)(f"{op.name} cannot take shape{plural} {shapes}: {e}") from None
     if data.__class__ is not np.ndarray:
         data = np.asarray(data)
@@ -527,7 +535,21 @@ def _apply(op: type[Op], parents: tuple[Tensor, ...], saved: tuple[Any, ...] = (
     out._spare = None
     out.name = ""
     out._g = None
-    record(out, op, parents, saved)
+    if engine._grad_enabled and any([p.requires_grad for p in parents]):
+        out.p0 = parents[0]
+        out.p1 = parents[1] if n > 1 else None
+        out.pn = parents[2:] if n > 2 else ()
+        out.op = op
+        out.saved = saved
+        out.requires_grad = True
+    else:
+        out.p0 = out.p1 = None
+        out.pn = ()
+        out.op = None
+        out.saved = ()
+        out.requires_grad = False
+    if engine._anomaly:
+        check_forward(op, data)
     return out
 
 

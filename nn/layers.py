@@ -50,6 +50,10 @@ class Linear(Module):
       The weight is drawn from ``np.random.default_rng(seed)``; the bias starts at zero.
     - ``seed``: seeds ``self.rng``, the generator that draws the weight and then every dropout
       mask.
+    - ``fused``: with True (the default) a (batch, input_size) input goes through
+      ``autograd.dense``, the whole layer as one graph node, about twice as fast on small
+      networks. False records the three steps (MatMul, Add, the activation) as their own
+      nodes, for a picture of the graph that shows them; the gradients are the same.
 
     Raises ValueError naming the argument and its value for any invalid argument.
     """
@@ -68,6 +72,7 @@ class Linear(Module):
         *,
         init: str = "auto",
         seed: int = 0,
+        fused: bool = True,
     ) -> None:
         self.input_size = _check_size(input_size, "input_size")
         self.output_size = _check_size(output_size, "output_size")
@@ -80,6 +85,7 @@ class Linear(Module):
         self.init = _check_choice(init, INITS, "init")
         self.seed = _check_seed(seed)
         self.training = bool(eval)
+        self.fused = bool(fused)
         self.rng = np.random.default_rng(seed)
         self.last_mask: np.ndarray | None = None
         self.weight = Tensor(self._initial_weight(), requires_grad=True, name="weight")
@@ -116,7 +122,7 @@ class Linear(Module):
         if not isinstance(x, Tensor):
             x = Tensor(x)
         shape = x.data.shape
-        if len(shape) == 2 and shape[1] == self.input_size:
+        if len(shape) == 2 and shape[1] == self.input_size and self.fused:
             # the usual batch: the whole layer as one node (autograd.dense)
             y = dense(x, self.weight, self.bias, self.activation if self.use_act else "none")
         elif not shape or shape[-1] != self.input_size:
@@ -172,7 +178,8 @@ class MLP(Module):
 
     ``self.layers[i]`` maps size i to size i + 1 of [input_size, *hid_sizes, output_size]
     (parameters ``layers.0.weight``, ``layers.0.bias``, ...) and is seeded with ``seed + i``.
-    Every layer shares ``activation``, ``reg``/``beta``, ``use_bias`` and ``init``.
+    Every layer shares ``activation``, ``reg``/``beta``, ``use_bias``, ``init`` and ``fused``
+    (False draws each layer's MatMul, Add and activation as nodes of their own; see ``Linear``).
     ``layer_dropout`` applies to the hidden layers only: dropping outputs of the last layer would
     drop predictions. ``eval`` is seed 000's flag, True meaning training mode (see ``Linear``).
 
@@ -198,6 +205,7 @@ class MLP(Module):
         *,
         init: str = "auto",
         seed: int = 0,
+        fused: bool = True,
     ) -> None:
         # Checked here as well as in Linear so that errors carry MLP's own argument names.
         self.input_size = _check_size(input_size, "input_size")
@@ -229,6 +237,7 @@ class MLP(Module):
                 self.beta,
                 init=self.init,
                 seed=seed + i,
+                fused=fused,
             )
             for i in range(last + 1)
         ]

@@ -718,3 +718,44 @@ def test_power_zero_at_zero_has_zero_gradient() -> None:
     t = Tensor([0.0, 1.0], requires_grad=True)
     (t**0).sum().backward()
     np.testing.assert_array_equal(t.grad, [0.0, 0.0])
+
+
+# --- the fused layer and loss refuse what does not fit, naming the shapes ------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            (np.ones((5, 3)), np.ones((4, 2))),
+            r"x of shape \(5, 3\) does not fit weight of shape \(4, 2\)",
+        ),
+        ((np.ones(3), np.ones((3, 2))), r"x of shape \(3,\) does not fit weight of shape \(3, 2\)"),
+        ((np.ones((5, 3)), np.ones(3)), r"x of shape \(5, 3\) does not fit weight of shape \(3,\)"),
+        (
+            (np.ones((5, 3)), np.ones((3, 2)), np.ones(3)),
+            r"bias of shape \(3,\) does not fit weight",
+        ),
+        ((np.ones((5, 3)), np.ones((3, 2)), None, "softplus"), r"unknown activation 'softplus'"),
+    ],
+)
+def test_dense_refuses_misfits(args: tuple[Any, ...], message: str) -> None:
+    x, w, *rest = args
+    with pytest.raises(ValueError, match=message):
+        autograd.dense(x, Tensor(w, requires_grad=True), *rest)
+
+
+def test_squared_error_refuses_different_shapes_and_reductions() -> None:
+    p = Tensor(np.ones((4, 1)), requires_grad=True)
+    with pytest.raises(
+        ValueError, match=r"pred of shape \(4, 1\) and target of shape \(4,\) differ"
+    ):
+        autograd.squared_error(p, np.ones(4))
+    with pytest.raises(ValueError, match=r"reduction must be 'mean' or 'sum', got 'max'"):
+        autograd.squared_error(p, np.ones((4, 1)), "max")
+
+
+def test_squared_error_value_by_hand() -> None:
+    p, t = np.array([[1.0, 2.0], [3.0, 5.0]]), np.array([[0.0, 2.0], [1.0, 1.0]])
+    assert autograd.squared_error(Tensor(p), t).item() == pytest.approx((1 + 0 + 4 + 16) / 4)
+    assert autograd.squared_error(Tensor(p), t, "sum").item() == pytest.approx(21.0)

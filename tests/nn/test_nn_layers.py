@@ -197,9 +197,10 @@ def test_linear_gradcheck(activation: str, use_bias: bool) -> None:
     assert gradcheck_params(layer, X)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "three-nodes"])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_linear_gradients_match_seed_000_closed_forms(activation: str) -> None:
-    layer = Linear(3, 4, activation, seed=6)
+def test_linear_gradients_match_seed_000_closed_forms(activation: str, fused: bool) -> None:
+    layer = Linear(3, 4, activation, seed=6, fused=fused)
     randomize_bias(layer)
     upstream = np.random.default_rng(8).normal(size=(5, 4))  # dL/dy
     (layer(X) * upstream).sum().backward()
@@ -207,6 +208,35 @@ def test_linear_gradients_match_seed_000_closed_forms(activation: str) -> None:
     delta = upstream * NP_DACT[activation](z)
     npt.assert_allclose(layer.weight.grad, X.T @ delta, rtol=1e-10, atol=1e-14)
     npt.assert_allclose(layer.bias.grad, delta.sum(axis=0), rtol=1e-10, atol=1e-14)  # type: ignore[union-attr]
+
+
+def _ops(root: Any) -> list[str]:
+    seen, stack, names = set(), [root], []
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n.op is not None:
+            names.append(n.op.name)
+        stack.extend(n.parents)
+    return sorted(names)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
+def test_fused_records_one_node_per_layer_and_unfused_three(activation: str) -> None:
+    fused = Linear(3, 4, activation, seed=1)
+    assert _ops(fused(X)) == ["Dense"]
+    parts = Linear(3, 4, activation, seed=1, fused=False)
+    assert _ops(parts(X)) == sorted(["MatMul", "Add", OP_NAMES[activation]])
+    npt.assert_array_equal(parts(X).data.shape, fused(X).data.shape)
+    npt.assert_allclose(parts(X).data, fused(X).data, rtol=1e-15, atol=1e-15)
+    net = MLP(3, 2, [4], activation, fused=False)
+    assert all(not layer.fused for layer in net.layers)
+    assert _ops(net(X)).count("MatMul") == 2
+
+
+OP_NAMES = {"tanh": "Tanh", "relu": "ReLU", "sigmoid": "Sigmoid"}
 
 
 # --- Linear: dropout ----------------------------------------------------------------------------
