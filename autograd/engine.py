@@ -128,7 +128,14 @@ class Node:
         self.requires_grad = requires_grad
         self._g = None
 
-    def _seed(self, grad: Any, create_graph: bool = False) -> Any:  # pragma: no cover - overridden
+    def _seed(
+        self, grad: Any, create_graph: bool = False, shared: bool = False
+    ) -> Any:  # pragma: no cover - overridden
+        """The gradient backward starts from: ``grad``, or 1 for a single-element root.
+
+        With ``shared`` an implied 1 may be a shared read-only constant: only when the pass
+        keeps no gradient but the leaves', which copy what they cannot own.
+        """
         raise NotImplementedError
 
     def zero_grad(self) -> None:  # pragma: no cover - each front end has its own
@@ -155,7 +162,8 @@ class Node:
         memory and, for big arrays, spares the allocator's work.
         """
         del retain_graph
-        _run(self, self._seed(grad, create_graph), create_graph, None, retain_grads)
+        seed = self._seed(grad, create_graph, not retain_grads)
+        _run(self, seed, create_graph, None, retain_grads)
 
 
 def gradients(
@@ -273,16 +281,18 @@ def _run(
             ps: tuple[Any, ...] = (p0,) if p1 is None else (p0, p1, *n.pn) if n.pn else (p0, p1)
             need = tuple([p.requires_grad for p in ps]) if op.skips else None
             # The arity-specific calls avoid building an argument list per node: most nodes
-            # are unary or binary, and this loop is the engine's hot path.
+            # are unary or binary with nothing saved, and this loop is the engine's hot path.
             try:
                 if create_graph:
                     grads = op.backward(m, need, g, n, *ps, *n.saved)
-                elif p1 is None:
-                    grads = op.backward(m, need, g, n.data, p0.data, *n.saved)
-                elif len(ps) == 2:
-                    grads = op.backward(m, need, g, n.data, p0.data, p1.data, *n.saved)
-                else:
+                elif n.saved:
                     grads = op.backward(m, need, g, n.data, *[p.data for p in ps], *n.saved)
+                elif p1 is None:
+                    grads = op.backward(m, need, g, n.data, p0.data)
+                elif len(ps) == 2:
+                    grads = op.backward(m, need, g, n.data, p0.data, p1.data)
+                else:
+                    grads = op.backward(m, need, g, n.data, *[p.data for p in ps])
             except (ZeroDivisionError, OverflowError) as e:  # floats raise where NumPy gives inf
                 at = ", ".join(repr(p.data) for p in ps)
                 message = f"the backward of {op.name} at ({at}) is infinite: {e}"

@@ -67,6 +67,9 @@ _new = object.__new__
 # local, the parameter, and getrefcount's own argument.
 _UNSHARED = 3
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_ONE = {dtype: np.ones((), dtype) for dtype in _FLOATS}
+for _one in _ONE.values():
+    _one.flags.writeable = False
 
 
 class Tensor(Node):
@@ -120,8 +123,10 @@ class Tensor(Node):
 
     # -- the graph's view ------------------------------------------------------------------------
 
-    def _seed(self, grad: Any, create_graph: bool = False) -> Any:
+    def _seed(self, grad: Any, create_graph: bool = False, shared: bool = False) -> Any:
         if grad is None:
+            if shared and not create_graph and self.data.shape == ():
+                return _ONE[self.data.dtype]  # a training step's scalar loss: no allocation
             if self.data.size != 1:
                 raise RuntimeError(
                     f"backward() on a Tensor of shape {self.shape} needs grad= of that shape: "
@@ -150,7 +155,7 @@ class Tensor(Node):
         back and fault it in again next step (about 360 page faults a step on seed 002's network,
         1.7x slower); releasing it later is the order hand-written NumPy frees in.
         """
-        if self.op is None and isinstance(self.grad, np.ndarray):
+        if self.op is None and self.grad.__class__ is np.ndarray:
             self._spare = self.grad
         self.grad = None
 

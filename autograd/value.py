@@ -76,7 +76,7 @@ class Value(Node):
 
     # -- the graph's view --------------------------------------------------------------------
 
-    def _seed(self, grad: Any, create_graph: bool = False) -> Any:
+    def _seed(self, grad: Any, create_graph: bool = False, shared: bool = False) -> Any:
         seed = 1.0 if grad is None else _to_float(grad.data if isinstance(grad, Value) else grad)
         return Value(seed, requires_grad=False) if create_graph else seed
 

@@ -119,7 +119,7 @@ class Linear(Module):
         (batch, input_size) or (input_size,). Raises ValueError naming both shapes and the layer
         when the last axis is not input_size.
         """
-        if not isinstance(x, Tensor):
+        if x.__class__ is not Tensor and not isinstance(x, Tensor):
             x = Tensor(x)
         shape = x.data.shape
         if len(shape) == 2 and shape[1] == self.input_size and self.fused:

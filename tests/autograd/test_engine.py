@@ -975,3 +975,22 @@ def test_retain_grads_false_keeps_only_the_leaves_gradients() -> None:
     out.backward(retain_grads=False)
     assert u.grad == 0.0  # an intermediate Value keeps its initial 0.0
     assert v.grad == pytest.approx(2 * math.tanh(0.3) * (1 - math.tanh(0.3) ** 2))
+
+
+def test_a_training_pass_from_a_shared_seed_leaves_every_gradient_writable() -> None:
+    # backward(retain_grads=False) on a scalar starts from a shared read-only 1: a leaf root
+    # must get an array of its own, and the next pass must not find the seed changed.
+    x = Tensor(3.0, requires_grad=True)
+    x.backward(retain_grads=False)
+    assert x.grad.flags.writeable and x.grad == 1.0
+    x.grad += 1.0  # ours to write into
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    for _ in range(2):
+        (w * w).sum().backward(retain_grads=False)
+    npt.assert_array_equal(w.grad, [4.0, 8.0])
+    y = Tensor(2.0, requires_grad=True)
+    (y * y).backward(retain_grads=False)
+    assert y.grad == 4.0
+    loss = (y * 3.0).sum()
+    loss.backward()  # the default keeps every gradient: the root's is its own array
+    assert loss.grad.flags.writeable
