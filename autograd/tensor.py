@@ -540,7 +540,13 @@ def _apply(op: type[Op], parents: tuple[Tensor, ...], saved: tuple[Any, ...] = (
     out._spare = None
     out.name = ""
     out._g = None
-    if engine._grad_enabled and any([p.requires_grad for p in parents]):
+    needed = False
+    if engine._grad_enabled:
+        for p in parents:
+            if p.requires_grad:
+                needed = True
+                break
+    if needed:
         out.p0 = parents[0]
         out.p1 = parents[1] if n > 1 else None
         out.pn = parents[2:] if n > 2 else ()
