@@ -375,20 +375,20 @@ class Dense(Op):
 
 
 class SquaredError(Op):
-    """out = scale · Σ (p - t)²  (scale 1/n for the mean, 1 for the sum);
-    dp = 2 scale (p - t) g,  dt = -dp   (one node for the loss, not four: Sub, Mul, Sum, scale)"""
+    """out = Σ (p - t)² / n  (n the element count for the mean, 1 for the sum);
+    dp = 2 (p - t) g / n,  dt = -dp   (one node for the loss, not four: Sub, Mul, Sum, scale)"""
 
     skips = True  # the target is data: no gradient for it
 
     @staticmethod
-    def forward(m: Any_, p: Any_, t: Any_, scale: float) -> Any_:
-        return m.sum_squares(p - t) * scale
+    def forward(m: Any_, p: Any_, t: Any_, n: float) -> Any_:
+        return m.sum_squares(p - t) / n  # divided, as a mean is, not multiplied by 1 / n
 
     @staticmethod
     def backward(
-        m: Any_, need: Any_, g: Any_, out: Any_, p: Any_, t: Any_, scale: float
+        m: Any_, need: Any_, g: Any_, out: Any_, p: Any_, t: Any_, n: float
     ) -> tuple[Any_, ...]:
-        dp = (p - t) * (g * (2.0 * scale))
+        dp = (p - t) * (g * (2.0 / n))
         return (dp if need[0] else None), (-dp if need[1] else None)
 
 

@@ -504,8 +504,8 @@ def squared_error(pred: Operand, target: Operand, reduction: str = "mean") -> Te
         raise ValueError(
             f"squared_error: pred of shape {p.data.shape} and target of shape {t.data.shape} differ"
         )
-    scale = 1.0 / max(p.data.size, 1) if reduction == "mean" else 1.0
-    return _apply(SquaredError, (p, t), (scale,))
+    count = float(max(p.data.size, 1)) if reduction == "mean" else 1.0
+    return _apply(SquaredError, (p, t), (count,))
 
 
 # --- building nodes ------------------------------------------------------------------------------
