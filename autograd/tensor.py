@@ -8,8 +8,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from . import engine
-from .engine import Node, Op, check_forward
+from .engine import Node, Op, record
 from .maths import ArrayMath, NodeMath
 from .ops import (
     ACTIVATIONS,
@@ -515,7 +514,7 @@ def _apply(op: type[Op], parents: tuple[Tensor, ...], saved: tuple[Any, ...] = (
     """Run ``op`` forward on the parents' data and record the result (see ``engine.record``).
 
     This is the cost of every forward op, so the common arities call ``forward`` without
-    building an argument list, and recording is written out here rather than called.
+    building an argument list.
     """
     n = len(parents)
     try:
@@ -540,27 +539,7 @@ def _apply(op: type[Op], parents: tuple[Tensor, ...], saved: tuple[Any, ...] = (
     out._spare = None
     out.name = ""
     out._g = None
-    needed = False
-    if engine._grad_enabled:
-        for p in parents:
-            if p.requires_grad:
-                needed = True
-                break
-    if needed:
-        out.p0 = parents[0]
-        out.p1 = parents[1] if n > 1 else None
-        out.pn = parents[2:] if n > 2 else ()
-        out.op = op
-        out.saved = saved
-        out.requires_grad = True
-    else:
-        out.p0 = out.p1 = None
-        out.pn = ()
-        out.op = None
-        out.saved = ()
-        out.requires_grad = False
-    if engine._anomaly:
-        check_forward(op, data)
+    record(out, op, parents, saved)
     return out
 
 

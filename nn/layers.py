@@ -119,12 +119,12 @@ class Linear(Module):
         (batch, input_size) or (input_size,). Raises ValueError naming both shapes and the layer
         when the last axis is not input_size.
         """
-        if x.__class__ is not Tensor and not isinstance(x, Tensor):
+        if not isinstance(x, Tensor):
             x = Tensor(x)
         shape = x.data.shape
         if len(shape) == 2 and shape[1] == self.input_size and self.fused:
             # the usual batch: the whole layer as one node (autograd.dense)
-            y = dense(x, self.weight, self.bias, self.activation if self.use_act else "none")
+            y = dense(x, self.weight, self.bias, self.applied_activation)
         elif not shape or shape[-1] != self.input_size:
             raise ValueError(
                 f"{self!r} takes inputs of shape (batch, {self.input_size}), got shape {x.shape}"

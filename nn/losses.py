@@ -141,8 +141,6 @@ def get_loss(name: str) -> Callable[..., Tensor]:
 
 
 def _as_tensor(x: Any, loss: str, argument: str) -> Tensor:
-    if x.__class__ is Tensor and x.data.size:  # the usual case, first: every step passes here
-        return x  # type: ignore[no-any-return]
     if isinstance(x, Tensor):
         out = x
     elif isinstance(x, Value):

@@ -37,9 +37,7 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if kwargs or len(args) != 1:
-            return self.forward(*args, **kwargs)
-        return self.forward(args[0])  # the usual model(x), without unpacking
+        return self.forward(*args, **kwargs)
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         """Yield (name, submodule) for direct submodules, lists of modules flattened as name.i."""
