@@ -277,22 +277,45 @@ def _run(
                 n.grad = g if cur is None or (cur.__class__ is float and cur == 0.0) else cur + g
             op: Any = n.op  # never None: leaves have no place in the order
             p0: Any = n.p0
-            p1 = n.p1
-            ps: tuple[Any, ...] = (p0,) if p1 is None else (p0, p1, *n.pn) if n.pn else (p0, p1)
-            need = tuple([p.requires_grad for p in ps]) if op.skips else None
-            # The arity-specific calls avoid building an argument list per node: most nodes
-            # are unary or binary with nothing saved, and this loop is the engine's hot path.
+            p1: Any = n.p1
+            saved = n.saved
+            skips = op.skips
+            # Arity by arity, with no argument list or comprehension built per node: most nodes
+            # are unary or binary, and this loop is the engine's hot path.
             try:
-                if create_graph:
-                    grads = op.backward(m, need, g, n, *ps, *n.saved)
-                elif n.saved:
-                    grads = op.backward(m, need, g, n.data, *[p.data for p in ps], *n.saved)
-                elif p1 is None:
-                    grads = op.backward(m, need, g, n.data, p0.data)
-                elif len(ps) == 2:
-                    grads = op.backward(m, need, g, n.data, p0.data, p1.data)
+                if p1 is None:
+                    ps: tuple[Any, ...] = (p0,)
+                    need: tuple[bool, ...] | None = (p0.requires_grad,) if skips else None
+                    if create_graph:
+                        grads = op.backward(m, need, g, n, p0, *saved)
+                    elif saved:
+                        grads = op.backward(m, need, g, n.data, p0.data, *saved)
+                    else:
+                        grads = op.backward(m, need, g, n.data, p0.data)
+                elif not n.pn:
+                    ps = (p0, p1)
+                    need = (p0.requires_grad, p1.requires_grad) if skips else None
+                    if create_graph:
+                        grads = op.backward(m, need, g, n, p0, p1, *saved)
+                    elif saved:
+                        grads = op.backward(m, need, g, n.data, p0.data, p1.data, *saved)
+                    else:
+                        grads = op.backward(m, need, g, n.data, p0.data, p1.data)
+                elif len(n.pn) == 1:  # a dense layer: x, W, b
+                    p2 = n.pn[0]
+                    ps = (p0, p1, p2)
+                    need = (p0.requires_grad, p1.requires_grad, p2.requires_grad) if skips else None
+                    if create_graph:
+                        grads = op.backward(m, need, g, n, p0, p1, p2, *saved)
+                    else:
+                        grads = op.backward(m, need, g, n.data, p0.data, p1.data, p2.data, *saved)
                 else:
-                    grads = op.backward(m, need, g, n.data, *[p.data for p in ps])
+                    ps = (p0, p1, *n.pn)
+                    need = tuple([p.requires_grad for p in ps]) if skips else None
+                    if create_graph:
+                        grads = op.backward(m, need, g, n, *ps, *saved)
+                    else:
+                        grads = op.backward(m, need, g, n.data, *[p.data for p in ps], *saved)
             except (ZeroDivisionError, OverflowError) as e:  # floats raise where NumPy gives inf
                 at = ", ".join(repr(p.data) for p in ps)
                 message = f"the backward of {op.name} at ({at}) is infinite: {e}"
