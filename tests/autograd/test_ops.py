@@ -500,6 +500,30 @@ def test_float32_stays_float32(case: Case) -> None:
         np.testing.assert_allclose(g, r, rtol=F32_RTOL, atol=F32_ATOL, err_msg=f"input {i}")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", TENSOR_CASES, ids=lambda c: c.id)
+def test_a_training_pass_gives_the_default_pass_gradients(case: Case, dtype: Any) -> None:
+    # backward(retain_grads=False) on a scalar root starts from a shared NumPy scalar 1 rather
+    # than a fresh array: whatever rule meets it first (the op itself, when its output is a
+    # scalar), the leaves must get the same gradients, as arrays of their own shape and dtype.
+    rng = _rng(case)
+    arrays = [a.astype(dtype) for a in _draw(rng, case.shapes, case.domain)]
+    w = np.asarray(rng.normal(size=_forward_shape(case, arrays))).astype(dtype)
+    grads = []
+    for retain in (True, False):
+        xs = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+        out = case.fn(*xs)
+        root = out if out.shape == () else (out * Tensor(w)).sum()
+        root.backward(retain_grads=retain)
+        for x in xs:
+            assert isinstance(x.grad, np.ndarray), f"grad is {type(x.grad).__name__}"
+            assert x.grad.shape == x.shape and x.grad.dtype == x.dtype
+            assert x.grad.flags.writeable
+        grads.append([x.grad for x in xs])
+    for i, (kept, trained) in enumerate(zip(*grads, strict=True)):
+        np.testing.assert_array_equal(trained, kept, err_msg=f"input {i}")
+
+
 # --- ties and repeated indices: exact values, where finite differences cannot look ---------------
 
 
