@@ -320,7 +320,10 @@ def _run(
                 at = ", ".join(repr(p.data) for p in ps)
                 message = f"the backward of {op.name} at ({at}) is infinite: {e}"
                 raise (AnomalyError if anomaly else ArithmeticError)(message) from None
-            for p, gp in zip(ps, grads, strict=True):
+            # zip(strict=True) would check this too, at five times the cost of a plain zip
+            if grads.__class__ is not tuple or len(grads) != len(ps):
+                grads = _one_per_input(op, grads, len(ps))
+            for p, gp in zip(ps, grads):  # noqa: B905 - the lengths are equal, checked above
                 if gp is None or not p.requires_grad:
                     continue
                 if not plain:
@@ -363,6 +366,22 @@ def _run(
     if inputs is None:
         return []
     return [found[x] if x in found else zeros(x, create_graph) for x in inputs]
+
+
+def _one_per_input(op: type[Op], grads: Any, count: int) -> tuple[Any, ...]:
+    """A rule's result as a tuple of one gradient per input, or TypeError saying what came back."""
+    if isinstance(grads, (tuple, list)) and len(grads) == count:
+        return tuple(grads)
+    got = (
+        f"{len(grads)} gradients"
+        if isinstance(grads, (tuple, list))
+        else f"a {type(grads).__name__}, not a tuple"
+    )
+    plural = "s" if count != 1 else ""
+    raise TypeError(
+        f"the backward of {op.name} returned {got}: it must return a tuple of one gradient "
+        f"(or None) per input, and the op has {count} input{plural}"
+    )
 
 
 def record(out: Node, op: type[Op], parents: tuple[Node, ...], saved: tuple[Any, ...]) -> None:

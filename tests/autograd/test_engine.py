@@ -945,6 +945,52 @@ def test_custom_op_on_value(cube) -> None:
     assert gradcheck(lambda a: Value.apply(cube, a) * a, 0.7)
 
 
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        ("bare", "returned a ndarray, not a tuple"),
+        ("two", "returned 2 gradients: it must return a tuple of one gradient (or None) per input"),
+        ("none", "returned 0 gradients"),
+    ],
+)
+def test_a_custom_rule_returning_the_wrong_count_is_named(restore_ops, returned, message) -> None:
+    class Sloppy(Op):
+        """out = 2 x;  dx = 2 g, returned in the wrong form"""
+
+        @staticmethod
+        def forward(m, x):
+            return 2.0 * x
+
+        @staticmethod
+        def backward(m, need, g, out, x):
+            d = 2.0 * g
+            return {"bare": d, "two": (d, d), "none": ()}[returned]
+
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match=re.escape(message)) as caught:
+        Tensor.apply(Sloppy, x).sum().backward()
+    assert "the backward of Sloppy" in str(caught.value)
+    assert "1 input" in str(caught.value)
+    assert x.grad is None  # a failed pass delivers nothing
+
+
+def test_a_custom_rule_may_return_a_list(restore_ops) -> None:
+    class Listed(Op):
+        """out = a b;  da = g b,  db = g a, as a list"""
+
+        @staticmethod
+        def forward(m, a, b):
+            return a * b
+
+        @staticmethod
+        def backward(m, need, g, out, a, b):
+            return [g * b, g * a]
+
+    a, b = Value(3.0), Value(-2.0)
+    Value.apply(Listed, a, b).backward()
+    assert (a.grad, b.grad) == (-2.0, 3.0)
+
+
 def test_custom_op_second_derivative(cube) -> None:
     assert grad(grad(lambda v: Value.apply(cube, v)))(0.7) == pytest.approx(6 * 0.7, rel=1e-14)
 
