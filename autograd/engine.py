@@ -323,7 +323,9 @@ def _run(
             # zip(strict=True) would check this too, at five times the cost of a plain zip
             if grads.__class__ is not tuple or len(grads) != len(ps):
                 grads = _one_per_input(op, grads, len(ps))
-            for p, gp in zip(ps, grads):  # noqa: B905 - the lengths are equal, checked above
+            # A one-pair tuple iterates in half the time of a zip, and most nodes have one input.
+            pairs = ((p0, grads[0]),) if p1 is None else zip(ps, grads)  # noqa: B905 - checked
+            for p, gp in pairs:
                 if gp is None or not p.requires_grad:
                     continue
                 if not plain:
