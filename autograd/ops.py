@@ -358,7 +358,7 @@ class Dense(Op):
     @staticmethod
     def forward(m: Any_, x: Any_, w: Any_, *rest: Any_) -> Any_:
         act = rest[-1]  # rest is (b, act) or (act,)
-        z = x @ w if len(rest) == 1 else x @ w + rest[0]
+        z = m.dot(x, w) if len(rest) == 1 else m.dot(x, w) + rest[0]
         return z if act is None else act.forward(m, z)
 
     @staticmethod
@@ -367,8 +367,8 @@ class Dense(Op):
     ) -> tuple[Any_, ...]:
         act = rest[-1]
         d = g if act is None else act.backward(m, None, g, out, None)[0]
-        dx = d @ w.T if need[0] else None
-        dw = x.T @ d if need[1] else None
+        dx = m.dot(d, w.T) if need[0] else None
+        dw = m.dot(x.T, d) if need[1] else None
         if len(rest) == 1:
             return dx, dw
         return dx, dw, (m.row_sum(d) if need[2] else None)
