@@ -344,7 +344,8 @@ def _run(
                     p._g = gp
                 else:
                     p._g = gp if cur is _PLACED else cur + gp
-            grads = gp = g = None  # type: ignore[assignment]  # Tensor._accumulate counts references
+            # Tensor._accumulate counts references: nothing of this node may keep its gradients
+            grads = gp = g = pairs = None  # type: ignore[assignment]
         while leaves:
             n = leaves.pop()
             g = n._g
