@@ -205,6 +205,16 @@ def _order(root: Node) -> list[Node]:
             if mark is None:
                 n._g = _OPEN
                 p = n.p0
+                # A run of one-input nodes (a chain) is opened in one go: each is on top of the
+                # stack as soon as it is pushed, so it is opened here rather than a round later.
+                while p is not None and n.p1 is None:
+                    if p._g is None and p.op is not None and p.requires_grad:
+                        push(p)
+                        p._g = _OPEN
+                        n = p
+                        p = n.p0
+                    else:
+                        p = None
                 if p is not None:
                     if p._g is None and p.op is not None and p.requires_grad:
                         push(p)
@@ -220,6 +230,12 @@ def _order(root: Node) -> list[Node]:
                 if mark is _OPEN:
                     n._g = _PLACED
                     place(n)
+                    # and every open node below it whose inputs are now all placed: the chain
+                    # opened in one go above is placed in one go here
+                    while stack and stack[-1]._g is _OPEN:
+                        n = pop()
+                        n._g = _PLACED
+                        place(n)
     except BaseException:  # KeyboardInterrupt included: stale marks would corrupt the next pass
         for n in (*order, *stack):
             n._g = None

@@ -19,7 +19,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from autograd import Tensor, Value
+from autograd import Tensor, Value, sum_values
 
 EPS = 1e-6
 LIMIT = 50.0  # every intermediate stays within ±LIMIT, so round-off in the differences is small
@@ -235,3 +235,54 @@ def test_broadcasting_tensor_expressions_match_central_differences(case) -> None
     for leaf, x, n in zip(leaves, inputs, numeric, strict=True):
         assert leaf.grad.shape == x.shape  # broadcasting undone, back to the input's own shape
         npt.assert_allclose(leaf.grad, n, rtol=1e-4, atol=1e-5)
+
+
+# --- the order backward walks ---------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["tanh", "add", "mul", "sum3"]), st.integers(0, 10**6)),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(1, 4),
+)
+def test_the_backward_order_puts_each_node_once_after_its_inputs(steps, leaves) -> None:
+    # Chains of one-input nodes are opened and placed in one go; mixed with two- and three-input
+    # nodes and reuse, every computed node must still come once, after every computed input.
+    from autograd.engine import _order
+
+    nodes = [Value(0.1 * (i + 1), requires_grad=True) for i in range(leaves)]
+    for op, pick in steps:
+        a, b, c = (nodes[(pick // k) % len(nodes)] for k in (1, 7, 49))
+        if op == "tanh":
+            nodes.append(a.tanh())
+        elif op == "add":
+            nodes.append(a + b)
+        elif op == "mul":
+            nodes.append(a * b)
+        else:
+            nodes.append(sum_values([a, b, c]))
+    root = nodes[-1]
+    order = _order(root)
+    try:
+        assert order[-1] is root
+        assert len(set(map(id, order))) == len(order)
+        place = {id(n): i for i, n in enumerate(order)}
+        reachable, todo = set(), [root]
+        while todo:
+            n = todo.pop()
+            if id(n) in reachable or n.op is None:
+                continue
+            reachable.add(id(n))
+            todo.extend(n.parents)
+        assert set(place) == reachable  # the computed nodes root depends on; no leaf
+        for n in order:
+            for p in n.parents:
+                if p.op is not None:
+                    assert place[id(p)] < place[id(n)]
+    finally:
+        for n in order:
+            n._g = None
