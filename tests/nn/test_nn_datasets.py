@@ -5,21 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.seed001_writeup import make_dataset
 from nn.datasets import circle_grid, relu_regression, spirals, train_val_split, two_moons
-
-
-def _seed001_dataset() -> list[tuple[float, float, float]]:
-    # Seed 001's own code, spaces restored.
-    def o(x: float, y: float) -> float:
-        return 1.0 if x * x + y * y < 1 else 0.0
-
-    sample_density = 10
-    xs = [
-        [-2.0 + 4 * x / sample_density, -2.0 + 4 * y / sample_density]
-        for x in range(sample_density + 1)
-        for y in range(sample_density + 1)
-    ]
-    return [(x, y, o(x, y)) for x, y in xs]
 
 
 def test_circle_grid_is_seed_001s() -> None:
@@ -31,7 +18,7 @@ def test_circle_grid_is_seed_001s() -> None:
     assert list(X[11]) == [-1.6, -2.0]  # x is the outer loop
     assert list(X[60]) == [0.0, 0.0] and z[60] == 1.0
     assert z.sum() == 21  # the grid points strictly inside the unit circle
-    expected = _seed001_dataset()
+    expected = make_dataset()  # the write-up's own code
     assert [
         (a, b, c) for (a, b), c in zip(X.tolist(), z.tolist(), strict=True)
     ] == expected  # bit for bit
