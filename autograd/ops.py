@@ -289,18 +289,15 @@ class Max(Op):
         return (m.expand(g, x.shape, axis, keepdims) * m.argmax_share(x, out, axis, keepdims),)
 
 
-class Min(Op):
-    """out = min of x over axis;  dx = g where x equals the min, split evenly among ties"""
+class Min(Max):
+    """out = min of x over axis;  dx = g where x equals the min, split evenly among ties
+
+    Max's rule: it sends g to the elements that equal out, whichever extreme out is.
+    """
 
     @staticmethod
     def forward(m: Any_, x: Any_, axis: Any_, keepdims: bool) -> Any_:
         return m.amin(x, axis, keepdims)
-
-    @staticmethod
-    def backward(
-        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, axis: Any_, keepdims: bool
-    ) -> tuple[Any_, ...]:
-        return (m.expand(g, x.shape, axis, keepdims) * m.argmax_share(x, out, axis, keepdims),)
 
 
 class MatMul(Op):
