@@ -7,14 +7,44 @@ turn) and the ratio is the median of the pairs' ratios of median step times.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ._timing import Row, Timing, emit, info, run_worker, side, verdict
+from ._timing import Row, Timing, emit, have, info, run_worker, side, skip, verdict, worker_reply
 
 WARMUP = 20  # untimed steps at the start of every worker run
+
+Step = Callable[[], float]  # one training step, returning its loss
+Sides = Mapping[str, Callable[[int], Step]]  # worker kind -> (steps to run -> a step)
+
+
+def first_losses(sides: Sides, kind: str, k: int = WARMUP) -> list[float]:
+    """The losses of side ``kind``'s first ``k`` steps, run here, for the agreement check."""
+    step = sides[kind](k)
+    return [step() for _ in range(k)]
+
+
+def step_worker(module: str, sides: Sides, argv: list[str]) -> None:
+    """A worker's entry point (``python -m bench.MODULE --worker KIND --iters N``).
+
+    Times one side's steps and replies with the result; torch is held to one thread.
+    """
+    parser = argparse.ArgumentParser(prog=f"python -m bench.{module}")
+    parser.add_argument("--worker", choices=list(sides), required=True)
+    parser.add_argument("--iters", type=int, required=True)
+    args = parser.parse_args(argv)
+    result: dict[str, Any] = {}
+    if args.worker == "torch":
+        import torch
+
+        torch.set_num_threads(1)
+        result.update(version=torch.__version__, threads=torch.get_num_threads())
+    step = sides[args.worker](WARMUP + args.iters)
+    result.update(time_steps(step, args.iters))
+    worker_reply(result)
 
 
 def time_steps(step: Callable[[], float], iters: int, warmup: int = WARMUP) -> dict[str, Any]:
@@ -115,3 +145,37 @@ def agreement(label: str, ours: Sequence[float], peer: Sequence[float], tol: flo
         f"step {len(ours)} {ours[-1]:.10g} vs {peer[-1]:.10g})"
     )
     return ok
+
+
+def torch_row(
+    *,
+    bench: str,
+    case: str,
+    workload: str,
+    ours: tuple[str, str],
+    ours_losses: Sequence[float],
+    goal: float,
+    pairs: int,
+    iters: int,
+) -> Row:
+    """The row against torch CPU eager (float64, one thread), or a skip when torch is missing.
+
+    The torch worker's first losses must agree with ``ours_losses`` for the row to pass.
+    """
+    work = f"{workload}; {case} eager (float64, 1 thread)"
+    if not have("torch"):
+        return skip(bench, case, work, "torch")
+    torch_losses = run_worker(bench, "torch", "--iters", "0")["losses"]
+    return paired_row(
+        bench=bench,
+        case=case,
+        workload=work,
+        module=bench,
+        ours=ours,
+        peer=("torch", "torch CPU eager"),
+        peer_name="torch",
+        goal=goal,
+        pairs=pairs,
+        iters=iters,
+        losses_agree=agreement(case, ours_losses, torch_losses),
+    )

@@ -14,31 +14,33 @@ Worker entry point: ``python -m bench.circle --worker KIND --iters N``.
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from nn.seed_circle import train_circle
 
-from ._paired import WARMUP, agreement, paired_row, time_steps
-from ._timing import Row, have, header, run_worker, runs_for, skip, worker_reply
+from ._paired import (
+    Sides,
+    Step,
+    agreement,
+    first_losses,
+    paired_row,
+    step_worker,
+    torch_row,
+)
+from ._timing import Row, header, runs_for
 from .seed001_writeup import MyNet, make_dataset, one_step
 
 NAME = "circle"
 LR = 10.0
-VERIFY = WARMUP  # steps whose losses are compared before timing
 WORKLOAD = (
     "seed 001: sigmoid 2-4-1 network, 121 grid points, full batch, mean squared error, "
     f"SGD lr {LR:g}; time per training step (forward, backward, update)"
 )
 
 # --- the sides, each a function returning one training step -------------------------------------
-
-Step = Callable[[], float]
 
 
 def step_pure(steps: int) -> Step:
@@ -110,7 +112,7 @@ def step_torch(steps: int) -> Step:
     return step
 
 
-SIDES: dict[str, Callable[[int], Step]] = {
+SIDES: Sides = {
     "value": lambda steps: step_engine("value", steps),
     "pure": step_pure,
     "tensor": lambda steps: step_engine("tensor", steps),
@@ -119,34 +121,15 @@ SIDES: dict[str, Callable[[int], Step]] = {
 }
 
 
-def first_losses(kind: str, k: int = VERIFY) -> list[float]:
-    step = SIDES[kind](k)
-    return [step() for _ in range(k)]
-
-
-def _worker(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.circle")
-    parser.add_argument("--worker", choices=list(SIDES), required=True)
-    parser.add_argument("--iters", type=int, required=True)
-    args = parser.parse_args(argv)
-    result: dict[str, Any] = {}
-    if args.worker == "torch":
-        import torch
-
-        torch.set_num_threads(1)
-        result.update(version=torch.__version__, threads=torch.get_num_threads())
-    step = SIDES[args.worker](WARMUP + args.iters)
-    result.update(time_steps(step, args.iters))
-    worker_reply(result)
-
-
 def run(quick: bool) -> list[Row]:
     iters = 50 if quick else 200
     pairs = 2 * runs_for(quick, full=5, fast=2)
     header(NAME, WORKLOAD)
     out = []
 
-    value_ok = agreement("Value engine vs pure Python", first_losses("value"), first_losses("pure"))
+    value_ok = agreement(
+        "Value engine vs pure Python", first_losses(SIDES, "value"), first_losses(SIDES, "pure")
+    )
     out.append(
         paired_row(
             bench=NAME,
@@ -163,8 +146,8 @@ def run(quick: bool) -> list[Row]:
         )
     )
 
-    tensor_losses = first_losses("tensor")
-    numpy_ok = agreement("Tensor engine vs NumPy", tensor_losses, first_losses("numpy"))
+    tensor_losses = first_losses(SIDES, "tensor")
+    numpy_ok = agreement("Tensor engine vs NumPy", tensor_losses, first_losses(SIDES, "numpy"))
     out.append(
         paired_row(
             bench=NAME,
@@ -181,30 +164,20 @@ def run(quick: bool) -> list[Row]:
         )
     )
 
-    case = "Tensor engine vs torch CPU"
-    work = WORKLOAD + "; Tensor engine vs torch CPU eager (float64, 1 thread)"
-    if not have("torch"):
-        out.append(skip(NAME, case, work, "torch"))
-        return out
-    torch_losses = run_worker(NAME, "torch", "--iters", "0")["losses"]
-    torch_ok = agreement("Tensor engine vs torch", tensor_losses, torch_losses)
     out.append(
-        paired_row(
+        torch_row(
             bench=NAME,
-            case=case,
-            workload=work,
-            module=NAME,
+            case="Tensor engine vs torch CPU",
+            workload=WORKLOAD,
             ours=("tensor", "ours (Tensor engine)"),
-            peer=("torch", "torch CPU eager"),
-            peer_name="torch",
+            ours_losses=tensor_losses,
             goal=0.5,
             pairs=pairs,
             iters=iters,
-            losses_agree=torch_ok,
         )
     )
     return out
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1:])
+    step_worker(NAME, SIDES, sys.argv[1:])

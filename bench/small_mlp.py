@@ -10,10 +10,7 @@ Worker entry point: ``python -m bench.small_mlp --worker KIND --iters N``.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
@@ -22,20 +19,25 @@ from nn.datasets import two_moons
 from nn.layers import Linear
 from nn.losses import mse
 
-from ._paired import WARMUP, agreement, paired_row, time_steps
-from ._timing import Row, have, header, run_worker, runs_for, skip, worker_reply
+from ._paired import (
+    Sides,
+    Step,
+    agreement,
+    first_losses,
+    paired_row,
+    step_worker,
+    torch_row,
+)
+from ._timing import Row, header, runs_for
 
 NAME = "small_mlp"
 SAMPLES = 100
 LR = 0.1
-VERIFY = WARMUP
 WORKLOAD = (
     f"MLP 2->16->16->1 (tanh hidden, linear output), {SAMPLES} two-moons samples "
     f"(nn.datasets.two_moons(100, seed=0), labels as float targets), mean squared error, "
     f"SGD lr {LR:g}; time per step (forward, backward, update)"
 )
-
-Step = Callable[[], float]
 
 
 def model() -> list[Linear]:
@@ -131,40 +133,19 @@ def step_torch(steps: int) -> Step:
     return step
 
 
-SIDES: dict[str, Callable[[int], Step]] = {
+SIDES: Sides = {
     "ours": step_ours,
     "numpy": step_numpy,
     "torch": step_torch,
 }
 
 
-def first_losses(kind: str, k: int = VERIFY) -> list[float]:
-    step = SIDES[kind](k)
-    return [step() for _ in range(k)]
-
-
-def _worker(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.small_mlp")
-    parser.add_argument("--worker", choices=list(SIDES), required=True)
-    parser.add_argument("--iters", type=int, required=True)
-    args = parser.parse_args(argv)
-    result: dict[str, Any] = {}
-    if args.worker == "torch":
-        import torch
-
-        torch.set_num_threads(1)
-        result.update(version=torch.__version__, threads=torch.get_num_threads())
-    step = SIDES[args.worker](WARMUP + args.iters)
-    result.update(time_steps(step, args.iters))
-    worker_reply(result)
-
-
 def run(quick: bool) -> list[Row]:
     iters = 50 if quick else 200
     pairs = 2 * runs_for(quick, full=5, fast=2)
     header(NAME, WORKLOAD)
-    ours_losses = first_losses("ours")
-    numpy_ok = agreement("ours vs NumPy", ours_losses, first_losses("numpy"))
+    ours_losses = first_losses(SIDES, "ours")
+    numpy_ok = agreement("ours vs NumPy", ours_losses, first_losses(SIDES, "numpy"))
     out = [
         paired_row(
             bench=NAME,
@@ -180,30 +161,20 @@ def run(quick: bool) -> list[Row]:
             losses_agree=numpy_ok,
         )
     ]
-    case = "vs torch CPU eager"
-    work = WORKLOAD + "; vs torch CPU eager (float64, 1 thread)"
-    if not have("torch"):
-        out.append(skip(NAME, case, work, "torch"))
-        return out
-    torch_losses = run_worker(NAME, "torch", "--iters", "0")["losses"]
-    torch_ok = agreement("ours vs torch", ours_losses, torch_losses)
     out.append(
-        paired_row(
+        torch_row(
             bench=NAME,
-            case=case,
-            workload=work,
-            module=NAME,
+            case="vs torch CPU",
+            workload=WORKLOAD,
             ours=("ours", "ours (Tensor engine)"),
-            peer=("torch", "torch CPU eager"),
-            peer_name="torch",
+            ours_losses=ours_losses,
             goal=0.33,
             pairs=pairs,
             iters=iters,
-            losses_agree=torch_ok,
         )
     )
     return out
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1:])
+    step_worker(NAME, SIDES, sys.argv[1:])
