@@ -248,58 +248,38 @@ def run(quick: bool) -> list[Row]:
     )
     gc.collect()
 
-    nodes = {"ours_nodes": ours["nodes"], "peer_nodes": mg["nodes"]}
-    for case, t_peer, goal in (
-        ("vs micrograd (GC on)", t_mg, 10.0),
-        ("vs micrograd (GC off)", t_mg_off, 2.0),
+    # The fused rows hold the goals; the unfused ones (a node per * and +, as micrograd builds)
+    # show what fusing the neuron's sum is worth.
+    for prefix, t_side, side_nodes, goals in (
+        ("", t_ours, ours["nodes"], (10.0, 2.0)),
+        ("unfused ", t_unf, unfused["nodes"], (None, None)),
     ):
-        speedup = t_peer.median / t_ours.median
-        out.append(
-            emit(
-                Row(
-                    NAME,
-                    case,
-                    WORKLOAD,
-                    ours_s=t_ours.median,
-                    peer="micrograd 0.1.0",
-                    peer_s=t_peer.median,
-                    ratio=speedup,
-                    ratio_text=speed_text(speedup),
-                    goal=f">= {goal:g}x faster",
-                    status=verdict(speedup >= goal),
-                    extra={
-                        **nodes,
-                        "ours_nodes_per_s": rate,
-                        "peer_nodes_per_s": mg["nodes"] / t_peer.median,
-                        "ours_runs": t_ours.runs,
-                        "peer_runs": t_peer.runs,
-                    },
+        for (gc_state, t_peer), goal in zip(
+            (("GC on", t_mg), ("GC off", t_mg_off)), goals, strict=True
+        ):
+            speedup = t_peer.median / t_side.median
+            out.append(
+                emit(
+                    Row(
+                        NAME,
+                        f"{prefix}vs micrograd ({gc_state})",
+                        WORKLOAD,
+                        ours_s=t_side.median,
+                        peer="micrograd 0.1.0",
+                        peer_s=t_peer.median,
+                        ratio=speedup,
+                        ratio_text=speed_text(speedup),
+                        goal="" if goal is None else f">= {goal:g}x faster",
+                        status="INFO" if goal is None else verdict(speedup >= goal),
+                        extra={
+                            "ours_nodes": side_nodes,
+                            "peer_nodes": mg["nodes"],
+                            "ours_nodes_per_s": side_nodes / t_side.median,
+                            "peer_nodes_per_s": mg["nodes"] / t_peer.median,
+                            "ours_runs": t_side.runs,
+                            "peer_runs": t_peer.runs,
+                        },
+                    )
                 )
             )
-        )
-    for case, t_peer in (
-        ("unfused vs micrograd (GC on)", t_mg),
-        ("unfused vs micrograd (GC off)", t_mg_off),
-    ):
-        speedup = t_peer.median / t_unf.median
-        out.append(
-            emit(
-                Row(
-                    NAME,
-                    case,
-                    WORKLOAD,
-                    ours_s=t_unf.median,
-                    peer="micrograd 0.1.0",
-                    peer_s=t_peer.median,
-                    ratio=speedup,
-                    ratio_text=speed_text(speedup),
-                    extra={
-                        "ours_nodes": unfused["nodes"],
-                        "peer_nodes": mg["nodes"],
-                        "ours_runs": t_unf.runs,
-                        "peer_runs": t_peer.runs,
-                    },
-                )
-            )
-        )
     return out
