@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["int_from"]
+__all__ = ["float_where", "int_from"]
 
 
 def int_from(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -22,4 +22,20 @@ def int_from(low: int, high: int | None = None) -> Callable[[str], int]:
         return value
 
     parse.__name__ = "integer"  # argparse names the type in some messages
+    return parse
+
+
+def float_where(ok: Callable[[float], bool], requirement: str) -> Callable[[str], float]:
+    """An argparse type: a number for which ``ok`` holds, else "must be <requirement>, got ..."."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
+        return value
+
+    parse.__name__ = "number"
     return parse

@@ -78,9 +78,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 
-# -- argument types: argparse turns their ArgumentTypeError into a one-line usage error --------
-
-
 # -- the commands ------------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .argtypes import int_from
+from .argtypes import float_where, int_from
 
 __all__ = ["DEFAULT_BETA", "INPUTS", "OUTPUTS", "add_check", "build_check", "run_check"]
 
@@ -47,26 +47,9 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-def _fraction(text: str) -> float:
-    """A dropout fraction in [0, 1)."""
-    try:
-        p = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= p < 1.0:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1), got {text}")
-    return p
-
-
-def _beta(text: str) -> float:
-    """A finite number >= 0."""
-    try:
-        beta = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (beta >= 0.0 and math.isfinite(beta)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return beta
+# NaN fails both checks, as it fails every comparison.
+_fraction = float_where(lambda p: 0.0 <= p < 1.0, "a fraction in [0, 1)")
+_beta = float_where(lambda b: b >= 0.0 and math.isfinite(b), "a finite number >= 0")
 
 
 def add_check(commands: Any) -> None:

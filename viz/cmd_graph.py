@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .argtypes import int_from
+
 __all__ = ["DIGITS", "register", "run"]
 
 PROG = "backproplab graph"
@@ -96,25 +98,12 @@ def register(commands: Any) -> None:
     )
     graph.add_argument(
         "--max-nodes",
-        type=_positive,
+        type=int_from(1),
         default=1000,
         metavar="N",
         help="refuse to draw a graph of more nodes (default: 1000)",
     )
     graph.set_defaults(run=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
-
-
-_positive.__name__ = "integer"
 
 
 def run(args: argparse.Namespace) -> int:
