@@ -300,7 +300,9 @@ def _lift(x: Any, op: type[Op]) -> Value:
             f"cannot mix a Value and a {type(x).__name__} in one op ({op.name}): "
             "use Tensor for both, or .item() to take the scalar out"
         )
-    c = _new(Value)  # a constant, built without __init__'s checks: _to_float did them
+    # A constant, built without __init__'s checks (_to_float did them), and with Node._init_leaf's
+    # fields written out: a call less on every op that has a number for an operand.
+    c = _new(Value)
     c.data = _to_float(x, op.name)
     c.grad = 0.0
     c.label = ""
