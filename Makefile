@@ -7,10 +7,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-# Only the directories that exist: nn/, viz/ and bench/ arrive later, and ruff/mypy
-# fail on a path that is missing.
-PKGS      := $(wildcard autograd nn viz)
-LINT_DIRS := $(wildcard autograd nn viz tests bench)
+# The three folders install as backproplab.autograd, .nn and .viz (pyproject's package-dir).
+PKGS      := autograd nn viz
+LINT_DIRS := backproplab $(PKGS) tests bench
 
 # Root commands (apt-get) run directly as root, else through non-interactive sudo if
 # there is one; CAN_ROOT is empty when neither works.
@@ -23,12 +22,10 @@ CAN_ROOT := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1 && ec
 
 venv: $(VENV)/.installed
 
-# Stamp file: reinstall when pyproject.toml changes, and when a package's __init__.py
-# appears or changes: the editable install only maps the top-level packages that existed
-# when it ran, so a later nn/ or viz/ would not import from the venv (or the CLI) until
-# reinstalled. A reinstall with everything already present takes a few seconds.
-# Debian's own python3 ships venv/ensurepip separately, in python3-venv.
-$(VENV)/.installed: pyproject.toml $(wildcard $(addsuffix /__init__.py,autograd nn viz))
+# Stamp file: reinstall when pyproject.toml changes (the package-dir mapping the editable
+# install follows lives there). Debian's own python3 ships venv/ensurepip separately, in
+# python3-venv.
+$(VENV)/.installed: pyproject.toml
 	@if ! $(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1; then \
 	    if [ "$$(id -u)" = 0 ]; then \
 	        apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv; \
@@ -58,13 +55,8 @@ setup: venv dot
 
 # ---------------------------------------------------------------- use
 
-# The CLI lives in viz/; until it exists, run the engine's own demo.
 demo: setup
-	@if [ -f viz/cli.py ]; then \
-	    $(BIN)/backproplab demo; \
-	else \
-	    $(BIN)/python -m autograd.demo; \
-	fi
+	$(BIN)/backproplab demo
 
 # ---------------------------------------------------------------- checks
 
@@ -72,9 +64,14 @@ lint: venv
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 
-# Explicit paths override mypy's `files` setting, which lists all three packages.
+# mypy cannot follow the package-dir mapping, so it reads the package through a view of links
+# laid out as the package installs: backproplab/{__init__.py, autograd, nn, viz}.
+TYPECHECK_VIEW := $(VENV)/typecheck
 typecheck: venv
-	$(BIN)/mypy $(PKGS)
+	rm -rf $(TYPECHECK_VIEW) && mkdir -p $(TYPECHECK_VIEW)/backproplab
+	ln -s $(CURDIR)/backproplab/__init__.py $(CURDIR)/backproplab/py.typed $(TYPECHECK_VIEW)/backproplab/
+	for p in $(PKGS); do ln -s $(CURDIR)/$$p $(TYPECHECK_VIEW)/backproplab/$$p; done
+	MYPYPATH=$(TYPECHECK_VIEW) $(BIN)/mypy --config-file pyproject.toml -p backproplab
 
 test: setup lint typecheck
 	$(BIN)/python -m pytest

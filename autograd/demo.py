@@ -1,4 +1,4 @@
-"""A short tour of the engine, printed: ``python -m autograd.demo``."""
+"""A short tour of the engine, printed: ``python -m backproplab.autograd.demo``."""
 
 from __future__ import annotations
 

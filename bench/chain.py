@@ -15,7 +15,7 @@ import time
 import tracemalloc
 from typing import Any
 
-from autograd import Value
+from backproplab.autograd import Value
 
 from ._timing import (
     Row,

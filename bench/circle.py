@@ -18,8 +18,7 @@ import random
 import sys
 
 import numpy as np
-
-from nn.seed_circle import train_circle
+from backproplab.nn.seed_circle import train_circle
 
 from ._paired import (
     Sides,

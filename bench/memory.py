@@ -14,8 +14,7 @@ import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
-
-from autograd import Tensor
+from backproplab.autograd import Tensor
 
 from ._timing import Row, emit, fmt_bytes, fmt_time, header, info, verdict
 from .scalar_mlp import ScalarMLP, init_weights, two_moons

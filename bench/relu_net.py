@@ -18,9 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-from autograd import Tensor, dense
-from nn.losses import sum_squared_error
+from backproplab.autograd import Tensor, dense
+from backproplab.nn.losses import sum_squared_error
 
 from ._paired import max_rel_diff
 from ._timing import (

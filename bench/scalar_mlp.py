@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-
-from autograd import Value, dot, sum_values
+from backproplab.autograd import Value, dot, sum_values
 
 from ._timing import (
     Row,

@@ -13,11 +13,10 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-
-from autograd import Tensor
-from nn.datasets import two_moons
-from nn.layers import Linear
-from nn.losses import mse
+from backproplab.autograd import Tensor
+from backproplab.nn.datasets import two_moons
+from backproplab.nn.layers import Linear
+from backproplab.nn.losses import mse
 
 from ._paired import (
     Sides,

@@ -18,9 +18,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-
-from autograd import Tensor, enable_grad, gradients, no_grad
-from autograd.check import GradientReport, GradientRow, compare, numerical_gradient
+from backproplab.autograd import Tensor, enable_grad, gradients, no_grad
+from backproplab.autograd.check import GradientReport, GradientRow, compare, numerical_gradient
 
 from .layers import MLP, Linear
 from .losses import cross_entropy, mse, sum_squared_error

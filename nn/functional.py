@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import overload
 
-from autograd import Tensor, Value
+from backproplab.autograd import Tensor, Value
 
 __all__ = ["ACTIVATIONS", "activate", "check_activation"]
 

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from typing import Any, TypeGuard
 
 import numpy as np
-
-from autograd import Tensor, dense, no_grad
+from backproplab.autograd import Tensor, dense, no_grad
 
 from .functional import activate, check_activation
 from .module import Module

@@ -12,8 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-from autograd import Tensor, Value, squared_error, where
+from backproplab.autograd import Tensor, Value, squared_error, where
 
 __all__ = [
     "LOSSES",

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from autograd import Node, Tensor, Value
+from backproplab.autograd import Node, Tensor, Value
 
 __all__ = ["Module", "StateError"]
 

@@ -7,8 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-
-from autograd import Node, Tensor, Value
+from backproplab.autograd import Node, Tensor, Value
 
 __all__ = ["SGD", "Adam", "Optimizer"]
 

@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Union
 
-from autograd import Value, dot
+from backproplab.autograd import Value, dot
 
 from .functional import check_activation
 from .module import Module

@@ -13,7 +13,7 @@ seed 001's lines::
     ...
     2000 0.0035
 
-Run ``python -m nn.seed_circle [value|tensor] [steps]`` to see them.
+Run ``python -m backproplab.nn.seed_circle [value|tensor] [steps]`` to see them.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Union
 
 import numpy as np
-
-from autograd import Tensor, Value, dense, no_grad, squared_error, sum_values
+from backproplab.autograd import Tensor, Value, dense, no_grad, squared_error, sum_values
 
 from .module import Module
 from .scalar import MLP
@@ -296,7 +295,10 @@ def _check_engine(engine: object) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print seed 001's training lines: ``python -m nn.seed_circle [value|tensor] [steps]``."""
+    """Print seed 001's training lines.
+
+    ``python -m backproplab.nn.seed_circle [value|tensor] [steps]``.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     engine = args[0] if args else "value"
     steps = int(args[1]) if len(args) > 1 else 2000

@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-
-from autograd import Tensor, no_grad
+from backproplab.autograd import Tensor, no_grad
 
 from .datasets import relu_regression
 

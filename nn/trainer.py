@@ -8,8 +8,7 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-
-from autograd import Tensor, no_grad
+from backproplab.autograd import Tensor, no_grad
 
 from .losses import LOSSES, get_loss
 from .module import Module

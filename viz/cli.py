@@ -100,7 +100,7 @@ def _add_demo(commands: Any) -> None:
     demo.set_defaults(run=_run_tour)
     demos = demo.add_subparsers(title="demos", metavar="NAME", dest="demo")
 
-    from nn.seed_circle import ENGINES
+    from backproplab.nn.seed_circle import ENGINES
 
     circle = demos.add_parser(
         "circle",
@@ -243,7 +243,7 @@ def demo_circle(engine: str = "value", steps: int = 2000, out: Path | None = Non
     of every step is kept for the curve, so the network is trained only once.
     Returns 0. Raises OutputError when the pictures cannot be written.
     """
-    from nn.seed_circle import circle_model, predict_grid, train_circle
+    from backproplab.nn.seed_circle import circle_model, predict_grid, train_circle
 
     _make_folder(out)  # a bad --out fails before a 10-second training run
     model = circle_model(engine)
@@ -257,7 +257,7 @@ def demo_circle(engine: str = "value", steps: int = 2000, out: Path | None = Non
     if out is None or (folder := _picture_dir(out)) is None:
         return 0
 
-    from nn.datasets import circle_grid
+    from backproplab.nn.datasets import circle_grid
 
     from .plots import plot_loss_curve, plot_values_2d
 
@@ -284,7 +284,7 @@ def demo_circle(engine: str = "value", steps: int = 2000, out: Path | None = Non
 
 def demo_relu(seed: int = 0) -> int:
     """Print seed 002's lines (``nn.seed_relu.relu_lines``). Returns 0."""
-    from nn.seed_relu import relu_lines
+    from backproplab.nn.seed_relu import relu_lines
 
     for line in relu_lines(seed):
         _say(line)
@@ -301,9 +301,9 @@ def demo_mlp(data: str = "moons", epochs: int | None = None, out: Path | None = 
     against the engine's, ``nn.checker.check_model`` on 16 training points).
     Returns 0. Raises OutputError when the pictures cannot be written.
     """
-    from nn.datasets import spirals, train_val_split, two_moons
-    from nn.layers import MLP
-    from nn.trainer import MLPTrainer
+    from backproplab.nn.datasets import spirals, train_val_split, two_moons
+    from backproplab.nn.layers import MLP
+    from backproplab.nn.trainer import MLPTrainer
 
     _make_folder(out)  # a bad --out fails before training
     settings = MLP_SETTINGS[data]
@@ -357,7 +357,7 @@ def demo_mlp(data: str = "moons", epochs: int | None = None, out: Path | None = 
         title=f"decision regions on {data} (val acc {history[-1]['val_acc']:.1%})",
     )
 
-    from nn.checker import check_model
+    from backproplab.nn.checker import check_model
 
     from .plots import plot_gradient_check
 
@@ -388,12 +388,12 @@ def history_table(history: Sequence[dict[str, float]], rows: int = 10) -> list[s
 
 def _run_tour(args: argparse.Namespace) -> int:
     """The tour: the engine's own demo, then circle, relu and mlp, pictures in --out."""
-    import autograd.demo
+    import backproplab.autograd.demo
 
     out: Path = args.tour_out
     start = time.perf_counter()
     sections: list[tuple[str, Callable[[], object]]] = [
-        ("the engine (python -m autograd.demo)", autograd.demo.main),
+        ("the engine (python -m backproplab.autograd.demo)", backproplab.autograd.demo.main),
         (
             f"seed 001: a 2-4-1 network learns the unit disc, value engine, "
             f"{TOUR_CIRCLE_STEPS} steps (backproplab demo circle)",
@@ -418,6 +418,6 @@ def _run_tour(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     # Run the imported viz.cli, not this __main__ copy of it: subcommands raise viz.cli's
     # UsageError, which this copy's main() would not recognise as its own class.
-    from viz.cli import main as _main
+    from backproplab.viz.cli import main as _main
 
     sys.exit(_main())

@@ -54,7 +54,7 @@ _beta = float_where(lambda b: b >= 0.0 and math.isfinite(b), "a finite number >=
 
 def add_check(commands: Any) -> None:
     """Register ``check`` on the ``backproplab`` subcommands (a ``viz.cli.COMMANDS`` entry)."""
-    from nn.functional import ACTIVATIONS
+    from backproplab.nn.functional import ACTIVATIONS
 
     parser = commands.add_parser(
         "check",
@@ -126,7 +126,7 @@ def build_check(
     normal inputs and, for cross-entropy, class labels in [0, OUTPUTS), else targets uniform
     in [0, 1). Raises ValueError for an invalid model.
     """
-    from nn.layers import MLP
+    from backproplab.nn.layers import MLP
 
     model = MLP(
         INPUTS, OUTPUTS, hidden, activation, softmax, reg, beta, dropout, use_bias, seed=seed
@@ -155,7 +155,7 @@ def build_check(
 
 def run_check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run the check the arguments describe and print the report: 0 if it agrees, else 1."""
-    from nn.checker import check_model
+    from backproplab.nn.checker import check_model
 
     if args.beta is not None and args.reg is None:
         parser.error("--beta needs --reg l1 or --reg l2")

@@ -112,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
     Returns 0; 2 after one line on stderr for refused text, missing, unused, repeated or
     malformed ``--var``s, a graph over ``--max-nodes`` and domain errors; 1 after one line when
     the picture cannot be written. (It returns the code rather than raising ``viz.cli``'s
-    errors: under ``python -m viz.cli`` that module runs as ``__main__``, and an error class
-    imported from ``viz.cli`` would be another class than the one its ``main`` catches.)
+    errors: under ``python -m backproplab.viz.cli`` that module runs as ``__main__``, and an error
+    class imported from ``viz.cli`` would be another class than the one its ``main`` catches.)
     """
     try:
         return _run(args)
@@ -131,8 +131,8 @@ class _Failed(Exception):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from autograd import ParseError, Value, parse
-    from autograd.parse import expression_names
+    from backproplab.autograd import ParseError, Value, parse
+    from backproplab.autograd.parse import expression_names
 
     text: str = args.expression
     values: dict[str, float] = {}

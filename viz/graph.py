@@ -32,9 +32,8 @@ from typing import Any
 
 import graphviz
 import numpy as np
-
-from autograd import GradientReport, Node, Tensor, Value
-from autograd.check import compare
+from backproplab.autograd import GradientReport, Node, Tensor, Value
+from backproplab.autograd.check import compare
 
 __all__ = [
     "DOT_HINT",

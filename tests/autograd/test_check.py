@@ -13,8 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.testing as npt
 import pytest
-
-from autograd import (
+from backproplab.autograd import (
     OPS,
     GradcheckError,
     Op,
@@ -24,7 +23,7 @@ from autograd import (
     gradcheck,
     numerical_gradient,
 )
-from autograd.check import compare
+from backproplab.autograd.check import compare
 
 FAILURE = re.compile(
     r"input (?P<input>\d+)(?: at index \((?P<index>[\d, ]+)\))?: "

@@ -19,8 +19,7 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.testing as npt
 import pytest
-
-from autograd import (
+from backproplab.autograd import (
     OPS,
     AnomalyError,
     Node,

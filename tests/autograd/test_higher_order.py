@@ -13,8 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.testing as npt
 import pytest
-
-from autograd import (
+from backproplab.autograd import (
     Node,
     Tensor,
     Value,

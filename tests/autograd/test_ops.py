@@ -13,11 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import backproplab.autograd as autograd
 import numpy as np
 import pytest
-
-import autograd
-from autograd import OPS, Tensor, Value
+from backproplab.autograd import OPS, Tensor, Value
 
 EPS = 1e-6
 RTOL, ATOL = 1e-5, 1e-7

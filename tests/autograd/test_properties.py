@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 import numpy.testing as npt
+from backproplab.autograd import Tensor, Value, sum_values
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-from autograd import Tensor, Value, sum_values
 
 EPS = 1e-6
 LIMIT = 50.0  # every intermediate stays within ±LIMIT, so round-off in the differences is small
@@ -252,7 +251,7 @@ def test_broadcasting_tensor_expressions_match_central_differences(case) -> None
 def test_the_backward_order_puts_each_node_once_after_its_inputs(steps, leaves) -> None:
     # Chains of one-input nodes are opened and placed in one go; mixed with two- and three-input
     # nodes and reuse, every computed node must still come once, after every computed input.
-    from autograd.engine import _order
+    from backproplab.autograd.engine import _order
 
     nodes = [Value(0.1 * (i + 1), requires_grad=True) for i in range(leaves)]
     for op, pick in steps:

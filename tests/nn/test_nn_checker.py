@@ -6,13 +6,12 @@ formula each, as a person deriving backprop by hand might.
 
 from __future__ import annotations
 
+import backproplab.nn as nn
 import numpy as np
 import pytest
-
-import nn
-from autograd import Tensor
-from nn.checker import FLOAT32_TOL, FLOAT64_TOL, NUMERIC_TOL, check_model
-from nn.manual import ManualBackprop, manual_grads
+from backproplab.autograd import Tensor
+from backproplab.nn.checker import FLOAT32_TOL, FLOAT64_TOL, NUMERIC_TOL, check_model
+from backproplab.nn.manual import ManualBackprop, manual_grads
 
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "none"]
 OUTPUTS = [  # (loss, softmax output)

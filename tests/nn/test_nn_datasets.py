@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from backproplab.nn.datasets import (
+    circle_grid,
+    relu_regression,
+    spirals,
+    train_val_split,
+    two_moons,
+)
 
 from bench.seed001_writeup import make_dataset
-from nn.datasets import circle_grid, relu_regression, spirals, train_val_split, two_moons
 
 
 def test_circle_grid_is_seed_001s() -> None:
@@ -25,7 +31,7 @@ def test_circle_grid_is_seed_001s() -> None:
 
 
 def test_circle_grid_agrees_with_seed_circle() -> None:
-    from nn.seed_circle import circle_dataset
+    from backproplab.nn.seed_circle import circle_dataset
 
     X, z = circle_grid()
     assert np.column_stack([X, z]).tolist() == [list(p) for p in circle_dataset()]

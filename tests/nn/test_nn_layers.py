@@ -14,12 +14,11 @@ from typing import Any
 import numpy as np
 import numpy.testing as npt
 import pytest
-
-from autograd import Tensor, Value, gradcheck
-from nn.functional import ACTIVATIONS, activate
-from nn.layers import MLP, Linear
-from nn.losses import cross_entropy
-from nn.module import Module
+from backproplab.autograd import Tensor, Value, gradcheck
+from backproplab.nn.functional import ACTIVATIONS, activate
+from backproplab.nn.layers import MLP, Linear
+from backproplab.nn.losses import cross_entropy
+from backproplab.nn.module import Module
 
 RNG = np.random.default_rng(7)
 X = RNG.normal(size=(5, 3))

@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 import numpy.testing as npt
 import pytest
-
-from autograd import Tensor, Value, gradcheck
-from nn.losses import (
+from backproplab.autograd import Tensor, Value, gradcheck
+from backproplab.nn.losses import (
     LOSSES,
     binary_cross_entropy,
     cross_entropy,

@@ -7,17 +7,16 @@ own errors. Each "agrees" test has a wrong-formula twin that must disagree.
 
 from __future__ import annotations
 
+import backproplab.nn as nn
 import numpy as np
 import pytest
-
-import nn
-from autograd import Tensor, compare_gradients, gradients, sum_values
-from autograd.check import compare
-from nn.checker import model_loss
-from nn.datasets import relu_regression
-from nn.manual import ManualBackprop, circle_neuron_grads, manual_grads, relu_net_grads
-from nn.scalar import MLP as ScalarMLP
-from nn.seed_circle import CircleNet, circle_dataset
+from backproplab.autograd import Tensor, compare_gradients, gradients, sum_values
+from backproplab.autograd.check import compare
+from backproplab.nn.checker import model_loss
+from backproplab.nn.datasets import relu_regression
+from backproplab.nn.manual import ManualBackprop, circle_neuron_grads, manual_grads, relu_net_grads
+from backproplab.nn.scalar import MLP as ScalarMLP
+from backproplab.nn.seed_circle import CircleNet, circle_dataset
 
 RTOL, ATOL = 1e-9, 1e-12
 
@@ -302,12 +301,12 @@ def test_seed_001_rule_on_deeper_multi_output_nets() -> None:
 def test_seed_001_rule_without_the_sigmoid_derivative_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import nn.manual
+    import backproplab.nn.manual
 
     net = CircleNet()
     data = circle_dataset()[:30]
     inputs, targets = [[x, y] for x, y, _ in data], [z for _, _, z in data]
-    monkeypatch.setattr(nn.manual, "_scalar_derivative", lambda name, z, a: 1.0)
+    monkeypatch.setattr(backproplab.nn.manual, "_scalar_derivative", lambda name, z, a: 1.0)
     wrong = _agree(circle_neuron_grads(net, inputs, targets), _scalar_engine(net, inputs, targets))
     assert wrong == list(dict(net.named_parameters()))  # every parameter is off
 

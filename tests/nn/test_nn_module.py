@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 import numpy.testing as npt
 import pytest
-
-from nn.layers import MLP, Linear
-from nn.module import Module, StateError
+from backproplab.nn.layers import MLP, Linear
+from backproplab.nn.module import Module, StateError
 
 X = np.random.default_rng(0).normal(size=(4, 2))
 

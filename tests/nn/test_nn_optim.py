@@ -8,11 +8,10 @@ from typing import Any
 import numpy as np
 import numpy.testing as npt
 import pytest
-
-from autograd import Tensor, Value
-from nn.layers import MLP
-from nn.losses import mse
-from nn.optim import SGD, Adam, Optimizer
+from backproplab.autograd import Tensor, Value
+from backproplab.nn.layers import MLP
+from backproplab.nn.losses import mse
+from backproplab.nn.optim import SGD, Adam, Optimizer
 
 RNG = np.random.default_rng(5)
 W0 = RNG.normal(size=(3, 2))

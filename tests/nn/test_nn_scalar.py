@@ -8,10 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import pytest
-
-from autograd import Value, no_grad, sum_values
-from nn.module import Module
-from nn.scalar import MLP, Layer, Neuron
+from backproplab.autograd import Value, no_grad, sum_values
+from backproplab.nn.module import Module
+from backproplab.nn.scalar import MLP, Layer, Neuron
 
 M = TypeVar("M", bound=Module)
 

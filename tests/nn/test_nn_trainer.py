@@ -7,11 +7,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from nn.datasets import train_val_split, two_moons
-from nn.layers import MLP
-from nn.optim import SGD
-from nn.trainer import MLPTrainer
+from backproplab.nn.datasets import train_val_split, two_moons
+from backproplab.nn.layers import MLP
+from backproplab.nn.optim import SGD
+from backproplab.nn.trainer import MLPTrainer
 
 
 def _moons() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

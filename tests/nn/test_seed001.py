@@ -11,12 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-
-from autograd import Tensor, Value
-from bench.seed001_writeup import MyNet, make_dataset, one_step
-from nn.module import StateError
-from nn.scalar import MLP
-from nn.seed_circle import (
+from backproplab.autograd import Tensor, Value
+from backproplab.nn.module import StateError
+from backproplab.nn.scalar import MLP
+from backproplab.nn.seed_circle import (
     CircleNet,
     CircleTensorNet,
     circle_dataset,
@@ -26,6 +24,8 @@ from nn.seed_circle import (
     predict_grid,
     train_circle,
 )
+
+from bench.seed001_writeup import MyNet, make_dataset, one_step
 
 # --- running the reference once -----------------------------------------------------------------
 

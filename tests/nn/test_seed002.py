@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import itertools
 
+import backproplab.nn.seed_relu as seed_relu
 import numpy as np
 import pytest
-
-import nn.seed_relu as seed_relu
-from nn.datasets import relu_regression
-from nn.seed_relu import ReluRun, is_printed, relu_lines, relu_numpy_reference, relu_run
+from backproplab.nn.datasets import relu_regression
+from backproplab.nn.seed_relu import ReluRun, is_printed, relu_lines, relu_numpy_reference, relu_run
 
 SCHEDULE = [*range(0, 101, 10), *range(200, 1000, 100)]
 

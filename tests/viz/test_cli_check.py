@@ -7,10 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-
-from nn.manual import ManualBackprop
-from viz.cli import main
-from viz.cmd_check import DEFAULT_BETA, build_check
+from backproplab.nn.manual import ManualBackprop
+from backproplab.viz.cli import main
+from backproplab.viz.cmd_check import DEFAULT_BETA, build_check
 
 PARAMS = ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias"]
 PARAMS += ["layers.2.weight", "layers.2.bias"]
@@ -140,7 +139,7 @@ def test_the_batch_is_seeded_and_the_biases_are_not_zero() -> None:
 def test_the_console_script_runs_check() -> None:
     # Through a real process once: the subcommand is registered in viz.cli's COMMANDS.
     done = subprocess.run(
-        [sys.executable, "-m", "viz.cli", "check", "--hidden", "4", "--batch", "3"],
+        [sys.executable, "-m", "backproplab.viz.cli", "check", "--hidden", "4", "--batch", "3"],
         capture_output=True,
         text=True,
         timeout=60,

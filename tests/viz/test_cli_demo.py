@@ -7,14 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import backproplab.viz.cli as cli
 import numpy as np
 import pytest
-
-import viz.cli as cli
-from nn.seed_circle import circle_lines
-from nn.seed_relu import relu_numpy_reference
-from viz.cli import main
-from viz.plots import plot_function_2d, plot_loss_curve
+from backproplab.nn.seed_circle import circle_lines
+from backproplab.nn.seed_relu import relu_numpy_reference
+from backproplab.viz.cli import main
+from backproplab.viz.plots import plot_function_2d, plot_loss_curve
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -183,7 +182,7 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_the_exit_code_reaches_the_shell() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "viz.cli", "demo", "circle", "--steps", "-5"],
+        [sys.executable, "-m", "backproplab.viz.cli", "demo", "circle", "--steps", "-5"],
         capture_output=True,
         text=True,
         timeout=60,

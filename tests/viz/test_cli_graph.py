@@ -9,8 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-from viz.cli import main
+from backproplab.viz.cli import main
 
 NEURON = [
     "graph",
@@ -157,9 +156,10 @@ def test_a_picture_that_cannot_be_written_exits_1(
 
 
 def test_the_exit_code_reaches_the_shell(tmp_path: Path) -> None:
-    # Under `python -m viz.cli` the CLI module is __main__: the error must still be one line.
+    # Under `python -m backproplab.viz.cli` the CLI module is __main__: the error must still be
+    # one line.
     done = subprocess.run(
-        [sys.executable, "-m", "viz.cli", "graph", "log(x)", "--var", "x=-1"],
+        [sys.executable, "-m", "backproplab.viz.cli", "graph", "log(x)", "--var", "x=-1"],
         capture_output=True,
         text=True,
         timeout=60,

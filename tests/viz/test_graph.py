@@ -11,14 +11,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import SimpleNamespace
 
+import backproplab.nn as nn
 import graphviz
 import numpy as np
 import pytest
-
-import nn
-from autograd import GradientReport, Tensor, Value, compare_gradients
-from nn.scalar import MLP as ScalarMLP
-from viz.graph import DOT_HINT, STYLES, draw_graph, render
+from backproplab.autograd import GradientReport, Tensor, Value, compare_gradients
+from backproplab.nn.scalar import MLP as ScalarMLP
+from backproplab.viz.graph import DOT_HINT, STYLES, draw_graph, render
 
 HAVE_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAVE_DOT, reason="Graphviz's dot is not installed")
@@ -440,8 +439,8 @@ def test_jupyter_display_for_both_node_kinds() -> None:
 def test_autograd_and_nn_import_without_graphviz() -> None:
     code = (
         "import sys; sys.modules['graphviz'] = None\n"
-        "import autograd, nn, viz\n"
-        "assert 'viz.graph' not in sys.modules\n"
+        "import backproplab, backproplab.nn, backproplab.viz as viz\n"
+        "assert 'backproplab.viz.graph' not in sys.modules\n"
         "try:\n    viz.draw_graph\nexcept ImportError:\n    pass\n"
         "else:\n    raise SystemExit('viz.draw_graph imported without graphviz')\n"
     )

@@ -12,13 +12,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import backproplab.autograd as autograd
 import pytest
+from backproplab.autograd import ParseError, Value, parse
+from backproplab.autograd.parse import (
+    FUNCTIONS,
+    MAX_DEPTH,
+    MAX_LENGTH,
+    MAX_OPERATORS,
+    expression_names,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import autograd
-from autograd import ParseError, Value, parse
-from autograd.parse import FUNCTIONS, MAX_DEPTH, MAX_LENGTH, MAX_OPERATORS, expression_names
 
 # -- a guard: nothing is executed --------------------------------------------------------------
 

@@ -10,11 +10,10 @@ import pytest
 pytest.importorskip("matplotlib")  # the optional `plot` extra; imports below need it
 
 import matplotlib.image
-
-from autograd import compare_gradients
-from autograd.check import Comparison, GradientReport, GradientRow
-from viz.cli import main
-from viz.plots import (
+from backproplab.autograd import compare_gradients
+from backproplab.autograd.check import Comparison, GradientReport, GradientRow
+from backproplab.viz.cli import main
+from backproplab.viz.plots import (
     gradient_check_figure,
     loss_curve_figure,
     plot_function_2d,

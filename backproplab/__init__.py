@@ -1,0 +1,21 @@
+"""backproplab: a small autograd engine to learn, teach and check backpropagation.
+
+The everyday API is here: ``from backproplab import Value, Tensor, grad, no_grad``. The networks
+are ``import backproplab.nn as nn``; pictures and the command line are ``backproplab.viz``.
+The three packages live at the top of the repository (``autograd/``, ``nn/``, ``viz/``) and
+install under this one name, so nothing clashes with other packages called ``autograd`` or ``nn``.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .autograd import *  # noqa: F403 - the front door re-exports the engine's public API
+from .autograd import __all__ as _engine_api
+
+try:
+    __version__ = version("backproplab")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["__version__", *_engine_api]
