@@ -164,7 +164,11 @@ def _read_safetensors(shown: str, layout: Layout, owner: str) -> dict[str, np.nd
             dtype = _SAFETENSORS_FLOATS.get(dtype_name)
             if dtype is None:
                 raise _not_floats(shown, name, _SAFETENSORS_NAMES.get(dtype_name, dtype_name))
-            _check_claim(shown, name, end, data_size)
+            if end > data_size:  # offsets are from the data's start, so the end is the claim
+                raise StateError(
+                    f"{shown!r}: {name!r} claims the data's bytes {begin} to {end}, but the "
+                    f"file holds {data_size} bytes of data"
+                )
             _check_shape(shown, name, shape, layout)
             if end - begin != math.prod(shape) * dtype.itemsize:
                 raise _not_saved(

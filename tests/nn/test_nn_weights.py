@@ -175,7 +175,12 @@ def test_a_safetensors_header_claiming_more_data_than_the_file_holds(tmp_path: P
     # The data cut short: the last array's bytes claimed but not there.
     last = max(header, key=lambda k: header[k]["data_offsets"][1] if k != "__metadata__" else 0)
     path = handmade_st(tmp_path / "cut.safetensors", header, data[:-8])
-    refused(path, rf"'{last}' claims {len(data)} bytes of data, but the file holds {len(data) - 8}")
+    begin = header[last]["data_offsets"][0]
+    refused(
+        path,
+        rf"'{last}' claims the data's bytes {begin} to {len(data)}, but the file holds "
+        rf"{len(data) - 8} bytes of data",
+    )
 
 
 def test_a_safetensors_header_claiming_a_terabyte_is_refused(tmp_path: Path) -> None:
@@ -186,7 +191,7 @@ def test_a_safetensors_header_claiming_a_terabyte_is_refused(tmp_path: Path) -> 
         "data_offsets": [0, 10**12],
     }
     path = handmade_st(tmp_path / "huge.safetensors", header, data)
-    refused(path, r"'layers.0.bias' claims 1000000000000 bytes of data, but the file holds")
+    refused(path, r"'layers.0.bias' claims the data's bytes 0 to 1000000000000, but the file")
 
 
 def test_a_safetensors_header_length_past_the_end_is_refused(tmp_path: Path) -> None:
