@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="backproplab: a small autograd engine, its seed systems and pictures.",
     )
+    from backproplab import __version__  # the installed distribution's metadata
+
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     commands.required = True
     for register in COMMANDS:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from backproplab.nn.files import safe_write
 
 __all__ = [
     "PLOT_HINT",
@@ -57,9 +58,10 @@ def _figure(width: float = 6.0, height: float = 4.0) -> Any:
 
 
 def _save(fig: Any, path: PathLike) -> Path:
-    target = Path(path)
-    fig.savefig(target, format="png")
-    return target
+    # By nn.files' rules: only a regular file is replaced, and a failed save leaves the old one.
+    with safe_write(path) as f:
+        fig.savefig(f, format="png")
+    return Path(path)
 
 
 def plot_loss_curve(
