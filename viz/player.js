@@ -40,11 +40,37 @@
     if (summary) return "norm " + fmt(summary.norm) + " in [" + fmt(summary.min) + ", " + fmt(summary.max) + "]";
     return "—";
   }
+  function d(text) { return text.indexOf(" ") >= 0 ? "d(" + text + ")" : "d" + text; }
   function name(n) { return n.name || n.label || "node " + n.id; }
   function stateAt(id, kk) {
     var s = stepOf[id];
     if (s === undefined || s >= kk) return "waiting";
     return s === kk - 1 ? "active" : "done";
+  }
+  var labelLayer = document.getElementById("edge-labels"), labelEl = {};
+  var SVGNS = "http://www.w3.org/2000/svg";
+  function edgeText(e) {
+    if (e.contribution === null && !e.summary) return null;
+    if (e.local === null) return "contribution";
+    return fmt(e.local) + " × " + fmt(nodes[e.target].grad) + " = " + fmt(e.contribution);
+  }
+  function label(e, st) {
+    // made the first time an edge carries a gradient: most edges of a big page never need one
+    var t = labelEl[e.id];
+    if (!t) {
+      if (st === "waiting" || !labelLayer) return;
+      var text = edgeText(e), path = edgeEl[e.id];
+      if (text === null || !path) return;
+      var mid = path.getPointAtLength(path.getTotalLength() / 2);
+      t = document.createElementNS(SVGNS, "text");
+      t.setAttribute("class", "e-label");
+      t.setAttribute("x", mid.x.toFixed(1));
+      t.setAttribute("y", (mid.y - 4).toFixed(1));
+      t.textContent = text;
+      labelLayer.appendChild(t);
+      labelEl[e.id] = t;
+    }
+    t.setAttribute("data-state", st);
   }
   function paint(id, kk) {
     var st = stateAt(id, kk), el = nodeEl[id];
@@ -52,6 +78,7 @@
     (into[id] || []).forEach(function (e) {
       var ee = edgeEl[e.id];
       if (ee && ee.getAttribute("data-state") !== st) ee.setAttribute("data-state", st);
+      label(e, st);
     });
   }
   function el(tag, cls, text) {
@@ -80,7 +107,7 @@
     }
     var sum = el("div", "sum");
     if (n.kind === "root") {
-      sum.textContent = "The root: its gradient is d" + name(n) + "/d" + name(n) + " = " + g + ".";
+      sum.textContent = "The root: its gradient is " + d(name(n)) + "/" + d(name(n)) + " = " + g + ".";
     } else if (uses.length > 1) {
       sum.textContent = "It feeds " + uses.length + " nodes, so its gradient is the sum of their contributions: " +
         uses.map(function (e) { return brief(e.contribution, e.summary) + " (from " + name(nodes[e.target]) + ")"; }).join(" + ") +
@@ -99,7 +126,7 @@
         if (e.contribution === null && !e.summary) {
           line.textContent = "to " + name(src) + ": nothing (it needs no gradient)";
         } else if (e.local !== null) {
-          line.textContent = "to " + name(src) + ": local d" + name(n) + "/d" + name(src) + " = " +
+          line.textContent = "to " + name(src) + ": local " + d(name(n)) + "/" + d(name(src)) + " = " +
             fmt(e.local) + ", upstream g = " + g + ", product " + fmt(e.local) + " × " + g + " = " + fmt(e.contribution);
           if (e.filled) line.appendChild(el("div", "formula", e.filled));
         } else {

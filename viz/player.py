@@ -409,16 +409,25 @@ def _expression(v: _View, i: int, done: list[dict[str, Any]], index: dict[int, i
     """A name for an unlabelled node: the expression it computes while short, else op#id."""
     if v.op is None:
         return _num(v.data) if not v.is_array else f"t{i}"
-    args = [done[index[id(p)]]["name"] for p in v.parents]
+
+    def operand(p: Node) -> str:
+        node = done[index[id(p)]]
+        name = str(node["name"])
+        # a sum or product inside another keeps its brackets; a call or a name needs none
+        infix = not node["label"] and node["op"] in _INFIX
+        return f"({name})" if infix and " " in name else name
+
+    args = [operand(p) for p in v.parents]
     name = v.op.name
     if name in _INFIX and len(args) == 2:
-        text = f"({args[0]} {_INFIX[name]} {args[1]})"
+        text = f"{args[0]} {_INFIX[name]} {args[1]}"
     elif name == "Pow" and v.params:
         text = f"{args[0]}**{_num(v.params[0])}"
     elif name == "Neg":
         text = f"-{args[0]}"
     else:
-        text = f"{name.lower()}({', '.join(args)})"
+        inner = [str(done[index[id(p)]]["name"]) for p in v.parents]
+        text = f"{name.lower()}({', '.join(inner)})"
     return text if len(text) <= 24 else f"{name}#{i}"
 
 
@@ -618,7 +627,7 @@ def _diagnose(
         return str(nodes[t]["name"])
 
     if not consumers:  # the root
-        return say("root", None, f"{name} is the root: its gradient is d{name}/d{name} = 1")
+        return say("root", None, f"{name} is the root: its gradient is {_d(name)}/{_d(name)} = 1")
     contributions = [_contribution(e) for e in out]
     total = ", ".join(_brief(c) for c in contributions)
     if len(out) > 1:
@@ -643,7 +652,7 @@ def _diagnose(
                     "missing",
                     f"your {_brief(m)} is off by exactly the local factor: it is the upstream "
                     f"gradient, passed on without multiplying by the local derivative "
-                    f"d{who(out[0]['target'])}/d{name} = {_brief(locals_[0])}"
+                    f"{_d(who(out[0]['target']))}/{_d(name)} = {_brief(locals_[0])}"
                     + (" (and the others')" if len(out) > 1 else ""),
                 )
             alone = sum(locals_)
@@ -652,7 +661,7 @@ def _diagnose(
                     "upstream",
                     None,
                     f"your {_brief(m)} is the local derivative "
-                    f"d{who(out[0]['target'])}/d{name} alone: it was never multiplied by the "
+                    f"{_d(who(out[0]['target']))}/{_d(name)} alone: it was never multiplied by the "
                     f"upstream gradient {_brief(ups[0])} of {who(out[0]['target'])}",
                 )
             if close(m, twice) and not close(twice, truth):
@@ -697,10 +706,10 @@ def _diagnose(
         return say(
             "upstream",
             None,
-            f"with the local derivative d{who(t)}/d{name} = {_brief(local)}, your {_brief(m)} "
-            f"means you had {_brief(implied)} as the gradient of {who(t)}, where it is "
-            f"{_brief(nodes[t]['_grad'])}: the upstream gradient was already wrong (you gave none "
-            f"for {who(t)}; give it to pin the mistake down)",
+            f"with the local derivative {_d(who(t))}/{_d(name)} = {_brief(local)}, "
+            f"your {_brief(m)} means you had {_brief(implied)} as the gradient of {who(t)}, "
+            f"where it is {_brief(nodes[t]['_grad'])}: the upstream gradient was already "
+            f"wrong (you gave none for {who(t)}; give it to pin the mistake down)",
         )
     return say(
         "upstream",
@@ -710,6 +719,11 @@ def _diagnose(
         f"{'it' if len(unchecked) == 1 else 'them'} too; the engine's gradient here is "
         f"{_brief(truth)}, yours {_brief(m)}",
     )
+
+
+def _d(name: str) -> str:
+    """d of a name, bracketed when the name is an expression: dx1, d(x1 * w1)."""
+    return f"d({name})" if " " in name else f"d{name}"
 
 
 def _contribution(edge: dict[str, Any]) -> Any:
@@ -730,7 +744,7 @@ def _brief(x: Any) -> str:
 # The layout: layers left to right (longest path from the leaves), each column ordered by the
 # barycentres of its neighbours, a few sweeps each way.
 
-_GAP_X = 110.0
+_GAP_X = 90.0
 _GAP_Y = 16.0
 _MARGIN = 24.0
 
@@ -876,18 +890,14 @@ def _svg(trace: dict[str, Any], lay: _Layout) -> str:
         count = fan_in[t]
         y1 += (e["input"] - (count - 1) / 2) * min(10.0, lay.h[t] / count)
         dx = max((x1 - x0) / 2, 20.0)
-        label = ""
-        if e["local"] is not None and e["contribution"] is not None:
-            label = f"{_num(e['local'])} × g = {_num(e['contribution'])}"
-        elif e["contribution"] is not None or "summary" in e:
-            label = "contribution"
+        # One element an edge, its label drawn by the page's script once it has carried a
+        # gradient: a scalar MLP's page has 15,000 edges, and every element costs load time.
         parts.append(
-            f'<g class="edge" data-edge="{e["id"]}" data-state="waiting">'
-            f'<path d="M{x0:.1f},{y0:.1f} C{x0 + dx:.1f},{y0:.1f} {x1 - dx:.1f},{y1:.1f} '
-            f'{x1:.1f},{y1:.1f}"/>'
-            f'<text class="e-label" x="{(x0 + x1) / 2:.1f}" y="{(y0 + y1) / 2 - 4:.1f}">'
-            f"{esc(label)}</text></g>"
+            f'<path class="edge" data-edge="{e["id"]}" data-state="waiting" '
+            f'd="M{x0:.0f},{y0:.0f}C{x0 + dx:.0f},{y0:.0f} {x1 - dx:.0f},{y1:.0f} '
+            f'{x1:.0f},{y1:.0f}"/>'
         )
+    parts.append('<g id="edge-labels"></g>')
     for node in nodes:
         i = node["id"]
         w, h = lay.w[i], lay.h[i]
@@ -923,9 +933,7 @@ def _svg(trace: dict[str, Any], lay: _Layout) -> str:
         parts.append(
             f'<g class="node kind-{node["kind"]}{verdict}" data-node="{i}" data-state="waiting" '
             f'transform="translate({lay.x[i]:.1f},{lay.y[i]:.1f})">'
-            f'<rect width="{w:.0f}" height="{h:.0f}" rx="6"/>'
-            + "".join(lines)
-            + f"<title>{esc(node['label'] or node['op'] or '')}</title></g>"
+            f'<rect width="{w:.0f}" height="{h:.0f}" rx="6"/>' + "".join(lines) + "</g>"
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -343,7 +343,7 @@ def test_the_page_is_self_contained_and_marks_every_node() -> None:
     text = page.html
     assert text.startswith("<!DOCTYPE html>")
     assert not re.search(r"""(src|href)=["'](?!data:)""", text)  # nothing to fetch
-    assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")  # a name, not a URL
     assert "https://" not in text
     assert "default-src 'none'" in text  # and the browser is told to fetch nothing
     ids = re.findall(r'<g class="node[^"]*" data-node="(\d+)" data-state="waiting"', text)
