@@ -34,6 +34,7 @@ JSON cannot hold as numbers.
 
 from __future__ import annotations
 
+import functools
 import html
 import inspect
 import json
@@ -97,7 +98,7 @@ def _read(n: Node) -> _View:
     """
     from backproplab.autograd.engine import sum_to
 
-    op = n.op
+    op: Any = n.op
     parents = n.parents
     params = tuple(n.saved)
     is_array = isinstance(n.data, np.ndarray)
@@ -107,7 +108,12 @@ def _read(n: Node) -> _View:
     def rule(g: Any) -> tuple[Any, ...]:
         assert op is not None
         need = tuple(p.requires_grad for p in parents) if op.skips else None
-        grads = op.backward(math_ns, need, g, n.data, *[p.data for p in parents], *params)
+        inputs = [p.data for p in parents]
+        try:
+            grads = op.backward(math_ns, need, g, n.data, *inputs, *params)
+        except (ZeroDivisionError, OverflowError) as e:  # as the engine says it
+            at = ", ".join(repr(x) for x in inputs)
+            raise ArithmeticError(f"the backward of {op.name} at ({at}) is infinite: {e}") from None
         out = []
         for p, gp in zip(parents, grads, strict=True):
             if gp is not None and is_array:
@@ -117,12 +123,6 @@ def _read(n: Node) -> _View:
             out.append(gp)
         return tuple(out)
 
-    names: tuple[str, ...] | None = None
-    if op is not None:
-        sig = list(inspect.signature(op.backward).parameters.values())
-        after_out = [s for s in sig[sig.index(next(s for s in sig if s.name == "out")) + 1 :]]
-        if all(s.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for s in after_out):
-            names = tuple(s.name for s in after_out)
     return _View(
         node=n,
         data=n.data,
@@ -134,8 +134,23 @@ def _read(n: Node) -> _View:
         requires_grad=bool(n.requires_grad),
         is_array=is_array,
         rule=rule,
-        arg_names=names,
+        arg_names=None if op is None else _arg_names(op),
     )
+
+
+@functools.cache
+def _arg_names(op: Any) -> tuple[str, ...] | None:
+    """The rule's names for its inputs and params (after ``out``); None when it takes *args."""
+    sig = [  # needs_grad= (the new interface's keyword) names no input
+        p
+        for p in inspect.signature(op.backward).parameters.values()
+        if p.kind is not inspect.Parameter.KEYWORD_ONLY
+    ]
+    names = [p.name for p in sig]
+    after_out = sig[names.index("out") + 1 :] if "out" in names else []
+    if all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in after_out):
+        return tuple(p.name for p in after_out)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,6 +231,8 @@ def play(
     Raises:
         TypeError: root is not a Value or Tensor; model is not an nn Module; a manual gradient
             is not a number or array.
+        ArithmeticError: a rule divides by zero or overflows on floats (sqrt at 0), as the
+            engine's backward pass does there.
         ValueError: root needs no gradient, or is a Tensor of more than one element; a manual
             name is not a label in the graph, or labels more than one node; a manual gradient has
             the wrong shape; max_nodes below 1; a negative tolerance.
@@ -238,20 +255,18 @@ def play(
             f"{np.shape(top.data)}: reduce it first, e.g. with .sum()"
         )
     heading = title or "The backward pass, step by step"
-    nodes = _walk(root)
-    if len(nodes) > max_nodes:
+    views = _walk(root)
+    if len(views) > max_nodes:
         trace: dict[str, Any] = {
             "nodes": [],
             "edges": [],
             "steps": [],
             "first_wrong": None,
-            "too_big": {"nodes": len(nodes), "limit": max_nodes},
+            "too_big": {"nodes": len(views), "limit": max_nodes},
         }
-        return Page(_too_big_page(heading, len(nodes), max_nodes, trace), trace)
+        return Page(_too_big_page(heading, len(views), max_nodes, trace), trace)
     if _unset(top.grad):
-        root.backward()
-        top = _read(root)
-    views = [top if n is root else _read(n) for n in nodes]
+        root.backward()  # the page replays the pass itself; this fills the graph's .grad too
     names, layers = _model_names(model)
     trace = _trace(views, names, layers)
     if manual is not None:
@@ -272,23 +287,28 @@ def _unset(grad: Any) -> bool:
     return isinstance(g, float) and g == 0.0
 
 
-def _walk(root: Node) -> list[Node]:
-    """Every node root depends on, each after its parents, root last (an explicit stack)."""
-    order: list[Node] = []
+def _walk(root: Node) -> list[_View]:
+    """Every node root depends on, read once, each after its parents, root last.
+
+    An explicit stack, so a chain thousands deep needs no recursion; nodes are keyed by id(),
+    since a Tensor's == is elementwise.
+    """
+    order: list[_View] = []
     seen: set[int] = set()
-    stack: list[tuple[Node, bool]] = [(root, False)]
+    stack: list[tuple[Node, _View | None]] = [(root, None)]
     while stack:
-        n, expanded = stack.pop()
-        if expanded:
-            order.append(n)
+        n, view = stack.pop()
+        if view is not None:
+            order.append(view)
             continue
         if id(n) in seen:
             continue
         seen.add(id(n))
-        stack.append((n, True))
-        for p in reversed(_read(n).parents):  # reversed: the first input is numbered first
+        view = _read(n)
+        stack.append((n, view))
+        for p in reversed(view.parents):  # reversed: the first input is numbered first
             if id(p) not in seen:
-                stack.append((p, False))
+                stack.append((p, None))
     return order
 
 
@@ -453,6 +473,7 @@ def _op_name(v: _View) -> str:
     return name
 
 
+@functools.cache
 def _formula(op: Any) -> str:
     """The op's docstring up to its first blank line, on one line, without its asides."""
     doc = op.__dict__.get("__doc__") or ""

@@ -419,6 +419,11 @@ def test_non_finite_numbers_are_strings_in_the_json() -> None:
             "a single element (a loss), got a Tensor of shape (3,)",
         ),
         (lambda: play(Value(1.0) * 2, max_nodes=0), ValueError, "max_nodes must be an int >= 1"),
+        (
+            lambda: play(Value(0.0).sqrt() * 2),
+            ArithmeticError,
+            "the backward of Sqrt at (0.0) is infinite",
+        ),
     ],
 )
 def test_bad_roots_and_arguments(
