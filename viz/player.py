@@ -53,8 +53,10 @@ from backproplab.autograd import Node
 
 __all__ = ["FULL_ARRAY", "MANUAL_ATOL", "MANUAL_RTOL", "MAX_NODES", "Page", "play"]
 
-MAX_NODES = 5_000
-"""The most nodes a page draws. A bigger graph gives a page that says so and how to shrink it."""
+MAX_NODES = 3_000
+"""The most nodes a page draws: a bigger graph gives a page that says so and how to shrink it.
+A page of a scalar MLP's 3,000 Values takes a few seconds to open (bench/README.md), and more
+than that is no longer a picture a reader follows step by step."""
 
 FULL_ARRAY = 16
 """Arrays with at most this many elements are carried (and shown) whole; bigger ones summarised."""
