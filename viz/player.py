@@ -432,6 +432,16 @@ def _trace(views: list[_View], names: dict[int, str], layers: dict[str, str]) ->
 
 
 _INFIX = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "Pow(a, b)": "**"}
+# The rewrite's ops with a number operand as a param (x + 2 is AddNumber(x; 2)), as expressions.
+_WITH_NUMBER = {
+    "Pow": "{x}**{c}",
+    "AddNumber": "{x} + {c}",
+    "MulNumber": "{x} * {c}",
+    "DivNumber": "{x} / {c}",
+    "NumberSub": "{c} - {x}",
+    "NumberDiv": "{c} / {x}",
+    "NumberPow": "{c}**{x}",
+}
 
 
 def _expression(v: _View, i: int, done: list[dict[str, Any]], index: dict[int, int]) -> str:
@@ -442,22 +452,34 @@ def _expression(v: _View, i: int, done: list[dict[str, Any]], index: dict[int, i
     def operand(p: Node) -> str:
         node = done[index[id(p)]]
         name = str(node["name"])
-        # a sum or product inside another keeps its brackets; a call or a name needs none
-        infix = not node["label"] and node["op"] in _INFIX
-        return f"({name})" if infix and " " in name else name
+        # an expression inside another keeps its brackets; a name or a single call needs none
+        return f"({name})" if not node["label"] and not _is_call(name) and " " in name else name
 
     args = [operand(p) for p in v.parents]
     name = v.op.name
     if name in _INFIX and len(args) == 2:
         text = f"{args[0]} {_INFIX[name]} {args[1]}"
-    elif name == "Pow" and v.params:
-        text = f"{args[0]}**{_num(v.params[0])}"
+    elif name in _WITH_NUMBER and v.params and len(args) == 1:
+        text = _WITH_NUMBER[name].format(x=args[0], c=_num(v.params[0]))
     elif name == "Neg":
         text = f"-{args[0]}"
     else:
         inner = [str(done[index[id(p)]]["name"]) for p in v.parents]
         text = f"{name.lower()}({', '.join(inner)})"
     return text if len(text) <= 24 else f"{name}#{i}"
+
+
+def _is_call(text: str) -> bool:
+    """``f(...)`` whose first bracket closes at the end: tanh(a + b), not tanh(a) + f(b)."""
+    m = re.match(r"[A-Za-z_][\w#]*\(", text)
+    if m is None or not text.endswith(")"):
+        return False
+    depth = 0
+    for k in range(m.end() - 1, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[k], 0)
+        if depth == 0:
+            return k == len(text) - 1
+    return False
 
 
 def _set_grad(node: dict[str, Any], g: Any, is_array: bool) -> None:
@@ -473,8 +495,8 @@ def _set_grad(node: dict[str, Any], g: Any, is_array: bool) -> None:
 
 def _op_name(v: _View) -> str:
     name: str = v.op.name
-    if name == "Pow" and v.params:
-        return f"**{_num(v.params[0])}"
+    if name in _WITH_NUMBER and v.params and isinstance(v.params[0], (int, float)):
+        return _WITH_NUMBER[name].format(x="", c=_num(v.params[0])).strip()
     if name == "Dense" and v.params:
         act = v.params[-1]
         affine = "x@W+b" if len(v.parents) == 3 else "x@W"

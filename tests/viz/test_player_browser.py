@@ -278,3 +278,20 @@ def test_past_the_limit_the_page_says_so(browser: Any, tmp_path: Path) -> None:
         assert view.errors == []
     finally:
         view.close()
+
+
+def test_space_pauses_what_the_play_button_started(browser: Any, tmp_path: Path) -> None:
+    # The button keeps the focus after a click, and a focused button also acts on space: the
+    # page must toggle once, not twice (pause and straight back to play).
+    o, _ = _neuron()
+    view = Opened(browser, play(o).save(tmp_path / "space.html"))
+    try:
+        view.page.click("#play")
+        assert view.page.text_content("#play") == "Pause"
+        view.page.keyboard.press(" ")
+        assert view.page.text_content("#play") == "Play"
+        shown = view.counter()
+        view.page.wait_for_timeout(1200)  # the default speed would have taken two steps
+        assert view.counter() == shown
+    finally:
+        view.close()
