@@ -376,13 +376,10 @@ def _trace(views: list[_View], names: dict[int, str], layers: dict[str, str]) ->
 
     edges: list[dict[str, Any]] = []
     into: list[list[int]] = [[] for _ in views]  # edges ending at each node
-    out_of: list[list[int]] = [[] for _ in views]  # edges starting at each node
     for t, v in enumerate(views):
         for k, p in enumerate(v.parents):
-            s = index[id(p)]
             into[t].append(len(edges))
-            out_of[s].append(len(edges))
-            edges.append({"id": len(edges), "source": s, "target": t, "input": k})
+            edges.append({"id": len(edges), "source": index[id(p)], "target": t, "input": k})
 
     # The order of the pass: the walk reversed puts each node after every node it feeds.
     steps = [i for i in reversed(range(len(views))) if views[i].requires_grad]
