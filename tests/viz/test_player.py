@@ -14,10 +14,13 @@ from typing import Any
 import numpy as np
 import pytest
 from backproplab.autograd import Tensor, Value, parse
+from backproplab.autograd.parse import expression_names
 from backproplab.nn.losses import mse
 from backproplab.viz import cli
 from backproplab.viz.cli import main
 from backproplab.viz.player import MANUAL_RTOL, Page, play
+from hypothesis import given
+from hypothesis import strategies as st
 
 from backproplab import nn
 
@@ -91,6 +94,44 @@ def test_trace_gradients_match_the_engine_and_central_differences(
             assert shown["grad"] == pytest.approx(n.grad, rel=1e-12, abs=1e-15)
         else:  # a constant (the 1 in x * x + 1) has no gradient, rather than a misleading 0
             assert shown["grad"] is None
+
+
+def _expressions() -> st.SearchStrategy[str]:
+    """Expressions over a, b, c in which names recur, so nodes feed several others."""
+    leaf = st.sampled_from(["a", "b", "c", "a", "2"])
+    return st.recursive(
+        leaf,
+        lambda inner: st.one_of(
+            st.tuples(inner, st.sampled_from(["+", "-", "*"]), inner).map(
+                lambda t: f"({t[0]} {t[1]} {t[2]})"
+            ),
+            st.tuples(st.sampled_from(["tanh", "sigmoid", "exp"]), inner).map(
+                lambda t: f"{t[0]}({t[1]})"
+            ),
+        ),
+        max_leaves=8,
+    )
+
+
+@given(
+    text=_expressions(),
+    at=st.fixed_dictionaries({k: st.floats(-1.5, 1.5) for k in "abc"}),
+)
+def test_random_expressions_trace_against_engine_and_central_differences(
+    text: str, at: dict[str, float]
+) -> None:
+    text = f"{text} * a + b"  # a used at least twice
+    leaves = {k: Value(at[k], label=k) for k in expression_names(text)}
+    trace = page_trace(play(parse(text, **leaves)))
+    for name, leaf in leaves.items():
+        shown = by_label(trace, name)["grad"]
+        assert shown == pytest.approx(leaf.grad, rel=1e-12, abs=1e-12)
+        numeric = central(lambda vals: parse(text, **vals).data, at, name)
+        assert shown == pytest.approx(numeric, rel=1e-5, abs=1e-6)
+        contributions = [
+            e["contribution"] for e in trace["edges"] if e["source"] == by_label(trace, name)["id"]
+        ]
+        assert shown == pytest.approx(sum(contributions), rel=1e-12, abs=1e-12)
 
 
 def _walk_like_player(root: Value) -> list[Value]:
