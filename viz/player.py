@@ -861,7 +861,12 @@ def _layout(trace: dict[str, Any], views: list[_View]) -> _Layout:
         ordered = sorted(members, key=lambda i: (key[i], want[i], i))
         pos: list[float] = []
         for k, i in enumerate(ordered):
-            lo = pos[-1] + sizes[ordered[k - 1]][1] + _GAP_Y if k else -math.inf
+            lo = -math.inf
+            if k:
+                before = ordered[k - 1]
+                # room for a layer box's frame and title where one group meets another
+                frame = 30.0 if group[i] != group[before] else 0.0
+                lo = pos[-1] + sizes[before][1] + _GAP_Y + frame
             pos.append(max(want[i], lo))
         shift = sum(want[i] for i in ordered) / len(ordered) - sum(pos) / len(pos)
         for i, p in zip(ordered, pos, strict=True):
@@ -960,7 +965,7 @@ def _svg(trace: dict[str, Any], lay: _Layout) -> str:
         if "shape" in node:
             shape = "×".join(map(str, node["shape"])) or "scalar"
             lines.append(f'<text class="t-data" x="8" y="32">{shape} {esc(node["dtype"])}</text>')
-            room = int((w - 16) / 7.0) - 5  # characters that fit after "data "
+            room = int((w - 16) / 7.4) - 5  # characters that fit after "grad " (bold)
             value = _brief_json(node["value"], node["summary"]["value"], room)
             lines.append(f'<text class="t-data" x="8" y="48">data {esc(value)}</text>')
             grad = _brief_json(node["grad"], node["summary"]["grad"], room)
@@ -995,7 +1000,8 @@ def _brief_json(value: Any, summary: dict[str, Any] | None, room: int = 1_000) -
         if len(text) <= room or not summary:
             return text if len(text) <= room else text[: room - 1] + "…"
     if summary:
-        return f"norm {_num(summary['norm'])} in [{_num(summary['min'])}, {_num(summary['max'])}]"
+        text = f"norm {_num(summary['norm'])} in [{_num(summary['min'])}, {_num(summary['max'])}]"
+        return text if len(text) <= room else f"norm {_num(summary['norm'])}"  # the panel has all
     return "—"
 
 
