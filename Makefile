@@ -16,7 +16,7 @@ LINT_DIRS := backproplab $(PKGS) tests bench
 SUDO     := $(shell [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo -n)
 CAN_ROOT := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1 && echo yes)
 
-.PHONY: venv dot setup demo lint typecheck test format bench clean
+.PHONY: venv dot chromium setup demo lint typecheck test format bench clean
 
 # ---------------------------------------------------------------- environment
 
@@ -51,7 +51,20 @@ dot:
 	    echo "Graphviz 'dot' is missing: install it with 'apt-get install graphviz'"; \
 	fi
 
-setup: venv dot
+# Debian's chromium runs the player's browser tests (through Playwright, which never downloads
+# a browser of its own here). Unlike dot it is required: without it those tests fail and say why.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+	    :; \
+	elif [ -n "$(CAN_ROOT)" ] && $(SUDO) apt-get update \
+	        && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; then \
+	    chromium --version; \
+	else \
+	    echo "Debian's chromium is missing: install it with 'apt-get install chromium'" \
+	        "(the player's browser tests need it)"; \
+	fi
+
+setup: venv dot chromium
 
 # ---------------------------------------------------------------- use
 

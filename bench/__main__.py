@@ -20,6 +20,7 @@ ROWS = {
     "relu_net": "relu_net",
     "small_mlp": "small_mlp",
     "memory_flat": "memory",
+    "player": "player",
 }
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from .argtypes import int_from
 from .cmd_check import add_check as _add_check
 from .cmd_graph import register as _add_graph
+from .cmd_play import register as _add_play
 
 __all__ = ["COMMANDS", "OutputError", "UsageError", "build_parser", "main"]
 
@@ -148,7 +149,7 @@ def _add_demo(commands: Any) -> None:
     mlp.set_defaults(run=lambda a: demo_mlp(a.data, a.epochs, a.out))
 
 
-COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_graph, _add_check]
+COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_graph, _add_check, _add_play]
 """Registrars, one per subcommand: each adds its parser and sets ``run`` (args -> exit code)."""
 
 
@@ -414,6 +415,10 @@ def _run_tour(args: argparse.Namespace) -> int:
     for i, (title, run) in enumerate(sections, 1):
         _say(f"{'' if i == 1 else chr(10)}== {i}/{len(sections)} {title}")
         run()
+    from .cmd_play import write_demo_page
+
+    _make_folder(out)
+    _write(write_demo_page, out)  # the neuron's backward pass, played, beside the pictures
     _say(f"\ntour done in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from .argtypes import int_from
 
-__all__ = ["DIGITS", "register", "run"]
+__all__ = ["DIGITS", "build", "register", "run"]
 
 PROG = "backproplab graph"
 
@@ -130,13 +130,17 @@ class _Failed(Exception):
         self.code = code
 
 
-def _run(args: argparse.Namespace) -> int:
+def build(text: str, bindings: list[tuple[str, float]]) -> tuple[Any, dict[str, Any]]:
+    """The expression's root Value after a backward pass, and its named leaves by name.
+
+    Shared by ``graph`` and ``play``. Raises ``_Failed`` (exit 2, one line) for refused text,
+    a ``--var`` given twice, missing or unused, and domain errors.
+    """
     from backproplab.autograd import ParseError, Value, parse
     from backproplab.autograd.parse import expression_names
 
-    text: str = args.expression
     values: dict[str, float] = {}
-    for name, value in args.var:
+    for name, value in bindings:
         if name in values:
             raise _Failed(f"--var {name} is given twice")
         values[name] = value
@@ -164,6 +168,11 @@ def _run(args: argparse.Namespace) -> int:
         raise _Failed(f"cannot read the expression: {e}") from None
     except (ValueError, ArithmeticError) as e:  # the engine's domain errors
         raise _Failed(f"cannot compute the expression: {e}") from None
+    return root, leaves
+
+
+def _run(args: argparse.Namespace) -> int:
+    root, leaves = build(args.expression, args.var)
 
     from .graph import FORMATS, draw_graph, render
 

@@ -1,0 +1,297 @@
+"""The player's page in a real headless Chromium (Debian's, driven by Playwright): loaded from
+disk, stepped, stepped back, reset, played; its states and numbers against the engine's; no
+request leaving the page; a screenshot that is not blank.
+
+Without chromium these tests fail (they do not skip): ``make setup`` installs it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from backproplab.autograd import Tensor, Value
+from backproplab.nn.losses import mse
+from backproplab.viz.player import play
+
+from backproplab import nn
+from bench.chromium import HINT, executable, launch
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright's Python package is missing: run 'make venv' (the dev extra)")
+    if executable() is None:
+        pytest.fail(f"the player's browser tests need Debian's chromium: {HINT}")
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+class Opened:
+    """A page loaded from disk, with every request it made and every script error it hit."""
+
+    def __init__(self, browser: Any, path: Path, width: int = 1300, height: int = 700) -> None:
+        self.context = browser.new_context(viewport={"width": width, "height": height})
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        # Any request but the page itself is recorded and refused, so none can leave the page.
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.url = path.resolve().as_uri()
+        self.page.goto(self.url)
+        self.page.wait_for_selector("body[data-ready=true]")
+
+    def _route(self, route: Any) -> None:
+        if route.request.url == self.url:
+            route.continue_()
+        else:
+            route.abort()
+
+    def states(self) -> dict[int, str]:
+        pairs = self.page.eval_on_selector_all(
+            "[data-node]", "els => els.map(e => [e.dataset.node, e.dataset.state])"
+        )
+        return {int(i): s for i, s in pairs}
+
+    def shown_grad(self, node: int) -> str | None:
+        """The gradient a node shows, or None while it shows none."""
+        grad = self.page.locator(f'[data-node="{node}"] .t-grad')
+        return grad.text_content() if grad.is_visible() else None
+
+    def counter(self) -> str:
+        return str(self.page.text_content("#counter"))
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def _neuron() -> tuple[Value, dict[str, Value]]:
+    leaves = {
+        k: Value(v, label=k)
+        for k, v in {"x1": 2.0, "x2": 0.0, "w1": -3.0, "w2": 1.0, "b": 6.8813735870195432}.items()
+    }
+    n = leaves["x1"] * leaves["w1"] + leaves["x2"] * leaves["w2"] + leaves["b"]
+    o = n.tanh()
+    o.label = "o"
+    return o, leaves
+
+
+def _nodes_in_walk_order(root: Value) -> list[Value]:
+    order: list[Value] = []
+    seen: set[int] = set()
+
+    def visit(n: Any) -> None:
+        if id(n) not in seen:
+            seen.add(id(n))
+            for p in n.parents:
+                visit(p)
+            order.append(n)
+
+    visit(root)
+    return order
+
+
+def _number(text: str) -> float:
+    return float(text.replace("grad", "").strip())
+
+
+def test_step_back_reset_and_the_numbers_shown(browser: Any, tmp_path: Path) -> None:
+    o, leaves = _neuron()
+    page = play(o)
+    path = page.save(tmp_path / "neuron.html")
+    engine = _nodes_in_walk_order(o)  # the trace's ids are this order
+    steps = page.trace["steps"]
+    view = Opened(browser, path)
+    try:
+        assert set(view.states().values()) == {"waiting"}
+        assert view.counter() == f"step 0 / {len(steps)}"
+        assert all(view.shown_grad(i) is None for i in steps)
+
+        for k in range(1, len(steps) + 1):
+            if k % 2:
+                view.page.click("#step")
+            else:
+                view.page.keyboard.press("ArrowRight")
+            states = view.states()
+            assert sum(s in ("active", "done") for s in states.values()) == k
+            assert [i for i, s in states.items() if s == "active"] == [steps[k - 1]]
+            assert {i for i, s in states.items() if s == "done"} == set(steps[: k - 1])
+            active = steps[k - 1]
+            shown = view.shown_grad(active)
+            assert shown is not None
+            assert _number(shown) == pytest.approx(engine[active].grad, rel=5e-4, abs=1e-12)
+            assert view.counter() == f"step {k} / {len(steps)}"
+        # the side panel, written by the page's own script, shows the rule with its numbers
+        view.page.click(f'[data-node="{steps[0]}"]')  # click: jump to the root's step
+        assert [i for i, s in view.states().items() if s == "active"] == [steps[0]]
+        view.page.keyboard.press("ArrowRight")  # the tanh's input: its rule ran at step 1
+        view.page.keyboard.press("ArrowLeft")  # and back to the tanh
+        detail = str(view.page.text_content("#detail"))
+        assert "Step 1 of 10: o (Tanh)" in detail
+        assert "out = tanh(x); dx = g * (1 - out ** 2)" in detail
+        assert "dx = g * (1 - out ** 2) = 1 * (1 - 0.7071 ** 2) = 0.5" in detail
+        local = re.search(r"local do/d\S+ = (\S+),", detail)
+        assert local is not None
+        assert float(local.group(1)) == pytest.approx(1 - o.data**2, rel=5e-4)
+
+        view.page.click("#back")
+        assert set(view.states().values()) == {"waiting"}
+        view.page.keyboard.press("ArrowRight")
+        view.page.keyboard.press("ArrowRight")
+        view.page.click("#reset")
+        assert set(view.states().values()) == {"waiting"}
+        assert view.counter() == f"step 0 / {len(steps)}"
+        assert view.shown_grad(steps[0]) is None
+
+        # space plays to the end at the speed set
+        view.page.eval_on_selector(
+            "#speed", "e => { e.value = '10'; e.dispatchEvent(new Event('input')); }"
+        )
+        view.page.keyboard.press(" ")
+        from playwright.sync_api import expect
+
+        # expect polls from outside: the page's policy forbids the eval wait_for_function uses
+        expect(view.page.locator("#counter")).to_have_text(f"step {len(steps)} / {len(steps)}")
+        assert view.page.text_content("#play") == "Play"  # paused itself at the end
+        for i, s in view.states().items():
+            assert s == ("active" if i == steps[-1] else "done")
+            assert _number(view.shown_grad(i) or "nan") == pytest.approx(
+                engine[i].grad, rel=5e-4, abs=1e-12
+            )
+        assert leaves["x1"].grad == pytest.approx(-1.5)
+        assert view.errors == []
+        assert view.requests == [view.url]  # the page itself, and nothing else
+    finally:
+        view.close()
+
+
+def test_fan_out_is_shown_as_a_sum_of_contributions(browser: Any, tmp_path: Path) -> None:
+    a, b = Value(0.7, label="a"), Value(-1.3, label="b")
+    root = a.tanh() + a * b + a.exp()
+    page = play(root)
+    ida = next(n["id"] for n in page.trace["nodes"] if n["label"] == "a")
+    view = Opened(browser, page.save(tmp_path / "fan.html"))
+    try:
+        view.page.click(f'[data-node="{ida}"]')
+        detail = str(view.page.text_content("#detail .sum"))
+        m = re.search(r"sum of their contributions: (.*) = (\S+)$", detail)
+        assert m is not None
+        terms = [float(t.split(" (from")[0]) for t in m.group(1).split(" + ")]
+        expected = sorted([1 - math.tanh(0.7) ** 2, -1.3, math.exp(0.7)])
+        assert sorted(terms) == pytest.approx(expected, rel=5e-4)
+        assert float(m.group(2)) == pytest.approx(a.grad, rel=5e-4)
+        assert view.errors == [] and view.requests == [view.url]
+    finally:
+        view.close()
+
+
+def test_the_learners_first_mistake_is_marked(browser: Any, tmp_path: Path) -> None:
+    o, _ = _neuron()
+    page = play(o, manual={"w1": 1.0, "x1": -3.0})
+    view = Opened(browser, page.save(tmp_path / "manual.html"))
+    try:
+        summary = str(view.page.text_content("#summary"))
+        assert summary.startswith("First wrong gradient in backward order: x1 (step 10)")
+        assert "1e-09 + 0.001·|engine|" in str(view.page.text_content("#tolerance"))
+        first = page.trace["first_wrong"]
+        view.page.click(f'[data-node="{first}"]')
+        node = view.page.locator(f'[data-node="{first}"]')
+        assert "verdict-wrong" in str(node.get_attribute("class"))
+        assert "yours -3 ✗" in str(node.text_content())
+        assert "never multiplied by the upstream gradient" in str(view.page.text_content("#detail"))
+    finally:
+        view.close()
+
+
+def test_a_tensor_mlp_page_and_a_screenshot_that_is_not_blank(browser: Any, tmp_path: Path) -> None:
+    import matplotlib.image
+
+    model = nn.MLP(2, 1, [4], "tanh", seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 2))
+    loss = mse(model.forward(Tensor(x)), np.ones((5, 1)))
+    page = play(loss, model=model)
+    view = Opened(browser, page.save(tmp_path / "mlp.html"))
+    try:
+        groups = view.page.eval_on_selector_all(".group text", "els => els.map(e => e.textContent)")
+        assert groups == ["layers.0", "layers.1"]
+        for _ in range(4):
+            view.page.keyboard.press("ArrowRight")
+        active = page.trace["steps"][3]
+        detail = str(view.page.text_content("#detail"))
+        node = page.trace["nodes"][active]
+        assert f"shape {'×'.join(map(str, node['shape']))} float64" in detail
+        png = view.page.screenshot()
+        image = matplotlib.image.imread(io.BytesIO(png), format="png")
+        pixels = image[..., :3].reshape(-1, 3)
+        colours = np.unique((pixels * 255).round().astype(np.uint8), axis=0)
+        assert len(colours) > 50  # text, boxes, edges: far from one flat colour
+        background = np.all(pixels > 0.97, axis=1).mean()
+        assert background < 0.97  # a blank white page would be all background
+        assert view.errors == [] and view.requests == [view.url]
+    finally:
+        view.close()
+
+
+def test_two_thousand_nodes_open_and_step(browser: Any, tmp_path: Path) -> None:
+    x = Value(0.1, label="x")
+    y = x
+    for k in range(1999):  # a chain with a skip every tenth node: 2,000 Values
+        y = y.tanh() if k % 10 else y.tanh() + x * 0.01
+    page = play(y)
+    assert len(page.trace["nodes"]) >= 2000
+    view = Opened(browser, page.save(tmp_path / "big.html"))
+    try:
+        assert view.page.locator("[data-node]").count() == len(page.trace["nodes"])
+        for _ in range(3):
+            view.page.keyboard.press("ArrowRight")
+        assert sum(s != "waiting" for s in view.states().values()) == 3
+        assert view.errors == [] and view.requests == [view.url]
+    finally:
+        view.close()
+
+
+def test_past_the_limit_the_page_says_so(browser: Any, tmp_path: Path) -> None:
+    x = Value(0.1, label="x")
+    y = x
+    for _ in range(50):
+        y = y.tanh()
+    view = Opened(browser, play(y, max_nodes=20).save(tmp_path / "too_big.html"))
+    try:
+        text = str(view.page.text_content("#too-big"))
+        assert "This graph has 51 nodes, more than the 20 this page draws" in text
+        assert view.errors == []
+    finally:
+        view.close()
+
+
+def test_space_pauses_what_the_play_button_started(browser: Any, tmp_path: Path) -> None:
+    # The button keeps the focus after a click, and a focused button also acts on space: the
+    # page must toggle once, not twice (pause and straight back to play).
+    o, _ = _neuron()
+    view = Opened(browser, play(o).save(tmp_path / "space.html"))
+    try:
+        view.page.click("#play")
+        assert view.page.text_content("#play") == "Pause"
+        view.page.keyboard.press(" ")
+        assert view.page.text_content("#play") == "Play"
+        shown = view.counter()
+        view.page.wait_for_timeout(1200)  # the default speed would have taken two steps
+        assert view.counter() == shown
+    finally:
+        view.close()
