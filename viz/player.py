@@ -41,7 +41,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -50,6 +49,7 @@ from typing import Any
 
 import numpy as np
 from backproplab.autograd import Node
+from backproplab.nn.files import write_bytes
 
 __all__ = ["FULL_ARRAY", "MANUAL_ATOL", "MANUAL_RTOL", "MAX_NODES", "Page", "play"]
 
@@ -188,19 +188,14 @@ class Page:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the page to ``path`` (folders created as needed) and return the path.
 
-        The page goes to a temporary file beside the target first, which then replaces it, so a
-        failed save leaves the old file as it was. Raises OSError when it cannot be written.
+        It is written by the rules of ``nn.files.safe_write``, as every file the library writes:
+        a failed save leaves the old file whole, a symlink stays a link, an existing file keeps
+        its permissions, and a device, FIFO or folder is never replaced. Raises OSError naming
+        ``path`` when it cannot be written.
         """
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.html)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_bytes(target, self.html.encode("utf-8"))
         return target
 
     def __repr__(self) -> str:
