@@ -69,32 +69,23 @@ def circle_dataset(sample_density: int = 10) -> list[tuple[float, float, float]]
 
 
 def _seed001_draws(seed: int, n: int) -> list[float]:
-    # Seed 001 calls seed(0) on the global generator and draws random() - 0.5 per weight. Those
-    # draws happen here on the global generator too, whose state is put back afterwards: a caller
-    # building a CircleNet does not find its own random sequence reset.
-    state = random.getstate()
-    try:
-        random.seed(seed)
-        return [random.random() - 0.5 for _ in range(n)]
-    finally:
-        random.setstate(state)
+    # Seed 001 calls seed(0) on the global generator and draws random() - 0.5 per weight; a
+    # random.Random(seed) of its own gives the same draws and leaves the global state alone.
+    rng = random.Random(seed)
+    return [rng.random() - 0.5 for _ in range(n)]
 
 
 class CircleNet(MLP):
     """Seed 001's ``MyNet(2, [4])`` as a scalar MLP: 2 inputs, 4 sigmoid neurons, 1 sigmoid output.
 
-    The weights are seed 001's: after ``random.seed(seed)``, each neuron in turn (the hidden four,
-    then the output) draws ``random() - 0.5`` per input; every bias is 0.0. The global random
-    state is restored afterwards. Untrained, ``CircleNet()([0, 0])`` is 0.5588.
+    The weights are seed 001's: from ``random.Random(seed)`` (the draws ``random.seed(seed)``
+    gives), each neuron in turn (the hidden four, then the output) draws ``random() - 0.5`` per
+    input; every bias is 0.0. Python's global random state is not touched. Untrained,
+    ``CircleNet()([0, 0])`` is 0.5588.
     """
 
     def __init__(self, seed: int = 0) -> None:
-        state = random.getstate()
-        try:
-            random.seed(seed)
-            super().__init__(2, [4, 1], activation=["sigmoid", "sigmoid"], init="seed001")
-        finally:
-            random.setstate(state)
+        super().__init__(2, [4, 1], activation=["sigmoid", "sigmoid"], init="seed001", seed=seed)
         self.seed = seed
 
 

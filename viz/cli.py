@@ -345,12 +345,9 @@ def demo_mlp(data: str = "moons", epochs: int | None = None, out: Path | None = 
         plot_loss_curve, history, folder / f"mlp_{data}_loss.png", title=f"seed 000's MLP on {data}"
     )
 
-    def predict(points: np.ndarray) -> np.ndarray:
-        return model.predict(points).argmax(axis=1)  # type: ignore[no-any-return]
-
     _write(
         plot_function_2d,
-        predict,
+        model.predict,
         x,
         y,
         folder / f"mlp_{data}_function.png",
