@@ -122,7 +122,7 @@ class Linear(Module):
         when the last axis is not input_size.
         """
         if not isinstance(x, Tensor):
-            x = Tensor(x)
+            x = Tensor(x, name="x")  # named, so that a drawn graph shows the input as x
         shape = x.data.shape
         if len(shape) == 2 and shape[1] == self.input_size and self.fused:
             # the usual batch: the whole layer as one node (autograd.dense)

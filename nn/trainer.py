@@ -262,7 +262,7 @@ class MLPTrainer:
 
     def _scores(self, x: np.ndarray) -> Tensor:
         """What the loss takes: logits for cross-entropy on a softmax model, else forward."""
-        xt = Tensor(x)
+        xt = Tensor(x, name="x")
         if self.lossfn == "cross-entropy" and self._softmax_model():
             return self.model.logits(xt)  # type: ignore[attr-defined, no-any-return]
         return self.model(xt)  # type: ignore[no-any-return]
