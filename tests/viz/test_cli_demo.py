@@ -272,3 +272,31 @@ def test_an_unwritable_out_fails_before_any_training(
     assert captured.out == ""  # nothing trained, nothing printed
     assert captured.err.count("\n") == 1
     assert "cannot create the picture folder" in captured.err
+
+
+# -- names a learner knows --------------------------------------------------------------------
+
+NAMES = ("the circle classifier", "the random ReLU regression", "the configurable MLP")
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["demo", "--help"], ["demo", "circle", "--help"], ["graph", "--help"]]
+)
+def test_help_names_the_networks_and_never_says_seed(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "seed 00" not in text.lower()
+    if argv[0] != "graph":
+        wanted = NAMES if argv[-1] == "--help" and len(argv) <= 2 else NAMES[:1]
+        for name in wanted:
+            assert name.lower() in text.lower(), name
+
+
+def test_demo_output_never_says_seed_00x(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "circle", "--engine", "tensor", "--steps", "100"]) == 0
+    assert main(["demo", "mlp", "--epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 00" not in out.lower()
+    assert out.count("the circle classifier: ") == 1 and "the configurable MLP on two moons" in out
