@@ -75,7 +75,34 @@ def _seed001_draws(seed: int, n: int) -> list[float]:
     return [rng.random() - 0.5 for _ in range(n)]
 
 
-class CircleNet(MLP):
+class _CircleClassifier:
+    """predict and predict_proba for both circle networks, as scikit-learn's classifiers have."""
+
+    def _inside(self, points: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Return, for points X of shape (n, 2), an (n, 2) array: column 0 the probability of
+        class 0 (outside the unit circle, 1 - f), column 1 of class 1 (inside, f).
+
+        Raises ValueError when X is not of shape (n, 2).
+        """
+        inside = self._inside(_points(X))
+        return np.column_stack([1.0 - inside, inside])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Return the class of each point of X (n, 2): 1 inside (f > 1/2), else 0, as int64."""
+        return (self._inside(_points(X)) > 0.5).astype(np.int64)
+
+
+def _points(X: Any) -> np.ndarray:
+    points = np.asarray(X.data if isinstance(X, Tensor) else X, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"the circle classifier takes points of shape (n, 2), got {points.shape}")
+    return points
+
+
+class CircleNet(_CircleClassifier, MLP):
     """Seed 001's ``MyNet(2, [4])`` as a scalar MLP: 2 inputs, 4 sigmoid neurons, 1 sigmoid output.
 
     The weights are seed 001's: from ``random.Random(seed)`` (the draws ``random.seed(seed)``
@@ -88,8 +115,12 @@ class CircleNet(MLP):
         super().__init__(2, [4, 1], activation=["sigmoid", "sigmoid"], init="seed001", seed=seed)
         self.seed = seed
 
+    def _inside(self, points: np.ndarray) -> np.ndarray:
+        with no_grad():
+            return np.array([_data(self(list(p))) for p in points.tolist()], dtype=np.float64)
 
-class CircleTensorNet(Module):
+
+class CircleTensorNet(_CircleClassifier, Module):
     """The same network as Tensors: ``sigmoid(sigmoid(X @ W1 + b1) @ W2 + b2)``.
 
     ``W1`` (2, 4) holds hidden neuron j's two weights in column j, ``W2`` (4, 1) the output
@@ -109,6 +140,10 @@ class CircleTensorNet(Module):
         """Return the network's output, shape (n, 1), for points X of shape (n, 2)."""
         h = dense(X, self.W1, self.b1, "sigmoid")
         return dense(h, self.W2, self.b2, "sigmoid")
+
+    def _inside(self, points: np.ndarray) -> np.ndarray:
+        with no_grad():
+            return np.asarray(self(Tensor(points)).data, dtype=np.float64).reshape(-1)
 
 
 def circle_model(engine: str = "value", seed: int = 0) -> CircleModel:
