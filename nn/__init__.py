@@ -1,8 +1,8 @@
 """Neural networks on the autograd engine: modules, losses, optimizers, training.
 
-``nn.Linear`` and ``nn.MLP`` are the Tensor modules with seed 000's API, ``nn.Sequential`` with
-``nn.Tanh()``, ``nn.ReLU()`` and ``nn.Sigmoid()`` PyTorch's way of writing the same; the scalar
-modules on Values (micrograd's ``MLP(nin, nouts)``) are in ``nn.scalar``.
+``nn.Linear`` and ``nn.MLP`` are the Tensor modules with the configurable MLP's API,
+``nn.Sequential`` with ``nn.Tanh()``, ``nn.ReLU()`` and ``nn.Sigmoid()`` PyTorch's way of writing
+the same; the scalar modules on Values (micrograd's ``MLP(nin, nouts)``) are in ``nn.scalar``.
 """
 
 from . import datasets, scalar

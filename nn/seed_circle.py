@@ -1,11 +1,11 @@
-"""Seed 001 on the engine: a 2-4-1 sigmoid network learns the unit disc, on Values or Tensors.
+"""The circle classifier: a 2-4-1 sigmoid network learns the unit disc, on Values or Tensors.
 
-Seed 001 ("a neural network from scratch in pure Python") samples o(x, y) = [x² + y² < 1] on an
-11 × 11 grid over [-2, 2]², builds ``MyNet(2, [4])`` after ``random.seed(0)`` and trains it with
-hand-derived backprop: 2000 full-batch gradient steps at learning rate 10 on the mean squared
-error. Here the same network is built on ``autograd.Value`` (``CircleNet``, the scalar MLP) and
-on ``autograd.Tensor`` (``CircleTensorNet``, two matrices), with the same weights, and both print
-seed 001's lines::
+Its write-up ("a neural network from scratch in pure Python", seed 001 in the code's names) samples
+o(x, y) = [x² + y² < 1] on an 11 × 11 grid over [-2, 2]², builds ``MyNet(2, [4])`` after
+``random.seed(0)`` and trains it with hand-derived backprop: 2000 full-batch gradient steps at
+learning rate 10 on the mean squared error. Here the same network is built on ``autograd.Value``
+(``CircleNet``, the scalar MLP) and on ``autograd.Tensor`` (``CircleTensorNet``, two matrices),
+with the same weights, and both print the write-up's lines::
 
     untrained f(0, 0) = 0.5588
     1 0.2919

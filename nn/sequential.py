@@ -48,7 +48,7 @@ class Sigmoid(_Activation):
 class Sequential(Module):
     """Modules applied one after the other: ``Sequential(a, b, c)(x)`` is ``c(b(a(x)))``.
 
-    ``nn.Linear`` keeps seed 000's default activation (sigmoid), so a layer meant to be bare is
+    ``nn.Linear`` keeps its write-up's default activation (sigmoid), so a layer meant to be bare is
     written ``nn.Linear(2, 16, "none")``::
 
         model = nn.Sequential(nn.Linear(2, 16, "none"), nn.Tanh(), nn.Linear(16, 1, "none"))
@@ -73,8 +73,8 @@ class Sequential(Module):
             if not isinstance(m, _Activation) and own != "none" and isinstance(after, _Activation):
                 raise ValueError(
                     f"Sequential's module {i}, {m!r}, applies {own} itself and is followed by "
-                    f"{type(after).__name__}(): nn.Linear's activation defaults to sigmoid (seed "
-                    f"000's), so write it with activation 'none' to apply "
+                    f"{type(after).__name__}(): nn.Linear's activation defaults to sigmoid (its "
+                    f"write-up's), so write it with activation 'none' to apply "
                     f"{after.applied_activation} alone"
                 )
         self.layers = list(modules)

@@ -1,4 +1,4 @@
-"""MLPTrainer: seed 000's training loop, mini-batch gradient descent with the engine's gradients."""
+"""MLPTrainer: the configurable MLP's training loop, mini-batch gradient descent on the engine."""
 
 from __future__ import annotations
 
