@@ -300,6 +300,25 @@ class MLP(Module):
             total = total + layer.penalty()
         return total
 
+    def to_torch(self) -> Any:
+        """Return a ``torch.nn.Sequential`` computing what this MLP computes (weights copied,
+        in PyTorch's (out, in) layout); see ``nn.torch_bridge``. Needs torch (the ``torch``
+        extra): raises ImportError without it.
+        """
+        from .torch_bridge import to_torch
+
+        return to_torch(self)
+
+    @classmethod
+    def from_torch(cls, module: Any) -> MLP:
+        """Build an MLP from a ``torch.nn.Sequential`` of the form ``to_torch`` returns; see
+        ``nn.torch_bridge.from_torch`` for what it takes and the TypeError or ValueError it
+        raises for anything else.
+        """
+        from .torch_bridge import from_torch
+
+        return from_torch(module)
+
     def extra_repr(self) -> str:
         """The sizes, then every other argument that is not at its default."""
         parts = [str(self.input_size), str(self.output_size)]

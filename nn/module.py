@@ -1,12 +1,9 @@
-"""Module: the base of every layer and network; parameters, modes, and saving to .npz."""
+"""Module: the base of every layer and network; parameters, modes, and weight files."""
 
 from __future__ import annotations
 
 import os
-import tempfile
-import zipfile
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,9 +106,17 @@ class Module:
         staged: dict[str, Any] = {}
         for name, p in params.items():
             try:
-                value = np.asarray(state[name], dtype=np.float64)
+                given = np.asarray(state[name])
             except (TypeError, ValueError):
                 raise StateError(f"state[{name!r}] is not an array of numbers") from None
+            # Booleans and complex numbers would convert, silently and wrongly.
+            kind = given.dtype.kind
+            if kind in "bc":
+                what = "booleans" if kind == "b" else "complex numbers"
+                raise StateError(f"state[{name!r}] holds {what}; parameters are real numbers")
+            if kind not in "iuf":
+                raise StateError(f"state[{name!r}] is not an array of numbers")
+            value = given.astype(np.float64)
             shape = np.shape(p.data)
             if value.shape != shape:
                 raise StateError(
@@ -128,42 +133,34 @@ class Module:
             p.zero_grad()
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the state dict to ``path`` as .npz (no pickle).
+        """Write the state dict to ``path``: safetensors, or .npz when the name ends in .npz.
 
-        The file is written beside the target and renamed over it, so a failed save leaves any
-        old file as it was. Raises OSError when the folder cannot be written.
+        safetensors (any other name) is what PyTorch reads: ``safetensors.torch.load_file(path)``
+        gives the state dict of this model's ``to_torch()`` (an MLP's weights transposed to
+        PyTorch's (out, in) layout, see ``MLP.to_torch``). Neither format can hold a pickle.
+        The write follows ``nn.files.safe_write``: only a regular file is replaced (a device,
+        FIFO or directory is refused), a symlink's target is written and the link kept, an
+        existing file keeps its permissions, and a failed save leaves the old file whole.
+        Raises OSError naming ``path``.
         """
-        target = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            # mkstemp makes the file private (0600); give it the mode a plain open() would
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, allow_pickle=False, **self.state_dict())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from .weights import write_weights
+
+        write_weights(path, self.state_dict())
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Load parameters saved by ``save``, all or nothing, never unpickling anything.
 
-        Raises FileNotFoundError, StateError (a missing, extra or misshapen key; not an .npz
-        file); the model is left as it was on any error.
+        The format follows the extension as in ``save``. Every name, dtype and shape in the
+        file's headers is checked against this model before any data is read.
+        Raises FileNotFoundError, and StateError naming the path and the key for a missing,
+        extra or misshapen key, an array that is not of floats (integers, bools, complex,
+        text), NaN or infinity, a header claiming more data than the file holds, or a file
+        that is not of its extension's format; the model is left as it was on any error.
         """
-        try:
-            data = np.load(path, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy array
-                raise ValueError("it holds a single array, not named parameters")
-            with data:
-                state = {name: data[name] for name in data.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-            if isinstance(e, FileNotFoundError):
-                raise
-            raise StateError(f"{os.fspath(path)!r} is not a saved model (.npz): {e}") from None
-        self.load_state_dict(state)
+        from .weights import read_weights
+
+        layout = {name: np.shape(p.data) for name, p in self.named_parameters()}
+        self.load_state_dict(read_weights(path, layout, type(self).__name__))
 
     # -- display ------------------------------------------------------------------------------
 

@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"backpropagation, with three example networks ({CIRCLE}, {RELU}, "
         f"{CONFIGURABLE_MLP}) and pictures.",
     )
+    from backproplab import __version__  # the installed distribution's metadata
+
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     commands.required = True
     for register in COMMANDS:

@@ -37,6 +37,7 @@ import graphviz
 import numpy as np
 from backproplab.autograd import GradientReport, Node, Tensor, Value
 from backproplab.autograd.check import compare
+from backproplab.nn.files import check_target, write_bytes
 
 __all__ = [
     "DOT_HINT",
@@ -280,7 +281,8 @@ def render(graph: graphviz.Digraph, path: str | os.PathLike[str], *, quiet: bool
     Raises:
         ValueError: the suffix is none of .svg, .png, .pdf, .gv, .dot.
         RuntimeError: ``dot`` is there but failed (its message included).
-        OSError: the files cannot be written.
+        OSError: the files cannot be written (see ``nn.files.safe_write``: a device, FIFO or
+            directory is never replaced, and a failed write leaves the old file).
     """
     target = Path(path)
     fmt = target.suffix.lower().lstrip(".")
@@ -289,9 +291,13 @@ def render(graph: graphviz.Digraph, path: str | os.PathLike[str], *, quiet: bool
             f"cannot render to {target.name!r}: unknown suffix {target.suffix!r} "
             f"(use .svg, .png or .pdf, or .gv for the DOT source alone)"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
     source = target if fmt in ("gv", "dot") else target.with_suffix(".gv")
-    source.write_text(graph.source, encoding="utf-8")
+    # Both files by nn.files' rules, both checked first: a picture that cannot be replaced (a
+    # FIFO, a directory) refuses before the source beside it is written.
+    check_target(target)
+    check_target(source)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(source, graph.source.encode("utf-8"))
     if source == target:
         return source
     try:
@@ -308,7 +314,7 @@ def render(graph: graphviz.Digraph, path: str | os.PathLike[str], *, quiet: bool
     except graphviz.CalledProcessError as e:
         detail = e.stderr.decode(errors="replace").strip() if isinstance(e.stderr, bytes) else ""
         raise RuntimeError(f"dot could not render {source} as {fmt}: {detail or e}") from None
-    target.write_bytes(picture)
+    write_bytes(target, picture)
     return target
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from backproplab.nn.files import safe_write
 
 __all__ = [
     "MIN_WIDTH_PX",
@@ -65,12 +66,13 @@ def _figure(width: float = 6.0, height: float = 4.0) -> Any:
 
 
 def _save(fig: Any, path: PathLike) -> Path:
-    target = Path(path)
     # The figure keeps its size in inches (so its text keeps its proportions); the dots per inch
     # make it MIN_WIDTH_PX wide or more.
     dpi = max(fig.dpi, math.ceil(MIN_WIDTH_PX / fig.get_figwidth()))
-    fig.savefig(target, format="png", dpi=dpi)
-    return target
+    # By nn.files' rules: only a regular file is replaced, and a failed save leaves the old one.
+    with safe_write(path) as f:
+        fig.savefig(f, format="png", dpi=dpi)
+    return Path(path)
 
 
 def plot_loss_curve(

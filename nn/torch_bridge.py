@@ -1,0 +1,232 @@
+"""The hand-over to PyTorch: an ``MLP`` as a ``torch.nn.Sequential``, and back.
+
+torch is optional (``pip install 'backproplab[torch]'``) and imported only inside these
+functions, so ``import backproplab.nn`` never imports it.
+
+The Sequential is what a PyTorch user would write for the same network: for each of our
+layers a ``Linear`` (its ``weight`` transposed to PyTorch's (out, in) layout), then the layer's
+activation (``ReLU``, ``Sigmoid``, ``Tanh``, nothing for "none"), then ``Dropout`` where the layer
+has dropout; a final ``Softmax(dim=-1)`` for ``is_softmax``. Its parameters are named by
+position in the Sequential (``0.weight``, ``2.weight``, ...); ``torch_state_dict`` maps one of our
+state dicts (for instance a saved file read by ``safetensors.torch.load_file``) onto those names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .layers import MLP
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["from_torch", "to_torch", "torch_names", "torch_state_dict"]
+
+# Our activation names and PyTorch's module classes, both ways.
+_TO_TORCH = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh"}
+_FROM_TORCH = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Identity": "none"}
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(
+            "the PyTorch hand-over needs torch: pip install 'backproplab[torch]'"
+        ) from e
+    return torch
+
+
+def _modules(model: MLP) -> list[tuple[str, Any]]:
+    """What ``to_torch`` puts in the Sequential, in order: (kind, argument) pairs."""
+    plan: list[tuple[str, Any]] = []
+    for i, layer in enumerate(model.layers):
+        plan.append(("Linear", i))
+        if layer.applied_activation != "none":
+            plan.append((_TO_TORCH[layer.applied_activation], None))
+        if layer.dropout > 0.0:
+            plan.append(("Dropout", layer.dropout))
+    if model.is_softmax:
+        plan.append(("Softmax", None))
+    return plan
+
+
+def torch_names(model: MLP) -> dict[str, str]:
+    """Our parameter names mapped to those of ``to_torch(model)``'s state dict.
+
+    ``layers.1.weight`` becomes ``2.weight`` when an activation module sits between the first
+    two Linears. The weights are also transposed (see ``torch_state_dict``).
+    """
+    names = {}
+    for position, (kind, i) in enumerate(_modules(model)):
+        if kind == "Linear":
+            names[f"layers.{i}.weight"] = f"{position}.weight"
+            if model.layers[i].bias is not None:
+                names[f"layers.{i}.bias"] = f"{position}.bias"
+    return names
+
+
+def torch_state_dict(model: MLP, state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Our state dict ``state`` (arrays or torch tensors) as ``to_torch(model)``'s state dict.
+
+    Renamed by ``torch_names`` and with each weight transposed from our (in, out) layout to
+    PyTorch's (out, in). For example, to load a file ``model.save`` wrote::
+
+        seq.load_state_dict(torch_state_dict(model, safetensors.torch.load_file(path)))
+
+    Raises KeyError naming a parameter of ``model`` that ``state`` lacks.
+    """
+    torch = _import_torch()
+    out = {}
+    for ours, theirs in torch_names(model).items():
+        if ours not in state:
+            raise KeyError(f"the state has no {ours!r} (needed for {theirs!r})")
+        value = state[ours]
+        if not torch.is_tensor(value):
+            value = torch.from_numpy(np.array(value))
+        out[theirs] = value.T.contiguous() if ours.endswith(".weight") else value
+    return out
+
+
+def to_torch(model: MLP) -> torch.nn.Sequential:
+    """Return a ``torch.nn.Sequential`` that computes what ``model`` computes.
+
+    Its parameters are copies of ours in our dtype (float64 unless changed), weights in
+    PyTorch's (out, in) layout; it is in training mode when ``model`` is. The module list is
+    described in this module's docstring. Raises ImportError when torch is not installed.
+    """
+    torch = _import_torch()
+    layers: list[Any] = []
+    for kind, arg in _modules(model):
+        if kind == "Linear":
+            layer = model.layers[arg]
+            dtype = torch.from_numpy(np.asarray(layer.weight.data)).dtype
+            layers.append(
+                torch.nn.Linear(
+                    layer.input_size, layer.output_size, bias=layer.bias is not None, dtype=dtype
+                )
+            )
+        elif kind == "Dropout":
+            layers.append(torch.nn.Dropout(arg))
+        elif kind == "Softmax":
+            layers.append(torch.nn.Softmax(dim=-1))
+        else:
+            layers.append(getattr(torch.nn, kind)())
+    sequential = torch.nn.Sequential(*layers)
+    sequential.load_state_dict(torch_state_dict(model, model.state_dict()))
+    sequential.train(model.training)
+    return sequential
+
+
+def from_torch(module: Any) -> MLP:
+    """Build our ``MLP`` from a ``torch.nn.Sequential`` of the form ``to_torch`` returns.
+
+    That is: Linear layers, each followed by at most one activation (ReLU, Sigmoid, Tanh or
+    Identity, the same for every layer) and then at most one Dropout (the same p on every
+    hidden layer, none after the last), and optionally a final Softmax over the last axis
+    (dim -1 or 1), in which case the last Linear has no activation. All Linears have a bias or
+    none does. The weights are copied (as float64); the mode follows ``module.training``.
+
+    Raises:
+        TypeError: ``module`` is not a Sequential, or holds a module we do not have (named
+            with its position).
+        ValueError: the Sequential is of modules we have but not in an MLP's arrangement
+            (the message says what differs).
+    """
+    torch = _import_torch()
+    if not isinstance(module, torch.nn.Sequential):
+        raise TypeError(
+            f"from_torch takes a torch.nn.Sequential of Linear and activation modules, "
+            f"got {type(module).__name__}"
+        )
+    children = list(module)
+    known = ("Linear", "Dropout", "Softmax", *_FROM_TORCH)
+    for position, child in enumerate(children):
+        kind = type(child).__name__
+        if kind not in known or not isinstance(child, getattr(torch.nn, kind)):
+            raise TypeError(
+                f"from_torch cannot take {kind} (module {position} of the Sequential): an MLP "
+                f"is made of Linear, {', '.join(_FROM_TORCH)}, Dropout and a final Softmax"
+            )
+
+    def refuse(position: int, why: str) -> ValueError:
+        return ValueError(
+            f"from_torch: module {position} ({type(children[position]).__name__}) {why}"
+        )
+
+    # Group the modules: each Linear with the activation and dropout that follow it.
+    groups: list[dict[str, Any]] = []
+    softmax = False
+    for position, child in enumerate(children):
+        kind = type(child).__name__
+        if softmax:
+            raise refuse(position, "comes after the Softmax, which must be the last module")
+        if kind == "Linear":
+            groups.append({"linear": child, "at": position, "act": None, "dropout": 0.0})
+        elif not groups:
+            raise refuse(position, "comes before the first Linear")
+        elif kind == "Softmax":
+            if child.dim not in (-1, 1):
+                raise refuse(position, f"is over dim {child.dim}; ours is over the last axis")
+            softmax = True
+        elif kind == "Dropout":
+            if groups[-1]["dropout"]:
+                raise refuse(position, "is a second Dropout after one Linear")
+            groups[-1]["dropout"] = float(child.p)
+        else:
+            if groups[-1]["act"] is not None or groups[-1]["dropout"]:
+                raise refuse(
+                    position,
+                    "follows an activation or a Dropout: ours has one "
+                    "activation after each Linear, then any dropout",
+                )
+            groups[-1]["act"] = _FROM_TORCH[kind]
+    if not groups:
+        raise ValueError("from_torch: the Sequential has no Linear")
+
+    last = groups[-1]
+    acts = [g["act"] or "none" for g in groups]
+    hidden_acts = set(acts[:-1] if softmax else acts)
+    if len(hidden_acts) > 1:
+        raise ValueError(
+            f"from_torch: the layers have different activations ({', '.join(acts)}); an MLP "
+            f"applies one activation after every Linear (the last one too unless a Softmax "
+            f"ends it)"
+        )
+    if softmax and last["act"] is not None:
+        raise refuse(last["at"], "has an activation before the Softmax; ours has none there")
+    activation = hidden_acts.pop() if hidden_acts else "none"
+    if last["dropout"]:
+        raise refuse(last["at"], "is followed by Dropout; our MLP has none after its output")
+    rates = {g["dropout"] for g in groups[:-1]}
+    if len(rates) > 1:
+        raise ValueError(f"from_torch: the hidden layers' dropout rates differ: {sorted(rates)}")
+    biases = {g["linear"].bias is not None for g in groups}
+    if len(biases) > 1:
+        raise ValueError("from_torch: some Linear layers have a bias and some do not")
+    sizes = [groups[0]["linear"].in_features] + [g["linear"].out_features for g in groups]
+    for g, size in zip(groups, sizes[:-1], strict=True):
+        if g["linear"].in_features != size:
+            raise refuse(g["at"], f"takes {g['linear'].in_features} inputs, but {size} come to it")
+
+    model = MLP(
+        sizes[0],
+        sizes[-1],
+        sizes[1:-1],
+        activation,
+        softmax,
+        layer_dropout=rates.pop() if rates else 0.0,
+        use_bias=biases.pop(),
+        eval=module.training,
+    )
+    state = {}
+    for i, g in enumerate(groups):
+        linear = g["linear"]
+        state[f"layers.{i}.weight"] = linear.weight.detach().cpu().double().numpy().T
+        if linear.bias is not None:
+            state[f"layers.{i}.bias"] = linear.bias.detach().cpu().double().numpy()
+    model.load_state_dict(state)
+    return model
