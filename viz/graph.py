@@ -418,6 +418,17 @@ _INFIX = {
     "Div": ("/", _PRODUCT),
     "MatMul": (" @ ", _PRODUCT),
     "Pow(a, b)": ("**", _POWER),
+    "PowV": ("**", _POWER),
+}
+# Ops whose number operand is an argument of the op rather than a leaf: (left, right) templates
+# with the number in place of one operand.
+_WITH_A_NUMBER = {
+    "AddNumber": ("{x} + {k}", _SUM),
+    "MulNumber": ("{x}*{k}", _PRODUCT),
+    "DivNumber": ("{x}/{k}", _PRODUCT),
+    "NumberSub": ("{k} - {x}", _SUM),
+    "NumberDiv": ("{k}/{x}", _PRODUCT),
+    "NumberPow": ("{k}**{x}", _POWER),
 }
 
 
@@ -452,33 +463,44 @@ def _op_text(n: Node, parts: list[tuple[str, float]]) -> tuple[str, float] | Non
     written form here."""
     assert n.op is not None
     name = n.op.name
+    # The op's number arguments: ``params`` in the rewritten engine, ``saved`` before it.
+    args = tuple(getattr(n, "params", None) or getattr(n, "saved", None) or ())
 
     def wrap(part: tuple[str, float], at_least: float) -> str:
         return part[0] if part[1] >= at_least else f"({part[0]})"
 
+    power = name in ("Pow(a, b)", "PowV")
     if name in _INFIX and len(parts) == 2:
         symbol, strength = _INFIX[name]
         # Left-associative: a - (b - c) keeps its brackets, (a - b) - c does not need them;
         # ** is right-associative, the other way round.
-        left_needs = strength + (0.5 if name == "Pow(a, b)" else 0.0)
-        right_needs = strength + (0.0 if name == "Pow(a, b)" else 0.5)
+        left_needs = strength + (0.5 if power else 0.0)
+        right_needs = strength + (0.0 if power else 0.5)
         if name in ("Add", "Mul"):
             right_needs = strength
         right = wrap(parts[1], right_needs)
         if right.startswith("-"):  # a*(-2.5), x - (-1): valid without, but read as a typo
             right = f"({right})"
         return wrap(parts[0], left_needs) + symbol + right, strength
-    if name == "Pow" and len(parts) == 1 and n.saved:
-        return f"{wrap(parts[0], _ATOM)}**{n.saved[0]:g}", _POWER
+    if name in _WITH_A_NUMBER and len(parts) == 1 and args and isinstance(args[0], (int, float)):
+        template, strength = _WITH_A_NUMBER[name]
+        k = float(args[0])
+        if name == "AddNumber" and k < 0:  # x - 2 is recorded as x + (-2)
+            template, k = "{x} - {k}", -k
+        number = f"{k:g}" if k >= 0 else f"({k:g})"
+        x = wrap(parts[0], strength + (0.0 if template.startswith("{x}") else 0.5))
+        return template.format(x=x, k=number), strength
+    if name == "Pow" and len(parts) == 1 and args:
+        return f"{wrap(parts[0], _ATOM)}**{args[0]:g}", _POWER
     if name == "Neg" and len(parts) == 1:
         return "-" + wrap(parts[0], _POWER), _UNARY
-    if name == "Sum(values)":
+    if name in ("Sum(values)", "SumValues"):
         return " + ".join(wrap(p, _SUM) for p in parts), _SUM
     if name == "Dot" and len(parts) % 2 == 0:
         half = len(parts) // 2
         pairs = zip(parts[:half], parts[half:], strict=True)
         return " + ".join(f"{wrap(a, _PRODUCT)}*{wrap(b, _PRODUCT + 0.5)}" for a, b in pairs), _SUM
-    if len(parts) == 1 and not n.saved and name[:1].isupper() and name.isalpha():
+    if len(parts) == 1 and not args and name[:1].isupper() and name.isalpha():
         return f"{name.lower()}({parts[0][0]})", _ATOM  # Tanh, Exp, Log, ReLU, Sin ...
     if name == "Sum" and len(parts) == 1:
         return f"sum({parts[0][0]})", _ATOM

@@ -527,3 +527,36 @@ def test_a_networks_input_and_target_are_named_x_and_y() -> None:
     src = draw_graph(loss, model=model).source
     assert '"x | 4×2 float64' in src and '"y | 4×1 float64' in src
     assert not re.search(r'"t\d+ \| 4×2', src)
+
+
+def test_an_op_with_a_number_argument_is_written_with_the_number() -> None:
+    # The rewritten engine records x * 2 as MulNumber(x) with 2 as the op's argument, not as a
+    # leaf; a stand-in op of that name, given its number the same way, is drawn as x*2.
+    from backproplab.autograd import OPS, Op
+
+    class MulNumber(Op):
+        """out = x k;  dx = g k"""
+
+        @staticmethod
+        def forward(m: object, x: float, k: float) -> float:
+            return x * k
+
+        @staticmethod
+        def backward(m: object, need: object, g: float, out: float, x: float, k: float) -> tuple:
+            return (g * k,)
+
+    class AddNumber(MulNumber):
+        """out = x + k;  dx = g"""
+
+        @staticmethod
+        def forward(m: object, x: float, k: float) -> float:
+            return x + k
+
+    try:
+        x = Value(1.5, label="x")
+        y = Value.apply(AddNumber, Value.apply(MulNumber, x, saved=(2.0,)), saved=(-3.0,))
+        src = draw_graph(y).source
+        assert '"{ x*2 | data 3' in src and '"{ x*2 - 3 | data 0' in src
+    finally:
+        OPS.pop("MulNumber", None)
+        OPS.pop("AddNumber", None)
