@@ -26,7 +26,10 @@ def main() -> None:
     bias = Tensor(np.zeros(2), requires_grad=True)
     loss = ((X @ W + bias).relu() ** 2).sum()
     loss.backward()
-    print(f"   loss = {loss.item():.4f}; W.grad has shape {W.grad.shape}, bias.grad = {bias.grad}")
+    print(f"   loss = {loss.item():.4f}")
+    print(
+        f"   W.grad has shape {W.grad.shape}; bias.grad = {np.array2string(bias.grad, precision=4)}"
+    )
 
     print("\n3. Derivatives as functions: f(x) = x**3 * tanh(x)")
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import difflib
 import keyword
 import math
 import numbers
@@ -130,6 +131,14 @@ _OPERATOR_TEXT: dict[type[ast.AST], str] = {
     ast.Not: "not",
 }
 
+# What a learner probably meant by an operator Python reads otherwise.
+_OPERATOR_HINTS: dict[type[ast.AST], str] = {
+    ast.BitXor: ": did you mean '**'? (x ** 2 is a power; ^ is Python's exclusive or)",
+}
+
+# Names from other notations that a close-match search would not find.
+_FUNCTION_ALIASES = {"ln": "log", "expm": "exp", "sig": "sigmoid", "fabs": "abs"}
+
 _STRING_PREFIXES = {"r", "u", "f", "b", "br", "rb", "fr", "rf"}
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = {")": "(", "]": "[", "}": "{"}
@@ -186,7 +195,11 @@ def parse(text: str, /, **values: Any) -> Value:
     for name, (line, column) in expression.names.items():
         if name not in bound:
             known = ", ".join(sorted(bound)) if bound else "none"
-            raise ParseError(f"no value for the name {name!r} (bound names: {known})", line, column)
+            raise ParseError(
+                f"no value for the name {name!r}{_suggest(name, bound)} (bound names: {known})",
+                line,
+                column,
+            )
     # Fold the terms and factors left to right, as Python groups a + b - c and a * b / c.
     total: Value | None = None
     for sign, factors in expression.terms:
@@ -517,8 +530,10 @@ class _Checker:
             children: list[ast.AST] = []
             if isinstance(node, ast.BinOp):
                 if type(node.op) not in _BINARY:
+                    hint = _OPERATOR_HINTS.get(type(node.op), "")
                     raise self.refuse(
-                        f"the operator {_OPERATOR_TEXT.get(type(node.op), '?')!r} is not allowed",
+                        f"the operator {_OPERATOR_TEXT.get(type(node.op), '?')!r} is not "
+                        f"allowed{hint}",
                         node,
                         self._between(node.left, node.right),
                     )
@@ -580,7 +595,9 @@ class _Checker:
             raise self.refuse("calling anything but a function's name is not allowed", node)
         if func.id not in FUNCTIONS:
             raise self.refuse(
-                f"calling {func.id!r} is not allowed (only {', '.join(FUNCTIONS)})", node
+                f"calling {func.id!r} is not allowed{_suggest(func.id, FUNCTIONS)} "
+                f"(only {', '.join(FUNCTIONS)})",
+                node,
             )
         if node.keywords:
             raise self.refuse("keyword arguments are not allowed", node.keywords[0])
@@ -601,6 +618,20 @@ class _Checker:
         while i < stop - self.shift and text[i] in " \t\n)\\":
             i += 1
         return self.shift + i
+
+
+def _suggest(name: str, known: Any) -> str:
+    """ ", did you mean 'tanh'?" for a name close to one of ``known``, else ""."""
+    candidates = list(known)
+    close = difflib.get_close_matches(name, candidates, n=2, cutoff=0.6)
+    if not close:
+        close = difflib.get_close_matches(name.lower(), candidates, n=2, cutoff=0.6)
+    alias = _FUNCTION_ALIASES.get(name.lower())
+    if alias in candidates and alias not in close:
+        close.insert(0, alias)
+    if not close:
+        return ""
+    return ": did you mean " + " or ".join(repr(c) for c in close) + "?"
 
 
 # --- values -------------------------------------------------------------------------------------

@@ -12,10 +12,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .autograd import *  # noqa: F403 - the front door re-exports the engine's public API
 from .autograd import __all__ as _engine_api
+from .autograd.seeding import manual_seed
 
 try:
     __version__ = version("backproplab")
 except PackageNotFoundError:  # imported from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["__version__", *_engine_api]
+__all__ = ["__version__", "manual_seed", *_engine_api]

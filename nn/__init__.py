@@ -1,7 +1,8 @@
 """Neural networks on the autograd engine: modules, losses, optimizers, training.
 
-``nn.Linear`` and ``nn.MLP`` are the Tensor modules with seed 000's API; the scalar modules on
-Values (micrograd's ``MLP(nin, nouts)``) are in ``nn.scalar``.
+``nn.Linear`` and ``nn.MLP`` are the Tensor modules with the configurable MLP's API,
+``nn.Sequential`` with ``nn.Tanh()``, ``nn.ReLU()`` and ``nn.Sigmoid()`` PyTorch's way of writing
+the same; the scalar modules on Values (micrograd's ``MLP(nin, nouts)``) are in ``nn.scalar``.
 """
 
 from . import datasets, scalar
@@ -10,6 +11,7 @@ from .layers import MLP, Linear
 from .losses import LOSSES, binary_cross_entropy, cross_entropy, get_loss, mse, sum_squared_error
 from .module import Module, StateError
 from .optim import SGD, Adam, Optimizer
+from .sequential import ReLU, Sequential, Sigmoid, Tanh
 from .trainer import MLPTrainer
 
 __all__ = [
@@ -22,7 +24,11 @@ __all__ = [
     "MLPTrainer",
     "Module",
     "Optimizer",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
     "StateError",
+    "Tanh",
     "activate",
     "binary_cross_entropy",
     "cross_entropy",

@@ -177,7 +177,7 @@ def check_model(
         # The engine. gradients() leaves every .grad as it was.
         same_masks()
         with enable_grad():
-            root = model_loss(model, Tensor(xs), ys, loss)
+            root = model_loss(model, Tensor(xs, name="x"), ys, loss)
             auto = [np.asarray(g) for g in gradients(root, [p for _, p in named])]
         # By hand, on the same weights and the masks the engine's forward just drew.
         derived = dict(derive(model, xs.copy(), ys.copy(), loss))

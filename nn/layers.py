@@ -8,6 +8,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 from backproplab.autograd import Tensor, dense, no_grad
+from backproplab.autograd.seeding import draw_seed
 
 from .functional import activate, check_activation
 from .module import Module
@@ -27,7 +28,7 @@ class Linear(Module):
     The argument order and defaults are seed 000's::
 
         Linear(input_size, output_size, activation="sigmoid", use_bias=True, dropout=0.0,
-               use_act=True, eval=True, regularisation=None, beta=0.0, *, init="auto", seed=0)
+               use_act=True, eval=True, regularisation=None, beta=0.0, *, init="auto", seed=None)
 
     - ``input_size``, ``output_size``: positive ints. ``x`` has shape (batch, input_size) (or
       (input_size,) for one sample) and ``weight`` shape (input_size, output_size).
@@ -48,7 +49,9 @@ class Linear(Module):
       relu, Xavier for the rest (the activation actually applied, so "none" when use_act=False).
       The weight is drawn from ``np.random.default_rng(seed)``; the bias starts at zero.
     - ``seed``: seeds ``self.rng``, the generator that draws the weight and then every dropout
-      mask.
+      mask. None (the default) takes a fresh seed from the shared generator that
+      ``backproplab.manual_seed`` seeds, so two layers differ and a seeded run repeats; the seed
+      used is kept in ``self.seed``.
     - ``fused``: with True (the default) a (batch, input_size) input goes through
       ``autograd.dense``, the whole layer as one graph node, about twice as fast on small
       networks. False records the three steps (MatMul, Add, the activation) as their own
@@ -70,7 +73,7 @@ class Linear(Module):
         beta: float = 0.0,
         *,
         init: str = "auto",
-        seed: int = 0,
+        seed: int | None = None,
         fused: bool = True,
     ) -> None:
         self.input_size = _check_size(input_size, "input_size")
@@ -82,10 +85,10 @@ class Linear(Module):
         self.regularisation = _check_regularisation(regularisation, "regularisation")
         self.beta = _check_beta(beta, "beta")
         self.init = _check_choice(init, INITS, "init")
-        self.seed = _check_seed(seed)
+        self.seed = draw_seed() if seed is None else _check_seed(seed)
         self.training = bool(eval)
         self.fused = bool(fused)
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(self.seed)
         self.last_mask: np.ndarray | None = None
         self.weight = Tensor(self._initial_weight(), requires_grad=True, name="weight")
         self.bias: Tensor | None = (
@@ -119,7 +122,7 @@ class Linear(Module):
         when the last axis is not input_size.
         """
         if not isinstance(x, Tensor):
-            x = Tensor(x)
+            x = Tensor(x, name="x")  # named, so that a drawn graph shows the input as x
         shape = x.data.shape
         if len(shape) == 2 and shape[1] == self.input_size and self.fused:
             # the usual batch: the whole layer as one node (autograd.dense)
@@ -173,10 +176,13 @@ class MLP(Module):
 
         MLP(input_size, output_size, hid_sizes=(), activation="sigmoid", is_softmax=False,
             reg=None, beta=0.0, layer_dropout=0.0, use_bias=True, eval=True, *, init="auto",
-            seed=0)
+            seed=None)
 
     ``self.layers[i]`` maps size i to size i + 1 of [input_size, *hid_sizes, output_size]
     (parameters ``layers.0.weight``, ``layers.0.bias``, ...) and is seeded with ``seed + i``.
+    ``seed=None`` (the default) takes one fresh seed from the shared generator that
+    ``backproplab.manual_seed`` seeds and keeps it in ``self.seed``: ``MLP(..., seed=m.seed)``
+    rebuilds ``m``'s initial weights.
     Every layer shares ``activation``, ``reg``/``beta``, ``use_bias``, ``init`` and ``fused``
     (False draws each layer's MatMul, Add and activation as nodes of their own; see ``Linear``).
     ``layer_dropout`` applies to the hidden layers only: dropping outputs of the last layer would
@@ -185,6 +191,8 @@ class MLP(Module):
     With ``is_softmax`` the output layer has no activation and ``forward`` returns the softmax of
     its output over the last axis: a sigmoid or relu squashing the scores before a softmax would
     cripple training. Without it the output layer uses ``activation``, as seed 000 does.
+    A softmax model is a classifier: ``predict(x)`` gives class labels and ``predict_proba(x)``
+    the probabilities, as in scikit-learn.
 
     Raises ValueError naming the argument and its value for any invalid argument.
     """
@@ -203,7 +211,7 @@ class MLP(Module):
         eval: bool = True,  # seed 000's name: True is training mode
         *,
         init: str = "auto",
-        seed: int = 0,
+        seed: int | None = None,
         fused: bool = True,
     ) -> None:
         # Checked here as well as in Linear so that errors carry MLP's own argument names.
@@ -219,7 +227,7 @@ class MLP(Module):
         self.layer_dropout = _check_dropout(layer_dropout, "layer_dropout")
         self.use_bias = bool(use_bias)
         self.init = _check_choice(init, INITS, "init")
-        self.seed = _check_seed(seed)
+        self.seed = draw_seed() if seed is None else _check_seed(seed)
         self.training = bool(eval)
         sizes = [self.input_size, *self.hid_sizes, self.output_size]
         last = len(sizes) - 2
@@ -235,7 +243,7 @@ class MLP(Module):
                 self.reg,
                 self.beta,
                 init=self.init,
-                seed=seed + i,
+                seed=self.seed + i,
                 fused=fused,
             )
             for i in range(last + 1)
@@ -260,10 +268,28 @@ class MLP(Module):
         return out.softmax(axis=-1) if self.is_softmax else out
 
     def predict(self, x: Any) -> np.ndarray:
-        """Return forward(x) as a NumPy array, recording no graph.
+        """Return the class labels (n,) of a softmax classifier, else ``forward(x)`` as an array.
 
-        It runs in the current mode: call ``eval()`` first for predictions without dropout.
+        For ``is_softmax`` the label of a row is the index of its largest probability, as
+        scikit-learn's ``predict``; ``predict_proba`` gives the probabilities. Without a softmax
+        the model's outputs are returned as they are. No graph is recorded. It runs in the
+        current mode: call ``eval()`` first for predictions without dropout.
         """
+        with no_grad():
+            out = np.array(self.forward(x).data)
+        return out.argmax(axis=-1) if self.is_softmax else out
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """Return the class probabilities of a softmax classifier, shape (n, output_size).
+
+        Raises ValueError for a model built without ``is_softmax``, whose outputs are not
+        probabilities.
+        """
+        if not self.is_softmax:
+            raise ValueError(
+                f"predict_proba needs a classifier (MLP(..., is_softmax=True)); {self!r} gives "
+                "scores: use predict(x)"
+            )
         with no_grad():
             return np.array(self.forward(x).data)
 
@@ -325,7 +351,7 @@ def _check_size(n: object, argument: str) -> int:
 def _check_seed(seed: object) -> int:
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
         return int(seed)
-    raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    raise ValueError(f"seed must be an int >= 0 or None, got {seed!r}")
 
 
 def _check_dropout(p: object, argument: str) -> float:

@@ -145,7 +145,8 @@ def _as_tensor(x: Any, loss: str, argument: str) -> Tensor:
     elif isinstance(x, Value):
         raise TypeError(f"{loss}: {argument} must be a Tensor or an array, got a Value")
     else:
-        out = Tensor(x)
+        # The target is named, so that a drawn graph shows it as y beside the input x.
+        out = Tensor(x, name="y" if argument == "target" else "")
     if out.size == 0:
         raise ValueError(f"{loss}: {argument} is empty (shape {out.shape})")
     return out

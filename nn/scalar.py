@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Union
 
 from backproplab.autograd import Value, dot
+from backproplab.autograd.seeding import draw_seed
 
 from .functional import check_activation
 from .module import Module
@@ -30,15 +31,27 @@ def _check_init(init: object) -> str:
     return init
 
 
-def _draw_weights(init: str, nin: int) -> list[float]:
-    # Both random inits call the global `random` module, one draw per weight in input order and
-    # none for the bias, so `random.seed(s)` before construction fixes every weight: that is
+def _generator(seed: int | None, rng: random.Random | None) -> random.Random:
+    """The generator a module draws from: ``rng`` when a Layer or MLP hands down its own, else
+    ``random.Random(seed)``, the seed drawn from the shared generator when None."""
+    if rng is not None:
+        return rng
+    if seed is None:
+        return random.Random(draw_seed())
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0 or None, got {seed!r}")
+    return random.Random(seed)
+
+
+def _draw_weights(init: str, nin: int, rng: random.Random) -> list[float]:
+    # One draw per weight in input order and none for the bias, on a random.Random: with
+    # Random(s) the draws are those that `random.seed(s)` gives the global generator, which is
     # how seed 001 (`seed(0)`, then `random() - 0.5`) and micrograd (`random.uniform(-1, 1)`)
     # get their numbers.
     if init == "uniform":
-        return [random.uniform(-1, 1) for _ in range(nin)]
+        return [rng.uniform(-1, 1) for _ in range(nin)]
     if init == "seed001":
-        return [random.random() - 0.5 for _ in range(nin)]
+        return [rng.random() - 0.5 for _ in range(nin)]
     return [0.0] * nin
 
 
@@ -50,7 +63,11 @@ class Neuron(Module):
         activation: "relu", "sigmoid", "tanh", or "none"/"linear" for the bare weighted sum.
         init: "uniform" (micrograd: each weight ``random.uniform(-1, 1)``), "seed001" (seed 001:
             each weight ``random.random() - 0.5``) or "zeros". The bias always starts at 0.0.
-            Both random inits draw from Python's global ``random`` module, in input order.
+        seed: the weights are drawn in input order from ``random.Random(seed)``, the draws that
+            ``random.seed(seed)`` would give. None (the default) takes a fresh seed from the
+            shared generator that ``backproplab.manual_seed`` seeds.
+        rng: a ``random.Random`` to draw from instead (Layer and MLP pass theirs, so that the
+            draws run on from neuron to neuron); it overrides ``seed``.
 
     Attributes:
         w: the weights, a list of ``nin`` Values labelled "w0", "w1", ...
@@ -61,11 +78,20 @@ class Neuron(Module):
             init is unknown.
     """
 
-    def __init__(self, nin: int, activation: str = "tanh", init: str = "uniform") -> None:
+    def __init__(
+        self,
+        nin: int,
+        activation: str = "relu",
+        init: str = "uniform",
+        seed: int | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
         self.nin = _check_count("nin", nin)
         self.activation = check_activation(activation)
         self.init = _check_init(init)
-        self.w = [Value(d, label=f"w{i}") for i, d in enumerate(_draw_weights(init, nin))]
+        draws = _draw_weights(init, nin, _generator(seed, rng))
+        self.w = [Value(d, label=f"w{i}") for i, d in enumerate(draws)]
         self.b = Value(0.0, label="b")
         # The Value method itself (its names are the activations'), looked up once, not per call
         self._act: Callable[[Value], Value] | None = (
@@ -96,6 +122,7 @@ class Layer(Module):
         nin: the number of inputs of every neuron (>= 1).
         nout: the number of neurons (>= 1).
         activation, init: passed to each Neuron (see Neuron).
+        seed, rng: one generator for all the neurons, in order (see Neuron).
 
     Attributes:
         neurons: the list of Neurons, built in order (so their random draws come in order).
@@ -106,14 +133,22 @@ class Layer(Module):
     """
 
     def __init__(
-        self, nin: int, nout: int, activation: str = "tanh", init: str = "uniform"
+        self,
+        nin: int,
+        nout: int,
+        activation: str = "relu",
+        init: str = "uniform",
+        seed: int | None = None,
+        *,
+        rng: random.Random | None = None,
     ) -> None:
         self.nin = _check_count("nin", nin)
         self.nout = _check_count("nout", nout)
         check_activation(activation)
         _check_init(init)
         self.activation = activation
-        self.neurons = [Neuron(nin, activation, init) for _ in range(nout)]
+        shared = _generator(seed, rng)
+        self.neurons = [Neuron(nin, activation, init, rng=shared) for _ in range(nout)]
 
     def forward(self, xs: Sequence[Scalar]) -> Value | list[Value]:
         """Return the neurons' outputs: a list of Values, or the single Value when nout == 1.
@@ -142,9 +177,12 @@ class MLP(Module):
             output_activation).
         output_activation: the last layer's activation when ``activation`` is a single name.
         init: each weight's init (see Neuron). Construction goes layer by layer, neuron by
-            neuron, weights before bias, so ``random.seed(0)`` then
-            ``MLP(2, [4, 1], ["sigmoid", "sigmoid"], init="seed001")`` draws exactly as seed
-            001's ``MyNet(2, [4])``.
+            neuron, weights before bias, from one ``random.Random(seed)``, so
+            ``MLP(2, [4, 1], ["sigmoid", "sigmoid"], init="seed001", seed=0)`` draws exactly as
+            seed 001's ``MyNet(2, [4])`` after ``random.seed(0)``.
+        seed: that generator's seed; None (the default) takes a fresh one from the shared
+            generator that ``backproplab.manual_seed`` seeds. Python's global ``random`` is
+            never used.
 
     Attributes:
         layers: the list of Layers. Parameter names run ``layers.0.neurons.0.w.0`` ...
@@ -163,6 +201,7 @@ class MLP(Module):
         activation: str | Sequence[str] = "relu",
         output_activation: str = "none",
         init: str = "uniform",
+        seed: int | None = None,
     ) -> None:
         self.nin = _check_count("nin", nin)
         if isinstance(nouts, (str, bytes)) or not isinstance(nouts, Sequence) or not nouts:
@@ -182,7 +221,10 @@ class MLP(Module):
         self.nouts = widths
         self.activations = acts
         sizes = [nin, *widths]
-        self.layers = [Layer(sizes[i], sizes[i + 1], acts[i], init) for i in range(len(widths))]
+        shared = _generator(seed, None)
+        self.layers = [
+            Layer(sizes[i], sizes[i + 1], acts[i], init, rng=shared) for i in range(len(widths))
+        ]
 
     def forward(self, x: Sequence[Scalar]) -> Value | list[Value]:
         """Run every layer on ``x`` (``nin`` numbers or Values).

@@ -1,11 +1,11 @@
-"""Seed 001 on the engine: a 2-4-1 sigmoid network learns the unit disc, on Values or Tensors.
+"""The circle classifier: a 2-4-1 sigmoid network learns the unit disc, on Values or Tensors.
 
-Seed 001 ("a neural network from scratch in pure Python") samples o(x, y) = [x² + y² < 1] on an
-11 × 11 grid over [-2, 2]², builds ``MyNet(2, [4])`` after ``random.seed(0)`` and trains it with
-hand-derived backprop: 2000 full-batch gradient steps at learning rate 10 on the mean squared
-error. Here the same network is built on ``autograd.Value`` (``CircleNet``, the scalar MLP) and
-on ``autograd.Tensor`` (``CircleTensorNet``, two matrices), with the same weights, and both print
-seed 001's lines::
+Its write-up ("a neural network from scratch in pure Python", seed 001 in the code's names) samples
+o(x, y) = [x² + y² < 1] on an 11 × 11 grid over [-2, 2]², builds ``MyNet(2, [4])`` after
+``random.seed(0)`` and trains it with hand-derived backprop: 2000 full-batch gradient steps at
+learning rate 10 on the mean squared error. Here the same network is built on ``autograd.Value``
+(``CircleNet``, the scalar MLP) and on ``autograd.Tensor`` (``CircleTensorNet``, two matrices),
+with the same weights, and both print the write-up's lines::
 
     untrained f(0, 0) = 0.5588
     1 0.2919
@@ -69,36 +69,58 @@ def circle_dataset(sample_density: int = 10) -> list[tuple[float, float, float]]
 
 
 def _seed001_draws(seed: int, n: int) -> list[float]:
-    # Seed 001 calls seed(0) on the global generator and draws random() - 0.5 per weight. Those
-    # draws happen here on the global generator too, whose state is put back afterwards: a caller
-    # building a CircleNet does not find its own random sequence reset.
-    state = random.getstate()
-    try:
-        random.seed(seed)
-        return [random.random() - 0.5 for _ in range(n)]
-    finally:
-        random.setstate(state)
+    # Seed 001 calls seed(0) on the global generator and draws random() - 0.5 per weight; a
+    # random.Random(seed) of its own gives the same draws and leaves the global state alone.
+    rng = random.Random(seed)
+    return [rng.random() - 0.5 for _ in range(n)]
 
 
-class CircleNet(MLP):
+class _CircleClassifier:
+    """predict and predict_proba for both circle networks, as scikit-learn's classifiers have."""
+
+    def _inside(self, points: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Return, for points X of shape (n, 2), an (n, 2) array: column 0 the probability of
+        class 0 (outside the unit circle, 1 - f), column 1 of class 1 (inside, f).
+
+        Raises ValueError when X is not of shape (n, 2).
+        """
+        inside = self._inside(_points(X))
+        return np.column_stack([1.0 - inside, inside])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Return the class of each point of X (n, 2): 1 inside (f > 1/2), else 0, as int64."""
+        return (self._inside(_points(X)) > 0.5).astype(np.int64)
+
+
+def _points(X: Any) -> np.ndarray:
+    points = np.asarray(X.data if isinstance(X, Tensor) else X, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"the circle classifier takes points of shape (n, 2), got {points.shape}")
+    return points
+
+
+class CircleNet(_CircleClassifier, MLP):
     """Seed 001's ``MyNet(2, [4])`` as a scalar MLP: 2 inputs, 4 sigmoid neurons, 1 sigmoid output.
 
-    The weights are seed 001's: after ``random.seed(seed)``, each neuron in turn (the hidden four,
-    then the output) draws ``random() - 0.5`` per input; every bias is 0.0. The global random
-    state is restored afterwards. Untrained, ``CircleNet()([0, 0])`` is 0.5588.
+    The weights are seed 001's: from ``random.Random(seed)`` (the draws ``random.seed(seed)``
+    gives), each neuron in turn (the hidden four, then the output) draws ``random() - 0.5`` per
+    input; every bias is 0.0. Python's global random state is not touched. Untrained,
+    ``CircleNet()([0, 0])`` is 0.5588.
     """
 
     def __init__(self, seed: int = 0) -> None:
-        state = random.getstate()
-        try:
-            random.seed(seed)
-            super().__init__(2, [4, 1], activation=["sigmoid", "sigmoid"], init="seed001")
-        finally:
-            random.setstate(state)
+        super().__init__(2, [4, 1], activation=["sigmoid", "sigmoid"], init="seed001", seed=seed)
         self.seed = seed
 
+    def _inside(self, points: np.ndarray) -> np.ndarray:
+        with no_grad():
+            return np.array([_data(self(list(p))) for p in points.tolist()], dtype=np.float64)
 
-class CircleTensorNet(Module):
+
+class CircleTensorNet(_CircleClassifier, Module):
     """The same network as Tensors: ``sigmoid(sigmoid(X @ W1 + b1) @ W2 + b2)``.
 
     ``W1`` (2, 4) holds hidden neuron j's two weights in column j, ``W2`` (4, 1) the output
@@ -118,6 +140,10 @@ class CircleTensorNet(Module):
         """Return the network's output, shape (n, 1), for points X of shape (n, 2)."""
         h = dense(X, self.W1, self.b1, "sigmoid")
         return dense(h, self.W2, self.b2, "sigmoid")
+
+    def _inside(self, points: np.ndarray) -> np.ndarray:
+        with no_grad():
+            return np.asarray(self(Tensor(points)).data, dtype=np.float64).reshape(-1)
 
 
 def circle_model(engine: str = "value", seed: int = 0) -> CircleModel:

@@ -1,4 +1,6 @@
-"""Seed 002 on the Tensor engine: a two-layer ReLU network, 128 x 1000 -> 100 -> 1, no biases.
+"""The random ReLU regression on the Tensor engine: 128 x 1000 -> 100 ReLU -> 1, no biases.
+
+Its write-up ("Training a simple neural network in Numpy") is seed 002 in the code's names.
 
 The write-up derives the gradients by hand in NumPy; here the engine derives them.
 ``relu_numpy_reference`` keeps the write-up's NumPy loop as it is, so the two can be compared

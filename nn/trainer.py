@@ -1,4 +1,4 @@
-"""MLPTrainer: seed 000's training loop, mini-batch gradient descent with the engine's gradients."""
+"""MLPTrainer: the configurable MLP's training loop, mini-batch gradient descent on the engine."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from backproplab.autograd import Tensor, no_grad
+from backproplab.autograd.seeding import draw_seed
 
 from .losses import LOSSES, get_loss
 from .module import Module
@@ -41,9 +42,11 @@ class MLPTrainer:
             ``step()`` and ``zero_grad()``, e.g. ``nn.optim.SGD(params, lr, momentum=0.9)``); an
             instance keeps its own step size and ``learning_rate`` is then only checked.
         seed: seeds ``np.random.default_rng``, which shuffles the batches: the same seed gives
-            the same sequence of batches.
-        verbose: show a tqdm progress bar during ``train`` (one printed line per epoch if tqdm
-            is not installed); False shows nothing.
+            the same sequence of batches. None (the default) takes a fresh seed from the shared
+            generator that ``backproplab.manual_seed`` seeds; the seed used is ``self.seed``.
+        verbose: show a progress bar during ``train`` (``tqdm.auto``: a widget in Jupyter, a
+            text bar in a terminal; one printed line per epoch if tqdm is not installed);
+            False shows nothing.
 
     How the loss is computed: "cross-entropy" takes the model's ``logits(x)`` when it is a
     softmax model (``is_softmax``), else its ``forward(x)``, as logits (``from_logits=True``:
@@ -63,7 +66,7 @@ class MLPTrainer:
         batch_size: int,
         lossfn: str,
         optimizer: str | Any = "sgd",
-        seed: int = 0,
+        seed: int | None = None,
         verbose: bool = True,
     ) -> None:
         if not isinstance(model, Module):
@@ -79,8 +82,10 @@ class MLPTrainer:
         self.loss = get_loss(lossfn)
         self.classification = lossfn in CLASSIFICATION_LOSSES
         self.optimizer = self._make_optimizer(optimizer)
+        if seed is None:
+            seed = draw_seed()
         if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
         self.seed = int(seed)
         self.rng: np.random.Generator = np.random.default_rng(self.seed)
         self.verbose: bool = bool(verbose)
@@ -257,7 +262,7 @@ class MLPTrainer:
 
     def _scores(self, x: np.ndarray) -> Tensor:
         """What the loss takes: logits for cross-entropy on a softmax model, else forward."""
-        xt = Tensor(x)
+        xt = Tensor(x, name="x")
         if self.lossfn == "cross-entropy" and self._softmax_model():
             return self.model.logits(xt)  # type: ignore[attr-defined, no-any-return]
         return self.model(xt)  # type: ignore[no-any-return]
@@ -324,7 +329,8 @@ class MLPTrainer:
         if not self.verbose:
             return None
         try:
-            from tqdm import tqdm  # optional: the `progress` extra
+            # optional (the `progress` extra); .auto picks the notebook widget in Jupyter
+            from tqdm.auto import tqdm
         except ImportError:
             return None
         return tqdm(total=epochs, desc="training", unit="epoch")

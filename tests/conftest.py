@@ -14,6 +14,15 @@ settings.register_profile("explore", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Every test starts from the same shared generator, so a model built without seed= gets the
+    same weights whichever tests ran before it."""
+    from backproplab import manual_seed
+
+    manual_seed(0)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "slow: takes seconds rather than milliseconds; still part of the default run"

@@ -1,9 +1,15 @@
 """The ``backproplab`` command line.
 
-    backproplab demo                      a short tour: the engine, then seeds 001, 002 and 000
+    backproplab demo                      a short tour: the engine, the neuron's graph, then
+                                          the three example networks
     backproplab demo circle [--engine value|tensor] [--steps N] [--out DIR]
-    backproplab demo relu [--seed S]
+                                          the circle classifier
+    backproplab demo relu [--seed S]      the random ReLU regression
     backproplab demo mlp [--data moons|spirals] [--epochs N] [--out DIR]
+                                          the configurable MLP
+
+The three networks come from three write-ups (credited in the README, "Where the examples come
+from"); what a learner reads names each by what it is.
 
 Each subcommand is registered by one function in ``COMMANDS``; a new one (``graph``, ``check``)
 adds its own registrar there. Exit codes: 0 success, 1 the pictures could not be written, 2 bad
@@ -32,8 +38,13 @@ __all__ = ["COMMANDS", "OutputError", "UsageError", "build_parser", "main"]
 
 PROG = "backproplab"
 
-# The tour's seed 001 run: seed 001's full 2000 steps. On the value engine they took 10-13 s on
-# the project's 2-core machine (the whole tour 14 s), within the ~15 s the tour allows them.
+# What each example network is called wherever a learner reads about it.
+CIRCLE = "the circle classifier"
+RELU = "the random ReLU regression"
+CONFIGURABLE_MLP = "the configurable MLP"
+
+# The tour's circle classifier run: its write-up's full 2000 steps, on the value engine (the
+# slowest section of the tour; its time is printed at the end, and bench/README.md has more).
 TOUR_CIRCLE_STEPS = 2000
 
 # Seed 000's MLP on each toy dataset: hyperparameters that reach >= 95% validation accuracy in
@@ -86,9 +97,11 @@ def _add_demo(commands: Any) -> None:
     """Register ``demo`` and its named demos (circle, relu, mlp); without a name, the tour."""
     demo = commands.add_parser(
         "demo",
-        help="run the seed systems on the engine (no NAME: a short tour of all of them)",
-        description="Run the seed systems on the engine. Without a NAME: a short tour of the "
-        "engine and all three seeds, writing pictures to --out.",
+        help=f"train the example networks ({CIRCLE}, {RELU}, {CONFIGURABLE_MLP}); "
+        "no NAME: a short tour of everything",
+        description="Train the three example networks on the engine. Without a NAME: a short "
+        "tour of the engine, the README's neuron as a computation graph, and all three "
+        "networks, writing pictures to --out.",
     )
     demo.add_argument(
         "--out",
@@ -105,9 +118,10 @@ def _add_demo(commands: Any) -> None:
 
     circle = demos.add_parser(
         "circle",
-        help="seed 001: a 2-4-1 sigmoid network learns the unit disc",
-        description="Seed 001: a 2-4-1 sigmoid network learns the unit disc on an 11 x 11 grid, "
-        "printing the loss at step 1 and every 100th step.",
+        help=f"{CIRCLE}: a 2-4-1 sigmoid network learns which points lie inside the unit circle",
+        description=f"{CIRCLE.capitalize()}: a 2-4-1 sigmoid network learns which points of an "
+        "11 x 11 grid lie inside the unit circle, printing the loss at step 1 and every 100th "
+        "step.",
     )
     circle.add_argument("--engine", choices=ENGINES, default="value", help="default: value")
     circle.add_argument(
@@ -120,18 +134,26 @@ def _add_demo(commands: Any) -> None:
 
     relu = demos.add_parser(
         "relu",
-        help="seed 002: a two-layer ReLU network, 128 x 1000 -> 100 -> 1",
-        description="Seed 002: a two-layer ReLU network trained for 1000 steps, printing the "
-        "loss on the write-up's schedule and then the first five prediction errors.",
+        help=f"{RELU}: a two-layer ReLU network fits random targets (1000 -> 100 -> 1)",
+        description=f"{RELU.capitalize()}: a two-layer ReLU network (1000 inputs, 100 ReLU "
+        "units, 1 output, no biases) fits 128 random targets in 1000 steps of gradient "
+        "descent, printing the loss and then the first five prediction errors.",
     )
-    relu.add_argument("--seed", type=int_from(0, 2**32), default=0, metavar="S", help="default: 0")
+    relu.add_argument(
+        "--seed",
+        type=int_from(0, 2**32),
+        default=0,
+        metavar="S",
+        help="the seed of the random data and weights (default: 0)",
+    )
     relu.set_defaults(run=lambda a: demo_relu(a.seed))
 
     mlp = demos.add_parser(
         "mlp",
-        help="seed 000: an MLP trained by MLPTrainer on two moons or spirals",
-        description="Seed 000: an MLP with a softmax output trained by MLPTrainer (Adam, "
-        "cross-entropy) on two moons or the CS231n spiral, printing its history.",
+        help=f"{CONFIGURABLE_MLP}: an MLP classifier trained by MLPTrainer on two moons or spirals",
+        description=f"{CONFIGURABLE_MLP.capitalize()}: an MLP with a softmax output trained "
+        "by MLPTrainer (Adam, cross-entropy) on two moons or the CS231n spiral, printing its "
+        "history.",
     )
     mlp.add_argument("--data", choices=sorted(MLP_SETTINGS), default="moons")
     mlp.add_argument(
@@ -157,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``backproplab`` parser, with every subcommand in ``COMMANDS``."""
     parser = _Parser(
         prog=PROG,
-        description="backproplab: a small autograd engine, its seed systems and pictures.",
+        description="backproplab: a small autograd engine to learn, teach and check "
+        f"backpropagation, with three example networks ({CIRCLE}, {RELU}, "
+        f"{CONFIGURABLE_MLP}) and pictures.",
     )
     from backproplab import __version__  # the installed distribution's metadata
 
@@ -227,12 +251,12 @@ def _picture_dir(out: Path) -> Path | None:
     return out
 
 
-def _write(draw: Callable[..., Path], *args: Any, **kwargs: Any) -> None:
+def _write(draw: Callable[..., Path], what: str, *args: Any, **kwargs: Any) -> None:
     try:
         path = draw(*args, **kwargs)
     except OSError as e:
         raise OutputError(f"cannot write {_reason(e)}") from None
-    _say(f"wrote {path}")
+    _say(f"wrote {path}: {what}")
 
 
 def _reason(e: OSError) -> str:
@@ -240,24 +264,50 @@ def _reason(e: OSError) -> str:
     return f"{where}{e.strerror or e}"
 
 
-def demo_circle(engine: str = "value", steps: int = 2000, out: Path | None = None) -> int:
-    """Train seed 001's network and print its lines; with ``out``, draw its loss and function.
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 0) -> list[str]:
+    """Lines of a table: the header, then the rows, each column as wide as its widest cell;
+    the first ``left`` columns (names) aligned left, the rest (numbers) right."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(
+            f"{c:<{w}}" if i < left else f"{c:>{w}}"
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
+        for r in [header, *rows]
+    ]
 
-    The lines are those of ``nn.seed_circle.circle_lines``, printed as training goes; the loss
-    of every step is kept for the curve, so the network is trained only once.
+
+def demo_circle(engine: str = "value", steps: int = 2000, out: Path | None = None) -> int:
+    """Train the circle classifier and print its loss as a table; with ``out``, draw its loss
+    and the function it learned.
+
+    The numbers are those ``nn.seed_circle.circle_lines`` prints as its write-up does (step 1
+    and every 100th step), printed as training goes; the loss of every step is kept for the
+    curve, so the network is trained only once.
     Returns 0. Raises OutputError when the pictures cannot be written.
     """
     from backproplab.nn.seed_circle import circle_model, predict_grid, train_circle
 
     _make_folder(out)  # a bad --out fails before a 10-second training run
+    _say(
+        f"{CIRCLE}: a 2-4-1 sigmoid network learns which of 121 grid points lie inside the "
+        "unit circle"
+    )
+    _say(
+        f"  {engine} engine, {steps} full-batch gradient steps at learning rate 10, "
+        "loss the mean squared error"
+    )
     model = circle_model(engine)
     at_origin = predict_grid(model, engine, [0.0], [0.0])[0, 0]
-    _say(f"untrained f(0, 0) = {at_origin:.4f}")
+    _say(f"untrained output at (0, 0): {at_origin:.4f}")
+    # Printed as training goes, so the columns are sized ahead: the last step, a 4-decimal loss.
+    width = max(len("step"), len(str(steps)))
+    _say(f"{'step':>{width}}  {'loss':>6}")
     losses = []
     for step, loss in train_circle(steps, engine=engine, model=model):
         losses.append(loss)
-        if step == 1 or step % 100 == 0:  # seed 001's print schedule
-            _say(f"{step} {loss:.4f}")
+        if step == 1 or step % 100 == 0:  # the write-up's print schedule
+            _say(f"{step:>{width}}  {loss:>6.4f}")
     if out is None or (folder := _picture_dir(out)) is None:
         return 0
 
@@ -267,36 +317,58 @@ def demo_circle(engine: str = "value", steps: int = 2000, out: Path | None = Non
 
     _write(
         plot_loss_curve,
+        "the loss at every step",
         losses,
         folder / "circle_loss.png",
-        title=f"seed 001: mean squared error ({engine} engine)",
+        title=f"The circle classifier learning ({engine} engine)",
+        ylabel="mean squared error",
     )
     X, z = circle_grid()
     xs = ys = np.linspace(-2.5, 2.5, 101)
     _write(
         plot_values_2d,
+        "the trained network's output over the plane",
         xs,
         ys,
         predict_grid(model, engine, xs, ys),
         X,
         z,
         folder / "circle_function.png",
-        title=f"seed 001 after {steps} steps: f(x, y)",
+        title=f"The circle classifier after {steps} steps: its output f(x1, x2)",
+        value_label="network output: 1 inside, 0 outside",
+        class_names=("outside the unit circle (target 0)", "inside (target 1)"),
     )
     return 0
 
 
 def demo_relu(seed: int = 0) -> int:
-    """Print seed 002's lines (``nn.seed_relu.relu_lines``). Returns 0."""
-    from backproplab.nn.seed_relu import relu_lines
+    """Train the random ReLU regression and print its loss and final errors as tables.
 
-    for line in relu_lines(seed):
+    The numbers are ``nn.seed_relu.relu_run(seed)``'s, on the write-up's schedule (every 10th
+    step to 100, then every 100th). Returns 0.
+    """
+    from backproplab.nn.seed_relu import relu_run
+
+    _say(
+        f"{RELU}: 128 random inputs of 1000 features -> 100 ReLU units -> 1 output, fitted to "
+        "random targets"
+    )
+    _say(
+        f"  no biases, 1000 steps of gradient descent at learning rate 1e-6, loss the sum of "
+        f"squared errors, seed {seed}"
+    )
+    run = relu_run(seed)
+    for line in _table(("step", "loss"), [(str(i), f"{loss:.4f}") for i, loss in run.losses]):
+        _say(line)
+    _say("after training, prediction minus target for the first five samples:")
+    errors = [(str(i), f"{e:+.4e}") for i, e in enumerate(run.errors.ravel())]
+    for line in _table(("sample", "error"), errors):
         _say(line)
     return 0
 
 
 def demo_mlp(data: str = "moons", epochs: int | None = None, out: Path | None = None) -> int:
-    """Train seed 000's MLP with MLPTrainer on two moons or spirals and print its history.
+    """Train the configurable MLP with MLPTrainer on two moons or spirals; print its history.
 
     The data (two_moons(200) or spirals(100, 3), seed 0) is split 80/20 into training and
     validation sets; the settings are ``MLP_SETTINGS[data]``, ``epochs`` overriding theirs.
@@ -328,10 +400,13 @@ def demo_mlp(data: str = "moons", epochs: int | None = None, out: Path | None = 
         verbose=False,
     )
     regularised = f", reg={reg!r}, beta={beta:g}" if reg else ""
-    _say(f"{data}: {len(x_train)} training and {len(x_val)} validation points, {classes} classes")
+    dataset = DATASETS[data]
+    _say(f"{CONFIGURABLE_MLP} on {dataset}: a classifier trained by MLPTrainer")
+    _say(f"  data: {len(x_train)} training and {len(x_val)} validation points, {classes} classes")
+    _say(f"  model: MLP(2, {classes}, {hid}, {activation!r}, is_softmax=True{regularised})")
     _say(
-        f"MLP(2, {classes}, {hid}, {activation!r}, is_softmax=True{regularised}); "
-        f"Adam lr {settings['learning_rate']:g}, batch {settings['batch_size']}, cross-entropy"
+        f"  training: Adam, learning rate {settings['learning_rate']:g}, batch "
+        f"{settings['batch_size']}, cross-entropy loss, {epochs} epochs"
     )
     start = time.perf_counter()
     history = trainer.train(x_train, y_train, x_val, y_val, epochs)
@@ -346,19 +421,27 @@ def demo_mlp(data: str = "moons", epochs: int | None = None, out: Path | None = 
     from .plots import plot_function_2d, plot_loss_curve
 
     _write(
-        plot_loss_curve, history, folder / f"mlp_{data}_loss.png", title=f"seed 000's MLP on {data}"
+        plot_loss_curve,
+        "training and validation loss per epoch",
+        history,
+        folder / f"mlp_{data}_loss.png",
+        title=f"The configurable MLP learning {dataset}",
+        ylabel="cross-entropy",
     )
-
-    def predict(points: np.ndarray) -> np.ndarray:
-        return model.predict(points).argmax(axis=1)  # type: ignore[no-any-return]
-
     _write(
         plot_function_2d,
-        predict,
+        "the class it predicts at each point of the plane",
+        model.predict,
         x,
         y,
         folder / f"mlp_{data}_function.png",
-        title=f"decision regions on {data} (val acc {history[-1]['val_acc']:.1%})",
+        title=f"The configurable MLP on {dataset}: its decision regions\n"
+        f"(validation accuracy {history[-1]['val_acc']:.1%})",
+        class_names=(
+            ["upper moon (class 0)", "lower moon (class 1)"]
+            if data == "moons"
+            else [f"arm {k} (class {k})" for k in range(classes)]
+        ),
     )
 
     from backproplab.nn.checker import check_model
@@ -369,8 +452,57 @@ def demo_mlp(data: str = "moons", epochs: int | None = None, out: Path | None = 
     # differences) on a few training points: a small batch keeps the numeric side quick.
     report = check_model(model, x_train[:16], y_train[:16], "cross-entropy")
     _say(f"gradient check on 16 training points: {str(report).splitlines()[-1]}")
-    _write(plot_gradient_check, report, folder / f"mlp_{data}_gradcheck.png")
+    _write(
+        plot_gradient_check,
+        "each parameter's gradient by hand, by the engine and by central differences",
+        report,
+        folder / f"mlp_{data}_gradcheck.png",
+        title="The configurable MLP's gradients: by hand against the engine, the engine "
+        "against central differences",
+    )
     return 0
+
+
+DATASETS = {"moons": "two moons", "spirals": "three spirals"}
+"""What each ``demo mlp --data`` choice is called in what it prints."""
+
+
+def demo_neuron_graph(out: Path) -> int:
+    """Draw the README's neuron, tanh(x1*w1 + x2*w2 + b), as a computation graph in ``out``.
+
+    x1 and x2 are inputs, w1, w2 and b parameters, as ``backproplab graph`` draws them with
+    --var and --param. Writes neuron.svg (or, without Graphviz's dot, neuron.gv and one line
+    saying how to get dot). Returns 0. Raises OutputError when the file cannot be written.
+    """
+    from backproplab.autograd import Value, parse
+
+    from .graph import draw_graph, render
+
+    _make_folder(out)
+    inputs = {"x1": 2.0, "x2": 0.0}
+    params = {"w1": -3.0, "w2": 1.0, "b": 6.8813735870195432}
+    leaves = {k: Value(v, label=k) for k, v in {**inputs, **params}.items()}
+    o = parse(NEURON, **leaves)
+    o.label = "o"
+    o.backward()
+    _say(f"o = {NEURON}, with inputs x1 = 2, x2 = 0 and parameters w1 = -3, w2 = 1, b = 6.8814")
+    _say(f"o = {o.data:.4f}; its gradient with respect to each input and parameter:")
+    grads = [(k, f"{v.grad + 0.0:.4g}") for k, v in leaves.items()]
+    for line in _table(("name", "gradient"), grads, left=1):
+        _say(line)
+    picture = draw_graph(o, inputs=[leaves[k] for k in inputs])
+    try:
+        path = render(picture, out / "neuron.svg")
+    except OSError as e:
+        raise OutputError(f"cannot write {_reason(e)}") from None
+    except RuntimeError as e:  # dot is there but failed
+        raise OutputError(str(e)) from None
+    _say(f"wrote {path}: the neuron's computation graph, every node with its value and gradient")
+    return 0
+
+
+NEURON = "tanh(x1*w1 + x2*w2 + b)"
+"""The README's neuron, which the tour draws."""
 
 
 def history_table(history: Sequence[dict[str, float]], rows: int = 10) -> list[str]:
@@ -391,36 +523,72 @@ def history_table(history: Sequence[dict[str, float]], rows: int = 10) -> list[s
 
 
 def _run_tour(args: argparse.Namespace) -> int:
-    """The tour: the engine's own demo, then circle, relu and mlp, pictures in --out."""
+    """The tour: the engine's own demo, the neuron's graph, then the three example networks,
+    pictures in --out; at the end, each section's time and where each picture is."""
     import backproplab.autograd.demo
+
+    from .cmd_play import write_demo_page
 
     out: Path = args.tour_out
     start = time.perf_counter()
-    sections: list[tuple[str, Callable[[], object]]] = [
-        ("the engine (python -m backproplab.autograd.demo)", backproplab.autograd.demo.main),
+    sections: list[tuple[str, str, Callable[[], object]]] = [
         (
-            f"seed 001: a 2-4-1 network learns the unit disc, value engine, "
-            f"{TOUR_CIRCLE_STEPS} steps (backproplab demo circle)",
+            "the engine",
+            "the engine: a neuron, a layer, derivatives and a gradient check "
+            "(python -m backproplab.autograd.demo)",
+            backproplab.autograd.demo.main,
+        ),
+        (
+            "the neuron's graph",
+            "the neuron from the README as a computation graph (backproplab graph)",
+            lambda: demo_neuron_graph(out),
+        ),
+        (
+            "the neuron's backward pass",
+            "the same neuron's backward pass, played step by step (backproplab play)",
+            lambda: _write(write_demo_page, "the neuron's backward pass, played", out),
+        ),
+        (
+            CIRCLE,
+            f"{CIRCLE}, value engine, {TOUR_CIRCLE_STEPS} steps (backproplab demo circle)",
             lambda: demo_circle("value", TOUR_CIRCLE_STEPS, out),
         ),
+        (RELU, f"{RELU}, Tensor engine (backproplab demo relu)", lambda: demo_relu(0)),
         (
-            "seed 002: a two-layer ReLU network on the Tensor engine (backproplab demo relu)",
-            lambda: demo_relu(0),
-        ),
-        (
-            "seed 000: an MLP on two moons (backproplab demo mlp)",
+            CONFIGURABLE_MLP,
+            f"{CONFIGURABLE_MLP} on two moons (backproplab demo mlp)",
             lambda: demo_mlp("moons", None, out),
         ),
     ]
-    for i, (title, run) in enumerate(sections, 1):
+    took: list[tuple[str, float]] = []
+    for i, (name, title, run) in enumerate(sections, 1):
         _say(f"{'' if i == 1 else chr(10)}== {i}/{len(sections)} {title}")
+        began = time.perf_counter()
         run()
-    from .cmd_play import write_demo_page
-
-    _make_folder(out)
-    _write(write_demo_page, out)  # the neuron's backward pass, played, beside the pictures
+        took.append((name, time.perf_counter() - began))
     _say(f"\ntour done in {time.perf_counter() - start:.1f} s")
+    for line in _table(("section", "seconds"), [(n, f"{t:.1f}") for n, t in took], left=1):
+        _say(f"  {line}")
+    pictures = [(out / name, what) for name, what in TOUR_PICTURES if (out / name).exists()]
+    if not (out / "neuron.svg").exists() and (out / "neuron.gv").exists():
+        pictures.insert(0, (out / "neuron.gv", "the neuron's graph as DOT source (no dot)"))
+    if pictures:
+        _say("pictures:")
+        for line in _table(("file", "what it shows"), [(str(p), w) for p, w in pictures], 2):
+            _say(f"  {line}")
     return 0
+
+
+TOUR_PICTURES: list[tuple[str, str]] = [
+    ("neuron.svg", "the README's neuron as a computation graph"),
+    ("backward.html", "the neuron's backward pass, played step by step (open it in a browser)"),
+    ("circle_loss.png", f"{CIRCLE}: its loss while training"),
+    ("circle_function.png", f"{CIRCLE}: its output over the plane, with the grid's classes"),
+    ("mlp_moons_loss.png", f"{CONFIGURABLE_MLP}: training and validation loss"),
+    ("mlp_moons_function.png", f"{CONFIGURABLE_MLP}: its decision regions on two moons"),
+    ("mlp_moons_gradcheck.png", f"{CONFIGURABLE_MLP}: gradients by hand against the engine's"),
+]
+"""The pictures the tour writes into --out, in order, and what each one shows."""
 
 
 if __name__ == "__main__":

@@ -1,16 +1,20 @@
-"""``backproplab graph "EXPR" --var NAME=VALUE ...``: an expression's value, gradients and graph.
+"""``backproplab graph "EXPR" --var NAME=VALUE --param NAME=VALUE ...``: an expression's value,
+gradients and graph.
 
-    $ backproplab graph "tanh(x1*w1 + x2*w2 + b)" --var x1=2 --var x2=0 --var w1=-3 \\
-          --var w2=1 --var b=6.8813735870195432
+    $ backproplab graph "tanh(x1*w1 + x2*w2 + b)" --var x1=2 --var x2=0 --param w1=-3 \\
+          --param w2=1 --param b=6.8813735870195432
     value = 0.7071
     d/dx1 = -1.5
     ...
     wrote graph.svg
 
-The expression is read by ``autograd.parse`` (never evaluated as Python), run forward and
-backward, and drawn by ``viz.graph.draw_graph``. Refused text, a name without a ``--var``, a
-``--var`` the expression does not use, a malformed ``--var`` and a domain error (the log of a
-negative number) each print one line on stderr and exit 2.
+The rule for inputs and parameters: a name given with ``--var`` is an input (data), one given
+with ``--param`` a parameter (what training would change). Both get their gradient printed and
+drawn; the picture tells them apart. The expression is read by ``autograd.parse`` (never
+evaluated as Python), run forward and backward, and drawn by ``viz.graph.draw_graph``. Refused
+text, a name without a value, a value the expression does not use, a malformed ``--var`` or
+``--param`` and a domain error (the log of a negative number) each print one line on stderr and
+exit 2.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ import argparse
 import keyword
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .argtypes import int_from
 
-__all__ = ["DIGITS", "build", "register", "run"]
+__all__ = ["DIGITS", "register", "run"]
 
 PROG = "backproplab graph"
 
@@ -66,14 +71,18 @@ def _picture(text: str) -> Path:
 
 def register(commands: Any) -> None:
     """Add ``graph`` to the ``backproplab`` subcommands (a registrar for ``viz.cli.COMMANDS``)."""
+    from backproplab.autograd.parse import FUNCTIONS
+
     graph = commands.add_parser(
         "graph",
         help="an expression's value, gradients and computation graph",
         description="Build the expression with autograd.parse (numbers, names, + - * / **, "
-        "parentheses and exp log tanh sigmoid relu abs sqrt), run it forward and backward, "
-        "print its value and the gradient of every name, and draw its graph.",
+        f"parentheses and {' '.join(FUNCTIONS)}), run it forward and backward, print its value "
+        "and the gradient of every name, and draw its graph. Names given with --var are "
+        "inputs, names given with --param are parameters: both get gradients, the picture "
+        "tells them apart.",
         epilog='example: backproplab graph "tanh(x1*w1 + x2*w2 + b)" --var x1=2 --var x2=0 '
-        "--var w1=-3 --var w2=1 --var b=6.8813735870195432",
+        "--param w1=-3 --param w2=1 --param b=6.8813735870195432",
     )
     graph.add_argument("expression", metavar="EXPR", help="the expression, quoted")
     graph.add_argument(
@@ -82,7 +91,15 @@ def register(commands: Any) -> None:
         type=_binding,
         default=[],
         metavar="NAME=VALUE",
-        help="the value of a name in EXPR; one --var per name",
+        help="the value of an input (data) in EXPR; one --var per name",
+    )
+    graph.add_argument(
+        "--param",
+        action="append",
+        type=_binding,
+        default=[],
+        metavar="NAME=VALUE",
+        help="the value of a parameter (a weight or bias) in EXPR; one --param per name",
     )
     graph.add_argument(
         "-o",
@@ -95,6 +112,19 @@ def register(commands: Any) -> None:
     )
     graph.add_argument(
         "--rankdir", choices=("LR", "TB"), default="LR", help="LR: left to right (default); TB"
+    )
+    graph.add_argument(
+        "--decimals",
+        type=int_from(1, 18),
+        default=DIGITS,
+        metavar="N",
+        help=f"significant digits of the numbers printed and drawn (default: {DIGITS})",
+    )
+    graph.add_argument(
+        "--no-legend",
+        dest="legend",
+        action="store_false",
+        help="draw no legend of the kinds of node",
     )
     graph.add_argument(
         "--max-nodes",
@@ -130,20 +160,30 @@ class _Failed(Exception):
         self.code = code
 
 
-def build(text: str, bindings: list[tuple[str, float]]) -> tuple[Any, dict[str, Any]]:
-    """The expression's root Value after a backward pass, and its named leaves by name.
+def build(
+    text: str, var: Sequence[tuple[str, float]], param: Sequence[tuple[str, float]] = ()
+) -> tuple[Any, dict[str, Any], set[str]]:
+    """The expression's root Value after a backward pass, its named leaves by name, and which
+    of those names are parameters (given with --param) rather than inputs (--var).
 
     Shared by ``graph`` and ``play``. Raises ``_Failed`` (exit 2, one line) for refused text,
-    a ``--var`` given twice, missing or unused, and domain errors.
+    a name given twice, missing or unused, and domain errors.
     """
     from backproplab.autograd import ParseError, Value, parse
     from backproplab.autograd.parse import expression_names
 
     values: dict[str, float] = {}
-    for name, value in bindings:
-        if name in values:
-            raise _Failed(f"--var {name} is given twice")
-        values[name] = value
+    params: set[str] = set()
+    given = {name: "--var" for name, _ in var}
+    for option, bindings in (("--var", var), ("--param", param)):
+        for name, value in bindings:
+            if name in values:
+                first = "--param" if name in params else given[name]
+                twice = "is given twice" if first == option else f"is given as {first} too"
+                raise _Failed(f"{option} {name} {twice}")
+            values[name] = value
+            if option == "--param":
+                params.add(name)
     try:
         names = expression_names(text)
     except ParseError as e:
@@ -153,11 +193,13 @@ def build(text: str, bindings: list[tuple[str, float]]) -> tuple[Any, dict[str, 
         raise _Failed(
             f"no value for {', '.join(missing)}: give "
             + " ".join(f"--var {n}=NUMBER" for n in missing)
+            + " (or --param, for a parameter)"
         )
     unused = [n for n in values if n not in names]
     if unused:
         uses = ", ".join(names) if names else "no names"
-        raise _Failed(f"--var {unused[0]}: the expression does not use it (it uses {uses})")
+        option = "--param" if unused[0] in params else "--var"
+        raise _Failed(f"{option} {unused[0]}: the expression does not use it (it uses {uses})")
 
     leaves = {name: Value(values[name], label=name) for name in names}
     try:
@@ -168,11 +210,11 @@ def build(text: str, bindings: list[tuple[str, float]]) -> tuple[Any, dict[str, 
         raise _Failed(f"cannot read the expression: {e}") from None
     except (ValueError, ArithmeticError) as e:  # the engine's domain errors
         raise _Failed(f"cannot compute the expression: {e}") from None
-    return root, leaves
+    return root, leaves, params
 
 
 def _run(args: argparse.Namespace) -> int:
-    root, leaves = build(args.expression, args.var)
+    root, leaves, params = build(args.expression, args.var, args.param)
 
     from .graph import FORMATS, draw_graph, render
 
@@ -183,14 +225,17 @@ def _run(args: argparse.Namespace) -> int:
             root,
             rankdir=args.rankdir,
             format=fmt if fmt in FORMATS else "svg",
+            decimals=args.decimals,
             max_nodes=args.max_nodes,
+            legend=args.legend,
+            inputs=[leaf for name, leaf in leaves.items() if name not in params],
         )
     except ValueError as e:  # more nodes than --max-nodes
         raise _Failed(f"{e} (--max-nodes raises the limit)") from None
     # Printed once the graph is known to be drawable, so a refusal prints nothing else.
-    print(f"value = {_fmt(root.data)}")
+    print(f"value = {_fmt(root.data, args.decimals)}")
     for name, leaf in leaves.items():
-        print(f"d/d{name} = {_fmt(leaf.grad)}")
+        print(f"d/d{name} = {_fmt(leaf.grad, args.decimals)}")
     try:
         written = render(picture, path)
     except OSError as e:
@@ -202,8 +247,8 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt(x: float) -> str:
-    """DIGITS significant digits; -0 printed as 0."""
+def _fmt(x: float, digits: int = DIGITS) -> str:
+    """``digits`` significant digits; -0 printed as 0."""
     if math.isnan(x):
         return "nan"
-    return f"{x + 0.0:.{DIGITS}g}"
+    return f"{x + 0.0:.{digits}g}"

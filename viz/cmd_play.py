@@ -54,7 +54,7 @@ def register(commands: Any) -> None:
         "node at a time. --manual gives your own gradients: the page marks the wrong ones and "
         "names the first, in backward order.",
         epilog='example: backproplab play "tanh(x1*w1 + x2*w2 + b)" --var x1=2 --var x2=0 '
-        "--var w1=-3 --var w2=1 --var b=6.8813735870195432 --manual w1=1",
+        "--param w1=-3 --param w2=1 --param b=6.8813735870195432 --manual w1=1",
     )
     play.add_argument("expression", metavar="EXPR", help="the expression, quoted")
     play.add_argument(
@@ -63,7 +63,15 @@ def register(commands: Any) -> None:
         type=_binding,
         default=[],
         metavar="NAME=VALUE",
-        help="the value of a name in EXPR; one --var per name",
+        help="the value of an input (data) in EXPR; one --var per name",
+    )
+    play.add_argument(
+        "--param",
+        action="append",
+        type=_binding,
+        default=[],
+        metavar="NAME=VALUE",
+        help="the value of a parameter (a weight or bias) in EXPR; one --param per name",
     )
     play.add_argument(
         "--manual",
@@ -104,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .player import play
 
-    root, leaves = build(args.expression, args.var)
+    root, leaves, _ = build(args.expression, args.var, args.param)
     manual: dict[str, float] = {}
     for name, value in args.manual:
         if name in manual:

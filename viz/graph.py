@@ -8,13 +8,16 @@ program, and without it ``render`` still writes the DOT source and says how to i
 What the picture shows:
 
 - A Value is a record ``label | data | grad``; a Tensor a record ``name | shape dtype | data |
-  grad`` with the values themselves when it has at most six elements, else norm, min and max
-  (an unnamed Tensor is called ``t7`` after its DOT node ``n7``).
-  Numbers have ``decimals`` significant digits (4 by default).
+  grad`` with the values themselves when it has at most six elements, else norm, min and max.
+  A computed node without a label of its own is named by the subexpression that made it
+  (``x1*w1``, ``tanh(x1*w1 + x2*w2 + b)``) while that stays short (``EXPRESSION_WIDTH``), else
+  left unnamed (a Tensor is then called ``t7`` after its DOT node ``n7``).
+  Numbers have ``decimals`` significant digits (4 by default), and a zero is never ``-0``.
 - Each op is a small ellipse of its own between its inputs and its result (``x -> * -> x*w``),
   named after the op, with the usual symbol for + - * / ** and @.
-- Leaves that are parameters (they require grad), inputs and constants (they do not), the root
-  and the computed nodes in between each have their own look, explained by a legend (``STYLES``).
+- Leaves that are parameters (they require grad), inputs (data: they do not, or they are named
+  in ``inputs=``) and constants (an unlabelled number), the root and the computed nodes in
+  between each have their own look, explained by a legend (``STYLES``).
 - Given ``model=``, each layer's parameters sit in a labelled cluster (``cluster_layers_0``).
 - Given ``gradients=``, hand-derived gradients are set against the engine's: a node whose two
   gradients disagree is red and shows both, one where they agree is green.
@@ -25,7 +28,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,7 @@ from backproplab.nn.files import check_target, write_bytes
 
 __all__ = [
     "DOT_HINT",
+    "EXPRESSION_WIDTH",
     "FORMATS",
     "GRADIENT_ATOL",
     "GRADIENT_RTOL",
@@ -48,6 +52,9 @@ __all__ = [
 
 DOT_HINT = "apt-get install graphviz"
 """How to get Graphviz's ``dot``, for the line ``render`` prints when it is missing."""
+
+EXPRESSION_WIDTH = 32
+"""The longest subexpression a computed node is named by; a longer one leaves it unnamed."""
 
 FORMATS = ("svg", "png", "pdf")
 """The picture formats ``render`` writes, chosen by the file's suffix."""
@@ -62,6 +69,7 @@ GRADIENT_ATOL = 1e-12
 STYLES: dict[str, dict[str, str]] = {
     "parameter": {"style": "filled", "fillcolor": "lightblue", "color": "steelblue4"},
     "input": {"style": "filled,dashed", "fillcolor": "gray92", "color": "gray40"},
+    "constant": {"style": "dotted", "color": "gray50", "fontcolor": "gray30"},
     "root": {
         "style": "filled,bold",
         "fillcolor": "gold",
@@ -89,8 +97,9 @@ STYLES: dict[str, dict[str, str]] = {
 }
 
 _LEGEND = {
-    "parameter": "parameter (leaf, requires grad)",
-    "input": "input or constant (no grad)",
+    "parameter": "parameter (learned: has a gradient)",
+    "input": "input (data)",
+    "constant": "constant (a number)",
     "root": "root (the output)",
     "computed": "computed",
     "op": "op",
@@ -131,6 +140,7 @@ def draw_graph(
     model: Any = None,
     gradients: GradientReport | Mapping[Any, Any] | None = None,
     legend: bool = True,
+    inputs: Iterable[Node] = (),
 ) -> graphviz.Digraph:
     """Return a Graphviz Digraph of ``root`` and every node that produced it.
 
@@ -155,6 +165,10 @@ def draw_graph(
             every element is within ``GRADIENT_ATOL + GRADIENT_RTOL * |auto|`` (relative 1e-6).
             Disagreeing nodes are drawn red with both values, agreeing ones green.
         legend: add a legend explaining the kinds of node present.
+        inputs: leaves to draw as inputs although they require grad (the data of an expression
+            whose gradient you still want shown, as ``backproplab graph`` draws its ``--var``
+            names). Without it a leaf that requires grad is a parameter, and one that does not
+            an input (or a constant, for an unlabelled Value).
 
     Returns:
         the ``graphviz.Digraph``; in Jupyter it displays itself as SVG when ``dot`` is installed.
@@ -201,15 +215,17 @@ def draw_graph(
     )
 
     ids = {id(n): f"n{i}" for i, n in enumerate(nodes)}
+    as_inputs = {id(n) for n in inputs}
+    expressions = _expressions(nodes, names, fmt)
     clusters: dict[str, list[tuple[str, dict[str, str]]]] = {}
     kinds_seen: set[str] = set()
     for i, n in enumerate(nodes):
         name = ids[id(n)]
-        kind = _kind(n, root)
+        kind = _kind(n, root, as_inputs)
         kinds_seen.add(kind)
         full = names.get(id(n))
         layer = layers.get(full) if full is not None else None
-        shown = _shown_name(n, i, full, layer)
+        shown = _shown_name(n, i, full, layer, expressions.get(id(n)))
         fields = (
             _value_fields(n, shown, fmt) if isinstance(n, Value) else _tensor_fields(n, shown, fmt)
         )
@@ -330,12 +346,14 @@ def _walk(root: Node) -> list[Node]:
     return order
 
 
-def _kind(n: Node, root: Node) -> str:
+def _kind(n: Node, root: Node, inputs: set[int]) -> str:
     if n is root:
         return "root"
     if n.op is not None:
         return "computed"
-    return "parameter" if n.requires_grad else "input"
+    if n.requires_grad:
+        return "input" if id(n) in inputs else "parameter"
+    return "constant" if isinstance(n, Value) and not n.label else "input"
 
 
 # --- labels --------------------------------------------------------------------------------------
@@ -348,7 +366,8 @@ class _Format:
         self.digits = digits
 
     def num(self, x: Any) -> str:
-        return f"{float(x):.{self.digits}g}"
+        # + 0.0 turns -0.0 into 0.0: a learner reads "-0" as a bug
+        return f"{float(x) + 0.0:.{self.digits}g}"
 
     def array(self, a: np.ndarray) -> str:
         text = np.array2string(
@@ -375,13 +394,117 @@ def _record(fields: list[str], flip: bool) -> str:
     return "{ " + body + " }" if flip else body
 
 
-def _shown_name(n: Node, i: int, full: str | None, layer: str | None) -> str:
+def _shown_name(
+    n: Node, i: int, full: str | None, layer: str | None, expression: str | None
+) -> str:
     if full is not None:
         # Inside a layer's cluster its name is already on the cluster: show the rest.
         return full[len(layer) + 1 :] if layer else full
-    if isinstance(n, Tensor):
-        return n.name or f"t{i}"
-    return getattr(n, "label", "")
+    own = _label(n)
+    if own:
+        return own
+    if expression is not None and n.op is not None:  # a constant's number is its data already
+        return expression
+    return f"t{i}" if isinstance(n, Tensor) else ""
+
+
+# Binding strength of what an op's text is made of, for brackets: 3 names and calls, 2 powers,
+# 1.5 unary minus, 1 products and quotients, 0 sums.
+_ATOM, _POWER, _UNARY, _PRODUCT, _SUM = 3.0, 2.0, 1.5, 1.0, 0.0
+_INFIX = {
+    "Add": (" + ", _SUM),
+    "Sub": (" - ", _SUM),
+    "Mul": ("*", _PRODUCT),
+    "Div": ("/", _PRODUCT),
+    "MatMul": (" @ ", _PRODUCT),
+    "Pow(a, b)": ("**", _POWER),
+    "PowV": ("**", _POWER),
+}
+# Ops whose number operand is an argument of the op rather than a leaf: (left, right) templates
+# with the number in place of one operand.
+_WITH_A_NUMBER = {
+    "AddNumber": ("{x} + {k}", _SUM),
+    "MulNumber": ("{x}*{k}", _PRODUCT),
+    "DivNumber": ("{x}/{k}", _PRODUCT),
+    "NumberSub": ("{k} - {x}", _SUM),
+    "NumberDiv": ("{k}/{x}", _PRODUCT),
+    "NumberPow": ("{k}**{x}", _POWER),
+}
+
+
+def _expressions(nodes: list[Node], names: dict[int, str], fmt: _Format) -> dict[int, str]:
+    """id(node) -> the subexpression that made it, for each node where it is short enough.
+
+    Built in one pass over the topological order: each node's text from its parents' texts.
+    A leaf is its label (or a constant's number); an unlabelled leaf or an op with no written
+    form ends the text there, and so does one longer than EXPRESSION_WIDTH.
+    """
+    texts: dict[int, tuple[str, float]] = {}
+    for n in nodes:
+        own = names.get(id(n)) or _label(n)
+        if own:
+            texts[id(n)] = (own, _ATOM)
+            continue
+        if n.op is None:
+            if isinstance(n, Value) and not n.requires_grad:
+                texts[id(n)] = (fmt.num(n.data), _ATOM if n.data >= 0 else _UNARY)
+            continue
+        parts = [texts.get(id(p)) for p in n.parents]
+        if any(p is None for p in parts):
+            continue
+        text = _op_text(n, [p for p in parts if p is not None])
+        if text is not None and len(text[0]) <= EXPRESSION_WIDTH:
+            texts[id(n)] = text
+    return {k: t for k, (t, _) in texts.items()}
+
+
+def _op_text(n: Node, parts: list[tuple[str, float]]) -> tuple[str, float] | None:
+    """The text of op ``n`` on its parents' texts, with its binding strength; None if it has no
+    written form here."""
+    assert n.op is not None
+    name = n.op.name
+    # The op's number arguments: ``params`` in the rewritten engine, ``saved`` before it.
+    args = tuple(getattr(n, "params", None) or getattr(n, "saved", None) or ())
+
+    def wrap(part: tuple[str, float], at_least: float) -> str:
+        return part[0] if part[1] >= at_least else f"({part[0]})"
+
+    power = name in ("Pow(a, b)", "PowV")
+    if name in _INFIX and len(parts) == 2:
+        symbol, strength = _INFIX[name]
+        # Left-associative: a - (b - c) keeps its brackets, (a - b) - c does not need them;
+        # ** is right-associative, the other way round.
+        left_needs = strength + (0.5 if power else 0.0)
+        right_needs = strength + (0.0 if power else 0.5)
+        if name in ("Add", "Mul"):
+            right_needs = strength
+        right = wrap(parts[1], right_needs)
+        if right.startswith("-"):  # a*(-2.5), x - (-1): valid without, but read as a typo
+            right = f"({right})"
+        return wrap(parts[0], left_needs) + symbol + right, strength
+    if name in _WITH_A_NUMBER and len(parts) == 1 and args and isinstance(args[0], (int, float)):
+        template, strength = _WITH_A_NUMBER[name]
+        k = float(args[0])
+        if name == "AddNumber" and k < 0:  # x - 2 is recorded as x + (-2)
+            template, k = "{x} - {k}", -k
+        number = f"{k:g}" if k >= 0 else f"({k:g})"
+        x = wrap(parts[0], strength + (0.0 if template.startswith("{x}") else 0.5))
+        return template.format(x=x, k=number), strength
+    if name == "Pow" and len(parts) == 1 and args:
+        return f"{wrap(parts[0], _ATOM)}**{args[0]:g}", _POWER
+    if name == "Neg" and len(parts) == 1:
+        return "-" + wrap(parts[0], _POWER), _UNARY
+    if name in ("Sum(values)", "SumValues"):
+        return " + ".join(wrap(p, _SUM) for p in parts), _SUM
+    if name == "Dot" and len(parts) % 2 == 0:
+        half = len(parts) // 2
+        pairs = zip(parts[:half], parts[half:], strict=True)
+        return " + ".join(f"{wrap(a, _PRODUCT)}*{wrap(b, _PRODUCT + 0.5)}" for a, b in pairs), _SUM
+    if len(parts) == 1 and not args and name[:1].isupper() and name.isalpha():
+        return f"{name.lower()}({parts[0][0]})", _ATOM  # Tanh, Exp, Log, ReLU, Sin ...
+    if name == "Sum" and len(parts) == 1:
+        return f"sum({parts[0][0]})", _ATOM
+    return None
 
 
 def _plain(x: Any) -> Any:

@@ -1,6 +1,9 @@
 """Pictures of training runs as PNGs: loss curves, a 2-D model's function over the plane, and a
 gradient check's manual-vs-automatic chart.
 
+Every PNG is at least ``MIN_WIDTH_PX`` pixels wide, wide enough for a slide, and every picture
+has a title in words and labelled axes (and colour bar).
+
 matplotlib is optional (the ``plot`` extra: ``pip install 'backproplab[plot]'``) and imported
 only when a picture is drawn. The figures are drawn on matplotlib's ``Figure`` with the Agg
 canvas, never through pyplot, so drawing here neither opens windows nor changes the backend of
@@ -9,6 +12,7 @@ a program (or notebook) that imports this module.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +22,7 @@ import numpy as np
 from backproplab.nn.files import safe_write
 
 __all__ = [
+    "MIN_WIDTH_PX",
     "PLOT_HINT",
     "gradient_check_figure",
     "have_matplotlib",
@@ -30,6 +35,9 @@ __all__ = [
 
 PLOT_HINT = "pip install 'backproplab[plot]'"
 """How to get matplotlib, for messages that skip pictures."""
+
+MIN_WIDTH_PX = 1600
+"""The narrowest PNG written, in pixels: the resolution rises with a narrow figure."""
 
 PathLike = str | os.PathLike[str]
 
@@ -58,9 +66,12 @@ def _figure(width: float = 6.0, height: float = 4.0) -> Any:
 
 
 def _save(fig: Any, path: PathLike) -> Path:
+    # The figure keeps its size in inches (so its text keeps its proportions); the dots per inch
+    # make it MIN_WIDTH_PX wide or more.
+    dpi = max(fig.dpi, math.ceil(MIN_WIDTH_PX / fig.get_figwidth()))
     # By nn.files' rules: only a regular file is replaced, and a failed save leaves the old one.
     with safe_write(path) as f:
-        fig.savefig(f, format="png")
+        fig.savefig(f, format="png", dpi=dpi)
     return Path(path)
 
 
@@ -69,20 +80,22 @@ def plot_loss_curve(
     path: PathLike,
     log: bool = True,
     title: str = "loss",
+    ylabel: str = "loss",
 ) -> Path:
     """Draw a loss curve and write it to ``path`` as a PNG.
 
-    The picture is ``loss_curve_figure(history_or_losses, log, title)``; see it for the
+    The picture is ``loss_curve_figure(history_or_losses, log, title, ylabel)``; see it for the
     arguments. Returns the path written, as a Path. Raises ValueError and ImportError as that
     function does, and OSError when the file cannot be written.
     """
-    return _save(loss_curve_figure(history_or_losses, log=log, title=title), path)
+    return _save(loss_curve_figure(history_or_losses, log=log, title=title, ylabel=ylabel), path)
 
 
 def loss_curve_figure(
     history_or_losses: Sequence[Mapping[str, float]] | Sequence[float] | np.ndarray,
     log: bool = True,
     title: str = "loss",
+    ylabel: str = "loss",
 ) -> Any:
     """Draw a loss curve on a new matplotlib ``Figure`` (Agg canvas) and return it.
 
@@ -94,6 +107,7 @@ def loss_curve_figure(
         log: a logarithmic y axis; ignored (linear) when some loss is not positive, since a log
             axis cannot show it.
         title: the figure's title.
+        ylabel: what the loss is ("mean squared error" ...), the y axis' label.
 
     Returns:
         The Figure, with one Axes (``fig.axes[0].get_yscale()`` is "log" or "linear").
@@ -127,7 +141,7 @@ def loss_curve_figure(
     if log and np.all(all_losses[np.isfinite(all_losses)] > 0):
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("loss" + (" (log scale)" if ax.get_yscale() == "log" else ""))
+    ax.set_ylabel(ylabel + (" (log scale)" if ax.get_yscale() == "log" else ""))
     ax.set_title(title)
     if len(curves) > 1:
         ax.legend()
@@ -144,6 +158,10 @@ def plot_function_2d(
     resolution: int = 100,
     title: str = "the trained network's function",
     margin: float = 0.25,
+    *,
+    axis_labels: tuple[str, str] = ("x1", "x2"),
+    value_label: str = "network output",
+    class_names: Sequence[str] | None = None,
 ) -> Path:
     """Draw a function of two inputs over the plane, with the data points on top, to a PNG.
 
@@ -156,6 +174,7 @@ def plot_function_2d(
         path: the file to write.
         resolution: grid points along each axis (predict_fn sees resolution² points).
         title: the figure's title.
+        axis_labels, value_label, class_names: as for ``plot_values_2d``.
 
     Returns:
         The path written, as a Path.
@@ -181,7 +200,33 @@ def plot_function_2d(
             f"predict_fn returned {values.size} values for {gx.size} points (shape "
             f"{values.shape}); it must return one value per point"
         )
-    return plot_values_2d(xs, ys, values.reshape(gx.shape), points, y, path, title=title)
+    return plot_values_2d(
+        xs,
+        ys,
+        values.reshape(gx.shape),
+        points,
+        y,
+        path,
+        title=title,
+        axis_labels=axis_labels,
+        value_label=value_label,
+        class_names=class_names,
+    )
+
+
+def _classes(labels: np.ndarray) -> np.ndarray | None:
+    """The sorted distinct labels when they look like classes (whole numbers, at most 10)."""
+    finite = labels[np.isfinite(labels)]
+    if finite.size and np.all(finite == np.round(finite)) and np.unique(finite).size <= 10:
+        return np.unique(finite)
+    return None
+
+
+def _class_name(c: float, class_names: Sequence[str] | None) -> str:
+    k = int(c)
+    if class_names is not None and 0 <= k < len(class_names):
+        return class_names[k]
+    return f"class {k}"
 
 
 def plot_values_2d(
@@ -192,14 +237,24 @@ def plot_values_2d(
     y: Any,
     path: PathLike,
     title: str = "the trained network's function",
+    *,
+    axis_labels: tuple[str, str] = ("x1", "x2"),
+    value_label: str = "network output",
+    class_names: Sequence[str] | None = None,
 ) -> Path:
     """Draw values already computed on the grid xs × ys, with the data points on top, to a PNG.
 
     ``values[i, j]`` is the function at (xs[j], ys[i]), the layout of ``np.meshgrid(xs, ys)``
     (and of ``nn.seed_circle.predict_grid``). Integer-valued results with at most 10 distinct
-    values (class labels) are drawn as flat regions in the colours of their points, others as a
-    shaded surface with a colour bar, the points on the same colour scale. The rest is as for
-    ``plot_function_2d``.
+    values (class labels) are drawn as decision regions, each cell of the grid filled in the
+    colour of its class (no gaps between regions), the points in the same colours. Other
+    values are a shaded surface with a colour bar labelled ``value_label``; points whose labels
+    are classes are then drawn in colours of their own (white and black for two classes), so
+    they stand out from the surface wherever the fit is good. Either way a legend names the
+    classes (``class_names[k]`` for label k, else "class k").
+
+    ``axis_labels`` names the two inputs (x1 and x2 by default: ``y`` is the label). The rest
+    is as for ``plot_function_2d``.
 
     Returns the path written. Raises ValueError when the shapes do not fit, ImportError
     without matplotlib, OSError when the file cannot be written.
@@ -216,46 +271,85 @@ def plot_values_2d(
         raise ValueError(
             f"X must have shape (n, 2) and y n values, got shapes {points.shape} and {np.shape(y)}"
         )
-    fig = _figure(5.5, 4.5)
+    fig = _figure(7.0, 5.5)
     ax = fig.add_subplot()
-    finite = grid[np.isfinite(grid)]
-    if finite.size and np.all(finite == np.round(finite)) and np.unique(finite).size <= 10:
-        # Class labels: flat regions, boundaries halfway between labels, each class in the
-        # colour of its points (tab10, by label), pale behind them.
+    point_classes = _classes(labels.astype(float))
+    region_classes = _classes(grid)
+    if region_classes is not None:
+        # Decision regions: one flat colour per grid cell (pcolormesh, not contourf, whose
+        # filled bands leave seams between regions), each class in the colour of its points.
         from matplotlib.colors import ListedColormap
 
-        classes = np.unique(np.concatenate([finite, labels.astype(float)]))
+        classes = np.unique(np.concatenate([region_classes, labels.astype(float)]))
         palette = ListedColormap([f"C{int(c) % 10}" for c in classes])
         index = np.searchsorted(classes, grid)
-        levels = np.arange(len(classes) + 1) - 0.5
-        ax.contourf(xs, ys, index, levels=levels, cmap=palette, alpha=0.25)
-        ax.scatter(
-            points[:, 0],
-            points[:, 1],
-            c=np.searchsorted(classes, labels.astype(float)),
+        ax.pcolormesh(
+            xs,
+            ys,
+            index,
             cmap=palette,
             vmin=-0.5,
             vmax=len(classes) - 0.5,
-            edgecolors="black",
-            linewidths=0.5,
-            s=18,
+            alpha=0.3,
+            shading="nearest",
+            linewidth=0,
+            antialiased=False,
         )
+        for k, c in enumerate(classes):
+            mine = labels.astype(float) == c
+            if np.any(mine):
+                ax.scatter(
+                    points[mine, 0],
+                    points[mine, 1],
+                    color=palette(k),
+                    edgecolors="black",
+                    linewidths=0.5,
+                    s=22,
+                    label=_class_name(c, class_names),
+                )
+        ax.legend(loc="best", fontsize=9, framealpha=0.9, title="data points")
     else:
-        # Values (a probability, a score): a shaded surface; points coloured on the same scale.
-        surface = ax.contourf(xs, ys, grid, levels=20, cmap="RdBu_r", alpha=0.8)
-        fig.colorbar(surface, ax=ax)
-        ax.scatter(
-            points[:, 0],
-            points[:, 1],
-            c=labels.astype(float),
-            cmap="RdBu_r",
-            norm=surface.norm,
-            edgecolors="white",  # a point shares the surface's colour where the fit is good
-            linewidths=0.8,
-            s=18,
-        )
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
+        surface = ax.contourf(xs, ys, grid, levels=20, cmap="RdBu_r", alpha=0.85)
+        bar = fig.colorbar(surface, ax=ax)
+        bar.set_label(value_label)
+        if point_classes is not None:
+            two = {0: ("white", "o"), 1: ("black", "o")} if len(point_classes) <= 2 else {}
+            for k, c in enumerate(point_classes):
+                face, marker = two.get(k, (f"C{int(c) % 10}", "o"))
+                mine = labels.astype(float) == c
+                ax.scatter(
+                    points[mine, 0],
+                    points[mine, 1],
+                    color=face,
+                    marker=marker,
+                    edgecolors="black" if face != "black" else "white",
+                    linewidths=0.8,
+                    s=26,
+                    label=_class_name(c, class_names),
+                )
+            ax.legend(
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.12),
+                ncol=min(len(point_classes), 3),
+                fontsize=9,
+                title="data points",
+                frameon=False,
+            )
+        else:
+            ax.scatter(
+                points[:, 0],
+                points[:, 1],
+                c=labels.astype(float),
+                cmap="RdBu_r",
+                norm=surface.norm,
+                edgecolors="white",  # a point shares the surface's colour where the fit is good
+                linewidths=0.8,
+                s=18,
+            )
+    ax.set_xlim(xs[0], xs[-1])
+    ax.set_ylim(ys[0], ys[-1])
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
     ax.set_title(title)
     ax.set_aspect("equal", adjustable="box")
     fig.tight_layout()
@@ -278,7 +372,8 @@ def gradient_check_figure(report: Any, title: str | None = None) -> Any:
     One group of bars per row of the report (per parameter or input), on a log scale: the
     largest relative difference between the hand-derived and the engine's gradient (max |manual
     − automatic| / max |automatic|), and beside it, lighter, the engine's against central
-    differences. Each comparison's relative tolerance is a dashed line. A bar is green when its
+    differences. Each comparison's relative tolerance is a line across its own bars (dashed for
+    manual vs automatic, dotted for automatic vs numeric). A bar is green when its
     comparison passed and red when it failed; the verdict is the report's own elementwise test
     (|a − b| <= atol + rtol |b| for every element), so a bar just above its line may still pass
     on atol. A difference of exactly 0 is drawn as a short bar labelled 0, an infinite one as a
@@ -328,6 +423,7 @@ def gradient_check_figure(report: Any, title: str | None = None) -> Any:
     ax.set_yscale("log")
     width = 0.8 / len(kinds)
     xs = np.arange(len(rows), dtype=float)
+    seen: list[tuple[str, bool]] = []  # (comparison, passed) pairs drawn, for their swatches
     for k, (key, label, rtol, alpha) in enumerate(kinds):
         at = xs - 0.4 + width * (k + 0.5)
         for x, r in zip(at, rows, strict=True):
@@ -346,6 +442,8 @@ def gradient_check_figure(report: Any, title: str | None = None) -> Any:
                     fontsize=8,
                 )
                 continue
+            if (label, c.ok) not in seen:
+                seen.append((label, c.ok))
             value = c.max_rel if np.isfinite(c.max_rel) else ceiling
             height = value if value > 0 else floor * 2
             ax.bar(
@@ -367,22 +465,37 @@ def gradient_check_figure(report: Any, title: str | None = None) -> Any:
                     va="bottom",
                     fontsize=8,
                 )
-        ax.axhline(
-            rtol,
-            color="black",
-            linestyle="--" if k == 0 else ":",
-            linewidth=1,
+        # The tolerance across this comparison's own bars only: a line across the whole chart
+        # would seem to judge the other comparison's bars too.
+        ax.hlines(
+            [rtol] * len(at),
+            at - width * 0.5,
+            at + width * 0.5,
+            colors="black",
+            linestyles="--" if k == 0 else ":",
+            linewidth=1.5,
             label=f"{label} tolerance (rtol {rtol:g})",
         )
-    # Legend entries for the bars: what light and dark, green and red mean.
+    # One swatch per kind of bar drawn, in that bar's very colour and shade, beside the line of
+    # its comparison's tolerance.
     from matplotlib.patches import Patch
 
-    handles, _ = ax.get_legend_handles_labels()
-    handles += [
-        Patch(facecolor="gray", alpha=alpha, edgecolor="black", label=label)
-        for _, label, _, alpha in kinds
-    ]
-    handles += [Patch(facecolor="C2", label="passed"), Patch(facecolor="C3", label="failed")]
+    lines, _ = ax.get_legend_handles_labels()
+    shade = {label: alpha for _, label, _, alpha in kinds}
+    handles = []
+    for k, (_, label, _, _) in enumerate(kinds):
+        handles.append(lines[k])
+        for verdict in (True, False):
+            if (label, verdict) in seen:
+                handles.append(
+                    Patch(
+                        facecolor="C2" if verdict else "C3",
+                        alpha=shade[label],
+                        edgecolor="black",
+                        linewidth=0.5,
+                        label=f"{label}: {'passed' if verdict else 'FAILED'}",
+                    )
+                )
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_ylim(floor, ceiling)
     ax.set_xticks(xs)
@@ -390,6 +503,7 @@ def gradient_check_figure(report: Any, title: str | None = None) -> Any:
     turned = max(map(len, names)) > 8
     ax.set_xticklabels(names, rotation=30 if turned else 0, ha="right" if turned else "center")
     ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_xlabel("parameter")
     ax.set_ylabel("largest relative difference (log scale)")
     ax.set_title(report.title if title is None else title, fontsize=10)
     ax.grid(True, axis="y", which="major", alpha=0.3)

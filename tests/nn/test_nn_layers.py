@@ -481,7 +481,11 @@ def test_mlp_forward_matches_numpy(activation: str, is_softmax: bool) -> None:
     logits, output = mlp_by_hand(model, X)
     npt.assert_allclose(model(X).data, output, rtol=1e-10, atol=1e-15)
     npt.assert_allclose(model.logits(X).data, logits, rtol=1e-10, atol=1e-15)
-    npt.assert_allclose(model.predict(X), output, rtol=1e-10, atol=1e-15)
+    if is_softmax:  # a classifier: labels from predict, probabilities from predict_proba
+        npt.assert_array_equal(model.predict(X), output.argmax(axis=1))
+        npt.assert_allclose(model.predict_proba(X), output, rtol=1e-10, atol=1e-15)
+    else:
+        npt.assert_allclose(model.predict(X), output, rtol=1e-10, atol=1e-15)
 
 
 def test_mlp_layers_sizes_and_output_activation() -> None:

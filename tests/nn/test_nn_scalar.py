@@ -228,8 +228,7 @@ def test_seed001_init_reproduces_seed_001s_draws() -> None:
     random.seed(0)
     expected = [random.random() - 0.5 for _ in range(2 * 4 + 4)]
     assert expected[0] == 0.8444218515250481 - 0.5
-    random.seed(0)
-    m = MLP(2, [4, 1], activation=["sigmoid", "sigmoid"], init="seed001")
+    m = MLP(2, [4, 1], activation=["sigmoid", "sigmoid"], init="seed001", seed=0)
     weights = [p.data for name, p in m.named_parameters() if not name.endswith("b")]
     biases = [p.data for name, p in m.named_parameters() if name.endswith("b")]
     assert weights == expected  # layer by layer, neuron by neuron, weights in input order
@@ -240,8 +239,7 @@ def test_seed001_init_reproduces_seed_001s_draws() -> None:
 def test_uniform_init_is_micrographs() -> None:
     random.seed(42)
     expected = [random.uniform(-1, 1) for _ in range(3)]
-    random.seed(42)
-    n = Neuron(3)
+    n = Neuron(3, seed=42)
     assert [w.data for w in n.w] == expected
     assert n.b.data == 0.0
 

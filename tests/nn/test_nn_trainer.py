@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import types
 from typing import Any
 
 import numpy as np
@@ -144,7 +145,7 @@ def test_epochs_must_be_a_non_negative_integer() -> None:
         ({"learning_rate": float("nan")}, r"learning_rate .* got nan"),
         ({"lossfn": "hinge"}, r"unknown lossfn 'hinge': choose one of 'sq-error'"),
         ({"optimizer": "rmsprop"}, r"unknown optimizer 'rmsprop': choose one of 'sgd', 'adam'"),
-        ({"seed": -3}, r"seed must be a non-negative integer, got -3"),
+        ({"seed": -3}, r"seed must be a non-negative integer or None, got -3"),
     ],
 )
 def test_bad_trainer_arguments(kwargs: dict[str, Any], message: str) -> None:
@@ -172,7 +173,7 @@ def test_trains_two_moons_to_95_percent() -> None:
     assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
     # The reported accuracy is what the model does, counted independently.
     model.eval()
-    predicted = model.predict(x_val).argmax(axis=1)
+    predicted = model.predict(x_val)
     assert history[-1]["val_acc"] == pytest.approx(np.mean(predicted == y_val))
     assert not model.training  # left in inference mode
 
@@ -269,7 +270,7 @@ def test_one_hot_labels_and_an_optimizer_instance() -> None:
 
 def test_bce_on_a_sigmoid_output() -> None:
     x_tr, y_tr, x_val, y_val = _moons()
-    model = MLP(2, 1, [16], "sigmoid")
+    model = MLP(2, 1, [16], "sigmoid", seed=0)
     history = _trainer(model, lossfn="bce", optimizer="adam", learning_rate=0.05).train(
         x_tr, y_tr, x_val, y_val, 40
     )
@@ -294,10 +295,33 @@ def test_progress_bar_when_verbose(capsys: pytest.CaptureFixture[str]) -> None:
     assert "2/2" in err and "val_loss" in err  # tqdm, on stderr, with the losses
 
 
+def test_the_bar_is_tqdm_auto_so_a_notebook_shows_a_widget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[dict[str, Any]] = []
+
+    class Bar:
+        def __init__(self, **kwargs: Any) -> None:
+            made.append(kwargs)
+
+        def set_postfix(self, *args: Any, **kwargs: Any) -> None: ...
+        def update(self, n: int) -> None: ...
+        def close(self) -> None: ...
+
+    fake = types.ModuleType("tqdm.auto")
+    fake.tqdm = Bar  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tqdm.auto", fake)
+    x_tr, y_tr, _, _ = _moons()
+    _trainer(verbose=True).train(x_tr, y_tr, epochs=2)
+    assert made == [{"total": 2, "desc": "training", "unit": "epoch"}]
+
+
 def test_plain_lines_without_tqdm(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
+    # `from tqdm.auto import tqdm` now raises ImportError
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     x_tr, y_tr, x_val, y_val = _moons()
     _trainer(verbose=True).train(x_tr, y_tr, x_val, y_val, 3)
     lines = capsys.readouterr().out.splitlines()

@@ -239,3 +239,26 @@ def test_value_and_tensor_models_are_what_their_names_say() -> None:
     assert isinstance(CircleNet()([0.0, 0.0]), Value)
     assert isinstance(CircleTensorNet()(Tensor(np.zeros((5, 2)))), Tensor)
     assert CircleTensorNet()(Tensor(np.zeros((5, 2)))).shape == (5, 1)
+
+
+# -- predict and predict_proba ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["value", "tensor"])
+def test_the_trained_circle_classifier_predicts_classes_and_probabilities(engine: str) -> None:
+    from backproplab.nn.datasets import circle_grid
+    from backproplab.nn.seed_circle import circle_lines, predict_grid
+
+    _, model = circle_lines(engine, 600)
+    X, z = circle_grid()
+    proba = model.predict_proba(X)
+    assert proba.shape == (121, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    f = np.array([predict_grid(model, engine, [x], [y])[0, 0] for x, y in X])
+    np.testing.assert_allclose(proba[:, 1], f, rtol=1e-12)  # column 1: inside, the output f
+    labels = model.predict(X)
+    assert labels.dtype == np.int64
+    np.testing.assert_array_equal(labels, (f > 0.5).astype(int))
+    assert np.mean(labels == z) > 0.95  # trained, it separates the grid
+    with pytest.raises(ValueError, match=r"points of shape \(n, 2\), got \(3,\)"):
+        model.predict(np.zeros(3))

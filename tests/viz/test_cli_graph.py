@@ -177,3 +177,100 @@ def test_help_lists_graph(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["graph", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--var NAME=VALUE" in out and "--rankdir {LR,TB}" in out
+
+
+# -- inputs, parameters, digits, legend -----------------------------------------------------------
+
+NEURON_WITH_PARAMS = [
+    "graph",
+    "tanh(x1*w1 + x2*w2 + b)",
+    "--var",
+    "x1=2",
+    "--var",
+    "x2=0",
+    "--param",
+    "w1=-3",
+    "--param",
+    "w2=1",
+    "--param",
+    "b=6.8813735870195432",
+]
+
+
+def _node(source: str, name: str) -> str:
+    lines = [ln for ln in source.splitlines() if f'label="{{ {name} |' in ln]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_var_names_inputs_and_param_names_parameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*NEURON_WITH_PARAMS, "-o", str(tmp_path / "g.gv")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:6] == [
+        "value = 0.7071",
+        "d/dx1 = -1.5",
+        "d/dw1 = 1",
+        "d/dx2 = 0.5",
+        "d/dw2 = 0",
+        "d/db = 0.5",
+    ]
+    source = (tmp_path / "g.gv").read_text()
+    for name in ("x1", "x2"):
+        assert "fillcolor=gray92" in _node(source, name)  # the input style
+    for name in ("w1", "w2", "b"):
+        assert "fillcolor=lightblue" in _node(source, name)  # the parameter style
+    assert "x1*w1 | data -6 | grad 0.5" in source  # an intermediate node: its subexpression
+    assert "legend_input" in source and "legend_parameter" in source
+
+
+def test_without_param_every_name_is_an_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*NEURON, "-o", str(tmp_path / "g.gv")]) == 0
+    source = (tmp_path / "g.gv").read_text()
+    assert "legend_parameter" not in source
+    assert "fillcolor=gray92" in _node(source, "w1")
+
+
+def test_decimals_and_no_legend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [*NEURON_WITH_PARAMS, "--decimals", "7", "--no-legend", "-o", str(tmp_path / "g.gv")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "value = 0.7071068"
+    source = (tmp_path / "g.gv").read_text()
+    assert "data 6.881374 " in source and "data 0.7071068 " in source
+    assert "legend" not in source
+
+
+def test_never_minus_zero_in_print_or_picture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["graph", "x * w", "--var", "x=-0.0", "--param", "w=0", "-o", str(tmp_path / "g.gv")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[:3] == ["value = 0", "d/dx = 0", "d/dw = 0"]
+    assert "-0" not in (tmp_path / "g.gv").read_text()
+
+
+def test_a_typo_in_a_function_suggests_the_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", "tahn(x)", "--var", "x=1"]) == 2
+    assert "did you mean 'tanh'?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["x", "--var", "x=1", "--param", "x=2"], "--param x is given as --var too"),
+        (["x", "--param", "x=1", "--param", "x=2"], "--param x is given twice"),
+        (["x", "--var", "x=1", "--param", "w=2"], "--param w: the expression does not use it"),
+        (["x", "--var", "x=1", "--decimals", "0"], "--decimals: must be an integer in [1, 18)"),
+    ],
+)
+def test_param_and_decimals_errors(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["graph", *args, "-o", str(tmp_path / "g.gv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err

@@ -38,6 +38,8 @@ def classic_neuron() -> tuple[Value, dict[str, Value]]:
 def node_line(source: str, label_part: str) -> str:
     """The one DOT line declaring the node whose label contains label_part."""
     lines = [ln for ln in source.splitlines() if "label=" in ln and label_part in ln]
+    if len(lines) > 1:  # "w1 |" is in "x1*w1 | ..." too: prefer the label that starts with it
+        lines = [ln for ln in lines if re.search(r'label="(\{ )?' + re.escape(label_part), ln)]
     assert len(lines) == 1, lines
     return lines[0]
 
@@ -96,12 +98,12 @@ def test_parameters_inputs_and_root_look_different() -> None:
     y.backward()
     src = draw_graph(y).source
     assert styled(node_line(src, "w | data 0.5 | grad 3"), "parameter")
-    assert styled(node_line(src, "{ x | data 3 }"), "input")  # a constant shows no grad
-    assert styled(node_line(src, "{ data 1 }"), "input")
+    assert styled(node_line(src, "{ x | data 3 }"), "input")  # data shows no grad
+    assert styled(node_line(src, "{ data 1 }"), "constant")  # an unlabelled number
     assert styled(node_line(src, "y | data 2.5 | grad 1"), "root")
-    assert styled(node_line(src, "{ data 2.5 | grad 1 }"), "computed")
+    assert styled(node_line(src, "{ w*x + 1 | data 2.5 | grad 1 }"), "computed")
     legend = cluster_body(src, "cluster_legend")
-    for kind in ("parameter", "input", "root", "computed", "op"):
+    for kind in ("parameter", "input", "constant", "root", "computed", "op"):
         assert f"legend_{kind} " in legend
     assert "legend_agrees" not in legend  # only what the picture uses is explained
 
@@ -181,7 +183,8 @@ def test_tensor_nodes_show_name_shape_dtype_and_summaries() -> None:
     assert f"grad [{b.grad[0]:.4g}, " in b_line
     root = node_line(src, f"scalar float64 | data {loss.data:.4g} | grad 1")
     assert styled(root, "root") and f"data {loss.data:.4g}" in root
-    assert re.search(r"t\d+ \| 8×4 float64", src)  # unnamed nodes get a short id
+    assert '"X @ W | 8×4 float64' in src  # a computed node: the subexpression that made it
+    assert re.search(r"t\d+ \| scalar float64", src)  # one past EXPRESSION_WIDTH: a short id
     assert 'label="@"' in src and "label=Tanh" in src and "label=Sum" in src
     assert "rankdir=LR" in src and '"X | 8×3 float64' in src  # a Tensor record is a column
     assert '"{ X | 8×3 float64' in draw_graph(loss, "TB").source  # in either direction
@@ -446,3 +449,114 @@ def test_autograd_and_nn_import_without_graphviz() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+# -- names a learner reads ---------------------------------------------------------------------
+
+
+def test_computed_nodes_are_named_by_their_subexpression() -> None:
+    o, _ = classic_neuron()
+    src = draw_graph(o).source
+    for text in (
+        "x1*w1 | data -6",
+        "x2*w2 | data 0",
+        "x1*w1 + x2*w2 | data -6",
+        "x1*w1 + x2*w2 + b",
+    ):
+        assert f'"{{ {text}' in src, text
+    assert "{ o | data 0.7071" in src  # a label of its own wins
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (lambda a, b, c: a - (b - c), "a - (b - c)"),
+        (lambda a, b, c: (a - b) - c, "a - b - c"),
+        (lambda a, b, c: a / (b * c), "a/(b*c)"),
+        (lambda a, b, c: a * (b + c), "a*(b + c)"),
+        (lambda a, b, c: (-a) ** 2, "(-a)**2"),
+        (lambda a, b, c: -(a**2), "-a**2"),
+        (lambda a, b, c: a ** (b**c), "a**b**c"),
+        (lambda a, b, c: (a**b) ** c, "(a**b)**c"),
+        (lambda a, b, c: (2 * a).exp(), "exp(2*a)"),
+        (lambda a, b, c: a * -2.5, "a*(-2.5)"),
+    ],
+)
+def test_subexpressions_keep_the_brackets_they_need(build: object, expected: str) -> None:
+    a, b, c = Value(1.5, label="a"), Value(0.5, label="b"), Value(2.0, label="c")
+    root = build(a, b, c)  # type: ignore[operator]
+    assert f'"{{ {expected} | data' in draw_graph(root).source
+
+
+def test_a_long_subexpression_leaves_the_node_unnamed() -> None:
+    xs = [Value(float(i), label=f"input{i}") for i in range(6)]
+    total = xs[0] * xs[1] + xs[2] * xs[3] + xs[4] * xs[5]
+    src = draw_graph(total).source
+    assert "input0*input1 + input2*input3 " in src
+    assert "input4*input5 |" in src
+    assert "input0*input1 + input2*input3 + input4*input5" not in src  # past EXPRESSION_WIDTH
+
+
+def test_inputs_are_drawn_as_inputs_with_their_gradient() -> None:
+    o, leaves = classic_neuron()
+    src = draw_graph(o, inputs=[leaves["x1"], leaves["x2"]]).source
+    assert styled(node_line(src, "x1 | data 2 | grad -1.5"), "input")
+    assert styled(node_line(src, "x2 | data 0 | grad 0.5"), "input")
+    assert styled(node_line(src, "w1 | data -3 | grad 1"), "parameter")
+    assert "legend_input " in cluster_body(src, "cluster_legend")
+
+
+def test_never_minus_zero() -> None:
+    x = Value(-0.0, label="x")
+    w = Value(2.0, label="w")
+    y = x * w
+    y.backward()
+    src = draw_graph(y).source
+    assert "-0 " not in src and "-0 }" not in src and "-0," not in src
+    assert "{ x | data 0 | grad 2 }" in src and "{ x*w | data 0 | grad 1 }" in src
+    t = Tensor([-0.0, 1.0], requires_grad=True, name="t")
+    (t * -0.0).sum().backward()
+    src = draw_graph(t * 1.0).source
+    assert "[0, 1]" in src and "-0" not in src
+
+
+def test_a_networks_input_and_target_are_named_x_and_y() -> None:
+    model = nn.MLP(2, 1, [3], "tanh", seed=0)
+    loss = nn.mse(model(np.ones((4, 2))), np.zeros((4, 1)))
+    loss.backward()
+    src = draw_graph(loss, model=model).source
+    assert '"x | 4×2 float64' in src and '"y | 4×1 float64' in src
+    assert not re.search(r'"t\d+ \| 4×2', src)
+
+
+def test_an_op_with_a_number_argument_is_written_with_the_number() -> None:
+    # The rewritten engine records x * 2 as MulNumber(x) with 2 as the op's argument, not as a
+    # leaf; a stand-in op of that name, given its number the same way, is drawn as x*2.
+    from backproplab.autograd import OPS, Op
+
+    class MulNumber(Op):
+        """out = x k;  dx = g k"""
+
+        @staticmethod
+        def forward(m: object, x: float, k: float) -> float:
+            return x * k
+
+        @staticmethod
+        def backward(m: object, need: object, g: float, out: float, x: float, k: float) -> tuple:
+            return (g * k,)
+
+    class AddNumber(MulNumber):
+        """out = x + k;  dx = g"""
+
+        @staticmethod
+        def forward(m: object, x: float, k: float) -> float:
+            return x + k
+
+    try:
+        x = Value(1.5, label="x")
+        y = Value.apply(AddNumber, Value.apply(MulNumber, x, saved=(2.0,)), saved=(-3.0,))
+        src = draw_graph(y).source
+        assert '"{ x*2 | data 3' in src and '"{ x*2 - 3 | data 0' in src
+    finally:
+        OPS.pop("MulNumber", None)
+        OPS.pop("AddNumber", None)

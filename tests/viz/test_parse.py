@@ -573,3 +573,31 @@ def test_random_trees_print_parse_and_evaluate_alike(tree: Tree) -> None:
             assert math.isnan(got), text
         else:
             assert got == pytest.approx(expected, rel=1e-12, abs=1e-300), text
+
+
+# -- suggestions ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "suggestion"),
+    [
+        ("tahn(x)", "calling 'tahn' is not allowed: did you mean 'tanh'?"),
+        ("Tanh(x)", "calling 'Tanh' is not allowed: did you mean 'tanh'?"),
+        ("sigmod(x)", "did you mean 'sigmoid'?"),
+        ("ln(x)", "calling 'ln' is not allowed: did you mean 'log'?"),
+        ("sqr(x)", "did you mean 'sqrt'?"),
+        ("x ^ 2", "the operator '^' is not allowed: did you mean '**'?"),
+        ("y + 1", "no value for the name 'y': did you mean 'y1'?"),
+    ],
+)
+def test_a_near_miss_suggests_the_allowed_name(text: str, suggestion: str) -> None:
+    with pytest.raises(ParseError) as e:
+        parse(text, x=1.0, y1=2.0)
+    assert suggestion in str(e.value)
+
+
+@pytest.mark.parametrize("text", ["foo(x)", "x // 2", "open('f')"])
+def test_nothing_close_suggests_nothing(text: str) -> None:
+    with pytest.raises(ParseError) as e:
+        parse(text, x=1.0)
+    assert "did you mean" not in str(e.value)

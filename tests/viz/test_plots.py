@@ -14,6 +14,7 @@ from backproplab.autograd import compare_gradients
 from backproplab.autograd.check import Comparison, GradientReport, GradientRow
 from backproplab.viz.cli import main
 from backproplab.viz.plots import (
+    MIN_WIDTH_PX,
     gradient_check_figure,
     loss_curve_figure,
     plot_function_2d,
@@ -30,6 +31,7 @@ def assert_picture(path: Path) -> None:
     assert path.read_bytes()[:8] == PNG
     pixels = matplotlib.image.imread(path)
     assert pixels.ndim == 3 and min(pixels.shape[:2]) >= 100
+    assert pixels.shape[1] >= MIN_WIDTH_PX  # wide enough for a slide
     assert float(np.var(pixels[..., :3])) > 1e-3
 
 
@@ -103,7 +105,7 @@ def test_gradient_check_chart(tmp_path: Path) -> None:
     assert ax.get_yscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["W", "x"]
     # The tolerance lines, at each comparison's rtol.
-    levels = sorted(float(line.get_ydata()[0]) for line in ax.get_lines())
+    levels = sorted(float(c.get_segments()[0][0][1]) for c in ax.collections)
     assert levels == [report.manual_tol[1], report.numeric_tol[1]]
     # Bars, in order: manual vs automatic for W (failed) and x (passed), then numeric for both.
     assert _bar_colours(ax) == [RED, GREEN, GREEN, GREEN]
@@ -140,5 +142,131 @@ def test_demo_mlp_writes_all_three_pictures(
     assert "gradient check on 16 training points: all gradients agree" in lines
     for name in ("loss", "function", "gradcheck"):
         path = tmp_path / f"mlp_moons_{name}.png"
-        assert f"wrote {path}" in lines
+        assert any(line.startswith(f"wrote {path}: ") for line in lines)
         assert_picture(path)
+
+
+# -- pictures for a slide -----------------------------------------------------------------------
+
+
+def _png_width(path: Path) -> int:
+    return int.from_bytes(path.read_bytes()[16:20], "big")  # the IHDR chunk's width
+
+
+def test_every_demo_picture_is_wide_enough_for_a_slide(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    circle = ["demo", "circle", "--engine", "tensor", "--steps", "50", "--out", str(tmp_path)]
+    assert main(circle) == 0
+    assert main(["demo", "mlp", "--epochs", "2", "--out", str(tmp_path)]) == 0
+    pictures = sorted(tmp_path.glob("*.png"))
+    assert len(pictures) == 5
+    for path in pictures:
+        assert _png_width(path) >= 1600, path.name
+
+
+def _figure_of(draw: object, *args: object, **kwargs: object) -> object:
+    """The Figure a plot_* function saves, caught on its way to the file."""
+    import backproplab.viz.plots as plots
+
+    caught: list[object] = []
+    keep = plots._save
+    plots._save = lambda fig, path: caught.append(fig) or Path(path)  # type: ignore[assignment]
+    try:
+        draw(*args, **kwargs)  # type: ignore[operator]
+    finally:
+        plots._save = keep  # type: ignore[assignment]
+    return caught[0]
+
+
+def test_the_circle_surface_colours_points_by_class_with_x1_x2_axes(tmp_path: Path) -> None:
+    from backproplab.viz.plots import plot_values_2d
+
+    xs = ys = np.linspace(-2, 2, 21)
+    gx, gy = np.meshgrid(xs, ys)
+    surface = 1 / (1 + np.exp(4 * (gx**2 + gy**2 - 1)))  # about 1 inside the circle
+    X = np.array([[0.0, 0.0], [1.5, 1.5], [0.2, -0.3], [-1.8, 0.4]])
+    z = np.array([1.0, 0.0, 1.0, 0.0])
+    names = ("outside", "inside")
+    fig = _figure_of(
+        plot_values_2d,
+        xs,
+        ys,
+        surface,
+        X,
+        z,
+        tmp_path / "c.png",
+        title="T",
+        value_label="network output",
+        class_names=names,
+    )
+    ax, bar = fig.axes  # type: ignore[attr-defined]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x1", "x2")
+    assert bar.get_ylabel() == "network output"
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["outside", "inside"]
+    faces = [tuple(c.get_facecolor()[0][:3]) for c in ax.collections[-2:]]
+    assert faces == [(1.0, 1.0, 1.0), (0.0, 0.0, 0.0)]  # white and black, off the surface's scale
+
+
+def test_decision_regions_fill_the_axes_and_name_the_classes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-1, 1, (40, 2))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    fig = _figure_of(
+        plot_function_2d,
+        lambda p: (p.sum(axis=1) > 0).astype(int),
+        X,
+        y,
+        tmp_path / "r.png",
+        class_names=["below", "above"],
+    )
+    ax = fig.axes[0]  # type: ignore[attr-defined]
+    mesh = ax.collections[0]
+    cells = np.asarray(mesh.get_array())
+    assert cells.size == 100 * 100 and not np.ma.is_masked(cells)  # every cell filled
+    x0, x1 = ax.get_xlim()
+    assert x0 >= X[:, 0].min() - 0.6 and x1 <= X[:, 0].max() + 0.6  # no band beyond the grid
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["below", "above"]
+
+
+def test_gradient_check_legend_swatches_match_the_bars(tmp_path: Path) -> None:
+    report = compare_gradients(_loss, _forgot_tanh, W, X, names=["W", "x"])
+    ax = gradient_check_figure(report).axes[0]
+    bars = {
+        (
+            round(p.get_facecolor()[0], 6),
+            round(p.get_facecolor()[1], 6),
+            round(p.get_facecolor()[3], 6),
+        )
+        for p in ax.patches
+    }
+    legend = ax.get_legend()
+    swatches = [h for h in legend.legend_handles if h.__class__.__name__ == "Rectangle"]
+    shown = {
+        (
+            round(s.get_facecolor()[0], 6),
+            round(s.get_facecolor()[1], 6),
+            round(s.get_facecolor()[3], 6),
+        )
+        for s in swatches
+    }
+    assert shown == bars  # one swatch per kind of bar, in its colour and shade, and no other
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts == [
+        "manual vs automatic tolerance (rtol 1e-09)",
+        "manual vs automatic: passed",
+        "manual vs automatic: FAILED",
+        "automatic vs numeric tolerance (rtol 0.001)",
+        "automatic vs numeric: passed",
+    ]
+    # One tolerance line per comparison, across that comparison's bars only.
+    from matplotlib.collections import LineCollection
+
+    lines = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(lines) == 2
+    bar_x = [(p.get_x(), p.get_x() + p.get_width()) for p in ax.patches]
+    for kind, collection in enumerate(lines):
+        for row, segment in enumerate(collection.get_segments()):
+            left, right = bar_x[kind * 2 + row]
+            assert left - 0.05 <= segment[0][0] and segment[1][0] <= right + 0.05
