@@ -149,8 +149,15 @@ def test_tour_runs_everything(
     assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     headings = [line for line in out.splitlines() if line.startswith("== ")]
-    assert [h[:7] for h in headings] == [f"== {i}/5 " for i in range(1, 6)]
-    names = ["the engine", "the neuron", "the circle classifier", "the random ReLU", "the conf"]
+    assert [h[:7] for h in headings] == [f"== {i}/6 " for i in range(1, 7)]
+    names = [
+        "the engine",
+        "the neuron",
+        "the same neuron's backward pass",
+        "the circle classifier",
+        "the random ReLU",
+        "the conf",
+    ]
     assert all(h[7:].startswith(n) for h, n in zip(headings, names, strict=True))
     assert "1. A neuron on scalar Values" in out  # autograd.demo
     assert "untrained output at (0, 0): 0.5588" in out and "\n 100  0.1420\n" in out
@@ -163,6 +170,9 @@ def test_tour_runs_everything(
     for name in ("circle_loss", "circle_function", "mlp_moons_loss", "mlp_moons_function"):
         assert _is_png(tmp_path / f"{name}.png")
         assert any(line.split()[0] == str(tmp_path / f"{name}.png") for line in listed)
+    page = tmp_path / "backward.html"
+    assert 'id="backprop-trace"' in page.read_text(encoding="utf-8")
+    assert any(line.split()[0] == str(page) for line in listed)
     drawn = "neuron.svg" if shutil.which("dot") else "neuron.gv"
     assert (tmp_path / drawn).is_file()
     assert any(line.split()[0] == str(tmp_path / drawn) for line in listed)
