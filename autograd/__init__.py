@@ -9,6 +9,7 @@ from .check import (
     gradcheck,
     numerical_gradient,
 )
+from .compile import Compiled, CompileError, compile
 from .engine import (
     OPS,
     AnomalyError,
@@ -29,6 +30,8 @@ __all__ = [
     "OPS",
     "AnomalyError",
     "Comparison",
+    "CompileError",
+    "Compiled",
     "GradcheckError",
     "GradientReport",
     "GradientRow",
@@ -38,6 +41,7 @@ __all__ = [
     "Tensor",
     "Value",
     "compare_gradients",
+    "compile",
     "concatenate",
     "dense",
     "detect_anomaly",
