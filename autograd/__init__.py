@@ -13,7 +13,10 @@ from .compile import Compiled, CompileError, compile
 from .engine import (
     OPS,
     AnomalyError,
+    ArrayMath,
+    FloatMath,
     Node,
+    NodeMath,
     Op,
     detect_anomaly,
     enable_grad,
@@ -23,19 +26,32 @@ from .engine import (
 )
 from .functional import grad, value_and_grad
 from .parse import ParseError, parse
-from .tensor import Tensor, concatenate, dense, maximum, minimum, squared_error, stack, where
+from .tensor import (
+    Tensor,
+    concatenate,
+    dense,
+    maximum,
+    minimum,
+    squared_error,
+    stack,
+    unbroadcast,
+    where,
+)
 from .value import Value, dot, sum_values
 
 __all__ = [
     "OPS",
     "AnomalyError",
+    "ArrayMath",
     "Comparison",
     "CompileError",
     "Compiled",
+    "FloatMath",
     "GradcheckError",
     "GradientReport",
     "GradientRow",
     "Node",
+    "NodeMath",
     "Op",
     "ParseError",
     "Tensor",
@@ -59,6 +75,7 @@ __all__ = [
     "squared_error",
     "stack",
     "sum_values",
+    "unbroadcast",
     "value_and_grad",
     "where",
 ]

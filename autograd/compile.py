@@ -29,6 +29,7 @@ import functools
 import itertools
 import math
 import operator
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -74,27 +75,38 @@ def _refuse(what: str) -> CompileError:
 
 
 def _order(root: Node) -> list[Node]:
-    """The eager backward pass's order (root last): the generated backward follows it exactly."""
-    order = engine._order(root)
-    for n in order:  # the search leaves marks in the scratch slot; the pass would clear them
-        n._g = None
-    return order
-
-
-def _needs(op: Any, parents: tuple[Node, ...]) -> tuple[bool, ...] | None:
-    return tuple(p.requires_grad for p in parents) if op.skips else None
-
-
-def _call_backward(
-    op: Any, xp: Any, g: Any, out: Any, ins: list[Any], params: tuple[Any, ...], need: Any
-) -> Any:
-    return op.backward(xp, need, g, out, *ins, *params)
+    """The eager backward pass's order (root first): the generated backward follows it exactly."""
+    return engine.toposort(root)
 
 
 def _value_grad(n: Value, g: float) -> None:
-    """A Value leaf takes its gradient as the eager pass hands it over."""
+    """A Value leaf takes its gradient as Node._accumulate gives it."""
     cur = n.grad
     n.grad = g if cur is None or (cur.__class__ is float and cur == 0.0) else cur + g
+
+
+# sys.getrefcount(g) in _tensor_grad when only the generated code holds g: its local, the
+# argument, and getrefcount's own.
+_UNSHARED = 3
+
+
+def _tensor_grad(n: Tensor, g: Any) -> None:
+    """A Tensor leaf takes its gradient as Tensor._accumulate gives it (an array of its own),
+    without the copy when the generated code made ``g`` and holds it nowhere else: a fresh
+    parameter-sized copy every step is what makes the allocator fault pages in."""
+    cur = n.grad
+    if cur is None:
+        if (
+            g.__class__ is np.ndarray
+            and g.base is None
+            and g.flags.writeable
+            and sys.getrefcount(g) <= _UNSHARED
+        ):
+            n.grad = g
+        else:
+            n.grad = np.array(g)
+    else:
+        n.grad = cur + g
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,6 +140,36 @@ class _Mask(np.ndarray):
         return out
 
 
+class _Frozen(np.ndarray):
+    """``.data`` of a traced Tensor while tracing: metadata yes, NumPy arithmetic no."""
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        raise CompileError(
+            f"compile cannot follow NumPy's {ufunc.__name__} on .data of a Tensor the function "
+            "computes or takes: it would run once, at the trace, and its result would be "
+            "replayed unchanged. Compute with the Tensor itself (where, maximum, minimum, "
+            "arithmetic), or call the function eagerly"
+        )
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        if func in (np.shape, np.ndim, np.size, np.result_type):
+            return super().__array_function__(func, types, args, kwargs)
+        raise CompileError(
+            f"compile cannot follow np.{func.__name__} on .data of a Tensor the function "
+            "computes or takes: it would run once, at the trace, and its result would be "
+            "replayed unchanged. Compute with the Tensor itself, or call the function eagerly"
+        )
+
+    def __bool__(self) -> bool:
+        raise _refuse("bool() of a Tensor's .data")
+
+    def item(self, *args: Any) -> Any:
+        raise _refuse(".item() of a Tensor's .data")
+
+    def tolist(self) -> Any:
+        raise _refuse(".tolist() of a Tensor's .data")
+
+
 def _root_buffer(a: np.ndarray) -> Any:
     while isinstance(a, np.ndarray) and a.base is not None:
         a = a.base
@@ -150,7 +192,17 @@ def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
 class _Trace:
     """Records, while the function runs eagerly, every node made and how."""
 
-    def __init__(self) -> None:
+    def __init__(self, flat: list[Any]) -> None:
+        # the arguments' arrays, by id: a Tensor made from one reads the argument on replay
+        self.arg_arrays: dict[int, int] = {}
+        self.watched: set[int] = set()  # argument nodes: their .data is traced too
+        for i, a in enumerate(flat):
+            data = a._data if isinstance(a, Node) else a
+            if isinstance(data, np.ndarray):
+                self.arg_arrays.setdefault(id(data), i)
+            if isinstance(a, Node):
+                self.watched.add(id(a))
+        self.from_arg: dict[int, int] = {}
         self.made: dict[int, tuple[Node, Any, tuple[Node, ...], tuple[Any, ...]]] = {}
         self.index: dict[int, int] = {}  # node id -> creation count: the order ops ran in
         self.inside: dict[int, Node] = {}  # leaves made inside the function (constants)
@@ -162,6 +214,7 @@ class _Trace:
         for m in self.masks:
             m.trace = None  # type: ignore[assignment]
         self.made.clear()
+        self.from_arg.clear()
         self.index.clear()
         self.inside.clear()
         self.keep.clear()
@@ -188,53 +241,50 @@ class _Trace:
         """(owner, attribute, replacement) for everything patched while tracing."""
         t = self
         tm, vm = _tensor_mod, _value_mod
-        t_apply, v_apply, v_binary, v_unary, v_lift = (
-            tm._apply,
-            vm._apply,
-            vm._binary,
-            vm._unary,
-            vm._lift,
-        )
+        t_record, v_record = tm.record, vm.record
         t_init, v_init = Tensor.__init__, Value.__init__
+        data_prop = Node.__dict__["data"]
 
-        def tensor_apply(op: Any, parents: tuple[Any, ...], saved: tuple[Any, ...] = ()) -> Any:
-            out = t_apply(op, parents, saved)
-            t.node(out, op, parents, saved)
+        def tensor_record(cls: Any, data: Any, op: Any, parents: Any, params: Any = ()) -> Any:
+            out = t_record(cls, data, op, parents, params)
+            t.node(out, op, parents, params)
             return out
 
-        def value_apply(op: Any, parents: tuple[Any, ...], saved: tuple[Any, ...] = ()) -> Any:
-            out = v_apply(op, parents, saved)
-            t.node(out, op, parents, saved)
-            return out
-
-        def value_binary(data: float, a: Any, b: Any, op: Any) -> Any:
-            out = v_binary(data, a, b, op)
-            t.node(out, op, (a, b), ())
-            return out
-
-        def value_unary(op: Any, x: Any, saved: tuple[Any, ...] = ()) -> Any:
-            out = v_unary(op, x, saved)
-            t.node(out, op, (x,), saved)
-            return out
-
-        def value_lift(x: Any, op: Any) -> Any:
-            out = v_lift(x, op)
-            if out is not x:
-                t.leaf(out)
+        def value_record(cls: Any, data: Any, op: Any, parents: Any, params: Any = ()) -> Any:
+            out = v_record(cls, data, op, parents, params)
+            t.node(out, op, parents, params)
             return out
 
         def tensor_init(self: Tensor, data: Any, *args: Any, **kwargs: Any) -> None:
             if isinstance(data, _Mask):  # a comparison used as numbers: X * (X > 0)
                 raise CompileError(
-                    "compile cannot follow a comparison of traced Tensors used as numbers: "
-                    "use where(X > 0, X, 0.0) or maximum(X, 0.0) instead of X * (X > 0)"
+                    "compile cannot follow a comparison of traced Tensors made into a Tensor: "
+                    "use where(X > 0, X, 0.0) or maximum(X, 0.0) rather than X * (X > 0)"
+                )
+            source = data._data if isinstance(data, Tensor) else data
+            if isinstance(data, Tensor) and id(data) in t.made:
+                raise CompileError(
+                    "compile cannot follow a Tensor made from a value computed inside the "
+                    "function (it would keep the traced numbers): use detach() instead"
                 )
             t_init(self, data, *args, **kwargs)
+            if isinstance(source, np.ndarray) and id(source) in t.arg_arrays:
+                t.from_arg[id(self)] = t.arg_arrays[id(source)]
             t.leaf(self)
 
         def value_init(self: Value, *args: Any, **kwargs: Any) -> None:
             v_init(self, *args, **kwargs)
             t.leaf(self)
+
+        def traced_data(self: Node) -> Any:
+            # .data of a traced Tensor: its shape and dtype may be read, but NumPy arithmetic
+            # on it would be done once, now, and frozen into every replay
+            d = self._data
+            if d.__class__ is np.ndarray and (id(self) in t.made or id(self) in t.watched):
+                return d.view(_Frozen)
+            return d
+
+        data_patch = property(traced_data, data_prop.fset, doc=data_prop.__doc__)
 
         def refuse(what: str) -> Callable[..., Any]:
             def method(self: Any, *args: Any) -> Any:
@@ -244,16 +294,17 @@ class _Trace:
 
         def compare(sym: str, fn: Any) -> Callable[..., Any]:
             def method(self: Tensor, other: Any) -> Any:
-                return t.mask(sym, self, other, fn(self, other))
+                if isinstance(other, Node) and not isinstance(other, Tensor):
+                    return fn(self, other)  # the front end's own TypeError
+                right = other._data if isinstance(other, Tensor) else other
+                return t.mask(sym, self, other, _COMPARE[sym](self._data, right))
 
             return method
 
         out: list[tuple[Any, str, Any]] = [
-            (tm, "_apply", tensor_apply),
-            (vm, "_apply", value_apply),
-            (vm, "_binary", value_binary),
-            (vm, "_unary", value_unary),
-            (vm, "_lift", value_lift),
+            (tm, "record", tensor_record),
+            (vm, "record", value_record),
+            (Node, "data", data_patch),
             (Tensor, "__init__", tensor_init),
             (Value, "__init__", value_init),
             (Tensor, "__bool__", refuse("bool() of a Tensor")),
@@ -469,6 +520,8 @@ def _array_dot(em: _Emitter, a: _Sym, b: _Sym) -> _Sym:
 
 
 def _array_mT(em: _Emitter, x: _Sym) -> _Sym:
+    if x.val.ndim == 2:  # the same view: for a matrix, swapping the last two axes is .T
+        return em.emit(f"{x.name}.T", x.val.T, (x,))
     return em.emit(f"{x.name}.swapaxes(-1, -2)", x.val.swapaxes(-1, -2), (x,))
 
 
@@ -511,17 +564,17 @@ _INLINE: dict[tuple[Any, str], Callable[..., _Sym]] = {
     (maths.ArrayMath, "row_sum"): _array_row_sum,
     (maths.ArrayMath, "positive"): lambda em, x: em.binary(">", operator.gt, x, 0),
     (maths.ArrayMath, "relu"): lambda em, x: _call(em, "maximum", np.maximum, x, 0),
-    (maths.ScalarMath, "relu"): _cond("({0} if {0} > 0.0 else 0.0)", maths.ScalarMath.relu),
-    (maths.ScalarMath, "positive"): _cond("(1.0 if {0} > 0.0 else 0.0)", maths.ScalarMath.positive),
-    (maths.ScalarMath, "sign"): _cond(
-        "(1.0 if {0} > 0.0 else (-1.0 if {0} < 0.0 else 0.0))", maths.ScalarMath.sign
+    (maths.FloatMath, "relu"): _cond("({0} if {0} > 0.0 else 0.0)", maths.FloatMath.relu),
+    (maths.FloatMath, "positive"): _cond("(1.0 if {0} > 0.0 else 0.0)", maths.FloatMath.positive),
+    (maths.FloatMath, "sign"): _cond(
+        "(1.0 if {0} > 0.0 else (-1.0 if {0} < 0.0 else 0.0))", maths.FloatMath.sign
     ),
-    (maths.ScalarMath, "maximum"): _cond("({0} if {0} >= {1} else {1})", maths.ScalarMath.maximum),
-    (maths.ScalarMath, "minimum"): _cond("({0} if {0} <= {1} else {1})", maths.ScalarMath.minimum),
-    (maths.ScalarMath, "winner"): _cond(
-        "(1.0 if {0} > {1} else (0.5 if {0} == {1} else 0.0))", maths.ScalarMath.winner
+    (maths.FloatMath, "maximum"): _cond("({0} if {0} >= {1} else {1})", maths.FloatMath.maximum),
+    (maths.FloatMath, "minimum"): _cond("({0} if {0} <= {1} else {1})", maths.FloatMath.minimum),
+    (maths.FloatMath, "winner"): _cond(
+        "(1.0 if {0} > {1} else (0.5 if {0} == {1} else 0.0))", maths.FloatMath.winner
     ),
-    (maths.ScalarMath, "tanh"): lambda em, x: _call(em, "tanh", math.tanh, x),
+    (maths.FloatMath, "tanh"): lambda em, x: _call(em, "tanh", math.tanh, x),
 }
 
 
@@ -744,7 +797,7 @@ class _Program:
 
     def __init__(self, kind: type[Node]) -> None:
         self.kind = kind  # Value or Tensor
-        self.real_math = kind.math  # type: ignore[attr-defined]
+        self.real_math = kind.xp
         self.globals: dict[str, Any] = {"__builtins__": builtins}
         self.fn_names: dict[int, str] = {}
         self.constants: dict[int, str] = {}
@@ -920,22 +973,39 @@ def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Pro
     for n in first_use:
         if id(n) in sym:
             continue
-        data = n.data
+        data = n._data
         if id(n) in arg_index:
             i = arg_index[id(n)]
             sym[id(n)] = fwd.bind(f"x{i}", f"A[{i}].data", data)
             prog.where[f"x{i}"] = f"A[{i}].data"
             prog.leaf_refs[id(n)] = f"A[{i}]"
             continue
+        if id(n) in trace.from_arg:  # a leaf made inside from an argument's array: Tensor(X)
+            i = trace.from_arg[id(n)]
+            arg = flat[i]
+            array = arg._data if isinstance(arg, Node) else arg
+            name = f"x{i}"
+            if name not in prog.where:
+                expr = f"A[{i}].data" if isinstance(arg, Node) else f"A[{i}]"
+                fwd.bind(name, expr, array)
+                prog.where[name] = expr
+            if data.dtype == array.dtype and data.shape == array.shape and data.dtype != bool:
+                # the same numbers: read the argument itself (the copy Tensor() makes only
+                # guards the graph against later writes, and the replay reads it at once)
+                sym[id(n)] = _Sym(fwd, name, data)
+            else:  # Tensor's own conversion (integer labels to float64, say)
+                to_array = prog.helper("to_array", _tensor_mod._to_array)
+                sym[id(n)] = fwd.emit(
+                    f"{to_array}({name}, {fwd.fmt(data.dtype)})", data, (_Sym(fwd, name, array),)
+                )
+            continue
         bound = prog.array_name(data, fwd) if isinstance(data, np.ndarray) else None
-        if bound is not None:  # a leaf made inside from an argument's array: Tensor(X)
-            if bound not in prog.where:
-                i = int(bound[1:])
-                expr = f"A[{i}]" if isinstance(flat[i], np.ndarray) else f"A[{i}].data"
-                fwd.bind(bound, expr, data)
-                prog.where[bound] = expr
-            sym[id(n)] = _Sym(fwd, bound, data)
-        elif id(n) in trace.inside and not n.requires_grad:  # a constant made inside: kept
+        if bound is not None:
+            raise CompileError(
+                "the function made a leaf that shares an argument's memory in a way compile "
+                "cannot follow: make Tensors from the argument itself"
+            )
+        if id(n) in trace.inside and not n.requires_grad:  # a constant made inside: kept
             sym[id(n)] = _Sym(fwd, fwd.fmt(data), data)
         else:
             j = len(leaves)
@@ -956,7 +1026,7 @@ def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Pro
             out = _Sym(fwd, fwd.fmt(out), out)
         if prog.kind is Tensor and out.val.__class__ is not np.ndarray:
             out = fwd.emit(f"asarray({out.name})", np.asarray(out.val), (out,))
-        if not _identical(out.val, n.data):
+        if not _identical(out.val, n._data):
             raise CompileError(
                 f"internal: the generated forward of {_op_note(op)} differs from the eager "
                 "engine's; the function runs as it is without @compile"
@@ -968,9 +1038,8 @@ def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Pro
         if root.requires_grad:
             prog.orders[k] = _order(root)
     # what a backward may read again: each computed value (and comparison) by its name
-    saved = {s.name for s in sym.values() if s.name.startswith("t") and s.name[1:].isdigit()} | {
-        s.name for _, s in prog.mask_syms
-    }
+    saved = {s.name for s in sym.values() if s.name[:1] in "tx" and s.name[1:].isdigit()}
+    saved |= {s.name for _, s in prog.mask_syms}
     returns = [sym[id(o)].name for o in outs]
     lines = _prune(fwd.lines, set(returns) | saved)
     src, saved_order = _functions("forward", ["A", "L", "S"], lines, returns, saved)
@@ -1054,9 +1123,6 @@ def _identical(a: Any, b: Any) -> bool:
 # The backward: the eager pass's loop, run once on symbols
 
 
-_PLACED = object()
-
-
 def _build_backward(prog: _Program, k: int, seed: Any) -> Callable[..., Any]:
     """Generate the backward of output k for a seed like ``seed``, following the engine's loop."""
     kind = (k, seed.__class__, getattr(seed, "shape", None), getattr(seed, "dtype", None))
@@ -1088,57 +1154,39 @@ def _build_backward(prog: _Program, k: int, seed: Any) -> Callable[..., Any]:
         return p
 
     root = prog.roots[k]
-    order = list(prog.orders[k])
-    acc: dict[int, Any] = {id(n): _PLACED for n in order}
-    acc[id(root)] = _Sym(em, "G", seed)
-    leaves: list[Node] = []
-    leaf_g: dict[int, Any] = {}
-    em.comment("backward, in the eager pass's order")
-    if prog.entries.get(id(root)) is None:  # backward() on a leaf: its gradient is the seed
-        leaves.append(order.pop())
-        leaf_g[id(root)] = acc.pop(id(root))
-    while order:
-        n = order.pop()
-        g = acc.pop(id(n))
-        if g is _PLACED:  # every rule that reached n skipped it
+    tensor_grad = prog.helper("tensor_grad", _tensor_grad)
+    value_grad = prog.helper("value_grad", _value_grad)
+    # engine.backward_pass, run once on symbols: the gradients summed in a dict in the order
+    # they arrive, each node's rule once all its uses have sent theirs
+    grads: dict[int, Any] = {id(root): _Sym(em, "G", seed)}
+    nodes: dict[int, Node] = {id(root): root}
+    for n in prog.orders[k]:
+        g = grads.pop(id(n), None)
+        if g is None:  # no use of n sent a gradient (every rule skipped it)
             z = prog.kind.zeros_like(n, False)  # type: ignore[attr-defined]
-            g = (
-                _Sym(em, em.fmt(z), z)
-                if not tensor
-                else em.emit(
-                    f"{prog.helper('zeros_like', np.zeros_like)}({fwd(n).name})", z, (fwd(n),)
-                )
-            )
+            g = _Sym(em, em.fmt(z), z)
         op, parents, params = prog.entries[id(n)]
         em.comment(f"{_op_note(op)}: {fwd(n).name}")
-        need = _needs(op, parents)
-        grads = _call_backward(op, xp, g, fwd(n), [fwd(p) for p in parents], param(params), need)
-        if grads.__class__ is not tuple or len(grads) != len(parents):
-            grads = engine._one_per_input(op, grads, len(parents))
-        for p, gp in zip(parents, grads):  # noqa: B905 - counted above
-            if gp is None or not p.requires_grad:
+        ins = [fwd(p) for p in parents]
+        input_grads = engine.call_backward(op, xp, g, fwd(n), ins, param(params), parents)
+        for i, (p, d) in enumerate(zip(parents, input_grads)):  # noqa: B905 - call_backward
+            if d is None or not p.requires_grad:
                 continue
-            if not isinstance(gp, _Sym):
-                gp = _Sym(em, em.fmt(gp), gp)
+            if not isinstance(d, _Sym):
+                d = _Sym(em, em.fmt(d), d)
             if tensor:
-                gp = _fit(em, gp, p.data)
-            if id(p) in acc:
-                cur = acc[id(p)]
-                acc[id(p)] = gp if cur is _PLACED else cur + gp
-            elif id(p) in leaf_g:
-                leaf_g[id(p)] = leaf_g[id(p)] + gp
-            else:
-                leaves.append(p)
-                leaf_g[id(p)] = gp
-    em.comment("each leaf takes its gradient, as the eager pass hands them over")
-    vgrad = prog.helper("value_grad", _value_grad)
-    while leaves:
-        n = leaves.pop()
-        ref = prog.leaf_refs.get(id(n))
-        g = leaf_g.pop(id(n))
-        if ref is None:  # a constant made inside that requires grad: nobody can read it
+                d = _fit(em, d, p._data)
+            elif not (d.val.__class__ is float or isinstance(d.val, (int, float))):
+                p.fit_gradient(d.val, op, i)  # raises, naming the op
+            grads[id(p)] = grads[id(p)] + d if id(p) in grads else d
+            nodes[id(p)] = p
+    em.comment("each leaf takes its gradient, in the order the eager pass hands them over")
+    for key, g in grads.items():
+        n = nodes[key]
+        ref = prog.leaf_refs.get(key)
+        if ref is None or n is root:  # a constant made inside that requires grad: unreadable
             continue
-        expr = f"{ref}._accumulate({g.name})" if tensor else f"{vgrad}({ref}, {g.name})"
+        expr = f"{tensor_grad if tensor else value_grad}({ref}, {g.name})"
         em.lines.append(_Effect("", expr, (g.name,)))
     lines = _prune(em.lines, set())
     used = {u for ln in lines if isinstance(ln, _Line) for u in ln.uses}
@@ -1153,35 +1201,27 @@ def _build_backward(prog: _Program, k: int, seed: Any) -> Callable[..., Any]:
 
 
 def _fit(em: _Emitter, g: _Sym, like: Any) -> _Sym:
-    """engine._fit, emitted: undo broadcasting and match the input's dtype where needed."""
+    """Tensor.fit_gradient, emitted: undo broadcasting (tensor.unbroadcast, its axes worked
+    out now) and give the input's dtype."""
     v = g.val
-    if not (
-        v.__class__ is not np.ndarray
-        or v.shape != like.shape
-        or (v.dtype is not like.dtype and v.dtype != like.dtype)
-    ):
-        return g
-    if v.shape != like.shape:  # engine.sum_to, with the axes worked out now
-        shape = like.shape
+    shape = like.shape
+    if getattr(v, "shape", ()) != shape:
         extra = v.ndim - len(shape)
-        axes = tuple(range(extra)) + tuple(
+        stretched = tuple(
             extra + i for i, n in enumerate(shape) if n == 1 and v.shape[extra + i] != 1
         )
-        if axes:
-            g = _reduce(em, "sum", g, axes, True)
+        g = _reduce(em, "sum", g, tuple(range(extra)) + stretched, True)
         if extra:
             g = em.emit(f"{g.name}.reshape({em.fmt(shape)})", g.val.reshape(shape), (g,))
     v = g.val
-    if v.__class__ is np.ndarray:
-        if v.dtype != like.dtype:
-            g = em.emit(f"{g.name}.astype({em.fmt(like.dtype)})", v.astype(like.dtype), (g,))
-    elif not isinstance(v, Node):
-        g = em.emit(
-            f"asarray({g.name}, dtype={em.fmt(like.dtype)})",
-            np.asarray(v, dtype=like.dtype),
-            (g,),
-        )
-    return g
+    if v.__class__ is np.ndarray and v.dtype == like.dtype:
+        return g
+    asarray = em.program.helper("asarray", np.asarray)
+    return em.emit(
+        f"{asarray}({g.name}, dtype={em.fmt(like.dtype)})",
+        np.asarray(v, dtype=like.dtype),
+        (g,),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1254,23 +1294,17 @@ _new = object.__new__
 
 
 def _result_tensor(data: np.ndarray, requires_grad: bool) -> _CompiledTensor:
-    # Tensor's own fields, written out as tensor._apply writes them: a constructor call more
-    # per step would be a visible share of a small network's step.
+    # A leaf's fields set directly: Tensor() would copy the array the generated code made.
     out = _new(_CompiledTensor)
-    out.data = data
+    out._leaf(data, "", requires_grad)
     out.grad = None
-    out._spare = None
-    out.name = ""
-    out._init_leaf(requires_grad)
     return out
 
 
 def _result_value(data: float, requires_grad: bool) -> _CompiledValue:
     out = _new(_CompiledValue)
-    out.data = data
+    out._leaf(data, "", requires_grad)
     out.grad = 0.0
-    out.label = ""
-    out._init_leaf(requires_grad)
     return out
 
 
@@ -1369,7 +1403,7 @@ def _replay_backward(node: Any, grad: Any, create_graph: bool, retain_grads: boo
             "only, or under no_grad()"
         )
     r: _Replay = node._replay
-    seed = node._seed(grad, False, not retain_grads)
+    seed = node._seed(grad, False)
     entry = r.entry
     try:
         fn = _build_backward(entry.program, r.index, seed)
@@ -1384,8 +1418,7 @@ def _replay_backward(node: Any, grad: Any, create_graph: bool, retain_grads: boo
         out.backward(grad, retain_grads=retain_grads)
         return
     if retain_grads:  # the root keeps its gradient, as in the eager pass
-        cur = node.grad
-        node.grad = seed if cur is None or (cur.__class__ is float and cur == 0.0) else cur + seed
+        node._accumulate(seed)
 
 
 class _CompiledTensor(Tensor):
@@ -1489,7 +1522,7 @@ class Compiled:
         flat: list[Any],
         keep: list[Any],
     ) -> Any:
-        trace = _Trace()
+        trace = _Trace(flat)
         with _Patched(trace.patches()):
             result = self.fn(*args, **kwargs)
         if isinstance(result, Node):
@@ -1516,7 +1549,7 @@ class Compiled:
             for k in program.orders:  # the backward now, while the trace is at hand
                 root = program.roots[k]
                 if isinstance(root, Value) or root.data.size == 1:
-                    _build_backward(program, k, root._seed(None, False, True))
+                    _build_backward(program, k, root._seed(None, False))
             program.release()
         trace.clear()
         if len(self._entries) >= MAX_TRACES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -14,9 +15,16 @@ from .value import Value
 
 __all__ = ["as_leaf", "grad", "scalar_root", "value_and_grad"]
 
-# How many grad() calls are evaluating their function right now. Inside one, a derivative must be
-# recorded even for a plain float argument: the function may close over the outer variable.
-_depth = 0
+
+class _Nesting(threading.local):
+    """How many grad() calls are evaluating their function right now, in this thread. Inside
+    one, a derivative must be recorded even for a plain float argument: the function may close
+    over the outer variable. Another thread's grad() is no outer call of ours."""
+
+    depth = 0
+
+
+_nesting = _Nesting()
 
 
 def grad(f: Callable[..., Any], argnum: int = 0) -> Callable[..., Any]:
@@ -50,7 +58,6 @@ def value_and_grad(f: Callable[..., Any], argnum: int = 0) -> Callable[..., tupl
 
     @functools.wraps(f)
     def wrapped(*args: Any) -> tuple[Any, Any]:
-        global _depth
         if not -len(args) <= argnum < len(args):
             raise IndexError(f"argnum {argnum} is out of range for {len(args)} argument(s)")
         i = argnum % len(args)
@@ -58,8 +65,8 @@ def value_and_grad(f: Callable[..., Any], argnum: int = 0) -> Callable[..., tupl
         leaf = as_leaf(x)
         # Record the derivative when someone may differentiate it again: an outer grad is
         # running, or the argument is a node from a graph of the caller's.
-        recorded = _depth > 0 or isinstance(x, Node)
-        _depth += 1
+        recorded = _nesting.depth > 0 or isinstance(x, Node)
+        _nesting.depth += 1
         try:
             with enable_grad():
                 out = f(*args[:i], leaf, *args[i + 1 :])
@@ -69,7 +76,7 @@ def value_and_grad(f: Callable[..., Any], argnum: int = 0) -> Callable[..., tupl
                 else:  # f does not depend on x at all
                     d = leaf.zeros_like(leaf, recorded)  # type: ignore[arg-type]
         finally:
-            _depth -= 1
+            _nesting.depth -= 1
         if recorded:
             return out, d
         return float(root.data if isinstance(root, Node) else root), d

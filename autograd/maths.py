@@ -1,6 +1,6 @@
-"""The three math namespaces an op's rule can run on: floats, NumPy arrays, and graph nodes.
+"""The three math namespaces (``xp``) an op's rule can run on: floats, NumPy arrays, graph nodes.
 
-An op calls ``m.exp(x)`` rather than ``math.exp`` or ``np.exp``, so the same rule computes on plain
+An op calls ``xp.exp(x)`` rather than ``math.exp`` or ``np.exp``, so the same rule computes on plain
 floats (Value), arrays (Tensor) and, when the backward pass is recorded for higher derivatives, on
 nodes. Masks such as ``positive`` always return plain data: they are constants, not functions of x.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ArrayMath", "NodeMath", "ScalarMath"]
+__all__ = ["ArrayMath", "FloatMath", "NodeMath"]
 
 
 def _keep_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
@@ -23,7 +23,7 @@ def _keep_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
-class ScalarMath:
+class FloatMath:
     """Math on Python floats, with the errors a learner needs instead of silent NaN."""
 
     @staticmethod
@@ -40,6 +40,12 @@ class ScalarMath:
         except ZeroDivisionError:
             raise ZeroDivisionError(f"0.0 raised to a negative power: {x!r} ** {p!r}") from None
         except OverflowError:
+            if x < 0.0 and p == int(p) and int(p) % 2 == 1:  # (-10.0) ** 1001
+                return -math.inf
+            if x < 0.0 and p != int(p):
+                raise ValueError(
+                    f"negative number raised to a fractional power: {x!r} ** {p!r}"
+                ) from None
             return math.inf
         if isinstance(out, complex):
             raise ValueError(f"negative number raised to a fractional power: {x!r} ** {p!r}")
@@ -65,11 +71,17 @@ class ScalarMath:
         return math.sqrt(x)
 
     tanh = staticmethod(math.tanh)
+    sin = staticmethod(math.sin)
+    cos = staticmethod(math.cos)
     abs = staticmethod(abs)
 
     @staticmethod
-    def xlogy(x: float, y: float) -> float:
-        return 0.0 if x == 0.0 else x * ScalarMath.log(y)
+    def times_pow(c: float, a: float, p: float) -> float:
+        return 0.0 if c == 0.0 else c * FloatMath.pow(a, p)
+
+    @staticmethod
+    def pow_log(out: float, a: float, b: float) -> float:
+        return 0.0 if a == 0.0 and b >= 0.0 else out * FloatMath.log(a)
 
     @staticmethod
     def sigmoid(x: float) -> float:
@@ -81,7 +93,7 @@ class ScalarMath:
 
     @staticmethod
     def relu(x: float) -> float:
-        return x if x > 0.0 else 0.0
+        return 0.0 if x <= 0.0 else x  # NaN stays NaN, as in NumPy
 
     @staticmethod
     def positive(x: float) -> float:
@@ -91,13 +103,14 @@ class ScalarMath:
     def sign(x: float) -> float:
         return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
 
+    # NaN wins, as in np.maximum and np.minimum
     @staticmethod
     def maximum(a: float, b: float) -> float:
-        return a if a >= b else b
+        return a if a >= b or math.isnan(a) else b
 
     @staticmethod
     def minimum(a: float, b: float) -> float:
-        return a if a <= b else b
+        return a if a <= b or math.isnan(a) else b
 
     @staticmethod
     def winner(a: float, b: float) -> float:
@@ -138,6 +151,8 @@ class ArrayMath:
     log = staticmethod(np.log)
     sqrt = staticmethod(np.sqrt)
     tanh = staticmethod(np.tanh)
+    sin = staticmethod(np.sin)
+    cos = staticmethod(np.cos)
     abs = staticmethod(np.abs)
     maximum = staticmethod(np.maximum)
     minimum = staticmethod(np.minimum)
@@ -177,9 +192,14 @@ class ArrayMath:
         return view
 
     @staticmethod
-    def xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        zero = x == 0
-        return np.where(zero, 0.0, x * np.log(np.where(zero, 1.0, y)))
+    def times_pow(c: np.ndarray, a: np.ndarray, p: np.ndarray) -> np.ndarray:
+        zero = c == 0
+        return np.where(zero, 0.0, c * np.power(np.where(zero, 1.0, a), p))
+
+    @staticmethod
+    def pow_log(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        flat = (a == 0) & (b >= 0)
+        return np.where(flat, 0.0, out * np.log(np.where(flat, 1.0, a)))
 
     @staticmethod
     def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -265,9 +285,10 @@ class ArrayMath:
 
     @staticmethod
     def logsumexp(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
-        top = np.max(x, axis=axis, keepdims=True)
+        top = np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # -inf over an empty axis
         top = np.where(np.isfinite(top), top, 0.0)  # all -inf along the axis: leave log(0) = -inf
-        out = np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)) + top
+        with np.errstate(divide="ignore"):  # log(0) = -inf is the answer there, not a mistake
+            out = np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)) + top
         return out if keepdims else np.squeeze(out, axis=axis)
 
     @staticmethod
@@ -302,22 +323,38 @@ class NodeMath:
         return x.log()
 
     @staticmethod
-    def xlogy(x: Any, y: Any) -> Any:
-        return x * y.log()  # recorded: log(0) stays an error on Value, -inf on Tensor
+    def sin(x: Any) -> Any:
+        return x.sin()
+
+    @staticmethod
+    def cos(x: Any) -> Any:
+        return x.cos()
+
+    # c * a ** p and out * log(a) with the zeros of the float and array forms: a is shifted to 1
+    # where the result is 0 anyway, so the recorded graph never evaluates 0 ** -1 or log(0).
+    @staticmethod
+    def times_pow(c: Any, a: Any, p: Any) -> Any:
+        zero = c.data == 0
+        return c * (a + zero * 1.0) ** p
+
+    @staticmethod
+    def pow_log(out: Any, a: Any, b: Any) -> Any:
+        flat = (a.data == 0) & (b.data >= 0)
+        return out * (a + flat * 1.0).log()
 
     @staticmethod
     def positive(x: Any) -> Any:
-        return ArrayMath.positive(x.data) if hasattr(x, "shape") else ScalarMath.positive(x.data)
+        return ArrayMath.positive(x.data) if hasattr(x, "shape") else FloatMath.positive(x.data)
 
     @staticmethod
     def sign(x: Any) -> Any:
-        return ArrayMath.sign(x.data) if hasattr(x, "shape") else ScalarMath.sign(x.data)
+        return ArrayMath.sign(x.data) if hasattr(x, "shape") else FloatMath.sign(x.data)
 
     @staticmethod
     def winner(a: Any, b: Any) -> Any:
         if hasattr(a, "shape"):
             return ArrayMath.winner(a.data, b.data)
-        return ScalarMath.winner(a.data, b.data)
+        return FloatMath.winner(a.data, b.data)
 
     @staticmethod
     def sum(x: Any, axis: Any, keepdims: bool) -> Any:

@@ -1,12 +1,13 @@
 """Every primitive op: its forward and local derivative side by side, stated in its docstring.
 
-``g`` is the incoming gradient, ``out`` the op's output, ``m`` the math namespace that fits the
+``g`` is the incoming gradient, ``out`` the op's output, ``xp`` the math namespace that fits the
 arguments (floats, arrays, or graph nodes when the backward pass is being recorded), so each rule
 is written once and serves the fast first-order pass and the higher-order one alike.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .engine import Op
@@ -20,37 +21,39 @@ class Add(Op):
     """out = a + b;  da = g,  db = g"""
 
     @staticmethod
-    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
+    def forward(xp: Any_, a: Any_, b: Any_) -> Any_:
         return a + b
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
         return g, g
 
 
 class Sub(Op):
     """out = a - b;  da = g,  db = -g   (a primitive, not a + (-b): one node instead of two)"""
 
-    skips = True  # pred - target: no -g for a target that needs no gradient
+    takes_needs_grad = True  # pred - target: no -g for a target that needs no gradient
 
     @staticmethod
-    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
+    def forward(xp: Any_, a: Any_, b: Any_) -> Any_:
         return a - b
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
-        return g, (-g if need[1] else None)
+    def backward(
+        xp: Any_, g: Any_, out: Any_, a: Any_, b: Any_, *, needs_grad: tuple[bool, ...]
+    ) -> tuple[Any_, ...]:
+        return g, (-g if needs_grad[1] else None)
 
 
 class Mul(Op):
     """out = a * b;  da = g * b,  db = g * a"""
 
     @staticmethod
-    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
+    def forward(xp: Any_, a: Any_, b: Any_) -> Any_:
         return a * b
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
         return g * b, g * a
 
 
@@ -58,11 +61,11 @@ class Div(Op):
     """out = a / b;  da = g / b,  db = -g * out / b   (a primitive: one node, not a * b**-1)"""
 
     @staticmethod
-    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
-        return m.div(a, b)
+    def forward(xp: Any_, a: Any_, b: Any_) -> Any_:
+        return xp.div(a, b)
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
         gb = g / b
         return gb, -gb * out
 
@@ -71,11 +74,11 @@ class Neg(Op):
     """out = -x;  dx = -g"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_) -> Any_:
+    def forward(xp: Any_, x: Any_) -> Any_:
         return -x
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
         return (-g,)
 
 
@@ -83,49 +86,128 @@ class Pow(Op):
     """out = x ** p for a constant p;  dx = g * p * x ** (p - 1)"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_, p: float) -> Any_:
-        return m.pow(x, p)
+    def forward(xp: Any_, x: Any_, p: float) -> Any_:
+        return xp.pow(x, p)
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, p: float) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_, p: float) -> tuple[Any_, ...]:
         if p == 0:  # x ** -1 at x = 0 would turn the exact zero into NaN
             return (g * 0.0,)
         if p == 1:
             return (g,)
         if p == 2:  # the most common power; x * 2 is exact and records one node fewer
             return (g * (x * 2.0),)
-        return (g * (p * m.pow(x, p - 1)),)
+        return (g * (p * xp.pow(x, p - 1)),)
 
 
 class PowV(Op):
     """out = a ** b, both differentiable;  da = g * b * a ** (b - 1),  db = g * out * log(a)
 
-    db is taken as 0 where out is 0 (a = 0, b > 0), as in PyTorch: 0 ** b is flat in b there.
+    As in PyTorch, da is 0 where b = 0 (a ** 0 is flat in a, even at a = 0), and db is 0 where
+    a = 0 and b >= 0 (0 ** b is flat in b there), so the gradient at 0 ** 0 is finite.
     """
 
     name = "Pow(a, b)"
-    skips = True  # log(a) is undefined for a <= 0: compute db only when b needs it
+    takes_needs_grad = True  # log(a) is undefined for a <= 0: compute db only when b needs it
 
     @staticmethod
-    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
-        return m.pow(a, b)
+    def forward(xp: Any_, a: Any_, b: Any_) -> Any_:
+        return xp.pow(a, b)
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
-        da = g * (b * m.pow(a, b - 1)) if need[0] else None
-        db = g * m.xlogy(out, a) if need[1] else None
+    def backward(
+        xp: Any_, g: Any_, out: Any_, a: Any_, b: Any_, *, needs_grad: tuple[bool, ...]
+    ) -> tuple[Any_, ...]:
+        da = g * xp.times_pow(b, a, b - 1) if needs_grad[0] else None
+        db = g * xp.pow_log(out, a, b) if needs_grad[1] else None
         return da, db
+
+
+# --- a number operand is a param, not a leaf: x + 2 is one node, not two ------------------------
+
+
+class AddNumber(Op):
+    """out = x + c for a number c;  dx = g   (x - c is x + (-c), exactly, in floating point)"""
+
+    @staticmethod
+    def forward(xp: Any_, x: Any_, c: float) -> Any_:
+        return x + c
+
+    @staticmethod
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_, c: float) -> tuple[Any_, ...]:
+        return (g,)
+
+
+class MulNumber(Op):
+    """out = x * c for a number c;  dx = g * c"""
+
+    @staticmethod
+    def forward(xp: Any_, x: Any_, c: float) -> Any_:
+        return x * c
+
+    @staticmethod
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_, c: float) -> tuple[Any_, ...]:
+        return (g * c,)
+
+
+class DivNumber(Op):
+    """out = x / c for a number c;  dx = g / c"""
+
+    @staticmethod
+    def forward(xp: Any_, x: Any_, c: float) -> Any_:
+        return xp.div(x, c)
+
+    @staticmethod
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_, c: float) -> tuple[Any_, ...]:
+        return (g / c,)
+
+
+class NumberSub(Op):
+    """out = c - x for a number c;  dx = -g"""
+
+    @staticmethod
+    def forward(xp: Any_, x: Any_, c: float) -> Any_:
+        return c - x
+
+    @staticmethod
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_, c: float) -> tuple[Any_, ...]:
+        return (-g,)
+
+
+class NumberDiv(Op):
+    """out = c / x for a number c;  dx = -g * out / x"""
+
+    @staticmethod
+    def forward(xp: Any_, x: Any_, c: float) -> Any_:
+        return xp.div(c, x)
+
+    @staticmethod
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_, c: float) -> tuple[Any_, ...]:
+        return (-g * out / x,)
+
+
+class NumberPow(Op):
+    """out = c ** x for a number c;  dx = g * out * log(c)   (0 for c = 0, as in PyTorch)"""
+
+    @staticmethod
+    def forward(xp: Any_, x: Any_, c: float) -> Any_:
+        return xp.pow(c, x)
+
+    @staticmethod
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_, c: float) -> tuple[Any_, ...]:
+        log_c = math.log(c) if c > 0 else (0.0 if c == 0 else math.nan)  # a constant
+        return (g * out * log_c,)
 
 
 class Exp(Op):
     """out = exp(x);  dx = g * out"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_) -> Any_:
-        return m.exp(x)
+    def forward(xp: Any_, x: Any_) -> Any_:
+        return xp.exp(x)
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
         return (g * out,)
 
 
@@ -133,11 +215,11 @@ class Log(Op):
     """out = log(x);  dx = g / x"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_) -> Any_:
-        return m.log(x)
+    def forward(xp: Any_, x: Any_) -> Any_:
+        return xp.log(x)
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
         return (g / x,)
 
 
@@ -145,23 +227,47 @@ class Tanh(Op):
     """out = tanh(x);  dx = g * (1 - out ** 2)"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_) -> Any_:
-        return m.tanh(x)
+    def forward(xp: Any_, x: Any_) -> Any_:
+        return xp.tanh(x)
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
         return (g * (1.0 - out * out),)
+
+
+class Sin(Op):
+    """out = sin(x);  dx = g * cos(x)"""
+
+    @staticmethod
+    def forward(xp: Any_, x: Any_) -> Any_:
+        return xp.sin(x)
+
+    @staticmethod
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+        return (g * xp.cos(x),)
+
+
+class Cos(Op):
+    """out = cos(x);  dx = -g * sin(x)"""
+
+    @staticmethod
+    def forward(xp: Any_, x: Any_) -> Any_:
+        return xp.cos(x)
+
+    @staticmethod
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+        return (-g * xp.sin(x),)
 
 
 class Sigmoid(Op):
     """out = 1 / (1 + exp(-x));  dx = g * out * (1 - out)   (a primitive: stable at |x| = 1000)"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_) -> Any_:
-        return m.sigmoid(x)
+    def forward(xp: Any_, x: Any_) -> Any_:
+        return xp.sigmoid(x)
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
         return (g * (out * (1.0 - out)),)
 
 
@@ -169,35 +275,37 @@ class ReLU(Op):
     """out = max(x, 0);  dx = g * [out > 0]   (gradient 0 at 0)"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_) -> Any_:
-        return m.relu(x)
+    def forward(xp: Any_, x: Any_) -> Any_:
+        return xp.relu(x)
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
-        return (g * m.positive(out),)  # out > 0 exactly where x > 0; Dense reuses it with out alone
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+        return (
+            g * xp.positive(out),
+        )  # out > 0 exactly where x > 0; Dense reuses it with out alone
 
 
 class Abs(Op):
     """out = |x|;  dx = g * sign(x)   (gradient 0 at 0)"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_) -> Any_:
-        return m.abs(x)
+    def forward(xp: Any_, x: Any_) -> Any_:
+        return xp.abs(x)
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
-        return (g * m.sign(x),)
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+        return (g * xp.sign(x),)
 
 
 class Sqrt(Op):
     """out = sqrt(x);  dx = g * 0.5 / out"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_) -> Any_:
-        return m.sqrt(x)
+    def forward(xp: Any_, x: Any_) -> Any_:
+        return xp.sqrt(x)
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
         return (g * 0.5 / out,)
 
 
@@ -205,12 +313,12 @@ class Maximum(Op):
     """out = max(a, b);  da = g * ([a > b] + [a = b] / 2),  db = g * ([b > a] + [a = b] / 2)"""
 
     @staticmethod
-    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
-        return m.maximum(a, b)
+    def forward(xp: Any_, a: Any_, b: Any_) -> Any_:
+        return xp.maximum(a, b)
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
-        wa = m.winner(a, b)
+    def backward(xp: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
+        wa = xp.winner(a, b)
         return g * wa, g * (1.0 - wa)
 
 
@@ -218,12 +326,12 @@ class Minimum(Op):
     """out = min(a, b);  da = g * ([a < b] + [a = b] / 2),  db = g * ([b < a] + [a = b] / 2)"""
 
     @staticmethod
-    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
-        return m.minimum(a, b)
+    def forward(xp: Any_, a: Any_, b: Any_) -> Any_:
+        return xp.minimum(a, b)
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
-        wa = m.winner(b, a)  # 1 where a is the smaller
+    def backward(xp: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
+        wa = xp.winner(b, a)  # 1 where a is the smaller
         return g * wa, g * (1.0 - wa)
 
 
@@ -236,11 +344,11 @@ class SumValues(Op):
     name = "Sum(values)"
 
     @staticmethod
-    def forward(m: Any_, *xs: Any_) -> Any_:
-        return m.fsum(xs)
+    def forward(xp: Any_, *xs: Any_) -> Any_:
+        return xp.fsum(xs)
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, *xs: Any_) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, *xs: Any_) -> tuple[Any_, ...]:
         return (g,) * len(xs)
 
 
@@ -248,12 +356,12 @@ class Dot(Op):
     """out = w_1 x_1 + ... + w_n x_n;  dw_i = g x_i,  dx_i = g w_i   (inputs w_1..w_n, x_1..x_n)"""
 
     @staticmethod
-    def forward(m: Any_, *wx: Any_) -> Any_:
+    def forward(xp: Any_, *wx: Any_) -> Any_:
         n = len(wx) // 2
-        return m.fsum([w * x for w, x in zip(wx[:n], wx[n:], strict=True)])
+        return xp.fsum([w * x for w, x in zip(wx[:n], wx[n:], strict=True)])
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, *wx: Any_) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, *wx: Any_) -> tuple[Any_, ...]:
         n = len(wx) // 2
         return tuple([g * x for x in wx[n:]] + [g * w for w in wx[:n]])
 
@@ -265,28 +373,28 @@ class Sum(Op):
     """out = sum of x over axis;  dx = g broadcast back to x's shape"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_, axis: Any_, keepdims: bool) -> Any_:
-        return m.sum(x, axis, keepdims)
+    def forward(xp: Any_, x: Any_, axis: Any_, keepdims: bool) -> Any_:
+        return xp.sum(x, axis, keepdims)
 
     @staticmethod
     def backward(
-        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, axis: Any_, keepdims: bool
+        xp: Any_, g: Any_, out: Any_, x: Any_, axis: Any_, keepdims: bool
     ) -> tuple[Any_, ...]:
-        return (m.expand(g, x.shape, axis, keepdims),)
+        return (xp.expand(g, x.shape, axis, keepdims),)
 
 
 class Max(Op):
     """out = max of x over axis;  dx = g where x equals the max, split evenly among ties"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_, axis: Any_, keepdims: bool) -> Any_:
-        return m.amax(x, axis, keepdims)
+    def forward(xp: Any_, x: Any_, axis: Any_, keepdims: bool) -> Any_:
+        return xp.amax(x, axis, keepdims)
 
     @staticmethod
     def backward(
-        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, axis: Any_, keepdims: bool
+        xp: Any_, g: Any_, out: Any_, x: Any_, axis: Any_, keepdims: bool
     ) -> tuple[Any_, ...]:
-        return (m.expand(g, x.shape, axis, keepdims) * m.argmax_share(x, out, axis, keepdims),)
+        return (xp.expand(g, x.shape, axis, keepdims) * xp.argmax_share(x, out, axis, keepdims),)
 
 
 class Min(Max):
@@ -296,39 +404,41 @@ class Min(Max):
     """
 
     @staticmethod
-    def forward(m: Any_, x: Any_, axis: Any_, keepdims: bool) -> Any_:
-        return m.amin(x, axis, keepdims)
+    def forward(xp: Any_, x: Any_, axis: Any_, keepdims: bool) -> Any_:
+        return xp.amin(x, axis, keepdims)
 
 
 class MatMul(Op):
     """out = a @ b;  da = g @ bᵀ,  db = aᵀ @ g   (1-D operands promoted as in NumPy)"""
 
-    skips = True  # never multiply out the gradient of an input such as the data batch
+    takes_needs_grad = True  # never multiply out the gradient of an input such as the data batch
 
     @staticmethod
-    def forward(m: Any_, a: Any_, b: Any_) -> Any_:
+    def forward(xp: Any_, a: Any_, b: Any_) -> Any_:
         return a @ b
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_) -> tuple[Any_, ...]:
+    def backward(
+        xp: Any_, g: Any_, out: Any_, a: Any_, b: Any_, *, needs_grad: tuple[bool, ...]
+    ) -> tuple[Any_, ...]:
         if a.ndim == 1 and b.ndim == 1:
-            return (g * b if need[0] else None), (g * a if need[1] else None)
-        a2 = m.reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
-        b2 = m.reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
+            return (g * b if needs_grad[0] else None), (g * a if needs_grad[1] else None)
+        a2 = xp.reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
+        b2 = xp.reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
         g2 = g
         if a.ndim == 1:
-            g2 = m.reshape(g2, (*g2.shape[:-1], 1, g2.shape[-1]))
+            g2 = xp.reshape(g2, (*g2.shape[:-1], 1, g2.shape[-1]))
         if b.ndim == 1:
-            g2 = m.reshape(g2, (*g2.shape, 1))
+            g2 = xp.reshape(g2, (*g2.shape, 1))
         da = db = None
-        if need[0]:
-            da = g2 @ m.mT(b2)
+        if needs_grad[0]:
+            da = g2 @ xp.mT(b2)
             if a.ndim == 1:
-                da = m.reshape(da, (*da.shape[:-2], da.shape[-1]))
-        if need[1]:
-            db = m.mT(a2) @ g2
+                da = xp.reshape(da, (*da.shape[:-2], da.shape[-1]))
+        if needs_grad[1]:
+            db = xp.mT(a2) @ g2
             if b.ndim == 1:
-                db = m.reshape(db, db.shape[:-1])
+                db = xp.reshape(db, db.shape[:-1])
         return da, db
 
 
@@ -350,85 +460,79 @@ class Dense(Op):
     step is mostly per-node overhead, and this is the layer PyTorch's addmm fuses too.
     """
 
-    skips = True  # the data batch x never needs its gradient multiplied out
+    takes_needs_grad = True  # the data batch x never needs its gradient multiplied out
 
     @staticmethod
-    def forward(m: Any_, x: Any_, w: Any_, *rest: Any_) -> Any_:
+    def forward(xp: Any_, x: Any_, w: Any_, *rest: Any_) -> Any_:
         act = rest[-1]  # rest is (b, act) or (act,)
-        z = m.dot(x, w) if len(rest) == 1 else m.dot(x, w) + rest[0]
-        return z if act is None else act.forward(m, z)
+        z = xp.dot(x, w) if len(rest) == 1 else xp.dot(x, w) + rest[0]
+        return z if act is None else act.forward(xp, z)
 
     @staticmethod
     def backward(
-        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, w: Any_, *rest: Any_
+        xp: Any_, g: Any_, out: Any_, x: Any_, w: Any_, *rest: Any_, needs_grad: tuple[bool, ...]
     ) -> tuple[Any_, ...]:
         act = rest[-1]
-        d = g if act is None else act.backward(m, None, g, out, None)[0]
-        dx = m.dot(d, w.T) if need[0] else None
-        dw = m.dot(x.T, d) if need[1] else None
+        d = g if act is None else act.backward(xp, g, out, None)[0]
+        dx = xp.dot(d, w.T) if needs_grad[0] else None
+        dw = xp.dot(x.T, d) if needs_grad[1] else None
         if len(rest) == 1:
             return dx, dw
-        return dx, dw, (m.row_sum(d) if need[2] else None)
+        return dx, dw, (xp.row_sum(d) if needs_grad[2] else None)
 
 
 class SquaredError(Op):
     """out = Σ (p - t)² / n  (n the element count for the mean, 1 for the sum);
     dp = 2 (p - t) g / n,  dt = -dp   (one node for the loss, not four: Sub, Mul, Sum, scale)"""
 
-    skips = True  # the target is data: no gradient for it
+    takes_needs_grad = True  # the target is data: no gradient for it
 
     @staticmethod
-    def forward(m: Any_, p: Any_, t: Any_, n: float) -> Any_:
-        return m.sum_squares(p - t) / n  # divided, as a mean is, not multiplied by 1 / n
+    def forward(xp: Any_, p: Any_, t: Any_, n: float) -> Any_:
+        return xp.sum_squares(p - t) / n  # divided, as a mean is, not multiplied by 1 / n
 
     @staticmethod
     def backward(
-        m: Any_, need: Any_, g: Any_, out: Any_, p: Any_, t: Any_, n: float
+        xp: Any_, g: Any_, out: Any_, p: Any_, t: Any_, n: float, *, needs_grad: tuple[bool, ...]
     ) -> tuple[Any_, ...]:
         dp = (p - t) * (g * (2.0 / n))
-        return (dp if need[0] else None), (-dp if need[1] else None)
+        return (dp if needs_grad[0] else None), (-dp if needs_grad[1] else None)
 
 
 class Reshape(Op):
     """out = x reshaped;  dx = g reshaped back to x's shape"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_, shape: tuple[int, ...]) -> Any_:
-        return m.reshape(x, shape)
+    def forward(xp: Any_, x: Any_, shape: tuple[int, ...]) -> Any_:
+        return xp.reshape(x, shape)
 
     @staticmethod
-    def backward(
-        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, shape: tuple[int, ...]
-    ) -> tuple[Any_, ...]:
-        return (m.reshape(g, x.shape),)
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_, shape: tuple[int, ...]) -> tuple[Any_, ...]:
+        return (xp.reshape(g, x.shape),)
 
 
 class Transpose(Op):
     """out = x with axes permuted;  dx = g with the inverse permutation"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_, axes: tuple[int, ...]) -> Any_:
-        return m.transpose(x, axes)
+    def forward(xp: Any_, x: Any_, axes: tuple[int, ...]) -> Any_:
+        return xp.transpose(x, axes)
 
     @staticmethod
-    def backward(
-        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, axes: tuple[int, ...]
-    ) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_, axes: tuple[int, ...]) -> tuple[Any_, ...]:
         inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))
-        return (m.transpose(g, inverse),)
+        return (xp.transpose(g, inverse),)
 
 
 class BroadcastTo(Op):
     """out = x broadcast to shape;  dx = g summed back to x's shape (done by the engine)"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_, shape: tuple[int, ...]) -> Any_:
-        return m.broadcast_to(x, shape)
+    def forward(xp: Any_, x: Any_, shape: tuple[int, ...]) -> Any_:
+        return xp.broadcast_to(x, shape)
 
     @staticmethod
-    def backward(
-        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, shape: tuple[int, ...]
-    ) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_, shape: tuple[int, ...]) -> tuple[Any_, ...]:
         return (g,)
 
 
@@ -436,24 +540,24 @@ class Index(Op):
     """out = x[index];  dx = zeros of x's shape, g added at index (repeats accumulate)"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_, index: Any_) -> Any_:
+    def forward(xp: Any_, x: Any_, index: Any_) -> Any_:
         return x[index]
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, index: Any_) -> tuple[Any_, ...]:
-        return (m.scatter(g, x.shape, index),)
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_, index: Any_) -> tuple[Any_, ...]:
+        return (xp.scatter(g, x.shape, index),)
 
 
 class Scatter(Op):
     """out = zeros(shape) with x added at index;  dx = g[index]   (Index's derivative, as an op)"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_, shape: tuple[int, ...], index: Any_) -> Any_:
-        return m.scatter(x, shape, index)
+    def forward(xp: Any_, x: Any_, shape: tuple[int, ...], index: Any_) -> Any_:
+        return xp.scatter(x, shape, index)
 
     @staticmethod
     def backward(
-        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, shape: tuple[int, ...], index: Any_
+        xp: Any_, g: Any_, out: Any_, x: Any_, shape: tuple[int, ...], index: Any_
     ) -> tuple[Any_, ...]:
         return (g[index],)
 
@@ -462,11 +566,11 @@ class Concatenate(Op):
     """out = the inputs joined along axis;  dx_i = the slice of g that x_i filled"""
 
     @staticmethod
-    def forward(m: Any_, *args: Any_) -> Any_:
-        return m.concatenate(args[:-1], args[-1])
+    def forward(xp: Any_, *args: Any_) -> Any_:
+        return xp.concatenate(args[:-1], args[-1])
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, *args: Any_) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, *args: Any_) -> tuple[Any_, ...]:
         *xs, axis = args
         grads = []
         start = 0
@@ -482,13 +586,11 @@ class Where(Op):
     """out = a where cond else b;  da = g * [cond],  db = g * [not cond]"""
 
     @staticmethod
-    def forward(m: Any_, a: Any_, b: Any_, cond: Any_) -> Any_:
-        return m.where(cond, a, b)
+    def forward(xp: Any_, a: Any_, b: Any_, cond: Any_) -> Any_:
+        return xp.where(cond, a, b)
 
     @staticmethod
-    def backward(
-        m: Any_, need: Any_, g: Any_, out: Any_, a: Any_, b: Any_, cond: Any_
-    ) -> tuple[Any_, ...]:
+    def backward(xp: Any_, g: Any_, out: Any_, a: Any_, b: Any_, cond: Any_) -> tuple[Any_, ...]:
         return g * cond, g * ~cond
 
 
@@ -496,38 +598,38 @@ class Softmax(Op):
     """out = exp(x) / sum(exp(x)) over axis;  dx = out * (g - sum(g * out, axis))"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_, axis: int) -> Any_:
-        return m.softmax(x, axis)
+    def forward(xp: Any_, x: Any_, axis: int) -> Any_:
+        return xp.softmax(x, axis)
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, axis: int) -> tuple[Any_, ...]:
-        return (out * (g - m.sum(g * out, axis, True)),)
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_, axis: int) -> tuple[Any_, ...]:
+        return (out * (g - xp.sum(g * out, axis, True)),)
 
 
 class LogSoftmax(Op):
     """out = x - logsumexp(x) over axis;  dx = g - exp(out) * sum(g, axis)"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_, axis: int) -> Any_:
-        return m.log_softmax(x, axis)
+    def forward(xp: Any_, x: Any_, axis: int) -> Any_:
+        return xp.log_softmax(x, axis)
 
     @staticmethod
-    def backward(m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, axis: int) -> tuple[Any_, ...]:
-        return (g - m.exp(out) * m.sum(g, axis, True),)
+    def backward(xp: Any_, g: Any_, out: Any_, x: Any_, axis: int) -> tuple[Any_, ...]:
+        return (g - xp.exp(out) * xp.sum(g, axis, True),)
 
 
 class LogSumExp(Op):
     """out = log(sum(exp(x))) over axis;  dx = g * exp(x - out), g and out broadcast back"""
 
     @staticmethod
-    def forward(m: Any_, x: Any_, axis: Any_, keepdims: bool) -> Any_:
-        return m.logsumexp(x, axis, keepdims)
+    def forward(xp: Any_, x: Any_, axis: Any_, keepdims: bool) -> Any_:
+        return xp.logsumexp(x, axis, keepdims)
 
     @staticmethod
     def backward(
-        m: Any_, need: Any_, g: Any_, out: Any_, x: Any_, axis: Any_, keepdims: bool
+        xp: Any_, g: Any_, out: Any_, x: Any_, axis: Any_, keepdims: bool
     ) -> tuple[Any_, ...]:
         shape = x.shape
         return (
-            m.expand(g, shape, axis, keepdims) * m.exp(x - m.expand(out, shape, axis, keepdims)),
+            xp.expand(g, shape, axis, keepdims) * xp.exp(x - xp.expand(out, shape, axis, keepdims)),
         )

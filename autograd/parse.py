@@ -651,7 +651,7 @@ def _evaluate(root: ast.expr, bound: dict[str, Value]) -> Value:
         elif not ready:
             stack.append((node, True))
             if isinstance(node, ast.BinOp):
-                # x ** 2: a constant exponent is the op's saved argument (one Pow node), as in
+                # x ** 2: a constant exponent is the op's param (one Pow node), as in
                 # Python code; anything else is a Value exponent.
                 if isinstance(node.op, ast.Pow) and _constant(node.right) is not None:
                     stack.append((node.left, False))

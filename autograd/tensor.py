@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import sys
+import math
 from collections.abc import Sequence
 from typing import Any, Union
 
 import numpy as np
 
-from . import engine
-from .engine import Node, Op, check_forward
-from .maths import ArrayMath, NodeMath
+from .engine import ArrayMath, Node, Op, record
 from .ops import (
     ACTIVATIONS,
     Abs,
     Add,
+    AddNumber,
     BroadcastTo,
     Concatenate,
+    Cos,
     Dense,
     Div,
+    DivNumber,
     Exp,
     Index,
     Log,
@@ -30,13 +31,18 @@ from .ops import (
     Min,
     Minimum,
     Mul,
+    MulNumber,
     Neg,
+    NumberDiv,
+    NumberPow,
+    NumberSub,
     Pow,
     PowV,
     ReLU,
     Reshape,
     Scatter,
     Sigmoid,
+    Sin,
     Softmax,
     Sqrt,
     SquaredError,
@@ -55,6 +61,7 @@ __all__ = [
     "minimum",
     "squared_error",
     "stack",
+    "unbroadcast",
     "where",
 ]
 
@@ -62,14 +69,8 @@ ArrayLike = Any  # whatever np.asarray accepts: numbers, nested lists, arrays
 Operand = Union["Tensor", ArrayLike]
 Axis = Union[int, tuple[int, ...], None]  # noqa: UP007 - a runtime alias; `|` needs 3.10 objects
 
-_new = object.__new__
-# sys.getrefcount(g) inside Tensor._accumulate when only the backward loop holds g: the loop's
-# local, the parameter, and getrefcount's own argument.
-_UNSHARED = 3
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-# A NumPy scalar, not a 0-d array: immutable, so it can be shared, and a rule's first product
-# with it (``g * (2 / n)``) costs a tenth of a 0-d array's.
-_ONE = {dtype: dtype.type(1.0) for dtype in _FLOATS}
+_NUMBERS = (int, float, np.integer, np.floating)
 
 
 class Tensor(Node):
@@ -85,54 +86,59 @@ class Tensor(Node):
            [6., 8.]])
     """
 
-    __slots__ = ("_spare", "name")
+    __slots__ = ()
 
-    math = ArrayMath
-    node_math = NodeMath
-    broadcasts = True
+    xp = ArrayMath
+    empty_grad = None
     # Let Tensor's reflected operators win over NumPy's: ndarray + Tensor gives a Tensor.
     __array_ufunc__ = None
-
-    data: np.ndarray
-    grad: Any  # None until a backward pass reaches it; then an ndarray (a Tensor if recorded)
-    name: str
-    _spare: np.ndarray | None  # the gradient array zero_grad() retired, freed by the next pass
 
     def __init__(
         self,
         data: ArrayLike,
         requires_grad: bool = False,
-        name: str = "",
+        label: str = "",
         dtype: Any = None,
+        *,
+        name: str | None = None,
     ) -> None:
-        """Make a leaf from anything ``np.asarray`` takes.
+        """Make a leaf from a copy of anything ``np.asarray`` takes (later writes to an array
+        passed in do not reach the graph). ``name`` is the old spelling of ``label``.
 
-        Raises TypeError for a Value, or for data that is not real numbers.
+        Raises TypeError for a Value, or for data that is not real numbers or booleans;
+        ValueError for requires_grad on boolean data.
         """
-        self.data = _to_array(data, dtype)
+        array = _to_array(data, dtype)
+        if requires_grad and array.dtype == bool:
+            raise ValueError("a boolean Tensor cannot require grad: make it float first")
+        self._leaf(array, label if name is None else name, requires_grad)
         self.grad = None
-        self._spare = None
-        self.name = name
-        self._init_leaf(requires_grad)
+
+    @property
+    def name(self) -> str:
+        """The old spelling of ``label``."""
+        return self.label
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.label = value
 
     @staticmethod
-    def apply(op: type[Op], *inputs: Operand, saved: Sequence[Any] = ()) -> Tensor:
+    def apply(op: type[Op], *inputs: Operand, params: Sequence[Any] = ()) -> Tensor:
         """Record ``op`` on Tensor inputs: how a user's own op (a subclass of Op) is called."""
         first = next((x for x in inputs if isinstance(x, Tensor)), None)
-        return _apply(op, tuple(_lift(x, first, op) for x in inputs), tuple(saved))
+        return _apply(op, tuple(_lift(x, first, op) for x in inputs), tuple(params))
 
     # -- the graph's view ------------------------------------------------------------------------
 
-    def _seed(self, grad: Any, create_graph: bool = False, shared: bool = False) -> Any:
+    def _seed(self, grad: Any, create_graph: bool) -> Any:
         if grad is None:
-            if shared and not create_graph and self.data.shape == ():
-                return _ONE[self.data.dtype]  # a training step's scalar loss: no allocation
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(
                     f"backward() on a Tensor of shape {self.shape} needs grad= of that shape: "
                     "only a single-element root has an implied gradient of 1"
                 )
-            seed = np.ones(self.data.shape, self.data.dtype)
+            seed = np.ones(self._data.shape, self._data.dtype)
         else:
             seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if seed.shape != self.shape:
@@ -141,6 +147,34 @@ class Tensor(Node):
                 )
         return Tensor(seed) if create_graph else seed
 
+    def fit_gradient(self, g: Any, op: type[Op], i: int) -> Any:
+        """Return ``g`` in this Tensor's shape and dtype, summing out what broadcasting added.
+
+        Raises ValueError naming ``op``, input ``i`` and both shapes when g's shape is neither
+        this Tensor's nor one it broadcasts to.
+        """
+        shape = self._data.shape
+        g_shape = getattr(g, "shape", ())
+        if g_shape != shape:
+            if not _broadcasts_to(shape, g_shape):
+                raise ValueError(
+                    f"the backward of {op.name} returned a gradient of shape {g_shape} for "
+                    f"input {i}, of shape {shape}: it must have that shape, or one the input "
+                    "broadcasts to"
+                )
+            g = unbroadcast(g, shape)
+        if isinstance(g, Tensor) or (g.__class__ is np.ndarray and g.dtype == self._data.dtype):
+            return g
+        return np.asarray(g, dtype=self._data.dtype)
+
+    def _accumulate(self, g: Any) -> None:
+        # An array of its own: a rule may hand one array to several inputs (a + b), or a
+        # read-only view (a broadcast), and a user may add into .grad in place.
+        if self.grad is None:
+            self.grad = g if isinstance(g, Tensor) else np.array(g)
+        else:
+            self.grad = self.grad + g
+
     @staticmethod
     def zeros_like(x: Tensor, create_graph: bool) -> Any:
         """A zero gradient for x (an array, or a constant Tensor when the pass is recorded)."""
@@ -148,47 +182,15 @@ class Tensor(Node):
         return Tensor(zeros) if create_graph else zeros
 
     def zero_grad(self) -> None:
-        """Reset the gradient to None before the next backward pass.
-
-        The old array is released when the next pass delivers the new gradient, not now. Freeing
-        a parameter-sized array at the end of every step makes the C allocator hand the memory
-        back and fault it in again next step (about 360 page faults a step on seed 002's network,
-        1.7x slower); releasing it later is the order hand-written NumPy frees in.
-        """
-        if self.op is None and self.grad.__class__ is np.ndarray:
-            self._spare = self.grad
+        """Reset the gradient to None before the next backward pass."""
         self.grad = None
-
-    def _accumulate(self, g: Any) -> None:
-        """Take a gradient as a leaf: an array of its own, added into in place afterwards.
-
-        Like PyTorch's AccumulateGrad, the first gradient is kept as it is when nothing else
-        refers to it, and copied when it is a view or shared (``a + b`` hands both the same
-        array), so that later passes may add into ``.grad`` without touching anyone else's.
-        """
-        cur = self.grad
-        if cur is None:
-            owned = (
-                g.__class__ is np.ndarray
-                and g.base is None
-                and g.flags.writeable
-                and sys.getrefcount(g) <= _UNSHARED
-            )
-            self.grad = g if owned else np.array(g, dtype=self.data.dtype)
-            self._spare = None
-        elif (
-            cur.__class__ is np.ndarray
-            and cur.flags.writeable
-            and cur.shape == g.shape
-            and cur.dtype == g.dtype
-        ):
-            cur += g  # no allocation: the parameters' gradients are the big arrays of a step
-        else:
-            self.grad = cur + g
 
     def detach(self) -> Tensor:
         """Return a new leaf sharing this data, with no history and no gradient."""
-        return Tensor(self.data, name=self.name)
+        leaf = Tensor.__new__(Tensor)
+        leaf._leaf(self._data, self.label, False)
+        leaf.grad = None
+        return leaf
 
     # -- array facts ------------------------------------------------------------------------------
 
@@ -228,36 +230,63 @@ class Tensor(Node):
     def __len__(self) -> int:
         return len(self.data)
 
+    def __bool__(self) -> bool:
+        """The truth of a one-element Tensor, as PyTorch. Raises RuntimeError for more."""
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"the truth value of a Tensor of shape {self.shape} is ambiguous: "
+                "use .any() or .all() on its data"
+            )
+        return bool(self._data.item())
+
     def __repr__(self) -> str:
         body = np.array2string(self.data, precision=4, threshold=20, prefix="Tensor(")
         extra = ", requires_grad=True" if self.requires_grad else ""
-        extra += f", name={self.name!r}" if self.name else ""
+        extra += f", label={self.label!r}" if self.label else ""
         return f"Tensor({body}{extra})"
 
     # -- arithmetic --------------------------------------------------------------------------------
 
+    # A number operand is a param of the op (x * 0.5 is one node), never a leaf of its own.
+
     def __add__(self, other: Operand) -> Tensor:
+        if isinstance(other, _NUMBERS):
+            return _apply(AddNumber, (self,), (float(other),))
         return _apply(Add, (self, _lift(other, self, Add)))
 
     def __radd__(self, other: Operand) -> Tensor:
+        if isinstance(other, _NUMBERS):
+            return _apply(AddNumber, (self,), (float(other),))  # c + x is x + c, exactly
         return _apply(Add, (_lift(other, self, Add), self))
 
     def __sub__(self, other: Operand) -> Tensor:
+        if isinstance(other, _NUMBERS):
+            return _apply(AddNumber, (self,), (-float(other),))  # x - c is x + (-c), exactly
         return _apply(Sub, (self, _lift(other, self, Sub)))
 
     def __rsub__(self, other: Operand) -> Tensor:
+        if isinstance(other, _NUMBERS):
+            return _apply(NumberSub, (self,), (float(other),))
         return _apply(Sub, (_lift(other, self, Sub), self))
 
     def __mul__(self, other: Operand) -> Tensor:
+        if isinstance(other, _NUMBERS):
+            return _apply(MulNumber, (self,), (float(other),))
         return _apply(Mul, (self, _lift(other, self, Mul)))
 
     def __rmul__(self, other: Operand) -> Tensor:
+        if isinstance(other, _NUMBERS):
+            return _apply(MulNumber, (self,), (float(other),))  # c * x is x * c, exactly
         return _apply(Mul, (_lift(other, self, Mul), self))
 
     def __truediv__(self, other: Operand) -> Tensor:
+        if isinstance(other, _NUMBERS):
+            return _apply(DivNumber, (self,), (float(other),))
         return _apply(Div, (self, _lift(other, self, Div)))
 
     def __rtruediv__(self, other: Operand) -> Tensor:
+        if isinstance(other, _NUMBERS):
+            return _apply(NumberDiv, (self,), (float(other),))
         return _apply(Div, (_lift(other, self, Div), self))
 
     def __matmul__(self, other: Operand) -> Tensor:
@@ -267,13 +296,13 @@ class Tensor(Node):
         return _apply(MatMul, (_lift(other, self, MatMul), self))
 
     def __pow__(self, other: Operand) -> Tensor:
-        if isinstance(other, Tensor):
-            return _apply(PowV, (self, other))
-        if isinstance(other, (int, float, np.number)):
+        if isinstance(other, _NUMBERS):
             return _apply(Pow, (self,), (float(other),))
         return _apply(PowV, (self, _lift(other, self, PowV)))
 
     def __rpow__(self, other: Operand) -> Tensor:
+        if isinstance(other, _NUMBERS):
+            return _apply(NumberPow, (self,), (float(other),))
         return _apply(PowV, (_lift(other, self, PowV), self))
 
     def __neg__(self) -> Tensor:
@@ -317,6 +346,14 @@ class Tensor(Node):
         """Return tanh(self)."""
         return _apply(Tanh, (self,))
 
+    def sin(self) -> Tensor:
+        """Return sin(self); its derivative is cos(self)."""
+        return _apply(Sin, (self,))
+
+    def cos(self) -> Tensor:
+        """Return cos(self); its derivative is -sin(self)."""
+        return _apply(Cos, (self,))
+
     def sigmoid(self) -> Tensor:
         """Return 1 / (1 + exp(-self)), stable for any magnitude."""
         return _apply(Sigmoid, (self,))
@@ -348,10 +385,10 @@ class Tensor(Node):
         return _apply(Sum, (self,), (_axis(axis, self, Sum), keepdims))
 
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """Mean over axis (an int, a tuple, or None for all)."""
+        """Mean over axis (an int, a tuple, or None for all); NaN over an empty axis, as NumPy."""
         axis = _axis(axis, self, Sum)
         n = self.data.size if axis is None else int(np.prod([self.shape[a] for a in axis]))
-        return self.sum(axis, keepdims) * (1.0 / n)
+        return self.sum(axis, keepdims) * (1.0 / n if n else math.nan)
 
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Max over axis; ties share the gradient evenly."""
@@ -511,59 +548,40 @@ def squared_error(pred: Operand, target: Operand, reduction: str = "mean") -> Te
 # --- building nodes ------------------------------------------------------------------------------
 
 
-def _apply(op: type[Op], parents: tuple[Tensor, ...], saved: tuple[Any, ...] = ()) -> Tensor:
+def _apply(op: type[Op], parents: tuple[Tensor, ...], params: tuple[Any, ...] = ()) -> Tensor:
     """Run ``op`` forward on the parents' data and record the result (see ``engine.record``).
 
-    This is the cost of every forward op, so the common arities call ``forward`` without
-    building an argument list.
+    Raises ValueError or IndexError naming the op and the shapes when NumPy refuses them.
     """
-    n = len(parents)
     try:
-        if n == 2:
-            data = op.forward(ArrayMath, parents[0].data, parents[1].data, *saved)
-        elif n == 1:
-            data = op.forward(ArrayMath, parents[0].data, *saved)
-        elif n == 3:
-            a, b, c = parents
-            data = op.forward(ArrayMath, a.data, b.data, c.data, *saved)
-        else:
-            data = op.forward(ArrayMath, *[p.data for p in parents], *saved)
+        data = op.forward(ArrayMath, *[p._data for p in parents], *params)
     except (ValueError, IndexError) as e:
         shapes = " and ".join(str(p.shape) for p in parents)
-        plural = "s" if n > 1 else ""
+        plural = "s" if len(parents) > 1 else ""
         raise type(e)(f"{op.name} cannot take shape{plural} {shapes}: {e}") from None
     if data.__class__ is not np.ndarray:
-        data = np.asarray(data)
-    out = _new(Tensor)
-    out.data = data
-    out.grad = None
-    out._spare = None
-    out.name = ""
-    out._g = None
-    # engine.record written out, as Value's _binary and _unary do: a call less on every op
-    # (about 1.5% of a small network's step)
-    needed = False
-    if engine._grad_enabled:
-        for p in parents:
-            if p.requires_grad:
-                needed = True
-                break
-    if needed:
-        out.p0 = parents[0]
-        out.p1 = parents[1] if n > 1 else None
-        out.pn = parents[2:] if n > 2 else ()
-        out.op = op
-        out.saved = saved
-        out.requires_grad = True
-    else:
-        out.p0 = out.p1 = None
-        out.pn = ()
-        out.op = None
-        out.saved = ()
-        out.requires_grad = False
-    if engine._anomaly:
-        check_forward(op, data)
-    return out
+        data = np.asarray(data)  # a NumPy scalar from a full reduction
+    return record(Tensor, data, op, parents, params)  # type: ignore[no-any-return]
+
+
+def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
+    """Sum a gradient of a broadcast result back to ``shape``, the input's (arrays and Tensors).
+
+    Broadcasting copies an input along new leading axes and along its axes of length 1; each
+    copy sends back its own gradient, and the input's is their sum.
+    """
+    extra = g.ndim - len(shape)
+    stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1)
+    g = g.sum(axis=tuple(range(extra)) + stretched, keepdims=True)
+    return g.reshape(shape) if extra else g
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``target`` (NumPy's rule, read backwards)."""
+    return len(shape) <= len(target) and all(
+        n == t or n == 1
+        for n, t in zip(reversed(shape), reversed(target))  # noqa: B905
+    )
 
 
 def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -572,12 +590,12 @@ def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data
     try:
-        arr = np.asarray(data, dtype=dtype)
+        arr = np.array(data, dtype=dtype)  # a copy: later writes to data must not reach the graph
     except (TypeError, ValueError) as e:
         raise TypeError(f"Tensor needs real numbers, got {type(data).__name__}: {e}") from None
-    if arr.dtype in _FLOATS:
+    if arr.dtype in _FLOATS or arr.dtype == bool:  # booleans stay masks, as in PyTorch
         return arr
-    if arr.dtype.kind not in "biuf":
+    if arr.dtype.kind not in "iuf":
         raise TypeError(f"Tensor needs real numbers, got an array of dtype {arr.dtype}")
     return arr.astype(np.float64)
 
@@ -632,7 +650,7 @@ def _index(index: Any) -> Any:
     fixed = []
     for part in parts:
         if isinstance(part, Tensor):
-            part = part.data
+            part = part.data  # a boolean Tensor is a mask, as a boolean array is
         if isinstance(part, (list, np.ndarray)):
             arr = np.asarray(part)
             if arr.dtype.kind == "f" and np.all(arr == np.round(arr)):

@@ -6,22 +6,30 @@ import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any, Union
 
-from . import engine
-from .engine import Node, Op, check_forward, record
-from .maths import NodeMath, ScalarMath
+from .engine import FloatMath, Node, Op, record
 from .ops import (
     Abs,
     Add,
+    AddNumber,
+    Cos,
     Div,
+    DivNumber,
     Dot,
     Exp,
     Log,
+    Maximum,
+    Minimum,
     Mul,
+    MulNumber,
     Neg,
+    NumberDiv,
+    NumberPow,
+    NumberSub,
     Pow,
     PowV,
     ReLU,
     Sigmoid,
+    Sin,
     Sqrt,
     Sub,
     SumValues,
@@ -32,8 +40,6 @@ __all__ = ["Value", "dot", "sum_values"]
 
 Number = Union[int, float]  # noqa: UP007 - runtime aliases
 Operand = Union["Value", int, float]
-
-_new = object.__new__
 
 
 class Value(Node):
@@ -46,23 +52,22 @@ class Value(Node):
     5.0
     """
 
-    __slots__ = ("label",)
+    __slots__ = ()
 
-    math = ScalarMath
-    node_math = NodeMath
-    data: float
-    grad: Any  # a float, or a Value after backward(create_graph=True)
-    label: str
+    xp = FloatMath
+    empty_grad = 0.0
+    # ndarray * Value: NumPy hands the operation to Value.__rmul__, which refuses an array,
+    # rather than making an object array of Values.
+    __array_ufunc__ = None
 
     def __init__(self, data: Number, label: str = "", requires_grad: bool = True) -> None:
         """Make a leaf. ``requires_grad=False`` marks a constant: it gets no gradient.
 
-        Raises TypeError when ``data`` is not a real number (a Tensor included).
+        Raises TypeError when ``data`` is not a real number (a Tensor included), OverflowError
+        naming it when it is too large for a float.
         """
-        self.data = _to_float(data)
+        self._leaf(_to_float(data), label, requires_grad)
         self.grad = 0.0
-        self.label = label
-        self._init_leaf(requires_grad)
 
     @classmethod
     def constant(cls, data: Number, label: str = "") -> Value:
@@ -70,15 +75,26 @@ class Value(Node):
         return cls(data, label, requires_grad=False)
 
     @staticmethod
-    def apply(op: type[Op], *inputs: Operand, saved: Sequence[Any] = ()) -> Value:
+    def apply(op: type[Op], *inputs: Operand, params: Sequence[Any] = ()) -> Value:
         """Record ``op`` on Value inputs: how a user's own op (a subclass of Op) is called."""
-        return _apply(op, tuple(_lift(x, op) for x in inputs), tuple(saved))
+        return _apply(op, tuple(_lift(x, op) for x in inputs), tuple(params))
 
     # -- the graph's view --------------------------------------------------------------------
 
-    def _seed(self, grad: Any, create_graph: bool = False, shared: bool = False) -> Any:
+    def _seed(self, grad: Any, create_graph: bool) -> Any:
         seed = 1.0 if grad is None else _to_float(grad.data if isinstance(grad, Value) else grad)
         return Value(seed, requires_grad=False) if create_graph else seed
+
+    def fit_gradient(self, g: Any, op: type[Op], i: int) -> Any:
+        """Return ``g`` as this Value's gradient; raise TypeError for an array or anything else."""
+        if g.__class__ is float or isinstance(g, (Value, int, float)):
+            return g
+        shape = getattr(g, "shape", None)
+        raise TypeError(
+            f"the backward of {op.name} returned a {type(g).__name__}"
+            f"{f' of shape {shape}' if shape is not None else ''} for input {i}, a Value "
+            "(shape ()): a Value's gradient must be a number"
+        )
 
     @staticmethod
     def zeros_like(x: Value, create_graph: bool) -> Any:
@@ -91,63 +107,67 @@ class Value(Node):
 
     def detach(self) -> Value:
         """Return a new leaf with the same data and no history."""
-        return Value(self.data, self.label)
+        return Value(self._data, self.label)
 
     def item(self) -> float:
         """Return the data as a float."""
-        return self.data
+        return self._data  # type: ignore[no-any-return]
 
     def __float__(self) -> float:
-        return self.data
+        return self._data  # type: ignore[no-any-return]
+
+    def __bool__(self) -> bool:
+        """The truth of the number, as PyTorch's one-element tensors: False only for 0."""
+        return bool(self._data)
 
     def __repr__(self) -> str:
         label = f", label={self.label!r}" if self.label else ""
         grad = self.grad.data if isinstance(self.grad, Value) else self.grad
-        return f"Value(data={self.data:.6g}, grad={grad:.6g}{label})"
+        return f"Value(data={self._data:.6g}, grad={grad:.6g}{label})"
 
     # -- arithmetic ----------------------------------------------------------------------------
-    # Add, Sub, Mul skip the generic path: they are most of every scalar graph's nodes.
+    # A number operand is a param of the op (x + 2 is one node), never a leaf of its own.
 
     def __add__(self, other: Operand) -> Value:
-        o = other if other.__class__ is Value else _lift(other, Add)
-        return _binary(self.data + o.data, self, o, Add)  # type: ignore[union-attr]
+        if isinstance(other, Value):
+            return _apply(Add, (self, other))
+        return _apply(AddNumber, (self,), (_to_float(other, "+"),))
 
-    def __radd__(self, other: Operand) -> Value:
-        o = _lift(other, Add)
-        return _binary(o.data + self.data, o, self, Add)
+    __radd__ = __add__  # c + x is x + c, exactly
 
     def __sub__(self, other: Operand) -> Value:
-        o = other if other.__class__ is Value else _lift(other, Sub)
-        return _binary(self.data - o.data, self, o, Sub)  # type: ignore[union-attr]
+        if isinstance(other, Value):
+            return _apply(Sub, (self, other))
+        return _apply(AddNumber, (self,), (-_to_float(other, "-"),))
 
     def __rsub__(self, other: Operand) -> Value:
-        o = _lift(other, Sub)
-        return _binary(o.data - self.data, o, self, Sub)
+        return _apply(NumberSub, (self,), (_to_float(other, "-"),))
 
     def __mul__(self, other: Operand) -> Value:
-        o = other if other.__class__ is Value else _lift(other, Mul)
-        return _binary(self.data * o.data, self, o, Mul)  # type: ignore[union-attr]
+        if isinstance(other, Value):
+            return _apply(Mul, (self, other))
+        return _apply(MulNumber, (self,), (_to_float(other, "*"),))
 
-    def __rmul__(self, other: Operand) -> Value:
-        o = _lift(other, Mul)
-        return _binary(o.data * self.data, o, self, Mul)
+    __rmul__ = __mul__  # c * x is x * c, exactly
 
     def __truediv__(self, other: Operand) -> Value:
-        return _apply(Div, (self, _lift(other, Div)))
+        if isinstance(other, Value):
+            return _apply(Div, (self, other))
+        return _apply(DivNumber, (self,), (_to_float(other, "/"),))
 
     def __rtruediv__(self, other: Operand) -> Value:
-        return _apply(Div, (_lift(other, Div), self))
+        return _apply(NumberDiv, (self,), (_to_float(other, "/"),))
 
     def __pow__(self, other: Operand) -> Value:
         if isinstance(other, Value):
             return _apply(PowV, (self, other))
-        return _unary(Pow, self, (_to_float(other, "**"),))
+        return _apply(Pow, (self,), (_to_float(other, "**"),))
 
     def __rpow__(self, other: Operand) -> Value:
-        return _apply(PowV, (_lift(other, PowV), self))
+        return _apply(NumberPow, (self,), (_to_float(other, "**"),))
 
     def __neg__(self) -> Value:
-        return _unary(Neg, self)
+        return _apply(Neg, (self,))
 
     def __pos__(self) -> Value:
         return self
@@ -155,16 +175,16 @@ class Value(Node):
     # Comparisons look at the data and give plain bools; == stays identity so Values can be
     # dict keys and set members, as the engine's bookkeeping needs.
     def __lt__(self, other: Operand) -> bool:
-        return self.data < _data(other)
+        return self._data < _data(other)  # type: ignore[no-any-return]
 
     def __le__(self, other: Operand) -> bool:
-        return self.data <= _data(other)
+        return self._data <= _data(other)  # type: ignore[no-any-return]
 
     def __gt__(self, other: Operand) -> bool:
-        return self.data > _data(other)
+        return self._data > _data(other)  # type: ignore[no-any-return]
 
     def __ge__(self, other: Operand) -> bool:
-        return self.data >= _data(other)
+        return self._data >= _data(other)  # type: ignore[no-any-return]
 
     __hash__ = Node.__hash__
 
@@ -172,42 +192,46 @@ class Value(Node):
 
     def exp(self) -> Value:
         """Return e ** self."""
-        return _unary(Exp, self)
+        return _apply(Exp, (self,))
 
     def log(self) -> Value:
         """Return the natural log. Raises ValueError for data <= 0."""
-        return _unary(Log, self)
+        return _apply(Log, (self,))
 
     def tanh(self) -> Value:
         """Return tanh(self)."""
-        return _unary(Tanh, self)
+        return _apply(Tanh, (self,))
+
+    def sin(self) -> Value:
+        """Return sin(self); its derivative is cos(self)."""
+        return _apply(Sin, (self,))
+
+    def cos(self) -> Value:
+        """Return cos(self); its derivative is -sin(self)."""
+        return _apply(Cos, (self,))
 
     def sigmoid(self) -> Value:
         """Return 1 / (1 + exp(-self)), stable for any magnitude."""
-        return _unary(Sigmoid, self)
+        return _apply(Sigmoid, (self,))
 
     def relu(self) -> Value:
-        """Return max(self, 0); its gradient at 0 is 0."""
-        return _unary(ReLU, self)
+        """Return max(self, 0); its gradient at 0 is 0, and NaN stays NaN."""
+        return _apply(ReLU, (self,))
 
     def abs(self) -> Value:
         """Return |self|; its gradient at 0 is 0."""
-        return _unary(Abs, self)
+        return _apply(Abs, (self,))
 
     def sqrt(self) -> Value:
         """Return the square root. Raises ValueError for data < 0."""
-        return _unary(Sqrt, self)
+        return _apply(Sqrt, (self,))
 
     def maximum(self, other: Operand) -> Value:
-        """Return the larger of self and other (ties share the gradient)."""
-        from .ops import Maximum
-
+        """Return the larger of self and other (ties share the gradient; NaN wins)."""
         return _apply(Maximum, (self, _lift(other, Maximum)))
 
     def minimum(self, other: Operand) -> Value:
-        """Return the smaller of self and other (ties share the gradient)."""
-        from .ops import Minimum
-
+        """Return the smaller of self and other (ties share the gradient; NaN wins)."""
         return _apply(Minimum, (self, _lift(other, Minimum)))
 
 
@@ -234,85 +258,16 @@ def dot(ws: Sequence[Operand], xs: Sequence[Operand]) -> Value:
 # --- building nodes -------------------------------------------------------------------------------
 
 
-def _binary(data: float, a: Value, b: Value, op: type[Op]) -> Value:
-    out = _new(Value)
-    out.data = data
-    out.grad = 0.0
-    out.label = ""
-    out._g = None
-    if engine._grad_enabled and (a.requires_grad or b.requires_grad):
-        out.p0 = a
-        out.p1 = b
-        out.op = op
-        out.requires_grad = True
-    else:
-        out.p0 = out.p1 = None
-        out.op = None
-        out.requires_grad = False
-    out.pn = ()
-    out.saved = ()
-    if engine._anomaly:
-        check_forward(op, data)
-    return out
-
-
-def _unary(op: type[Op], x: Value, saved: tuple[Any, ...] = ()) -> Value:
-    data = op.forward(ScalarMath, x.data, *saved) if saved else op.forward(ScalarMath, x.data)
-    out = _new(Value)
-    out.data = data
-    out.grad = 0.0
-    out.label = ""
-    out._g = None
-    out.saved = saved
-    out.p1 = None
-    out.pn = ()
-    if x.requires_grad and engine._grad_enabled:
-        out.p0 = x
-        out.op = op
-        out.requires_grad = True
-    else:
-        out.p0 = None
-        out.op = None
-        out.requires_grad = False
-    if engine._anomaly:
-        check_forward(op, data)
-    return out
-
-
-def _apply(op: type[Op], parents: tuple[Value, ...], saved: tuple[Any, ...] = ()) -> Value:
-    data = op.forward(ScalarMath, *[p.data for p in parents], *saved)
-    out = _new(Value)
-    out.data = data
-    out.grad = 0.0
-    out.label = ""
-    out._g = None
-    record(out, op, parents, saved)
-    return out
+def _apply(op: type[Op], parents: tuple[Value, ...], params: tuple[Any, ...] = ()) -> Value:
+    data = op.forward(FloatMath, *[p._data for p in parents], *params)
+    return record(Value, data, op, parents, params)  # type: ignore[no-any-return]
 
 
 def _lift(x: Any, op: type[Op]) -> Value:
-    if x.__class__ is Value:
-        return x  # type: ignore[no-any-return]
+    """x as a Value: a constant leaf for a number (in n-ary ops, whose inputs are all nodes)."""
     if isinstance(x, Value):
         return x
-    if isinstance(x, Node):
-        raise TypeError(
-            f"cannot mix a Value and a {type(x).__name__} in one op ({op.name}): "
-            "use Tensor for both, or .item() to take the scalar out"
-        )
-    # A constant, built without __init__'s checks (_to_float did them), and with Node._init_leaf's
-    # fields written out: a call less on every op that has a number for an operand.
-    c = _new(Value)
-    c.data = _to_float(x, op.name)
-    c.grad = 0.0
-    c.label = ""
-    c.p0 = c.p1 = None
-    c.pn = ()
-    c.op = None
-    c.saved = ()
-    c.requires_grad = False
-    c._g = None
-    return c
+    return Value(_to_float(x, op.name), requires_grad=False)
 
 
 def _data(x: Any) -> float:
@@ -322,10 +277,18 @@ def _data(x: Any) -> float:
 def _to_float(x: Any, where: str = "Value") -> float:
     if x.__class__ is float:
         return x  # type: ignore[no-any-return]
-    if isinstance(x, numbers.Real):
-        return float(x)
     if isinstance(x, Node):
-        raise TypeError(f"cannot mix a Value and a {type(x).__name__} in one op ({where})")
-    if getattr(x, "shape", None) == ():  # a 0-d NumPy array
-        return float(x)
+        raise TypeError(
+            f"cannot mix a Value and a {type(x).__name__} in one op ({where}): "
+            "use Tensor for both, or .item() to take the scalar out"
+        )
+    if isinstance(x, numbers.Real) or getattr(x, "shape", None) == ():  # a 0-d array too
+        try:
+            return float(x)  # type: ignore[arg-type]
+        except OverflowError:
+            digits = str(x)
+            shown = digits if len(digits) <= 20 else f"{digits[:8]}...{digits[-4:]}"
+            raise OverflowError(
+                f"{where}: {shown} ({len(digits.lstrip('-'))} digits) is too large for a float"
+            ) from None
     raise TypeError(f"{where} needs a real number, got {type(x).__name__}: {x!r:.60}")

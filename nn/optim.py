@@ -54,9 +54,11 @@ class Optimizer:
                 g = g.data
             if isinstance(p, Tensor):
                 g = np.asarray(g, dtype=p.data.dtype)
-                new = self._update(p.data, g, state)
-                if new is not p.data:
-                    p.data[...] = new
+                data = p.data
+                new = self._update(data, g, state)
+                if new is not data:
+                    data[...] = new
+                p.data = data  # the same array, set again: marks the change for backward's check
             else:
                 p.data = float(self._update(p.data, float(g), state))
 

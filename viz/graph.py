@@ -109,6 +109,15 @@ _SYMBOLS = {
     "Sum(values)": "sum",
     "Dot": "dot",
 }
+_WITH_NUMBER = {
+    "Pow": "**{:g}",
+    "AddNumber": "{:+g}",
+    "MulNumber": "*{:g}",
+    "DivNumber": "/{:g}",
+    "NumberSub": "{:g}-",
+    "NumberDiv": "{:g}/",
+    "NumberPow": "{:g}**",
+}
 
 
 @dataclass
@@ -404,23 +413,23 @@ def _tensor_fields(n: Node, shown: str, fmt: _Format) -> list[str]:
 def _op_label(n: Node) -> str:
     assert n.op is not None
     name = n.op.name
-    if name == "Pow" and n.saved:
-        return f"**{n.saved[0]:g}"
+    if name in _WITH_NUMBER and n.params:  # a number operand is a param: show it on the op
+        return _WITH_NUMBER[name].format(n.params[0])
     if name == "Dense":  # one node for a whole layer: say which parts it stands for
-        act = n.saved[0]
-        affine = "x@W+b" if n.p1 is not None and n.pn else "x@W"
+        act = n.params[0]
+        affine = "x@W+b" if len(n.parents) == 3 else "x@W"
         return affine if act is None else f"{act.name.lower()}({affine})"
     if name == "SquaredError":
-        return "Σ(p−t)²" if n.saved[0] == 1.0 else "mean (p−t)²"
+        return "Σ(p−t)²" if n.params[0] == 1.0 else "mean (p−t)²"
     return _SYMBOLS.get(name, name)
 
 
 def _op_tooltip(n: Node) -> str:
     assert n.op is not None
-    if not n.saved:
+    if not n.params:
         return n.op.name
     args = ", ".join(
-        getattr(s, "name", s.__name__) if isinstance(s, type) else repr(s) for s in n.saved
+        getattr(s, "name", s.__name__) if isinstance(s, type) else repr(s) for s in n.params
     )
     return f"{n.op.name} ({args[:80]})"
 

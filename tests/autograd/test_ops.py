@@ -25,6 +25,14 @@ MIN_GAP = 1e-3  # how far sampled points keep from kinks and ties
 
 # The ops that take scalar Values: the elementwise ones plus the two n-ary scalar ones.
 VALUE_OPS = {
+    "Sin",
+    "Cos",
+    "AddNumber",
+    "MulNumber",
+    "DivNumber",
+    "NumberSub",
+    "NumberDiv",
+    "NumberPow",
     "Add",
     "Sub",
     "Mul",
@@ -101,16 +109,19 @@ for _op, _name, _fn, _dom in [
     ("Pow", "x**-1.5", lambda x: x**-1.5, "positive"),
     ("Pow", "x**-2", lambda x: x**-2, "nonzero"),
     # A Python number on either side of every binary operator.
-    ("Add", "x+2", lambda x: x + 2, "real"),
-    ("Add", "2.5+x", lambda x: 2.5 + x, "real"),
-    ("Sub", "x-3", lambda x: x - 3, "real"),
-    ("Sub", "3.5-x", lambda x: 3.5 - x, "real"),
-    ("Mul", "x*2", lambda x: x * 2, "real"),
-    ("Mul", "-1.5*x", lambda x: -1.5 * x, "real"),
-    ("Div", "x/3", lambda x: x / 3, "real"),
-    ("Div", "2/x", lambda x: 2 / x, "nonzero"),
-    ("Pow(a, b)", "2**x", lambda x: 2**x, "real"),
-    ("Pow(a, b)", "0.5**x", lambda x: 0.5**x, "real"),
+    ("Sin", "sin", lambda x: x.sin(), "real"),
+    ("Cos", "cos", lambda x: x.cos(), "real"),
+    # A Python number on either side of every binary operator: a param of the op, not a leaf.
+    ("AddNumber", "x+2", lambda x: x + 2, "real"),
+    ("AddNumber", "2.5+x", lambda x: 2.5 + x, "real"),
+    ("AddNumber", "x-3", lambda x: x - 3, "real"),
+    ("NumberSub", "3.5-x", lambda x: 3.5 - x, "real"),
+    ("MulNumber", "x*2", lambda x: x * 2, "real"),
+    ("MulNumber", "-1.5*x", lambda x: -1.5 * x, "real"),
+    ("DivNumber", "x/3", lambda x: x / 3, "real"),
+    ("NumberDiv", "2/x", lambda x: 2 / x, "nonzero"),
+    ("NumberPow", "2**x", lambda x: 2**x, "real"),
+    ("NumberPow", "0.5**x", lambda x: 0.5**x, "real"),
     ("Maximum", "x.maximum(0)", lambda x: x.maximum(0.0), "nonzero"),
     ("Minimum", "x.minimum(0)", lambda x: x.minimum(0), "nonzero"),
 ]:
@@ -296,13 +307,13 @@ _add("Index", "3d-bool-and-slice", lambda x: x[:, _mask((3,)), 1:], (2, 3, 4))
 _add(
     "Scatter",
     "repeated-rows",
-    lambda x: Tensor.apply(OPS["Scatter"], x, saved=((5, 4), np.array([0, 2, 2]))),
+    lambda x: Tensor.apply(OPS["Scatter"], x, params=((5, 4), np.array([0, 2, 2]))),
     (3, 4),
 )
 _add(
     "Scatter",
     "slices",
-    lambda x: Tensor.apply(OPS["Scatter"], x, saved=((4, 5), (slice(None), slice(3, 0, -2)))),
+    lambda x: Tensor.apply(OPS["Scatter"], x, params=((4, 5), (slice(None), slice(3, 0, -2)))),
     (4, 2),
 )
 

@@ -249,9 +249,9 @@ def test_broadcasting_tensor_expressions_match_central_differences(case) -> None
     st.integers(1, 4),
 )
 def test_the_backward_order_puts_each_node_once_after_its_inputs(steps, leaves) -> None:
-    # Chains of one-input nodes are opened and placed in one go; mixed with two- and three-input
-    # nodes and reuse, every computed node must still come once, after every computed input.
-    from backproplab.autograd.engine import _order
+    # Mixed one-, two- and three-input nodes and reuse: every computed node must come once,
+    # before every computed input (the backward order: root first).
+    from backproplab.autograd.engine import toposort
 
     nodes = [Value(0.1 * (i + 1), requires_grad=True) for i in range(leaves)]
     for op, pick in steps:
@@ -265,23 +265,19 @@ def test_the_backward_order_puts_each_node_once_after_its_inputs(steps, leaves) 
         else:
             nodes.append(sum_values([a, b, c]))
     root = nodes[-1]
-    order = _order(root)
-    try:
-        assert order[-1] is root
-        assert len(set(map(id, order))) == len(order)
-        place = {id(n): i for i, n in enumerate(order)}
-        reachable, todo = set(), [root]
-        while todo:
-            n = todo.pop()
-            if id(n) in reachable or n.op is None:
-                continue
-            reachable.add(id(n))
-            todo.extend(n.parents)
-        assert set(place) == reachable  # the computed nodes root depends on; no leaf
-        for n in order:
-            for p in n.parents:
-                if p.op is not None:
-                    assert place[id(p)] < place[id(n)]
-    finally:
-        for n in order:
-            n._g = None
+    order = toposort(root)
+    assert order[0] is root
+    assert len(set(map(id, order))) == len(order)
+    place = {id(n): i for i, n in enumerate(order)}
+    reachable, todo = set(), [root]
+    while todo:
+        n = todo.pop()
+        if id(n) in reachable or n.op is None:
+            continue
+        reachable.add(id(n))
+        todo.extend(n.parents)
+    assert set(place) == reachable  # the computed nodes root depends on; no leaf
+    for n in order:
+        for p in n.parents:
+            if p.op is not None:
+                assert place[id(p)] > place[id(n)]
