@@ -203,6 +203,12 @@ class _Trace:
             if isinstance(a, Node):
                 self.watched.add(id(a))
         self.from_arg: dict[int, int] = {}
+        self.arg_copies: list[tuple[np.ndarray, int]] = [
+            (a._data if isinstance(a, Node) else a, i)
+            for i, a in enumerate(flat)
+            if isinstance(a._data if isinstance(a, Node) else a, np.ndarray)
+        ]
+        self.made_buffers: set[int] = set()
         self.made: dict[int, tuple[Node, Any, tuple[Node, ...], tuple[Any, ...]]] = {}
         self.index: dict[int, int] = {}  # node id -> creation count: the order ops ran in
         self.inside: dict[int, Node] = {}  # leaves made inside the function (constants)
@@ -215,11 +221,23 @@ class _Trace:
             m.trace = None  # type: ignore[assignment]
         self.made.clear()
         self.from_arg.clear()
+        self.arg_copies.clear()
+        self.made_buffers.clear()
         self.index.clear()
         self.inside.clear()
         self.keep.clear()
 
+    def arg_of(self, a: np.ndarray) -> int | None:
+        """The index of the argument whose numbers ``a`` holds (it, a view of it, or the copy a
+        Tensor made of it), else None."""
+        for array, i in self.arg_copies:
+            if _same_array(a, array):
+                return i
+        return None
+
     def node(self, out: Node, op: Any, parents: tuple[Node, ...], params: tuple[Any, ...]) -> None:
+        if isinstance(out._data, np.ndarray):
+            self.made_buffers.add(id(_root_buffer(out._data)))
         self.made[id(out)] = (out, op, tuple(parents), tuple(params))
         self.index[id(out)] = len(self.index)
         self.keep.append(out)
@@ -262,14 +280,21 @@ class _Trace:
                     "use where(X > 0, X, 0.0) or maximum(X, 0.0) rather than X * (X > 0)"
                 )
             source = data._data if isinstance(data, Tensor) else data
-            if isinstance(data, Tensor) and id(data) in t.made:
+            i = t.arg_of(source) if isinstance(source, np.ndarray) else None
+            if (
+                i is None
+                and isinstance(source, np.ndarray)
+                and (id(_root_buffer(source)) in t.made_buffers)
+            ):
                 raise CompileError(
-                    "compile cannot follow a Tensor made from a value computed inside the "
-                    "function (it would keep the traced numbers): use detach() instead"
+                    "compile cannot follow a Tensor made from the data of a value computed "
+                    "inside the function (it would keep the traced numbers): compute with that "
+                    "Tensor itself, or detach() it"
                 )
             t_init(self, data, *args, **kwargs)
-            if isinstance(source, np.ndarray) and id(source) in t.arg_arrays:
-                t.from_arg[id(self)] = t.arg_arrays[id(source)]
+            if i is not None:
+                t.from_arg[id(self)] = i
+                t.arg_copies.append((self._data, i))  # Tensor(Tensor(X)) reads X as well
             t.leaf(self)
 
         def value_init(self: Value, *args: Any, **kwargs: Any) -> None:

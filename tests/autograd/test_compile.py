@@ -473,3 +473,52 @@ def test_copying_a_compiled_function_keeps_it_working() -> None:
     f = compile(f_plain)
     g = copy.copy(f)
     assert bits(g(X100, Y100).data) == bits(f_plain(X100, Y100).data)
+
+
+# --- size: chunks and the eager fallback ----------------------------------------------------------
+
+
+def test_code_in_many_chunks_matches_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    module = sys.modules["backproplab.autograd.compile"]
+    monkeypatch.setattr(module, "CHUNK", 4)
+    traces = lockstep(make_mlp, lambda i: (X100, Y100), steps=5, lr=0.1)
+    assert traces == 1
+    f_plain, _ = make_mlp()
+    f = compile(f_plain)
+    f(X100, Y100)
+    assert "def forward_3(" in f.source and "def backward0_2(" in f.source
+
+
+def test_a_graph_above_max_ops_runs_eagerly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    module = sys.modules["backproplab.autograd.compile"]
+    monkeypatch.setattr(module, "MAX_OPS", 5)
+    traces = lockstep(make_mlp, lambda i: (X100, Y100), steps=3, lr=0.1)
+    assert traces == 1
+    f_plain, _ = make_mlp()
+    f = compile(f_plain)
+    f(X100, Y100)
+    assert "runs eagerly" in f.source
+    assert not hasattr(f(X100, Y100), "_replay")  # an eager result, with its own graph
+
+
+def test_numpy_on_data_of_a_traced_tensor_is_refused() -> None:
+    w = Tensor(np.ones(3), requires_grad=True)
+    f = compile(lambda x: (x * w).sum() * float(np.clip((x * w).data, 0, 1).sum()))
+    with pytest.raises(CompileError, match=r"\.data"):
+        f(Tensor(np.ones(3)))
+    shape_only = compile(lambda x: (x * w).sum() * (x * w).data.shape[0])
+    assert shape_only(Tensor(np.ones(3))).item() == 9.0
+
+
+def test_a_leaf_takes_the_generated_gradient_array_without_a_copy() -> None:
+    f_plain, params = make_mlp()
+    f = compile(f_plain)
+    f(X100, Y100)
+    f(X100, Y100).backward()
+    for p in params:
+        assert p.grad.flags.writeable and p.grad.base is None
+        p.grad += 1.0  # the leaf's own: adding into it in place touches nothing else
