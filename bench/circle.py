@@ -53,7 +53,7 @@ def step_pure(steps: int) -> Step:
 
 def step_engine(engine: str, steps: int) -> Step:
     """Our engine through ``nn.seed_circle.train_circle``: one ``next`` is one step."""
-    gen = train_circle(steps=steps, learning_rate=LR, engine=engine)
+    gen = train_circle(steps=steps, learning_rate=LR, engine=engine, compile=False)
     return lambda: next(gen)[1]
 
 
