@@ -408,7 +408,7 @@ def test_the_source_reads_as_the_math() -> None:
     source = f.source
     assert "t0 = x0 @ p0  # MatMul" in source
     assert "tanh(" in source and "def backward" in source
-    assert "tensor_grad(L[0], " in source
+    assert "tensor_grad(L[0], " in source and ", kept, " in source
 
 
 # --- the inline forms are the namespace functions ------------------------------------------------
