@@ -629,6 +629,10 @@ class _Emitter:
         self.prefix = prefix
         self.lines: list[_Line | str] = []
         self.count = itertools.count()
+        # Names whose value is the same on every call (the implied seed 1 of a backward, and
+        # what is computed from it and literals alone): such a value is computed once, here,
+        # and kept (k0...), rather than recomputed by every replay. The same computation, once.
+        self.fixed: set[str] | None = None
 
     # -- values ----------------------------------------------------------------------------------
 
@@ -655,8 +659,16 @@ class _Emitter:
         return tuple(out)
 
     def emit(self, expr: str, val: Any, uses: tuple[Any, ...], prefix: str | None = None) -> _Sym:
+        names = tuple(u.name for u in uses if isinstance(u, _Sym))
+        fixed = self.fixed
+        if fixed is not None and names and all(n in fixed for n in names):
+            if isinstance(val, np.ndarray):
+                val.flags.writeable = False  # shared by every replay from now on
+            kept = self.program.constant(val)
+            fixed.add(kept)
+            return _Sym(self, kept, val)
         name = f"{prefix or self.prefix}{next(self.count)}"
-        self.lines.append(_Line(name, expr, tuple(u.name for u in uses if isinstance(u, _Sym))))
+        self.lines.append(_Line(name, expr, names))
         return _Sym(self, name, val)
 
     def bind(self, name: str, expr: str, val: Any) -> _Sym:
@@ -1158,13 +1170,19 @@ def _identical(a: Any, b: Any) -> bool:
 # The backward: the eager pass's loop, run once on symbols
 
 
-def _build_backward(prog: _Program, k: int, seed: Any) -> Callable[..., Any]:
-    """Generate the backward of output k for a seed like ``seed``, following the engine's loop."""
-    kind = (k, seed.__class__, getattr(seed, "shape", None), getattr(seed, "dtype", None))
+def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callable[..., Any]:
+    """Generate the backward of output k for a seed like ``seed``, following the engine's loop.
+
+    ``implied``: the seed is the implied 1 of ``backward()`` with no grad, the same on every
+    call, so what follows from it alone is computed here once.
+    """
+    kind = (k, implied, seed.__class__, getattr(seed, "shape", None), getattr(seed, "dtype", None))
     fn = prog.backwards.get(kind)
     if fn is not None:
         return fn
     em = _Emitter(prog, "g")
+    if implied:
+        em.fixed = {"G"}
     xp = _SymMath(em, prog.real_math)
     tensor = prog.kind is Tensor
     again: dict[str, _Sym] = {}
@@ -1372,7 +1390,7 @@ class _Entry:
 
     def fresh(self) -> bool:
         for leaf, shape, dtype in self.checks:
-            d = leaf.data
+            d = leaf._data
             if d.__class__ is not np.ndarray or d.shape != shape or d.dtype != dtype:
                 return False
         return True
@@ -1447,7 +1465,7 @@ def _replay_backward(node: Any, grad: Any, create_graph: bool, retain_grads: boo
     seed = node._seed(grad, False)
     entry = r.entry
     try:
-        fn = _build_backward(entry.program, r.index, seed)
+        fn = _build_backward(entry.program, r.index, seed, grad is None)
         fn(seed, r.saved, r.flat, entry.leaves)
     except CompileError:
         raise
@@ -1590,7 +1608,7 @@ class Compiled:
             for k in program.orders:  # the backward now, while the trace is at hand
                 root = program.roots[k]
                 if isinstance(root, Value) or root.data.size == 1:
-                    _build_backward(program, k, root._seed(None, False))
+                    _build_backward(program, k, root._seed(None, False), True)
             program.release()
         trace.clear()
         if len(self._entries) >= MAX_TRACES:

@@ -522,3 +522,18 @@ def test_a_leaf_takes_the_generated_gradient_array_without_a_copy() -> None:
     for p in params:
         assert p.grad.flags.writeable and p.grad.base is None
         p.grad += 1.0  # the leaf's own: adding into it in place touches nothing else
+
+
+def test_backward_with_a_given_gradient_matches_eager() -> None:
+    """An explicit grad= takes its own generated backward (the implied 1 is folded in the other)."""
+    f_eager, p_e = make_mlp()
+    f_plain, p_c = make_mlp()
+    f = compile(lambda X, Y: f_plain(X, Y) * 1.0)
+    seed = np.float64(0.37)
+    for _ in range(3):
+        (f_eager(X100, Y100) * 1.0).backward(grad=seed)
+        f(X100, Y100).backward(grad=seed)
+        f(X100, Y100).backward()
+        (f_eager(X100, Y100) * 1.0).backward()
+    for pe, pc in zip(p_e, p_c, strict=True):
+        assert bits(pc.grad) == bits(pe.grad)
