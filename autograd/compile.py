@@ -861,6 +861,8 @@ class _Program:
         self.backwards: dict[Any, Callable[..., Any]] = {}
         self.leaf_refs: dict[int, str] = {}  # node id -> "L[j]" / "A[i]", for gradients
         self.kept: list[Any] = []  # each leaf's last gradient array, alive until its next
+        self.implied: dict[int, Callable[..., Any]] = {}  # output -> backward() without grad
+        self.seeds: dict[int, Any] = {}  # output -> its implied seed 1
 
     def function(self, name: str, fn: Any) -> str:
         """A global for a math namespace's function, under that namespace's own attribute name."""
@@ -1462,10 +1464,15 @@ def _replay_backward(node: Any, grad: Any, create_graph: bool, retain_grads: boo
             "only, or under no_grad()"
         )
     r: _Replay = node._replay
-    seed = node._seed(grad, False)
     entry = r.entry
+    prog = entry.program
     try:
-        fn = _build_backward(entry.program, r.index, seed, grad is None)
+        fn = prog.implied.get(r.index) if grad is None else None
+        if fn is None:
+            seed = node._seed(grad, False)
+            fn = _build_backward(prog, r.index, seed, grad is None)
+        else:  # backward(): the implied 1, made at the trace (the code never writes to it)
+            seed = prog.seeds[r.index]
         fn(seed, r.saved, r.flat, entry.leaves)
     except CompileError:
         raise
@@ -1608,7 +1615,8 @@ class Compiled:
             for k in program.orders:  # the backward now, while the trace is at hand
                 root = program.roots[k]
                 if isinstance(root, Value) or root.data.size == 1:
-                    _build_backward(program, k, root._seed(None, False), True)
+                    seed = program.seeds[k] = root._seed(None, False)
+                    program.implied[k] = _build_backward(program, k, seed, True)
             program.release()
         trace.clear()
         if len(self._entries) >= MAX_TRACES:
