@@ -8,9 +8,41 @@ is written once and serves the fast first-order pass and the higher-order one al
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
-from .engine import Op
+OPS: dict[str, type[Op]] = {}
+"""Every op class, by name: the table the tests walk so that no op goes unchecked."""
+
+
+class Op:
+    """One differentiable operation: its forward and its local derivative, written once as math.
+
+    ``forward(xp, *inputs, *params)`` returns the output; ``backward(xp, g, out, *inputs,
+    *params)`` returns one gradient (or None) per input. ``xp`` is the math namespace for what
+    the arguments are (floats, arrays, or nodes in a recorded pass), so one rule serves all
+    three. ``params`` are the arguments not differentiated (a number operand, an axis). An op
+    that sets ``takes_needs_grad`` also gets ``needs_grad=`` (a bool per input).
+    """
+
+    name: ClassVar[str] = "Op"
+    takes_needs_grad: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__
+        OPS[cls.name] = cls
+
+    @staticmethod
+    def forward(xp: Any, *args: Any) -> Any:
+        """Return the op's output computed from its inputs' data (and params)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(xp: Any, g: Any, out: Any, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        """Return one gradient per input, given the output's gradient ``g``."""
+        raise NotImplementedError
+
 
 Any_ = Any  # rules take floats, arrays or nodes; one alias keeps the signatures short
 

@@ -130,44 +130,44 @@ class Value(Node):
 
     def __add__(self, other: Operand) -> Value:
         if isinstance(other, Value):
-            return _apply(Add, (self, other))
-        return _apply(AddNumber, (self,), (_to_float(other, "+"),))
+            return _binary(Add, self, other)
+        return _unary(AddNumber, self, _to_float(other, "+"))
 
     __radd__ = __add__  # c + x is x + c, exactly
 
     def __sub__(self, other: Operand) -> Value:
         if isinstance(other, Value):
-            return _apply(Sub, (self, other))
-        return _apply(AddNumber, (self,), (-_to_float(other, "-"),))
+            return _binary(Sub, self, other)
+        return _unary(AddNumber, self, -_to_float(other, "-"))
 
     def __rsub__(self, other: Operand) -> Value:
-        return _apply(NumberSub, (self,), (_to_float(other, "-"),))
+        return _unary(NumberSub, self, _to_float(other, "-"))
 
     def __mul__(self, other: Operand) -> Value:
         if isinstance(other, Value):
-            return _apply(Mul, (self, other))
-        return _apply(MulNumber, (self,), (_to_float(other, "*"),))
+            return _binary(Mul, self, other)
+        return _unary(MulNumber, self, _to_float(other, "*"))
 
     __rmul__ = __mul__  # c * x is x * c, exactly
 
     def __truediv__(self, other: Operand) -> Value:
         if isinstance(other, Value):
-            return _apply(Div, (self, other))
-        return _apply(DivNumber, (self,), (_to_float(other, "/"),))
+            return _binary(Div, self, other)
+        return _unary(DivNumber, self, _to_float(other, "/"))
 
     def __rtruediv__(self, other: Operand) -> Value:
-        return _apply(NumberDiv, (self,), (_to_float(other, "/"),))
+        return _unary(NumberDiv, self, _to_float(other, "/"))
 
     def __pow__(self, other: Operand) -> Value:
         if isinstance(other, Value):
-            return _apply(PowV, (self, other))
-        return _apply(Pow, (self,), (_to_float(other, "**"),))
+            return _binary(PowV, self, other)
+        return _unary(Pow, self, _to_float(other, "**"))
 
     def __rpow__(self, other: Operand) -> Value:
-        return _apply(NumberPow, (self,), (_to_float(other, "**"),))
+        return _unary(NumberPow, self, _to_float(other, "**"))
 
     def __neg__(self) -> Value:
-        return _apply(Neg, (self,))
+        return _unary(Neg, self)
 
     def __pos__(self) -> Value:
         return self
@@ -192,39 +192,39 @@ class Value(Node):
 
     def exp(self) -> Value:
         """Return e ** self."""
-        return _apply(Exp, (self,))
+        return _unary(Exp, self)
 
     def log(self) -> Value:
         """Return the natural log. Raises ValueError for data <= 0."""
-        return _apply(Log, (self,))
+        return _unary(Log, self)
 
     def tanh(self) -> Value:
         """Return tanh(self)."""
-        return _apply(Tanh, (self,))
+        return _unary(Tanh, self)
 
     def sin(self) -> Value:
         """Return sin(self); its derivative is cos(self)."""
-        return _apply(Sin, (self,))
+        return _unary(Sin, self)
 
     def cos(self) -> Value:
         """Return cos(self); its derivative is -sin(self)."""
-        return _apply(Cos, (self,))
+        return _unary(Cos, self)
 
     def sigmoid(self) -> Value:
         """Return 1 / (1 + exp(-self)), stable for any magnitude."""
-        return _apply(Sigmoid, (self,))
+        return _unary(Sigmoid, self)
 
     def relu(self) -> Value:
         """Return max(self, 0); its gradient at 0 is 0, and NaN stays NaN."""
-        return _apply(ReLU, (self,))
+        return _unary(ReLU, self)
 
     def abs(self) -> Value:
         """Return |self|; its gradient at 0 is 0."""
-        return _apply(Abs, (self,))
+        return _unary(Abs, self)
 
     def sqrt(self) -> Value:
         """Return the square root. Raises ValueError for data < 0."""
-        return _apply(Sqrt, (self,))
+        return _unary(Sqrt, self)
 
     def maximum(self, other: Operand) -> Value:
         """Return the larger of self and other (ties share the gradient; NaN wins)."""
@@ -256,6 +256,18 @@ def dot(ws: Sequence[Operand], xs: Sequence[Operand]) -> Value:
 
 
 # --- building nodes -------------------------------------------------------------------------------
+
+
+# Run the op forward on the inputs' data and record the result (engine.record). The one- and
+# two-input forms are most of every graph: they pass the data without building a list.
+
+
+def _unary(op: type[Op], x: Value, *params: Any) -> Value:
+    return record(Value, op.forward(FloatMath, x._data, *params), op, (x,), params)  # type: ignore[no-any-return]
+
+
+def _binary(op: type[Op], a: Value, b: Value) -> Value:
+    return record(Value, op.forward(FloatMath, a._data, b._data), op, (a, b))  # type: ignore[no-any-return]
 
 
 def _apply(op: type[Op], parents: tuple[Value, ...], params: tuple[Any, ...] = ()) -> Value:

@@ -1,4 +1,5 @@
-"""chain: a chain of 10^6 Values (x = x.tanh(), one new node per step), built and back-propagated.
+"""chain: a chain of 10^6 Values, built and back-propagated: ``x = x.tanh()`` and
+``y = y * 1.0000001`` (a number operand: a param of the op, so one new node per step either way).
 
 Every measurement runs in a fresh subprocess (``python -m bench.chain --worker KIND``) at
 Python's default recursion limit, so the chain's memory never touches the other rows.
@@ -37,17 +38,23 @@ from ._timing import (
 
 NAME = "chain"
 DEPTH = 10**6
-WORKLOAD = f"x = Value(0.5); {DEPTH:,} times x = x.tanh(); x.backward()  (default recursion limit)"
-GOAL_SECONDS = 2.0
+# step -> (the loop's body as text, seconds goal for build + backward)
+STEPS = {"tanh": ("x = x.tanh()", 2.0), "mul": ("x = x * 1.0000001", 3.5)}
+WORKLOAD = f"x = Value(0.5); {DEPTH:,} times {{}}; x.backward()  (default recursion limit)"
 GOAL_BYTES = 200.0
+_step = ["tanh"]  # the step this worker builds chains of
 
 
 def build(depth: int) -> tuple[Value, Value]:
-    """Return (leaf, root) of a chain of ``depth`` tanh nodes."""
+    """Return (leaf, root) of a chain of ``depth`` nodes of the current step."""
     leaf = Value(0.5)
     x = leaf
-    for _ in range(depth):
-        x = x.tanh()
+    if _step[0] == "mul":
+        for _ in range(depth):
+            x = x * 1.0000001
+    else:
+        for _ in range(depth):
+            x = x.tanh()
     return leaf, x
 
 
@@ -66,8 +73,9 @@ def _time_ours(runs: int) -> dict[str, Any]:
         grad = leaf.grad
         del x, leaf
         t3 = time.perf_counter()
-        if not (0.0 < grad < 1.0):
-            raise AssertionError(f"chain: leaf gradient {grad!r} is not in (0, 1)")
+        expected = 1.0000001**DEPTH if _step[0] == "mul" else None
+        if not (0.0 < grad < 1.0 if expected is None else abs(grad - expected) < 1e-6):
+            raise AssertionError(f"chain: leaf gradient {grad!r} is wrong")
         if i:  # the first chain is the warm-up
             out["build"].append(t1 - t0)
             out["backward"].append(t2 - t1)
@@ -157,7 +165,9 @@ def _worker(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.chain")
     parser.add_argument("--worker", choices=["time", "memory", "micrograd"], required=True)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--step", choices=list(STEPS), default="tanh")
     args = parser.parse_args(argv)
+    _step[0] = args.step
     if args.worker == "time":
         worker_reply(_time_ours(args.runs))
     elif args.worker == "memory":
@@ -170,11 +180,20 @@ def _worker(argv: list[str]) -> None:
 
 
 def run(quick: bool) -> list[Row]:
-    header(NAME, WORKLOAD)
+    out: list[Row] = []
+    for step in STEPS:
+        out += _run_step(quick, step)
+    return out
+
+
+def _run_step(quick: bool, step: str) -> list[Row]:
+    body, goal_seconds = STEPS[step]
+    workload = WORKLOAD.format(body)
+    header(f"{NAME} ({body})", workload)
     n = runs_for(quick, full=5, fast=3)
     out: list[Row] = []
 
-    t = run_worker("chain", "time", "--runs", str(n))
+    t = run_worker("chain", "time", "--runs", str(n), "--step", step)
     build_t, backward_t, free_t = (Timing(tuple(t[k])) for k in ("build", "backward", "free"))
     total = Timing(tuple(b + w for b, w in zip(t["build"], t["backward"], strict=True)))
     info(f"subprocess: recursion limit {t['recursion_limit']}, GC enabled {t['gc_enabled']}")
@@ -183,7 +202,7 @@ def run(quick: bool) -> list[Row]:
     side("ours build + backward", total, f"{total.median / DEPTH * 1e9:.0f} ns/node")
     side("ours free (del root, untimed in goal)", free_t)
 
-    m = run_worker("chain", "memory")
+    m = run_worker("chain", "memory", "--step", step)
     per_node = {k: m[k] / DEPTH for k in ("after_build", "peak", "after_backward")}
     info(
         f"tracemalloc: retained after build {fmt_bytes(m['after_build'])} "
@@ -197,13 +216,13 @@ def run(quick: bool) -> list[Row]:
         emit(
             Row(
                 NAME,
-                "time, build + backward",
-                WORKLOAD,
+                f"{body}: time, build + backward",
+                workload,
                 ours_s=total.median,
                 ratio=total.median,
                 ratio_text=f"{fmt_time(total.median)} total",
-                goal=f"<= {GOAL_SECONDS:g} s",
-                status=verdict(total.median <= GOAL_SECONDS),
+                goal=f"<= {goal_seconds:g} s",
+                status=verdict(total.median <= goal_seconds),
                 extra={
                     "build_s": build_t.runs,
                     "backward_s": backward_t.runs,
@@ -217,8 +236,8 @@ def run(quick: bool) -> list[Row]:
         emit(
             Row(
                 NAME,
-                "memory, peak per node",
-                WORKLOAD,
+                f"{body}: memory, peak per node",
+                workload,
                 ratio=per_node["peak"],
                 ratio_text=f"{per_node['peak']:.1f} B/node peak",
                 goal=f"<= {GOAL_BYTES:g} B/node",
@@ -229,14 +248,16 @@ def run(quick: bool) -> list[Row]:
     )
 
     case = "vs micrograd (recursive topo sort)"
+    if step != "tanh":  # the depth micrograd reaches is the same whatever the step
+        return out
     if not have("micrograd"):
-        out.append(skip(NAME, case, WORKLOAD, "micrograd"))
+        out.append(skip(NAME, case, workload, "micrograd"))
         return out
     mg = run_worker("chain", "micrograd", "--runs", str(runs_for(quick, 7, 5)))
     tried = ", ".join(f"{d}: {'ok' if ok else 'RecursionError'}" for d, ok in mg["tried"])
     info(f"micrograd depth search (recursion limit {mg.get('recursion_limit')}): {tried}")
     if mg["fails_at"] is None:
-        out.append(emit(Row(NAME, case, WORKLOAD, peer="micrograd 0.1.0", ratio_text="no failure")))
+        out.append(emit(Row(NAME, case, workload, peer="micrograd 0.1.0", ratio_text="no failure")))
         return out
     deepest = mg["timed_depth"]
     ours_d = statistics.median(mg["ours_at_deepest"])
@@ -251,7 +272,7 @@ def run(quick: bool) -> list[Row]:
             Row(
                 NAME,
                 case,
-                WORKLOAD,
+                workload,
                 ours_s=total.median,
                 peer="micrograd 0.1.0",
                 ratio_text=f"micrograd fails at depth {mg['fails_at']}",

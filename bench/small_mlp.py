@@ -104,6 +104,25 @@ def step_compiled(steps: int) -> Step:
     return step
 
 
+def step_plain(steps: int) -> Step:
+    """The same step written as a user would without nn or fused ops: @, +, tanh, ** and mean."""
+    x_np, y_np = data()
+    X, Y = Tensor(x_np), Tensor(y_np)
+    params = [Tensor(a, requires_grad=True) for a in initial_weights()]
+    w1, b1, w2, b2, w3, b3 = params
+
+    def step() -> float:
+        o = ((X @ w1 + b1).tanh() @ w2 + b2).tanh() @ w3 + b3
+        loss = ((o - Y) ** 2).mean()
+        loss.backward()
+        for p in params:
+            p.data -= LR * p.grad
+            p.zero_grad()
+        return loss.item()
+
+    return step
+
+
 def step_numpy(steps: int) -> Step:
     """The same step in NumPy, gradients derived by hand."""
     x, y = data()
@@ -157,6 +176,7 @@ def step_torch(steps: int) -> Step:
 SIDES: Sides = {
     "ours": step_ours,
     "compiled": step_compiled,
+    "plain": step_plain,
     "numpy": step_numpy,
     "torch": step_torch,
 }
@@ -167,8 +187,23 @@ def run(quick: bool) -> list[Row]:
     pairs = 2 * runs_for(quick, full=5, fast=2)
     header(NAME, WORKLOAD)
     ours_losses = first_losses(SIDES, "ours")
-    numpy_ok = agreement("ours vs NumPy", ours_losses, first_losses(SIDES, "numpy"))
+    numpy_losses = first_losses(SIDES, "numpy")
+    numpy_ok = agreement("ours vs NumPy", ours_losses, numpy_losses)
+    plain_ok = agreement("plain vs NumPy", first_losses(SIDES, "plain"), numpy_losses)
     out = [
+        paired_row(
+            bench=NAME,
+            case="plain user code vs NumPy by hand",
+            workload=WORKLOAD + "; ((X @ w1 + b1).tanh() @ w2 + b2)... and ((o - Y) ** 2).mean()",
+            module=NAME,
+            ours=("plain", "ours, plain Tensor code (no nn, no fused ops)"),
+            peer=("numpy", "NumPy by hand"),
+            peer_name="NumPy",
+            goal=2.2,
+            pairs=pairs,
+            iters=iters,
+            losses_agree=plain_ok,
+        ),
         paired_row(
             bench=NAME,
             case="vs NumPy by hand",
@@ -181,7 +216,7 @@ def run(quick: bool) -> list[Row]:
             pairs=pairs,
             iters=iters,
             losses_agree=numpy_ok,
-        )
+        ),
     ]
     out.append(
         torch_row(
