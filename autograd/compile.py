@@ -48,12 +48,9 @@ __all__ = ["CompileError", "Compiled", "compile"]
 # seconds to build and makes each call's frame enormous; chunks keep both small.
 CHUNK = 2_000
 
-# Ops in one trace above which the step is replayed by running the function eagerly. Python
-# builds generated code at about 10-20 µs a statement: the 65,000 ops of a micrograd-style MLP
-# over 100 samples (some 220,000 statements, forward and backward) take about 6 s to trace and
-# build on a loaded 2-core machine, and then run a step 40 times faster than the eager engine,
-# which repays the build within a few hundred steps. Beyond this size the build's memory (some
-# 600 MB at its peak for that MLP) is the limit.
+# Ops in one trace above which the step is replayed by running the function eagerly: building
+# generated code costs time and memory per statement, and past this size the build's memory,
+# not the replay's speed, is what a user notices (bench/README.md has the measured costs).
 MAX_OPS = 200_000
 
 
