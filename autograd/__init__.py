@@ -9,6 +9,7 @@ from .check import (
     gradcheck,
     numerical_gradient,
 )
+from .compile import Compiled, CompileError, compile
 from .engine import (
     OPS,
     AnomalyError,
@@ -43,6 +44,8 @@ __all__ = [
     "AnomalyError",
     "ArrayMath",
     "Comparison",
+    "CompileError",
+    "Compiled",
     "FloatMath",
     "GradcheckError",
     "GradientReport",
@@ -54,6 +57,7 @@ __all__ = [
     "Tensor",
     "Value",
     "compare_gradients",
+    "compile",
     "concatenate",
     "dense",
     "detect_anomaly",

@@ -10,7 +10,7 @@ What is allowed:
 - numbers (int and float literals: ``2``, ``0.5``, ``1e-3``, ``1_000``, ``0x10``);
 - names, bound by ``parse``'s keyword arguments;
 - ``+ - * / **`` and unary ``-`` and ``+``, with Python's precedence, and parentheses;
-- calls of ``exp log tanh sigmoid relu abs sqrt`` with exactly one argument and no keywords.
+- calls of ``exp log tanh sigmoid relu abs sqrt sin cos`` with exactly one argument and no keywords.
 
 Anything else (attributes, subscripts, strings, calls of other names, comparisons, ``//``, ...) is
 refused with a ``ParseError`` that names what was refused and where (1-based column).
@@ -71,6 +71,8 @@ FUNCTIONS: dict[str, Callable[[Value], Value]] = {
     "relu": Value.relu,
     "abs": Value.abs,
     "sqrt": Value.sqrt,
+    "sin": Value.sin,
+    "cos": Value.cos,
 }
 """The functions an expression may call, each with one argument."""
 

@@ -18,7 +18,8 @@ import random
 import sys
 
 import numpy as np
-from backproplab.nn.seed_circle import train_circle
+from backproplab.autograd import Tensor, Value, compile, squared_error, sum_values
+from backproplab.nn.seed_circle import CircleNet, CircleTensorNet, circle_dataset, train_circle
 
 from ._paired import (
     Sides,
@@ -52,8 +53,56 @@ def step_pure(steps: int) -> Step:
 
 def step_engine(engine: str, steps: int) -> Step:
     """Our engine through ``nn.seed_circle.train_circle``: one ``next`` is one step."""
-    gen = train_circle(steps=steps, learning_rate=LR, engine=engine)
+    gen = train_circle(steps=steps, learning_rate=LR, engine=engine, compile=False)
     return lambda: next(gen)[1]
+
+
+def step_value_compiled(steps: int) -> Step:
+    """seed_circle's Value step (CircleNet, one Sum node over the errors), compiled."""
+    net = CircleNet()
+    params = net.parameters()
+    data = circle_dataset()
+    points = [[Value.constant(x), Value.constant(y)] for x, y, _ in data]
+    targets = [Value.constant(z) for _, _, z in data]
+    n = len(data)
+
+    @compile
+    def loss_fn() -> Value:
+        preds = [net(p) for p in points]
+        return sum_values([(y - z) ** 2 for y, z in zip(preds, targets, strict=True)]) / n
+
+    def step() -> float:
+        loss = loss_fn()
+        loss.backward(retain_grads=False)
+        for p in params:
+            p.data -= LR * p.grad
+            p.grad = 0.0
+        return loss.data
+
+    return step
+
+
+def step_tensor_compiled(steps: int) -> Step:
+    """seed_circle's Tensor step (CircleTensorNet, squared_error), compiled."""
+    net = CircleTensorNet()
+    params = net.parameters()
+    data = circle_dataset()
+    x = np.array([[a, b] for a, b, _ in data])
+    z = np.array([[c] for _, _, c in data])
+
+    @compile
+    def loss_fn(X: np.ndarray, Z: np.ndarray) -> Tensor:
+        return squared_error(net(Tensor(X)), Z)
+
+    def step() -> float:
+        loss = loss_fn(x, z)
+        loss.backward(retain_grads=False)
+        for p in params:
+            p.data -= LR * p.grad
+            p.zero_grad()
+        return loss.item()
+
+    return step
 
 
 def initial_arrays() -> tuple[np.ndarray, ...]:
@@ -117,6 +166,8 @@ SIDES: Sides = {
     "tensor": lambda steps: step_engine("tensor", steps),
     "numpy": step_numpy,
     "torch": step_torch,
+    "value_compiled": step_value_compiled,
+    "tensor_compiled": step_tensor_compiled,
 }
 
 
@@ -173,6 +224,45 @@ def run(quick: bool) -> list[Row]:
             goal=0.5,
             pairs=pairs,
             iters=iters,
+        )
+    )
+    # issue 12: the same steps compiled
+    value_c = first_losses(SIDES, "value_compiled")
+    value_c_ok = agreement(
+        "compiled Value engine vs pure Python", value_c, first_losses(SIDES, "pure")
+    )
+    out.append(
+        paired_row(
+            bench=NAME,
+            case="compiled Value engine vs pure Python",
+            workload=WORKLOAD + "; Value engine under @compile vs the write-up's pure Python",
+            module=NAME,
+            ours=("value_compiled", "ours (Value engine, compiled)"),
+            peer=("pure", "pure Python by hand (seed 001)"),
+            peer_name="pure Python",
+            goal=0.5,
+            pairs=pairs,
+            iters=iters,
+            losses_agree=value_c_ok,
+        )
+    )
+    tensor_c = first_losses(SIDES, "tensor_compiled")
+    tensor_c_ok = agreement(
+        "compiled Tensor engine vs NumPy", tensor_c, first_losses(SIDES, "numpy")
+    )
+    out.append(
+        paired_row(
+            bench=NAME,
+            case="compiled Tensor engine vs NumPy by hand",
+            workload=WORKLOAD + "; Tensor engine under @compile vs NumPy by hand",
+            module=NAME,
+            ours=("tensor_compiled", "ours (Tensor engine, compiled)"),
+            peer=("numpy", "NumPy by hand"),
+            peer_name="NumPy",
+            goal=1.05,
+            pairs=pairs,
+            iters=iters,
+            losses_agree=tensor_c_ok,
         )
     )
     return out

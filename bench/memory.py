@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import gc
 import itertools
+import resource
 import time
 import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
-from backproplab.autograd import Tensor
+from backproplab.autograd import Tensor, compile
 
 from ._timing import Row, emit, fmt_bytes, fmt_time, header, info, verdict
 from .scalar_mlp import ScalarMLP, init_weights, two_moons
@@ -44,6 +45,35 @@ def tensor_step_fn(lr: float = 1e-3) -> Callable[[], float]:
         for p in params:
             p.data -= lr * p.grad
             p.grad = None
+        return loss.item()
+
+    return step
+
+
+def compiled_step_fn(lr: float = 1e-3) -> Callable[[], float]:
+    """tensor_step_fn's step under @compile (issue 12), with the training idiom's zero_grad."""
+    x_np, y_np = two_moons()
+    y_col = y_np.reshape(-1, 1)
+    rng = np.random.default_rng(2)
+    sizes = (2, 16, 16, 1)
+    params = []
+    for nin, nout in itertools.pairwise(sizes):
+        params.append(Tensor(rng.normal(0.0, nin**-0.5, (nin, nout)), requires_grad=True))
+        params.append(Tensor(np.zeros((1, nout)), requires_grad=True))
+    w1, b1, w2, b2, w3, b3 = params
+
+    @compile
+    def loss_fn(x: np.ndarray, y: np.ndarray) -> Tensor:
+        h = (x @ w1 + b1).tanh()
+        h = (h @ w2 + b2).tanh()
+        return ((h @ w3 + b3 - y) ** 2).sum()
+
+    def step() -> float:
+        loss = loss_fn(x_np, y_col)
+        loss.backward(retain_grads=False)
+        for p in params:
+            p.data -= lr * p.grad
+            p.zero_grad()
         return loss.item()
 
     return step
@@ -103,6 +133,17 @@ def flat(make: Callable[[], Callable[[], float]], steps: int) -> dict[str, float
     }
 
 
+def faults_per_step(make: Callable[[], Callable[[], float]], steps: int) -> float:
+    """Minor page faults (fresh pages touched) per step over ``steps`` steps after 20 warm-up."""
+    step = make()
+    for _ in range(20):
+        step()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(steps):
+        step()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / steps
+
+
 def run(quick: bool) -> list[Row]:
     del quick  # the step counts are the test itself; --quick does not shorten them
     header(NAME, "tracemalloc current memory after step 10 vs after the last step, manual SGD")
@@ -110,6 +151,7 @@ def run(quick: bool) -> list[Row]:
     for case, make, steps in (
         ("Tensor MLP 2-16-16-1 tanh", tensor_step_fn, 1000),
         ("scalar MLP(2, [16, 16, 1]) ReLU", scalar_step_fn, 200),
+        ("compiled Tensor MLP 2-16-16-1 tanh", compiled_step_fn, 1000),
     ):
         workload = f"{case}, 100 two-moons samples, {steps} SGD steps"
         r = flat(make, steps)
@@ -134,4 +176,24 @@ def run(quick: bool) -> list[Row]:
                 )
             )
         )
+    f_comp = faults_per_step(compiled_step_fn, 1000)
+    f_eager = faults_per_step(tensor_step_fn, 1000)
+    info(
+        f"page faults per step over 1,000 steps (untraced): compiled {f_comp:.2f}, "
+        f"eager {f_eager:.2f}"
+    )
+    out.append(
+        emit(
+            Row(
+                NAME,
+                "compiled steps: page faults",
+                "compiled Tensor MLP 2-16-16-1 tanh, 100 two-moons samples, 1,000 SGD steps",
+                ratio=f_comp,
+                ratio_text=f"{f_comp:.2f} faults/step (eager {f_eager:.2f})",
+                goal="<= eager's + 1",
+                status=verdict(f_comp <= f_eager + 1.0),
+                extra={"compiled": f_comp, "eager": f_eager},
+            )
+        )
+    )
     return out

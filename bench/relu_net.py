@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from backproplab.autograd import Tensor, dense
+from backproplab.autograd import Tensor, compile, dense
 from backproplab.nn.losses import sum_squared_error
 
 from ._paired import max_rel_diff
@@ -44,6 +44,7 @@ NAME = "relu_net"
 N, D_IN, H, D_OUT = 128, 1000, 100, 1
 LR = 1e-6
 GOAL = 1.05
+COMPILED_GOAL = 1.02
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
@@ -85,6 +86,32 @@ def train_ours(arrays: Arrays, iters: int, times: list[float] | None = None) -> 
         w1.data -= LR * w1.grad
         w2.data -= LR * w2.grad
         w1.zero_grad()  # the engine's idiom; see Tensor.zero_grad for why not `.grad = None`
+        w2.zero_grad()
+        if times is not None:
+            times.append(clock() - t0)
+    return losses
+
+
+def train_compiled(arrays: Arrays, iters: int, times: list[float] | None = None) -> list[float]:
+    """Seed 002's step as the write-up's math in plain code, under @compile (issue 12's row)."""
+    x_np, y_np, w1_np, w2_np = arrays
+    w1 = Tensor(w1_np.copy(), requires_grad=True)
+    w2 = Tensor(w2_np.copy(), requires_grad=True)
+
+    @compile
+    def loss_fn(x: np.ndarray, y: np.ndarray) -> Tensor:
+        return (((x @ w1).relu() @ w2 - y) ** 2).sum()
+
+    losses = []
+    clock = time.perf_counter
+    for _ in range(iters):
+        t0 = clock()
+        loss = loss_fn(x_np, y_np)
+        loss.backward(retain_grads=False)
+        losses.append(loss.item())
+        w1.data -= LR * w1.grad
+        w2.data -= LR * w2.grad
+        w1.zero_grad()
         w2.zero_grad()
         if times is not None:
             times.append(clock() - t0)
@@ -168,7 +195,7 @@ def _side_worker(side: str, iters: int) -> dict[str, Any]:
     user's program would; in one shared process, whichever side frees last pays for the other's
     heap being trimmed and re-faulted.
     """
-    train = train_ours if side == "ours" else train_numpy
+    train = {"ours": train_ours, "compiled": train_compiled, "numpy": train_numpy}[side]
     warmup = 20  # caches, the allocator's thresholds, BLAS threads
     times: list[float] = []
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -185,12 +212,12 @@ def _side_worker(side: str, iters: int) -> dict[str, Any]:
 
 def _worker(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.relu_net")
-    parser.add_argument("--worker", choices=["ours", "numpy", "torch"], required=True)
+    parser.add_argument("--worker", choices=["ours", "compiled", "numpy", "torch"], required=True)
     parser.add_argument("--iters", type=int, required=True)
     parser.add_argument("--runs", type=int, required=True)
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.worker in ("ours", "numpy"):
+    if args.worker in ("ours", "compiled", "numpy"):
         worker_reply(_side_worker(args.worker, args.iters))
     else:
         worker_reply(_torch_worker(args.iters, args.runs, args.threads))
@@ -266,6 +293,7 @@ def run(quick: bool) -> list[Row]:
         )
     ]
 
+    out.append(_compiled_row(arrays, iters, n, work, np_losses))
     case = "vs torch CPU (info)"
     if not have("torch"):
         out.append(skip(NAME, case, work, "torch"))
@@ -297,6 +325,57 @@ def run(quick: bool) -> list[Row]:
         )
     )
     return out
+
+
+def _compiled_row(arrays: Arrays, iters: int, n: int, work: str, np_losses: list[float]) -> Row:
+    """Issue 12's row: the plain step under @compile against NumPy by hand, paired as above."""
+    losses = train_compiled(arrays, iters)
+    diff = max_rel_diff(losses, np_losses)
+    same = diff <= 1e-9 and all(math.isfinite(v) for v in losses)
+    info(f"compiled: loss trajectories agree to 1e-9 relative: {same} (max {diff:.2e})")
+    pairs: list[dict[str, dict[str, Any]]] = []
+    for k in range(n * 2):
+        order = ("compiled", "numpy") if k % 2 == 0 else ("numpy", "compiled")
+        pairs.append(
+            {s: run_worker("relu_net", s, "--iters", str(iters), "--runs", "1") for s in order}
+        )
+    t = {k: Timing(tuple(p[k]["total"] for p in pairs)) for k in ("compiled", "numpy")}
+    per_step = {
+        k: statistics.median(p[k]["step_median"] for p in pairs) for k in ("compiled", "numpy")
+    }
+    faults = {
+        k: statistics.median(p[k]["faults_per_step"] for p in pairs) for k in ("compiled", "numpy")
+    }
+    ratios = [p["compiled"]["step_median"] / p["numpy"]["step_median"] for p in pairs]
+    info(
+        f"compiled vs NumPy, {len(pairs)} alternating pairs; pair ratios "
+        + " ".join(f"{r:.3f}" for r in ratios)
+    )
+    for name, label in (("compiled", "ours (plain code, compiled)"), ("numpy", "NumPy by hand")):
+        note = f"{fmt_time(per_step[name])}/step (median), {faults[name]:.0f} page faults/step"
+        side(label, t[name], note)
+    ratio = statistics.median(ratios)
+    return emit(
+        Row(
+            NAME,
+            "compiled vs NumPy by hand",
+            work + "; plain code under @compile",
+            ours_s=t["compiled"].median,
+            peer="numpy",
+            peer_s=t["numpy"].median,
+            ratio=ratio,
+            ratio_text=f"{ratio:.3f}x NumPy's time",
+            goal=f"<= {COMPILED_GOAL:g}x NumPy's time",
+            status=verdict(ratio <= COMPILED_GOAL and same),
+            extra={
+                "iters": iters,
+                "pair_ratios": ratios,
+                "max_rel_diff": diff,
+                "losses_agree": same,
+                "faults_per_step": faults,
+            },
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -9,11 +9,13 @@ from __future__ import annotations
 import gc
 import itertools
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from backproplab.autograd import Value, dot, sum_values
+from backproplab.autograd import Value, compile, dot, sum_values
+from backproplab.autograd.compile import MAX_OPS
 
 from ._timing import (
     Row,
@@ -123,6 +125,35 @@ def _ours(weights: Weights, xs: list[list[float]], ys: list[float], fused: bool)
         "loss": loss.data,
         "grads": [p.grad for p in params],
         "nodes": nodes,
+    }
+
+
+def _compiled(weights: Weights, xs: list[list[float]], ys: list[float]) -> dict[str, Any]:
+    """Issue 12's side: micrograd-style code (a node per * and +) under @compile."""
+    model = ScalarMLP(weights, fused=False)
+    params = model.parameters()
+    loss_fn = compile(lambda: model.loss(xs, ys))
+
+    def step() -> None:
+        loss_fn().backward()
+
+    def zero() -> None:
+        for p in params:
+            p.grad = 0.0
+
+    t0 = time.perf_counter()
+    loss_fn()  # the trace: the function once, eagerly, recorded
+    loss = loss_fn()  # the first replay
+    compile_s = time.perf_counter() - t0
+    zero()
+    loss.backward()
+    return {
+        "step": step,
+        "zero": zero,
+        "loss": loss.data,
+        "grads": [p.grad for p in params],
+        "compile_s": compile_s,
+        "eager": loss_fn.source.startswith("# This trace has"),
     }
 
 
@@ -281,4 +312,69 @@ def run(quick: bool) -> list[Row]:
                     )
                 )
             )
+    out += _compiled_rows(weights, xs, ys, n, mg, t_mg, t_mg_off)
+    return out
+
+
+def _compiled_rows(
+    weights: Weights,
+    xs: list[list[float]],
+    ys: list[float],
+    n: int,
+    mg: dict[str, Any],
+    t_mg: Any,
+    t_mg_off: Any,
+) -> list[Row]:
+    """Issue 12's rows: micrograd-style code compiled, against micrograd with GC on and off."""
+    comp = _compiled(weights, xs, ys)
+    if not _close([comp["loss"], *comp["grads"]], [mg["loss"], *mg["grads"]]):
+        raise AssertionError("scalar_mlp: compiled code and micrograd disagree")
+    if comp["eager"]:
+        info(
+            f"the trace has more ops than compile.MAX_OPS ({MAX_OPS:,}): "
+            "the compiled function runs eagerly"
+        )
+    t = measure_interleaved(
+        {"compiled": comp["step"], "mg_off": _gc_off(mg["step"])},
+        n,
+        before={"compiled": _collecting(comp["zero"]), "mg_off": _collecting(mg["zero"])},
+    )
+    side(
+        "ours, micrograd-style code, compiled", t["compiled"], f"compile {comp['compile_s']:.2f} s"
+    )
+    out = []
+    for gc_state, t_peer, goal in (("GC on", t_mg, 30.0), ("GC off", t["mg_off"], 5.0)):
+        speedup = t_peer.median / t["compiled"].median
+        out.append(
+            emit(
+                Row(
+                    NAME,
+                    f"compiled vs micrograd ({gc_state})",
+                    WORKLOAD + "; micrograd-style code under @compile",
+                    ours_s=t["compiled"].median,
+                    peer="micrograd 0.1.0",
+                    peer_s=t_peer.median,
+                    ratio=speedup,
+                    ratio_text=speed_text(speedup),
+                    goal=f">= {goal:g}x faster",
+                    status=verdict(speedup >= goal),
+                    extra={"ours_runs": t["compiled"].runs, "peer_runs": t_peer.runs},
+                )
+            )
+        )
+    out.append(
+        emit(
+            Row(
+                NAME,
+                "compile time",
+                WORKLOAD + "; the first call (trace) and the first replay",
+                ours_s=comp["compile_s"],
+                ratio=comp["compile_s"],
+                ratio_text=f"{comp['compile_s']:.2f} s",
+                goal="<= 1 s",
+                status=verdict(comp["compile_s"] <= 1.0 and not comp["eager"]),
+                extra={"runs_eagerly": comp["eager"]},
+            )
+        )
+    )
     return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from backproplab.autograd import Tensor
+from backproplab.autograd import Tensor, compile
 from backproplab.nn.datasets import two_moons
 from backproplab.nn.layers import Linear
 from backproplab.nn.losses import mse
@@ -74,6 +74,28 @@ def step_ours(steps: int) -> Step:
             h = layer(h)
         loss = mse(h, y)
         loss.backward(retain_grads=False)  # a training step: leaves' gradients only
+        for p in params:
+            p.data -= LR * p.grad
+            p.zero_grad()
+        return loss.item()
+
+    return step
+
+
+def step_compiled(steps: int) -> Step:
+    """The step as plain code (``X @ w1 + b1``, no fused ops), compiled (issue 12's row)."""
+    x, y = data()
+    params = [Tensor(a, requires_grad=True) for a in initial_weights()]
+    w1, b1, w2, b2, w3, b3 = params
+
+    @compile
+    def loss_fn(X: np.ndarray, Y: np.ndarray) -> Tensor:
+        o = ((X @ w1 + b1).tanh() @ w2 + b2).tanh() @ w3 + b3
+        return ((o - Y) ** 2).mean()
+
+    def step() -> float:
+        loss = loss_fn(x, y)
+        loss.backward(retain_grads=False)
         for p in params:
             p.data -= LR * p.grad
             p.zero_grad()
@@ -153,6 +175,7 @@ def step_torch(steps: int) -> Step:
 
 SIDES: Sides = {
     "ours": step_ours,
+    "compiled": step_compiled,
     "plain": step_plain,
     "numpy": step_numpy,
     "torch": step_torch,
@@ -203,6 +226,36 @@ def run(quick: bool) -> list[Row]:
             ours=("ours", "ours (Tensor engine)"),
             ours_losses=ours_losses,
             goal=0.33,
+            pairs=pairs,
+            iters=iters,
+        )
+    )
+    # issue 12: the same step written as plain code and compiled
+    compiled_losses = first_losses(SIDES, "compiled")
+    compiled_ok = agreement("compiled vs NumPy", compiled_losses, first_losses(SIDES, "numpy"))
+    out.append(
+        paired_row(
+            bench=NAME,
+            case="compiled vs NumPy by hand",
+            workload=WORKLOAD + "; plain code (X @ w1 + b1 ...) under @compile vs NumPy by hand",
+            module=NAME,
+            ours=("compiled", "ours (plain code, compiled)"),
+            peer=("numpy", "NumPy by hand"),
+            peer_name="NumPy",
+            goal=1.05,
+            pairs=pairs,
+            iters=iters,
+            losses_agree=compiled_ok,
+        )
+    )
+    out.append(
+        torch_row(
+            bench=NAME,
+            case="compiled vs torch CPU",
+            workload=WORKLOAD + "; plain code under @compile",
+            ours=("compiled", "ours (plain code, compiled)"),
+            ours_losses=compiled_losses,
+            goal=0.4,
             pairs=pairs,
             iters=iters,
         )

@@ -191,7 +191,9 @@ def _class_indices(y: np.ndarray, classes: int) -> np.ndarray:
                 f"cross_entropy: class labels must be whole numbers, got {_few(y[bad])} "
                 f"at index {_few(bad)}"
             )
-    index = y.astype(np.intp)
+    # asarray, not astype: the labels themselves when they are already indices, which is what
+    # lets a compiled training step (autograd.compile) read each batch's own labels
+    index = np.asarray(y, dtype=np.intp)
     out = (index < 0) | (index >= classes)
     if np.any(out):
         bad = np.flatnonzero(out)

@@ -25,6 +25,7 @@ from typing import Any, Union
 
 import numpy as np
 from backproplab.autograd import Tensor, Value, dense, no_grad, squared_error, sum_values
+from backproplab.autograd import compile as compile_step
 
 from .module import Module
 from .scalar import MLP
@@ -160,6 +161,7 @@ def train_circle(
     engine: str = "value",
     seed: int = 0,
     model: CircleModel | None = None,
+    compile: bool = True,
 ) -> Iterator[tuple[int, float]]:
     """Train seed 001's network on ``circle_dataset()``, yielding (step, loss) for each step.
 
@@ -175,6 +177,8 @@ def train_circle(
         seed: the seed of a fresh model's weights, when ``model`` is None.
         model: a network to train in place (from ``circle_model(engine)``); pass one to keep
             the trained network.
+        compile: run each step as generated code (``autograd.compile``): the same losses to
+            the bit, several times faster on Values; False runs the eager engine.
 
     Returns:
         A generator: training advances as it is iterated.
@@ -195,12 +199,12 @@ def train_circle(
         )
     data = circle_dataset()
     if isinstance(model, CircleNet):
-        return _train_values(model, data, steps, float(learning_rate))
-    return _train_tensors(model, data, steps, float(learning_rate))
+        return _train_values(model, data, steps, float(learning_rate), compile)
+    return _train_tensors(model, data, steps, float(learning_rate), compile)
 
 
 def _train_values(
-    model: CircleNet, data: list[tuple[float, float, float]], steps: int, lr: float
+    model: CircleNet, data: list[tuple[float, float, float]], steps: int, lr: float, compile: bool
 ) -> Iterator[tuple[int, float]]:
     params = model.parameters()
     # The samples as constant Values made once: otherwise every step would wrap each float
@@ -208,10 +212,15 @@ def _train_values(
     points = [[Value.constant(x), Value.constant(y)] for x, y, _ in data]
     targets = [Value.constant(z) for _, _, z in data]
     n = len(data)
-    for step in range(1, steps + 1):
+
+    def mean_squared_error() -> Value:
         # One Sum node over the 121 squared errors, rather than a chain of 120 additions.
         preds: list[Value] = [model(p) for p in points]
-        loss = sum_values([(y - z) ** 2 for y, z in zip(preds, targets, strict=True)]) / n
+        return sum_values([(y - z) ** 2 for y, z in zip(preds, targets, strict=True)]) / n
+
+    loss_fn = compile_step(mean_squared_error) if compile else mean_squared_error
+    for step in range(1, steps + 1):
+        loss = loss_fn()
         loss.backward(retain_grads=False)
         for p in params:
             p.data -= lr * p.grad
@@ -220,13 +229,22 @@ def _train_values(
 
 
 def _train_tensors(
-    model: CircleTensorNet, data: list[tuple[float, float, float]], steps: int, lr: float
+    model: CircleTensorNet,
+    data: list[tuple[float, float, float]],
+    steps: int,
+    lr: float,
+    compile: bool,
 ) -> Iterator[tuple[int, float]]:
     params = model.parameters()
     X = Tensor([[x, y] for x, y, _ in data])
     Z = Tensor([[z] for _, _, z in data])
+
+    def mean_squared_error(X: Tensor, Z: Tensor) -> Tensor:
+        return squared_error(model(X), Z)
+
+    loss_fn = compile_step(mean_squared_error) if compile else mean_squared_error
     for step in range(1, steps + 1):
-        loss = squared_error(model(X), Z)
+        loss = loss_fn(X, Z)
         loss.backward(retain_grads=False)
         for p in params:
             p.data -= lr * p.grad

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 from backproplab.autograd import Tensor, no_grad
+from backproplab.autograd import compile as compile_step
 
 from .datasets import relu_regression
 
@@ -39,12 +40,15 @@ def is_printed(i: int) -> bool:
     return (i <= 100 and i % 10 == 0) or i % 100 == 0
 
 
-def relu_run(seed: int = 0, iterations: int = 1000, learning_rate: float = 1e-6) -> ReluRun:
+def relu_run(
+    seed: int = 0, iterations: int = 1000, learning_rate: float = 1e-6, compile: bool = True
+) -> ReluRun:
     """Train seed 002's network with the engine's gradients and plain gradient descent.
 
     X and the targets are constant Tensors, W1 and W2 leaves with ``requires_grad``; the loss is
     the summed squared error ``((relu(X @ W1) @ W2 - y) ** 2).sum()``. Data and initial weights
-    come from ``nn.datasets.relu_regression(seed)``.
+    come from ``nn.datasets.relu_regression(seed)``. With ``compile`` (the default) each step
+    runs as generated code (``autograd.compile``), with the same losses to the bit.
 
     Returns a ReluRun: the (iteration, loss) pairs on the write-up's print schedule and the
     trained network's first five errors.
@@ -58,8 +62,13 @@ def relu_run(seed: int = 0, iterations: int = 1000, learning_rate: float = 1e-6)
     w1 = Tensor(w1_np, requires_grad=True)
     w2 = Tensor(w2_np, requires_grad=True)
     losses: list[tuple[int, float]] = []
+
+    def summed_squared_error(x: Tensor, y: Tensor) -> Tensor:
+        return (((x @ w1).relu() @ w2 - y) ** 2).sum()
+
+    loss_fn = compile_step(summed_squared_error) if compile else summed_squared_error
     for i in range(iterations):
-        loss = (((x @ w1).relu() @ w2 - y) ** 2).sum()
+        loss = loss_fn(x, y)
         if is_printed(i):
             losses.append((i, loss.item()))
         # Only the leaves need a gradient in a training step; see the README's training idiom.

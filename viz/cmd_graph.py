@@ -69,6 +69,23 @@ def _picture(text: str) -> Path:
     return path
 
 
+def add_bindings(command: argparse.ArgumentParser) -> None:
+    """Add ``--var`` (an input's value) and ``--param`` (a parameter's) to a subcommand that
+    reads an expression: ``graph`` and ``play`` take the same names the same way."""
+    for option, what in (
+        ("--var", "an input (data)"),
+        ("--param", "a parameter (a weight or bias)"),
+    ):
+        command.add_argument(
+            option,
+            action="append",
+            type=_binding,
+            default=[],
+            metavar="NAME=VALUE",
+            help=f"the value of {what} in EXPR; one {option} per name",
+        )
+
+
 def register(commands: Any) -> None:
     """Add ``graph`` to the ``backproplab`` subcommands (a registrar for ``viz.cli.COMMANDS``)."""
     from backproplab.autograd.parse import FUNCTIONS
@@ -85,22 +102,7 @@ def register(commands: Any) -> None:
         "--param w1=-3 --param w2=1 --param b=6.8813735870195432",
     )
     graph.add_argument("expression", metavar="EXPR", help="the expression, quoted")
-    graph.add_argument(
-        "--var",
-        action="append",
-        type=_binding,
-        default=[],
-        metavar="NAME=VALUE",
-        help="the value of an input (data) in EXPR; one --var per name",
-    )
-    graph.add_argument(
-        "--param",
-        action="append",
-        type=_binding,
-        default=[],
-        metavar="NAME=VALUE",
-        help="the value of a parameter (a weight or bias) in EXPR; one --param per name",
-    )
+    add_bindings(graph)
     graph.add_argument(
         "-o",
         "--output",

@@ -23,7 +23,7 @@ from typing import Any
 from .argtypes import int_from
 
 # graph's parsing and refusals, shared so that the two commands refuse the same text alike
-from .cmd_graph import _binding, _Failed, _fmt, build
+from .cmd_graph import _binding, _Failed, _fmt, add_bindings, build
 
 __all__ = ["DEMO_EXPRESSION", "DEMO_VALUES", "register", "run", "write_demo_page"]
 
@@ -57,22 +57,7 @@ def register(commands: Any) -> None:
         "--param w1=-3 --param w2=1 --param b=6.8813735870195432 --manual w1=1",
     )
     play.add_argument("expression", metavar="EXPR", help="the expression, quoted")
-    play.add_argument(
-        "--var",
-        action="append",
-        type=_binding,
-        default=[],
-        metavar="NAME=VALUE",
-        help="the value of an input (data) in EXPR; one --var per name",
-    )
-    play.add_argument(
-        "--param",
-        action="append",
-        type=_binding,
-        default=[],
-        metavar="NAME=VALUE",
-        help="the value of a parameter (a weight or bias) in EXPR; one --param per name",
-    )
+    add_bindings(play)
     play.add_argument(
         "--manual",
         action="append",

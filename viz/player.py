@@ -94,41 +94,24 @@ class _View:
 def _read(n: Node) -> _View:
     """The one place that reads a node's fields and calls its op's rule.
 
-    Two engines: today's (``saved``, a Value's ``label`` and a Tensor's ``name``, rules
-    ``backward(m, need, g, out, *xs, *saved)``) and the rewrite's (``params``, ``label`` on
-    both, rules called through ``engine.call_backward`` with the node kind's ``xp``, and
-    ``fit_gradient`` undoing broadcasting), told apart by whether the engine has
-    ``call_backward``. When the old engine is gone, its branch here goes with it.
+    Rules run through ``engine.call_backward`` with the node kind's ``xp``, exactly as the
+    backward pass runs them, and ``fit_gradient`` undoes broadcasting as the pass does.
     """
     from backproplab.autograd import engine
 
     op: Any = n.op
     parents: tuple[Node, ...] = tuple(n.parents)
     is_array = isinstance(n.data, np.ndarray)
-    label = str(getattr(n, "label", "") or getattr(n, "name", "") or "")
-    rewrite = hasattr(engine, "call_backward")
-    params = tuple(getattr(n, "params" if rewrite else "saved"))
+    label = str(n.label or "")
+    params = tuple(n.params)
     inputs = [p.data for p in parents]
 
-    def call(g: Any) -> Any:
-        if rewrite:
-            xp = type(n).xp  # type: ignore[attr-defined]
-            return engine.call_backward(op, xp, g, n.data, inputs, params, parents)  # type: ignore[attr-defined]
-        need = tuple(p.requires_grad for p in parents) if op.skips else None
-        try:
-            return op.backward(type(n).math, need, g, n.data, *inputs, *params)  # type: ignore[attr-defined]
-        except (ZeroDivisionError, OverflowError) as e:  # as the engine says it
-            at = ", ".join(repr(x) for x in inputs)
-            raise ArithmeticError(f"the backward of {op.name} at ({at}) is infinite: {e}") from None
-
     def rule(g: Any) -> tuple[Any, ...]:
+        grads = engine.call_backward(op, type(n).xp, g, n.data, inputs, params, parents)
         out = []
-        for i, (p, gp) in enumerate(zip(parents, call(g), strict=True)):
+        for i, (p, gp) in enumerate(zip(parents, grads, strict=True)):
             if gp is not None and p.requires_grad:
-                if rewrite:
-                    gp = p.fit_gradient(gp, op, i)  # type: ignore[attr-defined]
-                elif is_array and np.shape(gp) != np.shape(p.data):
-                    gp = engine.sum_to(np.asarray(gp), np.shape(p.data))
+                gp = p.fit_gradient(gp, op, i)
             out.append(gp)
         return tuple(out)
 

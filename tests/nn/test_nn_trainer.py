@@ -327,3 +327,48 @@ def test_plain_lines_without_tqdm(
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
     assert lines[0].startswith("epoch 1/3: train_loss=") and "val_acc=" in lines[0]
+
+
+# --- compiled steps (issue 12) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("loss", "activation", "reg", "dropout", "compiles"),
+    [
+        ("cross-entropy", "tanh", None, 0.0, True),
+        ("cross-entropy", "relu", "l2", 0.0, True),
+        ("sq-error", "sigmoid", "l1", 0.0, True),
+        ("sum-sq-error", "tanh", None, 0.0, True),
+        ("bce", "tanh", None, 0.0, True),
+        ("bce", "sigmoid", None, 0.0, False),  # probabilities: the loss reads .data
+        ("cross-entropy", "tanh", None, 0.3, False),  # dropout draws a mask every step
+    ],
+)
+def test_compiled_training_equals_eager_training(
+    loss: str, activation: str, reg: str | None, dropout: float, compiles: bool
+) -> None:
+    """compile=True (the default) trains to the very same history as compile=False."""
+    x, y = two_moons(90, noise=0.1, seed=1)
+    outputs = 2 if loss == "cross-entropy" else 1
+    if loss != "cross-entropy":
+        y = y.reshape(-1, 1).astype(np.float64)
+    runs = []
+    for compile_ in (True, False):
+        model = MLP(
+            2,
+            outputs,
+            [8],
+            activation,
+            loss == "cross-entropy",
+            reg,
+            0.01 if reg else 0.0,
+            dropout,
+            seed=3,
+        )
+        trainer = MLPTrainer(model, 0.05, 16, loss, seed=2, verbose=False, compile=compile_)
+        history = trainer.train(x, y, x[:20], y[:20], epochs=4)
+        runs.append((history, [p.data.copy() for p in model.parameters()], trainer.compiled))
+    (h1, p1, c1), (h2, p2, c2) = runs
+    assert h1 == h2
+    assert all(np.array_equal(a, b) for a, b in zip(p1, p2, strict=True))
+    assert c1 is compiles and c2 is False

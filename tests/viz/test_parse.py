@@ -261,7 +261,7 @@ HOSTILE: list[tuple[str, str, int | None]] = [
     ("exp(x=1)", "keyword arguments are not allowed", 5),
     (
         "open('f')",
-        "calling 'open' is not allowed (only exp, log, tanh, sigmoid, relu, abs, sqrt)",
+        "calling 'open' is not allowed (only exp, log, tanh, sigmoid, relu, abs, sqrt, sin, cos)",
         1,
     ),
     ("1 if x else 2", "conditional expressions (a if c else b) are not allowed", 3),
@@ -534,6 +534,8 @@ def direct(t: Tree) -> float:
             "tanh": math.tanh,
             "sigmoid": _sigmoid,
             "relu": lambda a: a if a > 0 else 0.0,
+            "sin": math.sin,
+            "cos": math.cos,
             "abs": abs,
         }[t.op](v)
     a, b = direct(t.children[0]), direct(t.children[1])
@@ -601,3 +603,17 @@ def test_nothing_close_suggests_nothing(text: str) -> None:
     with pytest.raises(ParseError) as e:
         parse(text, x=1.0)
     assert "did you mean" not in str(e.value)
+
+
+def test_sin_and_cos_parse_with_their_derivatives() -> None:
+    x, y = Value(0.7, label="x"), Value(-1.3, label="y")
+    out = parse("sin(x) * cos(y)", x=x, y=y)
+    out.backward()
+    assert out.data == pytest.approx(math.sin(0.7) * math.cos(-1.3), rel=1e-15)
+    assert x.grad == pytest.approx(math.cos(0.7) * math.cos(-1.3), rel=1e-15)  # by hand
+    assert y.grad == pytest.approx(-math.sin(0.7) * math.sin(-1.3), rel=1e-15)
+
+
+def test_a_near_miss_of_sin_suggests_it() -> None:
+    with pytest.raises(ParseError, match="did you mean 'sin'"):
+        parse("sine(x)", x=1.0)

@@ -1,0 +1,1659 @@
+"""compile: a training step traced once and replayed as straight-line code a learner can print.
+
+``@compile`` runs the decorated function once eagerly (the trace), walks the graph it recorded,
+and writes Python source for its forward and backward passes: one assignment per result, NumPy
+calls for Tensors and float arithmetic for Values. The source is made by running each op's own
+``forward`` and ``backward`` rule on a symbolic math namespace (``_SymMath``) whose values are
+names, so every derivative is still written once, in ops.py, and the generated code performs the
+eager engine's arithmetic in the eager engine's order: the results are bit for bit the same.
+
+What the generated code reads on every call, and what it may freeze:
+
+- arguments (Tensors, Values, NumPy arrays) are read afresh on every call, and everything the
+  function computes from them (``Y * 2``, a mask ``X > 0``) is recomputed;
+- leaves the function reads from outside it (parameters) are read through the leaf on every
+  call, so ``p.data -= ...`` and ``p.data = ...`` are both seen;
+- constants made inside the function (a literal, ``Tensor(np.ones(3))``) are kept as they were.
+
+A Python number, string or other non-array argument is part of the trace: a new value traces
+again, as does a new shape or dtype of an array argument. The generated source is built only
+from the op table, generated names (``x0`` arguments, ``p0`` leaves, ``t0`` values, ``g0``
+gradients, ``k0`` kept constants), shapes, indices and exact float literals: never a label or
+any other string of the user's.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import itertools
+import math
+import operator
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from . import engine, maths
+from . import tensor as _tensor_mod
+from . import value as _value_mod
+from .engine import Node
+from .tensor import Tensor
+from .value import Value
+
+__all__ = ["CompileError", "Compiled", "compile"]
+
+# Statements per generated function. A straight-line function of 100,000 statements takes
+# seconds to build and makes each call's frame enormous; chunks keep both small.
+CHUNK = 2_000
+
+# Ops in one trace above which the step is replayed by running the function eagerly: building
+# generated code costs time and memory per statement, and past this size the build's memory,
+# not the replay's speed, is what a user notices (bench/README.md has the measured costs).
+MAX_OPS = 200_000
+
+
+class CompileError(RuntimeError):
+    """The function does something a trace cannot replay faithfully (raised while tracing)."""
+
+
+_CONTROL_FLOW = (
+    "compile traces the function once and replays the ops it recorded, so a Python decision "
+    "taken on a traced value ({what}) would be frozen into every later call. Inside a "
+    "compiled function choose with where(cond, a, b), maximum or minimum, keep the decision "
+    "outside it, or call the function eagerly (without @compile)"
+)
+
+
+def _refuse(what: str) -> CompileError:
+    return CompileError(_CONTROL_FLOW.format(what=what))
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine's view (one place to follow the engine's interface)
+
+
+def _order(root: Node) -> list[Node]:
+    """The eager backward pass's order (root first): the generated backward follows it exactly."""
+    return engine.toposort(root)
+
+
+def _value_grad(n: Value, g: float) -> None:
+    """A Value leaf takes its gradient as Node._accumulate gives it."""
+    cur = n.grad
+    n.grad = g if cur is None or (cur.__class__ is float and cur == 0.0) else cur + g
+
+
+# sys.getrefcount(g) in _tensor_grad when only the generated code holds g: its local, the
+# argument, and getrefcount's own.
+_UNSHARED = 3
+
+
+def _tensor_grad(n: Tensor, g: Any, kept: list[Any], j: int) -> None:
+    """A Tensor leaf takes its gradient as Tensor._accumulate gives it (an array of its own),
+    without the copy when the generated code made ``g`` and holds it nowhere else.
+
+    The array is also kept (in ``kept[j]``) until the leaf takes its next gradient, as NumPy
+    written by hand keeps ``d_w1`` until the next step replaces it: freed at ``zero_grad``
+    instead, a parameter-sized array goes back to the system and is faulted in again the next
+    step (360 page faults a step on seed 002's network, twice its time).
+    """
+    cur = n.grad
+    if cur is None:
+        if (
+            g.__class__ is np.ndarray
+            and g.base is None
+            and g.flags.writeable
+            and sys.getrefcount(g) <= _UNSHARED
+        ):
+            n.grad = g
+        else:
+            n.grad = g = np.array(g)
+    else:
+        n.grad = g = cur + g
+    kept[j] = g
+
+
+# ---------------------------------------------------------------------------------------------
+# Tracing: the eager run, with every op recorded (constants' too) and control flow refused
+
+
+class _Mask(np.ndarray):
+    """A comparison of a traced Tensor (``X > 0``): data, recomputed on every call."""
+
+    src: tuple[str, Any, Any]
+    trace: _Trace  # type: ignore[assignment]  # ndarray has a method of that name
+
+    def __bool__(self) -> bool:
+        raise _refuse("bool() of a comparison of Tensors")
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        # masks combine (inside = (p >= lo) & (p <= hi)); anything else would be frozen
+        sym = _MASK_UFUNCS.get(ufunc)
+        if sym is None or method != "__call__" or kwargs:
+            raise CompileError(
+                f"compile cannot follow NumPy's {ufunc.__name__} on a comparison of traced "
+                "Tensors: pass comparisons (combined with &, | and ~) to where(cond, a, b), or "
+                "compute with Tensors instead"
+            )
+        plain = [x.view(np.ndarray) if isinstance(x, _Mask) else x for x in inputs]
+        out = ufunc(*plain).view(_Mask)
+        out.src = (sym, *inputs) if len(inputs) == 2 else (sym, inputs[0], None)
+        out.trace = self.trace
+        self.trace.masks.append(out)
+        self.trace.keep.append(out)
+        return out
+
+
+class _Frozen(np.ndarray):
+    """``.data`` of a traced Tensor while tracing: metadata yes, NumPy arithmetic no."""
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        raise CompileError(
+            f"compile cannot follow NumPy's {ufunc.__name__} on .data of a Tensor the function "
+            "computes or takes: it would run once, at the trace, and its result would be "
+            "replayed unchanged. Compute with the Tensor itself (where, maximum, minimum, "
+            "arithmetic), or call the function eagerly"
+        )
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        if func in (np.shape, np.ndim, np.size, np.result_type):
+            return super().__array_function__(func, types, args, kwargs)
+        raise CompileError(
+            f"compile cannot follow np.{func.__name__} on .data of a Tensor the function "
+            "computes or takes: it would run once, at the trace, and its result would be "
+            "replayed unchanged. Compute with the Tensor itself, or call the function eagerly"
+        )
+
+    def __bool__(self) -> bool:
+        raise _refuse("bool() of a Tensor's .data")
+
+    def item(self, *args: Any) -> Any:
+        raise _refuse(".item() of a Tensor's .data")
+
+    def tolist(self) -> Any:
+        raise _refuse(".tolist() of a Tensor's .data")
+
+
+def _root_buffer(a: np.ndarray) -> Any:
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return a
+
+
+def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    """a is b, or a full view of b's memory (what np.asarray of a subclass gives)."""
+    if a is b:
+        return True
+    return (
+        _root_buffer(a) is _root_buffer(b)
+        and a.shape == b.shape
+        and a.dtype == b.dtype
+        and a.strides == b.strides
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )
+
+
+class _Trace:
+    """Records, while the function runs eagerly, every node made and how."""
+
+    def __init__(self, flat: list[Any]) -> None:
+        # the arguments' arrays, by id: a Tensor made from one reads the argument on replay
+        self.arg_arrays: dict[int, int] = {}
+        self.watched: set[int] = set()  # argument nodes: their .data is traced too
+        for i, a in enumerate(flat):
+            data = a._data if isinstance(a, Node) else a
+            if isinstance(data, np.ndarray):
+                self.arg_arrays.setdefault(id(data), i)
+            if isinstance(a, Node):
+                self.watched.add(id(a))
+        self.from_arg: dict[int, int] = {}
+        self.arg_copies: list[tuple[np.ndarray, int]] = [
+            (a._data if isinstance(a, Node) else a, i)
+            for i, a in enumerate(flat)
+            if isinstance(a._data if isinstance(a, Node) else a, np.ndarray)
+        ]
+        self.made_buffers: set[int] = set()
+        self.made: dict[int, tuple[Node, Any, tuple[Node, ...], tuple[Any, ...]]] = {}
+        self.index: dict[int, int] = {}  # node id -> creation count: the order ops ran in
+        self.inside: dict[int, Node] = {}  # leaves made inside the function (constants)
+        self.masks: list[_Mask] = []
+        self.keep: list[Any] = []  # what the ids above refer to stays alive while tracing
+
+    def clear(self) -> None:
+        """Let go of the traced graph (the masks keep their trace otherwise)."""
+        for m in self.masks:
+            m.trace = None  # type: ignore[assignment]
+        self.made.clear()
+        self.from_arg.clear()
+        self.arg_copies.clear()
+        self.made_buffers.clear()
+        self.index.clear()
+        self.inside.clear()
+        self.keep.clear()
+
+    def arg_of(self, a: np.ndarray) -> int | None:
+        """The index of the argument whose numbers ``a`` holds (it, a view of it, or the copy a
+        Tensor made of it), else None."""
+        for array, i in self.arg_copies:
+            if _same_array(a, array):
+                return i
+        return None
+
+    def node(self, out: Node, op: Any, parents: tuple[Node, ...], params: tuple[Any, ...]) -> None:
+        if isinstance(out._data, np.ndarray):
+            self.made_buffers.add(id(_root_buffer(out._data)))
+        self.made[id(out)] = (out, op, tuple(parents), tuple(params))
+        self.index[id(out)] = len(self.index)
+        self.keep.append(out)
+
+    def leaf(self, x: Node) -> None:
+        self.inside[id(x)] = x
+        self.index.setdefault(id(x), len(self.index))
+        self.keep.append(x)
+
+    def mask(self, sym: str, a: Tensor, b: Any, result: np.ndarray) -> _Mask:
+        m = np.asarray(result).view(_Mask)
+        m.src = (sym, a, b)
+        m.trace = self
+        self.masks.append(m)
+        self.keep.append(m)
+        return m
+
+    def patches(self) -> list[tuple[Any, str, Any]]:
+        """(owner, attribute, replacement) for everything patched while tracing."""
+        t = self
+        tm, vm = _tensor_mod, _value_mod
+        t_record, v_record = tm.record, vm.record
+        t_init, v_init = Tensor.__init__, Value.__init__
+        data_prop = Node.__dict__["data"]
+
+        def tensor_record(cls: Any, data: Any, op: Any, parents: Any, params: Any = ()) -> Any:
+            out = t_record(cls, data, op, parents, params)
+            t.node(out, op, parents, params)
+            return out
+
+        def value_record(cls: Any, data: Any, op: Any, parents: Any, params: Any = ()) -> Any:
+            out = v_record(cls, data, op, parents, params)
+            t.node(out, op, parents, params)
+            return out
+
+        def tensor_init(self: Tensor, data: Any, *args: Any, **kwargs: Any) -> None:
+            if isinstance(data, _Mask):  # a comparison used as numbers: X * (X > 0)
+                raise CompileError(
+                    "compile cannot follow a comparison of traced Tensors made into a Tensor: "
+                    "use where(X > 0, X, 0.0) or maximum(X, 0.0) rather than X * (X > 0)"
+                )
+            source = data._data if isinstance(data, Tensor) else data
+            i = t.arg_of(source) if isinstance(source, np.ndarray) else None
+            if (
+                i is None
+                and isinstance(source, np.ndarray)
+                and (id(_root_buffer(source)) in t.made_buffers)
+            ):
+                raise CompileError(
+                    "compile cannot follow a Tensor made from the data of a value computed "
+                    "inside the function (it would keep the traced numbers): compute with that "
+                    "Tensor itself, or detach() it"
+                )
+            t_init(self, data, *args, **kwargs)
+            if i is not None:
+                t.from_arg[id(self)] = i
+                t.arg_copies.append((self._data, i))  # Tensor(Tensor(X)) reads X as well
+            t.leaf(self)
+
+        def value_init(self: Value, *args: Any, **kwargs: Any) -> None:
+            v_init(self, *args, **kwargs)
+            t.leaf(self)
+
+        def traced_data(self: Node) -> Any:
+            # .data of a traced Tensor: its shape and dtype may be read, but NumPy arithmetic
+            # on it would be done once, now, and frozen into every replay
+            d = self._data
+            if d.__class__ is np.ndarray and (id(self) in t.made or id(self) in t.watched):
+                return d.view(_Frozen)
+            return d
+
+        data_patch = property(traced_data, data_prop.fset, doc=data_prop.__doc__)
+
+        def refuse(what: str) -> Callable[..., Any]:
+            def method(self: Any, *args: Any) -> Any:
+                raise _refuse(what)
+
+            return method
+
+        def compare(sym: str, fn: Any) -> Callable[..., Any]:
+            def method(self: Tensor, other: Any) -> Any:
+                if isinstance(other, Node) and not isinstance(other, Tensor):
+                    return fn(self, other)  # the front end's own TypeError
+                right = other._data if isinstance(other, Tensor) else other
+                return t.mask(sym, self, other, _COMPARE[sym](self._data, right))
+
+            return method
+
+        out: list[tuple[Any, str, Any]] = [
+            (tm, "record", tensor_record),
+            (vm, "record", value_record),
+            (Node, "data", data_patch),
+            (Tensor, "__init__", tensor_init),
+            (Value, "__init__", value_init),
+            (Tensor, "__bool__", refuse("bool() of a Tensor")),
+            (Tensor, "__float__", refuse("float() of a Tensor")),
+            (Tensor, "__int__", refuse("int() of a Tensor")),
+            (Tensor, "item", refuse(".item() of a Tensor")),
+            (Tensor, "numpy", refuse(".numpy() of a Tensor")),
+            (Tensor, "__array__", refuse("a Tensor turned into a NumPy array")),
+            (Value, "__bool__", refuse("bool() of a Value")),
+            (Value, "__float__", refuse("float() of a Value")),
+            (Value, "__int__", refuse("int() of a Value")),
+            (Value, "item", refuse(".item() of a Value")),
+        ]
+        for name in ("__lt__", "__le__", "__gt__", "__ge__"):
+            out.append((Value, name, refuse(f"a comparison of Values ({name})")))
+        for name, sym in (
+            ("__lt__", "<"),
+            ("__le__", "<="),
+            ("__gt__", ">"),
+            ("__ge__", ">="),
+            ("__eq__", "=="),
+            ("__ne__", "!="),
+        ):
+            out.append((Tensor, name, compare(sym, getattr(Tensor, name))))
+        return out
+
+
+_MISSING = object()
+
+
+class _Patched:
+    def __init__(self, patches: list[tuple[Any, str, Any]]) -> None:
+        self.patches = patches
+        self.saved: list[tuple[Any, str, Any]] = []
+
+    def __enter__(self) -> None:
+        for owner, name, new in self.patches:
+            self.saved.append((owner, name, owner.__dict__.get(name, _MISSING)))
+            setattr(owner, name, new)
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, name, old in reversed(self.saved):
+            if old is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, old)
+
+
+# ---------------------------------------------------------------------------------------------
+# Emitting: symbolic values and the symbolic math namespace
+
+
+class _Sym:
+    """A value in the generated code: its name there, and its value in the trace (for shapes)."""
+
+    __slots__ = ("em", "name", "val")
+    __array_ufunc__ = None  # an ndarray on the left defers to our reflected operators
+
+    def __init__(self, em: _Emitter, name: str, val: Any) -> None:
+        self.em = em
+        self.name = name
+        self.val = val
+
+    def __add__(self, o: Any) -> _Sym:
+        return self.em.binary("+", operator.add, self, o)
+
+    def __radd__(self, o: Any) -> _Sym:
+        return self.em.binary("+", operator.add, o, self)
+
+    def __sub__(self, o: Any) -> _Sym:
+        return self.em.binary("-", operator.sub, self, o)
+
+    def __rsub__(self, o: Any) -> _Sym:
+        return self.em.binary("-", operator.sub, o, self)
+
+    def __mul__(self, o: Any) -> _Sym:
+        return self.em.binary("*", operator.mul, self, o)
+
+    def __rmul__(self, o: Any) -> _Sym:
+        return self.em.binary("*", operator.mul, o, self)
+
+    def __truediv__(self, o: Any) -> _Sym:
+        return self.em.binary("/", operator.truediv, self, o)
+
+    def __rtruediv__(self, o: Any) -> _Sym:
+        return self.em.binary("/", operator.truediv, o, self)
+
+    def __matmul__(self, o: Any) -> _Sym:
+        return self.em.binary("@", operator.matmul, self, o)
+
+    def __rmatmul__(self, o: Any) -> _Sym:
+        return self.em.binary("@", operator.matmul, o, self)
+
+    def __pow__(self, o: Any) -> _Sym:
+        return self.em.binary("**", operator.pow, self, o)
+
+    def __rpow__(self, o: Any) -> _Sym:
+        return self.em.binary("**", operator.pow, o, self)
+
+    def __neg__(self) -> _Sym:
+        return self.em.emit(f"-{self.name}", -self.val, (self,))
+
+    def __invert__(self) -> _Sym:
+        return self.em.emit(f"~{self.name}", ~self.val, (self,))
+
+    def __getitem__(self, index: Any) -> _Sym:
+        return self.em.emit(f"{self.name}[{self.em.fmt(index)}]", self.val[index], (self,))
+
+    @property
+    def T(self) -> _Sym:
+        return self.em.emit(f"{self.name}.T", self.val.T, (self,))
+
+    @property
+    def shape(self) -> Any:
+        return self.val.shape
+
+    @property
+    def ndim(self) -> Any:
+        return self.val.ndim
+
+    @property
+    def dtype(self) -> Any:
+        return self.val.dtype
+
+    @property
+    def size(self) -> Any:
+        return self.val.size
+
+    def __bool__(self) -> bool:
+        raise CompileError("an op's rule branches on a value, which compile cannot replay")
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+class _SymMath:
+    """The symbolic twin of a math namespace: each call computes and emits one assignment."""
+
+    def __init__(self, em: _Emitter, real: Any) -> None:
+        self._em = em
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self._real, name)
+        if not callable(fn):
+            return fn
+        em = self._em
+        inline = _INLINE.get((self._real, name))
+        if inline is not None:
+            return lambda *args: inline(em, *args)
+        ref = em.function(name, fn)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            val = fn(*[em.value(a) for a in args], **{k: em.value(v) for k, v in kwargs.items()})
+            parts = [em.fmt(a) for a in args]
+            parts += [f"{k}={em.fmt(v)}" for k, v in kwargs.items() if k.isidentifier()]
+            return em.emit(f"{ref}({', '.join(parts)})", val, em.used(args, kwargs))
+
+        return call
+
+
+_LITERAL_TYPES = (bool, int, type(None))
+
+
+# -- the math namespaces' one-call functions, written out where they are used -------------------
+# Each form makes exactly the NumPy (or float) call the namespace function makes, so the result is
+# the same to the bit (tests/autograd/test_compile.py checks each against the function itself);
+# what it saves is a Python call per op, which on a small network is most of a step's time.
+
+
+def _method(method: str, *names: str) -> Callable[..., _Sym]:
+    def form(em: _Emitter, x: _Sym, *args: Any) -> _Sym:
+        if names:
+            kwargs = dict(zip(names, args, strict=True))
+            val = getattr(x.val, method)(**kwargs)
+            text = ", ".join(f"{k}={em.fmt(v)}" for k, v in kwargs.items())
+        else:
+            val = getattr(x.val, method)(*args)
+            text = ", ".join(em.fmt(a) for a in args)
+        return em.emit(f"{x.name}.{method}({text})", val, (x,))
+
+    return form
+
+
+_REDUCE = {
+    "sum": ("add_reduce", np.add.reduce),
+    "max": ("maximum_reduce", np.maximum.reduce),
+    "min": ("minimum_reduce", np.minimum.reduce),
+}
+
+
+def _reduce(em: _Emitter, method: str, x: _Sym, axis: Any, keepdims: bool) -> _Sym:
+    """x.sum(axis=..., keepdims=...) as the ufunc reduction it calls, without NumPy's Python
+    layer in between (ndarray.sum is _methods._sum, which calls np.add.reduce)."""
+    val = getattr(x.val, method)(axis=axis, keepdims=keepdims)
+    if method != "sum" and axis is None:  # max and min of everything: keep NumPy's own path
+        return em.emit(f"{x.name}.{method}(axis=None, keepdims={keepdims!r})", val, (x,))
+    name, fn = _REDUCE[method]
+    ref = em.program.helper(name, fn)
+    return em.emit(f"{ref}({x.name}, {em.fmt(axis)}, None, None, {keepdims!r})", val, (x,))
+
+
+def _call(em: _Emitter, name: str, fn: Any, *args: Any) -> _Sym:
+    ref = em.program.helper(name, fn)
+    val = fn(*[em.value(a) for a in args])
+    return em.emit(f"{ref}({', '.join(em.fmt(a) for a in args)})", val, em.used(args))
+
+
+def _array_dot(em: _Emitter, a: _Sym, b: _Sym) -> _Sym:
+    if a.val.size * b.val.shape[-1] <= maths._SMALL_PRODUCT:
+        return _call(em, "dot", np.dot, a, b)
+    return em.binary("@", operator.matmul, a, b)
+
+
+def _array_mT(em: _Emitter, x: _Sym) -> _Sym:
+    if x.val.ndim == 2:  # the same view: for a matrix, swapping the last two axes is .T
+        return em.emit(f"{x.name}.T", x.val.T, (x,))
+    return em.emit(f"{x.name}.swapaxes(-1, -2)", x.val.swapaxes(-1, -2), (x,))
+
+
+def _array_sigmoid(em: _Emitter, x: _Sym) -> _Sym:
+    one, clip = maths._SIGMOID_CONSTANTS.get(x.val.dtype, (1.0, 709.7))
+    e = _call(em, "exp", np.exp, _call(em, "minimum", np.minimum, -x, clip))
+    return em.binary("/", operator.truediv, one, em.binary("+", operator.add, one, e))
+
+
+def _array_sum_squares(em: _Emitter, x: _Sym) -> _Sym:
+    flat = em.emit(f"{x.name}.reshape(-1)", x.val.reshape(-1), (x,))
+    return _call(em, "dot", np.dot, flat, flat)
+
+
+def _array_row_sum(em: _Emitter, x: _Sym) -> _Sym:
+    maths.ArrayMath.row_sum(x.val)  # makes (or finds) the kept ones of this length and dtype
+    ones = maths._ONES[(x.val.shape[0], x.val.dtype)]
+    return _array_dot(em, _Sym(em, em.fmt(ones), ones), x)
+
+
+def _cond(template: str, fn: Any) -> Callable[..., _Sym]:
+    def form(em: _Emitter, *args: Any) -> _Sym:
+        val = fn(*[em.value(a) for a in args])
+        text = template.format(*[em.fmt(a) for a in args])
+        return em.emit(text, val, em.used(args))
+
+    return form
+
+
+_INLINE: dict[tuple[Any, str], Callable[..., _Sym]] = {
+    (maths.ArrayMath, "sum"): lambda em, x, axis, keepdims: _reduce(em, "sum", x, axis, keepdims),
+    (maths.ArrayMath, "amax"): lambda em, x, axis, keepdims: _reduce(em, "max", x, axis, keepdims),
+    (maths.ArrayMath, "amin"): lambda em, x, axis, keepdims: _reduce(em, "min", x, axis, keepdims),
+    (maths.ArrayMath, "reshape"): _method("reshape"),
+    (maths.ArrayMath, "transpose"): _method("transpose"),
+    (maths.ArrayMath, "mT"): _array_mT,
+    (maths.ArrayMath, "dot"): _array_dot,
+    (maths.ArrayMath, "sigmoid"): _array_sigmoid,
+    (maths.ArrayMath, "sum_squares"): _array_sum_squares,
+    (maths.ArrayMath, "row_sum"): _array_row_sum,
+    (maths.ArrayMath, "positive"): lambda em, x: em.binary(">", operator.gt, x, 0),
+    (maths.ArrayMath, "relu"): lambda em, x: _call(em, "maximum", np.maximum, x, 0),
+    (maths.FloatMath, "relu"): _cond("({0} if {0} > 0.0 else 0.0)", maths.FloatMath.relu),
+    (maths.FloatMath, "positive"): _cond("(1.0 if {0} > 0.0 else 0.0)", maths.FloatMath.positive),
+    (maths.FloatMath, "sign"): _cond(
+        "(1.0 if {0} > 0.0 else (-1.0 if {0} < 0.0 else 0.0))", maths.FloatMath.sign
+    ),
+    (maths.FloatMath, "maximum"): _cond("({0} if {0} >= {1} else {1})", maths.FloatMath.maximum),
+    (maths.FloatMath, "minimum"): _cond("({0} if {0} <= {1} else {1})", maths.FloatMath.minimum),
+    (maths.FloatMath, "winner"): _cond(
+        "(1.0 if {0} > {1} else (0.5 if {0} == {1} else 0.0))", maths.FloatMath.winner
+    ),
+    (maths.FloatMath, "tanh"): lambda em, x: _call(em, "tanh", math.tanh, x),
+}
+
+
+class _Line:
+    __slots__ = ("expr", "target", "uses")
+
+    def __init__(self, target: str, expr: str, uses: tuple[str, ...]) -> None:
+        self.target = target
+        self.expr = expr
+        self.uses = uses
+
+
+class _Emitter:
+    """Writes one function body: assignments, named values, kept constants."""
+
+    def __init__(self, program: _Program, prefix: str) -> None:
+        self.program = program
+        self.prefix = prefix
+        self.lines: list[_Line | str] = []
+        self.count = itertools.count()
+        # Names whose value is the same on every call (the implied seed 1 of a backward, and
+        # what is computed from it and literals alone): such a value is computed once, here,
+        # and kept (k0...), rather than recomputed by every replay. The same computation, once.
+        self.fixed: set[str] | None = None
+
+    # -- values ----------------------------------------------------------------------------------
+
+    def value(self, x: Any) -> Any:
+        if isinstance(x, _Sym):
+            return x.val
+        if isinstance(x, (list, tuple)):
+            return type(x)(self.value(v) for v in x)
+        return x
+
+    def used(self, args: Any, kwargs: Any = None) -> tuple[_Sym, ...]:
+        out: list[_Sym] = []
+
+        def walk(x: Any) -> None:
+            if isinstance(x, _Sym):
+                out.append(x)
+            elif isinstance(x, (list, tuple)):
+                for v in x:
+                    walk(v)
+
+        walk(args)
+        if kwargs:
+            walk(list(kwargs.values()))
+        return tuple(out)
+
+    def emit(self, expr: str, val: Any, uses: tuple[Any, ...], prefix: str | None = None) -> _Sym:
+        names = tuple(u.name for u in uses if isinstance(u, _Sym))
+        fixed = self.fixed
+        if fixed is not None and names and all(n in fixed for n in names):
+            if isinstance(val, np.ndarray):
+                val.flags.writeable = False  # shared by every replay from now on
+            kept = self.program.constant(val)
+            fixed.add(kept)
+            return _Sym(self, kept, val)
+        name = f"{prefix or self.prefix}{next(self.count)}"
+        self.lines.append(_Line(name, expr, names))
+        return _Sym(self, name, val)
+
+    def bind(self, name: str, expr: str, val: Any) -> _Sym:
+        """An input of the function (an argument, a leaf, a saved value), under a given name."""
+        self.lines.append(_Line(name, expr, ()))
+        return _Sym(self, name, val)
+
+    def comment(self, text: str) -> None:
+        self.lines.append(f"# {text}")
+
+    def binary(self, sym: str, fn: Any, a: Any, b: Any) -> _Sym:
+        val = fn(self.value(a), self.value(b))
+        return self.emit(f"{self.fmt(a)} {sym} {self.fmt(b)}", val, self.used((a, b)))
+
+    def function(self, name: str, fn: Any) -> str:
+        return self.program.function(name, fn)
+
+    # -- source text of a value ----------------------------------------------------------------
+
+    def fmt(self, x: Any) -> str:
+        """x as source: a name, a literal built here from numbers, or a kept constant (k0)."""
+        if isinstance(x, _Sym):
+            return x.name
+        if x.__class__ is float:
+            if math.isfinite(x):
+                text = repr(x)  # the shortest text that reads back as exactly this float
+                return f"({text})" if text.startswith("-") else text
+            return self.program.constant(x)
+        if isinstance(x, _LITERAL_TYPES):
+            text = repr(x)
+            return f"({text})" if text.startswith("-") else text
+        if x.__class__ is tuple:
+            inner = ", ".join(self.fmt(v) for v in x)
+            return f"({inner},)" if len(x) == 1 else f"({inner})"
+        if x.__class__ is list:
+            return "[" + ", ".join(self.fmt(v) for v in x) + "]"
+        if x.__class__ is slice and all(
+            isinstance(v, _LITERAL_TYPES) for v in (x.start, x.stop, x.step)
+        ):
+            return f"slice({self.fmt(x.start)}, {self.fmt(x.stop)}, {self.fmt(x.step)})"
+        if x is Ellipsis:
+            return "..."
+        if isinstance(x, np.ndarray):
+            bound = self.program.array_name(x, self)
+            if bound is not None:
+                return bound
+        return self.program.constant(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Functions from lines: chunked, so that no generated function grows enormous
+
+
+class _Effect(_Line):
+    """A statement kept for what it does (a leaf taking its gradient), not for a value."""
+
+
+def _functions(
+    name: str, head: list[str], lines: list[_Line | str], returns: list[str], saved: set[str]
+) -> tuple[list[str], list[str]]:
+    """Source of ``def name(*head)``: the lines, in pieces of at most CHUNK statements.
+
+    The values in ``saved`` are appended to the list ``S`` (a head argument) as they are made;
+    the second result is their order there. The function returns the names in ``returns``.
+    """
+    pieces: list[list[_Line | str]] = [[]]
+    count = 0
+    for ln in lines:
+        if isinstance(ln, _Line):
+            if count == CHUNK:
+                pieces.append([])
+                count = 0
+            count += 1
+        pieces[-1].append(ln)
+    order: list[str] = []
+    bodies: list[list[str]] = []
+    for piece in pieces:
+        body = []
+        for ln in piece:
+            if isinstance(ln, _Effect):
+                body.append(f"    {ln.expr}")
+            elif isinstance(ln, _Line):
+                body.append(f"    {ln.target} = {ln.expr}")
+            else:
+                body.append(f"    {ln}")
+        keep = [ln.target for ln in piece if isinstance(ln, _Line) and ln.target in saved]
+        if keep:
+            body.append(
+                f"    S.extend({_tuple(keep)})" if len(keep) > 1 else f"    S.append({keep[0]})"
+            )
+            order += keep
+        bodies.append(body)
+    if len(pieces) == 1:
+        return [
+            f"def {name}({', '.join(head)}):",
+            *bodies[0],
+            f"    return {_tuple(returns)}",
+            "",
+        ], order
+    # Each piece is a function of the head and of the values earlier pieces made that it uses;
+    # it returns the values it made that later pieces (or the result) use.
+    made = [
+        {ln.target for ln in p if isinstance(ln, _Line) and not isinstance(ln, _Effect)}
+        for p in pieces
+    ]
+    uses = [{u for ln in p if isinstance(ln, _Line) for u in ln.uses} for p in pieces]
+    later: set[str] = set(returns)
+    outs: list[list[str]] = [[] for _ in pieces]
+    for i in range(len(pieces) - 1, -1, -1):
+        outs[i] = sorted(made[i] & later, key=_name_key)
+        later |= uses[i]
+    src: list[str] = []
+    calls: list[str] = []
+    earlier: set[str] = set()
+    for i, body in enumerate(bodies):
+        ins = sorted((uses[i] & earlier) - set(head), key=_name_key)
+        args = ", ".join([*head, *ins])
+        src += [f"def {name}_{i}({args}):", *body, f"    return {_tuple(outs[i])}", ""]
+        call = f"{name}_{i}({args})"
+        calls.append(f"    {_tuple(outs[i])} = {call}" if outs[i] else f"    {call}")
+        earlier |= made[i]
+    src += [f"def {name}({', '.join(head)}):", *calls, f"    return {_tuple(returns)}", ""]
+    return src, order
+
+
+def _tuple(names: list[str]) -> str:
+    if not names:
+        return "()"
+    return f"({names[0]},)" if len(names) == 1 else "(" + ", ".join(names) + ")"
+
+
+def _name_key(name: str) -> tuple[str, int]:
+    head = name.rstrip("0123456789")
+    return head, int(name[len(head) :] or 0)
+
+
+def _prune(lines: list[_Line | str], live: set[str]) -> list[_Line | str]:
+    """Drop assignments nothing uses (the product a skipped input would have had)."""
+    need = set(live)
+    kept: list[_Line | str] = []
+    for ln in reversed(lines):
+        if isinstance(ln, _Line):
+            if not isinstance(ln, _Effect) and ln.target not in need:
+                continue
+            need.update(ln.uses)
+        kept.append(ln)
+    kept.reverse()
+    out: list[_Line | str] = []  # a comment whose lines all went goes too
+    for i, ln in enumerate(kept):
+        if isinstance(ln, str) and (i + 1 == len(kept) or isinstance(kept[i + 1], str)):
+            continue
+        out.append(ln)
+    return out
+
+
+def _define(prog: _Program, src: list[str], name: str) -> Callable[..., Any]:
+    text = "\n".join(src)
+    # Generated from the op table, our own names and number literals only (see _Emitter.fmt):
+    # no text of the user's reaches this source.
+    code = builtins.compile(text, f"<backproplab.compile {name}>", "exec")
+    exec(code, prog.globals)
+    fn: Callable[..., Any] = prog.globals[name]
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# From a trace to a program
+
+
+class _Program:
+    """One traced graph: the generated forward, the backward(s), and what they read."""
+
+    def __init__(self, kind: type[Node]) -> None:
+        self.kind = kind  # Value or Tensor
+        self.real_math = kind.xp
+        self.globals: dict[str, Any] = {"__builtins__": builtins}
+        self.fn_names: dict[int, str] = {}
+        self.constants: dict[int, str] = {}
+        self.const_notes: list[str] = []
+        self.arg_arrays: list[tuple[np.ndarray, str]] = []
+        self.mask_syms: list[tuple[_Mask, _Sym]] = []
+        self.roots: list[Node] = []
+        self.orders: dict[int, list[Node]] = {}
+        self.entries: dict[int, tuple[Any, tuple[Node, ...], tuple[Any, ...]]] = {}
+        self.fsym: dict[int, _Sym] = {}  # forward value of each node, by node id
+        self.where: dict[str, str] = {}  # a forward name -> how the backward reads it again
+        self.forward: Callable[..., Any] | None = None
+        self.forward_source = ""
+        self.backward_sources: dict[Any, str] = {}
+        self.backwards: dict[Any, Callable[..., Any]] = {}
+        self.leaf_refs: dict[int, str] = {}  # node id -> "L[j]" / "A[i]", for gradients
+        self.kept: list[Any] = []  # each leaf's last gradient array, alive until its next
+        self.implied: dict[int, Callable[..., Any]] = {}  # output -> backward() without grad
+        self.seeds: dict[int, Any] = {}  # output -> its implied seed 1
+
+    def function(self, name: str, fn: Any) -> str:
+        """A global for a math namespace's function, under that namespace's own attribute name."""
+        ref = self.fn_names.get(id(fn))
+        if ref is None:
+            if not (name.isidentifier() and getattr(self.real_math, name, None) is fn):
+                raise CompileError("an op called a function compile cannot name")
+            ref = name if name not in self.globals else f"{name}_{len(self.fn_names)}"
+            self.globals[ref] = fn
+            self.fn_names[id(fn)] = ref
+        return ref
+
+    def helper(self, name: str, fn: Any) -> str:
+        self.globals[name] = fn
+        return name
+
+    def constant(self, x: Any) -> str:
+        ref = self.constants.get(id(x))
+        if ref is None:
+            ref = f"k{len(self.constants)}"
+            self.constants[id(x)] = ref
+            self.globals[ref] = x
+            self.const_notes.append(f"{ref}: {_describe(x)}")
+        return ref
+
+    def array_name(self, a: np.ndarray, em: _Emitter) -> str | None:
+        """The name of an array that is an argument's data or a traced comparison, else None."""
+        for arr, name in self.arg_arrays:
+            if _same_array(a, arr):
+                return name
+        for mask, s in self.mask_syms:
+            if _same_array(a, mask):
+                return s.name
+        for arr, _ in self.arg_arrays:
+            if np.shares_memory(a, arr):
+                raise CompileError(
+                    f"the function uses part of an argument's array (shape {a.shape}) taken "
+                    "outside the graph (through .data or NumPy), which compile would freeze: "
+                    "index or reshape the Tensor itself instead"
+                )
+        return None
+
+    def release(self) -> None:
+        """Drop the traced graph once the code is built, except where a backward for another
+        kind of seed may still be asked for (a Tensor output: a 0-d array or a NumPy scalar).
+        A scalar graph's thousands of nodes would otherwise stay alive for the collector to
+        walk at every collection, slowing the whole program."""
+        if self.kind is Tensor:
+            return
+        self.fsym.clear()
+        self.entries.clear()
+        self.orders.clear()
+        self.mask_syms.clear()
+        self.roots = []
+
+    @property
+    def source(self) -> str:
+        head = [f"# {note}" for note in self.const_notes]
+        return "\n".join([*head, self.forward_source, *self.backward_sources.values()])
+
+
+def _describe(x: Any) -> str:
+    """What a kept constant is, for a comment: its kind and shape, never its text."""
+    if isinstance(x, np.ndarray):
+        return f"an array {x.shape} {x.dtype.name}, kept from the trace"
+    if isinstance(x, np.generic):
+        return f"a NumPy {x.dtype.name} scalar, kept from the trace"
+    if isinstance(x, np.dtype):
+        return f"the dtype {x.name}"
+    if isinstance(x, type) and issubclass(x, engine.Op):
+        return "an op of ops.py" if x.__module__ == _OPS_MODULE else "an op class"
+    if isinstance(x, float):
+        return "a float that is not finite"
+    return f"a {type(x).__name__}"
+
+
+_OPS_MODULE = engine.__name__.rsplit(".", 1)[0] + ".ops"
+
+
+def _op_note(op: Any) -> str:
+    """The op's class name for a comment, when the op is one of ours (ops.py)."""
+    name = getattr(op, "__name__", "")
+    return name if op.__module__ == _OPS_MODULE and name.isidentifier() else "an op"
+
+
+def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Program, list[Node]]:
+    """Emit and define the forward function; return the program and the leaves it reads."""
+    prog = _Program(Tensor if isinstance(outs[0], Tensor) else Value)
+    if any(isinstance(o, Tensor) != (prog.kind is Tensor) for o in outs):
+        raise CompileError("a compiled function returns Values or Tensors, not both")
+    prog.roots = list(outs)
+    fwd = _Emitter(prog, "t")
+    xp = _SymMath(fwd, prog.real_math)
+    prog.helper("asarray", np.asarray)
+
+    arg_index: dict[int, int] = {}
+    for i, a in enumerate(flat):
+        if isinstance(a, Node):
+            arg_index.setdefault(id(a), i)
+            if isinstance(a.data, np.ndarray):
+                prog.arg_arrays.append((a.data, f"x{i}"))
+        elif isinstance(a, np.ndarray):
+            prog.arg_arrays.append((a, f"x{i}"))
+
+    def mask_of(p: Any) -> _Mask | None:
+        if isinstance(p, np.ndarray) and p.dtype == bool:
+            for m in trace.masks:
+                if _same_array(p, m):
+                    return m
+        return None
+
+    # every node the outputs depend on (through parents, and through traced masks in params)
+    nodes: dict[int, Node] = {}
+    stack = list(outs)
+    while stack:
+        n = stack.pop()
+        if id(n) in nodes:
+            continue
+        nodes[id(n)] = n
+        if id(n) in arg_index:
+            continue
+        entry = trace.made.get(id(n))
+        if entry is not None:
+            prog.entries[id(n)] = entry[1:]
+            stack.extend(entry[2])
+            for p in _flat_params(entry[3]):
+                masks = [mask_of(p)]
+                while masks:
+                    m = masks.pop()
+                    if m is None:
+                        continue
+                    for x in m.src[1:]:
+                        if isinstance(x, Node):
+                            stack.append(x)
+                        elif isinstance(x, _Mask):
+                            masks.append(x)
+        elif n.op is not None:
+            raise CompileError(
+                "the function reads a node computed outside it that has a graph of its own "
+                "(its gradient would flow back through that graph): compute it inside the "
+                "function, pass it as an argument, or detach() it"
+            )
+    order = sorted(nodes.values(), key=lambda n: trace.index.get(id(n), -1))
+
+    leaves: list[Node] = []
+    sym = prog.fsym
+    fwd.comment("arguments (x) and the leaves read on every call (p), in order of first use")
+    # leaves numbered as the ops first read them, so that p0 is the first weight of the step
+    first_use: list[Node] = []
+    seen: set[int] = set()
+    for n in [*(n for n in order if id(n) in prog.entries), *outs]:
+        op_entry = prog.entries.get(id(n))
+        for p in op_entry[1] if op_entry is not None else (n,):
+            if id(p) not in seen and id(p) not in prog.entries:
+                seen.add(id(p))
+                first_use.append(p)
+    for n in first_use:
+        if id(n) in sym:
+            continue
+        data = n._data
+        if id(n) in arg_index:
+            i = arg_index[id(n)]
+            sym[id(n)] = fwd.bind(f"x{i}", f"A[{i}].data", data)
+            prog.where[f"x{i}"] = f"A[{i}].data"
+            prog.leaf_refs[id(n)] = f"A[{i}]"
+            continue
+        if id(n) in trace.from_arg:  # a leaf made inside from an argument's array: Tensor(X)
+            i = trace.from_arg[id(n)]
+            arg = flat[i]
+            array = arg._data if isinstance(arg, Node) else arg
+            name = f"x{i}"
+            if name not in prog.where:
+                expr = f"A[{i}].data" if isinstance(arg, Node) else f"A[{i}]"
+                fwd.bind(name, expr, array)
+                prog.where[name] = expr
+            if data.dtype == array.dtype and data.shape == array.shape and data.dtype != bool:
+                # the same numbers: read the argument itself (the copy Tensor() makes only
+                # guards the graph against later writes, and the replay reads it at once)
+                sym[id(n)] = _Sym(fwd, name, data)
+            else:  # Tensor's own conversion (integer labels to float64, say)
+                to_array = prog.helper("to_array", _tensor_mod._to_array)
+                sym[id(n)] = fwd.emit(
+                    f"{to_array}({name}, {fwd.fmt(data.dtype)})", data, (_Sym(fwd, name, array),)
+                )
+            continue
+        bound = prog.array_name(data, fwd) if isinstance(data, np.ndarray) else None
+        if bound is not None:
+            raise CompileError(
+                "the function made a leaf that shares an argument's memory in a way compile "
+                "cannot follow: make Tensors from the argument itself"
+            )
+        if id(n) in trace.inside and not n.requires_grad:  # a constant made inside: kept
+            sym[id(n)] = _Sym(fwd, fwd.fmt(data), data)
+        else:
+            j = len(leaves)
+            leaves.append(n)
+            sym[id(n)] = fwd.bind(f"p{j}", f"L[{j}].data", data)
+            prog.where[f"p{j}"] = f"L[{j}].data"
+            prog.leaf_refs[id(n)] = f"L[{j}]"
+
+    fwd.comment("forward")
+    for n in order:
+        op_entry = prog.entries.get(id(n))
+        if op_entry is None:
+            continue
+        op, parents, params = op_entry
+        sparams = tuple(_param_sym(prog, fwd, p, mask_of) for p in params)
+        out = op.forward(xp, *[sym[id(p)] for p in parents], *sparams)
+        if not isinstance(out, _Sym):  # a rule that returned a constant
+            out = _Sym(fwd, fwd.fmt(out), out)
+        if prog.kind is Tensor and out.val.__class__ is not np.ndarray:
+            out = fwd.emit(f"asarray({out.name})", np.asarray(out.val), (out,))
+        if not _identical(out.val, n._data):
+            raise CompileError(
+                f"internal: the generated forward of {_op_note(op)} differs from the eager "
+                "engine's; the function runs as it is without @compile"
+            )
+        if isinstance(fwd.lines[-1], _Line) and fwd.lines[-1].target == out.name:
+            fwd.lines[-1].expr += f"  # {_op_note(op)}"
+        sym[id(n)] = out
+    for k, root in enumerate(outs):
+        if root.requires_grad:
+            prog.orders[k] = _order(root)
+    # what a backward may read again: each computed value (and comparison) by its name
+    saved = {s.name for s in sym.values() if s.name[:1] in "tx" and s.name[1:].isdigit()}
+    saved |= {s.name for _, s in prog.mask_syms}
+    returns = [sym[id(o)].name for o in outs]
+    lines = _prune(fwd.lines, set(returns) | saved)
+    src, saved_order = _functions("forward", ["A", "L", "S"], lines, returns, saved)
+    for i, name in enumerate(saved_order):
+        prog.where[name] = f"S[{i}]"
+    prog.forward_source = "\n".join(src)
+    prog.forward = _define(prog, src, "forward")
+    return prog, leaves
+
+
+def _flat_params(params: tuple[Any, ...]) -> Iterator[Any]:
+    for p in params:
+        if isinstance(p, tuple):
+            yield from _flat_params(p)
+        else:
+            yield p
+
+
+def _param_sym(prog: _Program, em: _Emitter, p: Any, mask_of: Callable[[Any], Any]) -> Any:
+    """A param as the rules should see it: a traced comparison becomes its recomputation."""
+    if isinstance(p, tuple):
+        return tuple(_param_sym(prog, em, v, mask_of) for v in p)
+    m = mask_of(p)
+    if m is None:
+        return p
+    for known, s in prog.mask_syms:
+        if known is m:
+            return s
+    op_sym, a, b = m.src
+
+    def operand(x: Any) -> Any:
+        if isinstance(x, Node):
+            return prog.fsym[id(x)]
+        if isinstance(x, _Mask):
+            return _param_sym(prog, em, x, mask_of)
+        return x
+
+    if op_sym == "~":
+        s = ~operand(a)
+    else:
+        s = em.binary(op_sym, _COMPARE[op_sym], operand(a), operand(b))
+    prog.mask_syms.append((m, s))
+    return s
+
+
+_MASK_UFUNCS = {
+    np.bitwise_and: "&",
+    np.logical_and: "&",
+    np.bitwise_or: "|",
+    np.logical_or: "|",
+    np.invert: "~",
+    np.logical_not: "~",
+}
+
+_COMPARE = {
+    "&": operator.and_,
+    "|": operator.or_,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+def _identical(a: Any, b: Any) -> bool:
+    if isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray)
+            and a.shape == b.shape
+            and a.dtype == b.dtype
+            and bool(np.array_equal(a, b, equal_nan=True))
+        )
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (a != a and b != b)
+    return bool(a == b)
+
+
+# ---------------------------------------------------------------------------------------------
+# The backward: the eager pass's loop, run once on symbols
+
+
+def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callable[..., Any]:
+    """Generate the backward of output k for a seed like ``seed``, following the engine's loop.
+
+    ``implied``: the seed is the implied 1 of ``backward()`` with no grad, the same on every
+    call, so what follows from it alone is computed here once.
+    """
+    kind = (k, implied, seed.__class__, getattr(seed, "shape", None), getattr(seed, "dtype", None))
+    fn = prog.backwards.get(kind)
+    if fn is not None:
+        return fn
+    em = _Emitter(prog, "g")
+    if implied:
+        em.fixed = {"G"}
+    xp = _SymMath(em, prog.real_math)
+    tensor = prog.kind is Tensor
+    again: dict[str, _Sym] = {}
+
+    def fwd(n: Node) -> _Sym:
+        s = prog.fsym[id(n)]
+        b = again.get(s.name)
+        if b is None:
+            b = again[s.name] = _Sym(em, s.name, s.val)
+        return b
+
+    def param(p: Any) -> Any:
+        if isinstance(p, tuple):
+            return tuple(param(v) for v in p)
+        if isinstance(p, np.ndarray) and p.dtype == bool:
+            for m, s in prog.mask_syms:
+                if _same_array(p, m):
+                    b = again.get(s.name)
+                    if b is None:
+                        b = again[s.name] = _Sym(em, s.name, s.val)
+                    return b
+        return p
+
+    root = prog.roots[k]
+    tensor_grad = prog.helper("tensor_grad", _tensor_grad)
+    value_grad = prog.helper("value_grad", _value_grad)
+    # engine.backward_pass, run once on symbols: the gradients summed in a dict in the order
+    # they arrive, each node's rule once all its uses have sent theirs
+    grads: dict[int, Any] = {id(root): _Sym(em, "G", seed)}
+    nodes: dict[int, Node] = {id(root): root}
+    for n in prog.orders[k]:
+        g = grads.pop(id(n), None)
+        if g is None:  # no use of n sent a gradient (every rule skipped it)
+            z = prog.kind.zeros_like(n, False)  # type: ignore[attr-defined]
+            g = _Sym(em, em.fmt(z), z)
+        op, parents, params = prog.entries[id(n)]
+        em.comment(f"{_op_note(op)}: {fwd(n).name}")
+        ins = [fwd(p) for p in parents]
+        input_grads = engine.call_backward(op, xp, g, fwd(n), ins, param(params), parents)
+        for i, (p, d) in enumerate(zip(parents, input_grads)):  # noqa: B905 - call_backward
+            if d is None or not p.requires_grad:
+                continue
+            if not isinstance(d, _Sym):
+                d = _Sym(em, em.fmt(d), d)
+            if tensor:
+                d = _fit(em, d, p._data)
+            elif not (d.val.__class__ is float or isinstance(d.val, (int, float))):
+                p.fit_gradient(d.val, op, i)  # raises, naming the op
+            grads[id(p)] = grads[id(p)] + d if id(p) in grads else d
+            nodes[id(p)] = p
+    em.comment("each leaf takes its gradient, in the order the eager pass hands them over")
+    for key, g in grads.items():
+        n = nodes[key]
+        ref = prog.leaf_refs.get(key)
+        if ref is None or n is root:  # a constant made inside that requires grad: unreadable
+            continue
+        if tensor:
+            kept = prog.helper("kept", prog.kept)
+            j = len(prog.kept)
+            prog.kept.append(None)
+            expr = f"{tensor_grad}({ref}, {g.name}, {kept}, {j})"
+        else:
+            expr = f"{value_grad}({ref}, {g.name})"
+        em.lines.append(_Effect("", expr, (g.name,)))
+    lines = _prune(em.lines, set())
+    used = {u for ln in lines if isinstance(ln, _Line) for u in ln.uses}
+    head = [
+        _Line(name, prog.where[name], ()) for name in sorted(used & set(prog.where), key=_name_key)
+    ]
+    name = f"backward{len(prog.backwards)}"
+    src, _ = _functions(name, ["G", "S", "A", "L"], [*head, *lines], [], set())
+    prog.backward_sources[kind] = "\n".join(src)
+    fn = prog.backwards[kind] = _define(prog, src, name)
+    return fn
+
+
+def _fit(em: _Emitter, g: _Sym, like: Any) -> _Sym:
+    """Tensor.fit_gradient, emitted: undo broadcasting (tensor.unbroadcast, its axes worked
+    out now) and give the input's dtype."""
+    v = g.val
+    shape = like.shape
+    if getattr(v, "shape", ()) != shape:
+        extra = v.ndim - len(shape)
+        stretched = tuple(
+            extra + i for i, n in enumerate(shape) if n == 1 and v.shape[extra + i] != 1
+        )
+        g = _reduce(em, "sum", g, tuple(range(extra)) + stretched, True)
+        if extra:
+            g = em.emit(f"{g.name}.reshape({em.fmt(shape)})", g.val.reshape(shape), (g,))
+    v = g.val
+    if v.__class__ is np.ndarray and v.dtype == like.dtype:
+        return g
+    asarray = em.program.helper("asarray", np.asarray)
+    return em.emit(
+        f"{asarray}({g.name}, dtype={em.fmt(like.dtype)})",
+        np.asarray(v, dtype=like.dtype),
+        (g,),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Calls: the cache of traces, and the results a replay hands back
+
+
+def _signature(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[list[Any], tuple[Any, ...], list[Any]]:
+    """(the arguments' arrays and nodes in order, the key of their trace, objects to keep alive).
+
+    Arrays and nodes are read on every call; their shapes and dtypes are part of the key, and so
+    is every other argument (a number, a string, an object by identity), which the trace keeps.
+    """
+    flat: list[Any] = []
+    key: list[Any] = []
+    keep: list[Any] = []
+    first: dict[int, int] = {}
+
+    def walk(x: Any) -> None:
+        if isinstance(x, (Node, np.ndarray)):
+            alias = first.setdefault(id(x), len(flat))
+            if isinstance(x, Tensor):
+                key.append(("T", x.data.shape, x.data.dtype.str, x.requires_grad, alias))
+            elif isinstance(x, Node):
+                key.append(("V", x.requires_grad, alias))
+            else:
+                key.append(("A", x.shape, x.dtype.str, alias))
+            flat.append(x)
+        elif isinstance(x, (list, tuple)):
+            key.append((type(x).__name__, len(x)))
+            for v in x:
+                walk(v)
+        elif isinstance(x, dict):
+            key.append(("dict", len(x)))
+            for k in sorted(x, key=repr):
+                key.append(("key", k) if isinstance(k, (str, int)) else ("key", id(k)))
+                walk(x[k])
+        elif isinstance(x, float):
+            key.append(("float", x.hex()))
+        elif isinstance(x, (bool, int, str, bytes, type(None), complex)):
+            key.append((type(x).__name__, x))
+        else:  # an object (a model, a function): by identity, kept alive so the id stays its own
+            key.append(("object", id(x)))
+            keep.append(x)
+
+    walk(args)
+    walk(kwargs)
+    return flat, tuple(key), keep
+
+
+def _array_key(args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The signature of arguments that are all arrays and Tensors (the usual step), else None."""
+    key: list[tuple[Any, ...]] = []
+    for a in args:
+        c = a.__class__
+        if c is np.ndarray:
+            key.append((c, a.shape, a.dtype))
+        elif c is Tensor:
+            d = a.data
+            key.append((c, d.shape, d.dtype, a.requires_grad))
+        else:
+            return None
+    if len(args) > 1 and len({id(a) for a in args}) != len(args):
+        return None  # one object passed twice: the slow key records which
+    return tuple(key)
+
+
+_new = object.__new__
+
+
+def _result_tensor(data: np.ndarray, requires_grad: bool) -> _CompiledTensor:
+    # A leaf's fields set directly: Tensor() would copy the array the generated code made.
+    out = _new(_CompiledTensor)
+    out._leaf(data, "", requires_grad)
+    out.grad = None
+    return out
+
+
+def _result_value(data: float, requires_grad: bool) -> _CompiledValue:
+    out = _new(_CompiledValue)
+    out._leaf(data, "", requires_grad)
+    out.grad = 0.0
+    return out
+
+
+class _Entry:
+    """A trace of the function for one signature: its program and the leaves it reads."""
+
+    __slots__ = ("checks", "grads", "keep", "leaves", "n_out", "program", "structure")
+
+    def __init__(
+        self, program: _Program, leaves: list[Node], structure: Any, keep: list[Any]
+    ) -> None:
+        self.program = program
+        self.leaves = leaves
+        self.structure = structure  # None: one output; else the output tuple's type
+        self.keep = keep
+        self.n_out = len(program.roots)
+        self.grads = [root.requires_grad for root in program.roots]
+        # A leaf's data may be replaced between calls; a new shape or dtype traces again.
+        self.checks = [
+            (leaf, leaf.data.shape, leaf.data.dtype)
+            for leaf in leaves
+            if isinstance(leaf.data, np.ndarray)
+        ]
+
+    def fresh(self) -> bool:
+        for leaf, shape, dtype in self.checks:
+            d = leaf._data
+            if d.__class__ is not np.ndarray or d.shape != shape or d.dtype != dtype:
+                return False
+        return True
+
+
+class _Eager:
+    """A trace too large to compile (more than MAX_OPS ops): later calls run eagerly."""
+
+    program = None
+
+    def __init__(self, ops: int, structure: Any) -> None:
+        self.ops = ops
+        self.structure = structure
+
+    def fresh(self) -> bool:
+        return True
+
+
+def _count_ops(outs: tuple[Node, ...], trace: _Trace) -> int:
+    seen: set[int] = set()
+    stack = list(outs)
+    while stack:
+        n = stack.pop()
+        entry = trace.made.get(id(n))
+        if entry is None or id(n) in seen:
+            continue
+        seen.add(id(n))
+        stack.extend(entry[2])
+    return len(seen)
+
+
+class _Replay:
+    """What a compiled result needs for its backward: the program, the saved values, the call."""
+
+    __slots__ = ("args", "compiled", "entry", "flat", "index", "kwargs", "saved")
+
+    def __init__(
+        self,
+        compiled: Compiled,
+        entry: _Entry,
+        index: int,
+        saved: list[Any],
+        flat: list[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.compiled = compiled
+        self.entry = entry
+        self.index = index
+        self.saved = saved
+        self.flat = flat
+        self.args = args
+        self.kwargs = kwargs
+
+
+_CREATE_GRAPH = (
+    "backward(create_graph=True) on the result of a compiled function: the generated code "
+    "computes first-order gradients as numbers, with no graph to differentiate again. For "
+    "higher-order gradients call the function without @compile (or use grad(grad(f)))"
+)
+
+
+def _replay_backward(node: Any, grad: Any, create_graph: bool, retain_grads: bool) -> None:
+    if create_graph:
+        raise CompileError(_CREATE_GRAPH)
+    if not node.requires_grad:
+        raise RuntimeError(
+            "backward() on a node that does not require grad: it was made from constants "
+            "only, or under no_grad()"
+        )
+    r: _Replay = node._replay
+    entry = r.entry
+    prog = entry.program
+    try:
+        fn = prog.implied.get(r.index) if grad is None else None
+        if fn is None:
+            seed = node._seed(grad, False)
+            fn = _build_backward(prog, r.index, seed, grad is None)
+        else:  # backward(): the implied 1, made at the trace (the code never writes to it)
+            seed = prog.seeds[r.index]
+        fn(seed, r.saved, r.flat, entry.leaves)
+    except CompileError:
+        raise
+    except Exception:
+        # An error inside the generated code (a domain error, an overflow): the step again,
+        # eagerly, so that the engine's own message is what the user sees.
+        outs = r.compiled.fn(*r.args, **r.kwargs)
+        out = outs if r.entry.structure is None else outs[r.index]
+        out.backward(grad, retain_grads=retain_grads)
+        return
+    if retain_grads:  # the root keeps its gradient, as in the eager pass
+        node._accumulate(seed)
+
+
+class _CompiledTensor(Tensor):
+    """A Tensor computed by a compiled function: its backward runs the generated code."""
+
+    __slots__ = ("_replay",)
+    _replay: _Replay
+
+    def backward(
+        self,
+        grad: Any = None,
+        *,
+        create_graph: bool = False,
+        retain_graph: bool = True,
+        retain_grads: bool = True,
+    ) -> None:
+        """Accumulate the gradients into the leaves' ``.grad`` exactly as the eager pass does.
+
+        Raises CompileError for ``create_graph=True``: higher-order gradients stay eager.
+        """
+        _replay_backward(self, grad, create_graph, retain_grads)
+
+
+class _CompiledValue(Value):
+    """A Value computed by a compiled function: its backward runs the generated code."""
+
+    __slots__ = ("_replay",)
+    _replay: _Replay
+
+    def backward(
+        self,
+        grad: Any = None,
+        *,
+        create_graph: bool = False,
+        retain_graph: bool = True,
+        retain_grads: bool = True,
+    ) -> None:
+        """Accumulate the gradients into the leaves' ``.grad`` exactly as the eager pass does.
+
+        Raises CompileError for ``create_graph=True``: higher-order gradients stay eager.
+        """
+        _replay_backward(self, grad, create_graph, retain_grads)
+
+
+# Traces kept per compiled function: one per argument signature (shapes, dtypes, constants).
+MAX_TRACES = 16
+
+
+class Compiled:
+    """A function traced once per argument signature and replayed as generated code.
+
+    Call it as the function. ``source`` is the generated forward and backward of the latest
+    trace; ``traces`` counts the traces made so far.
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        if not callable(fn):
+            raise TypeError(f"compile() needs a function, got {type(fn).__name__}")
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.traces = 0
+        self._entries: dict[tuple[Any, ...], _Entry | _Eager] = {}
+        self._last: _Entry | _Eager | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        key = None if kwargs else _array_key(args)
+        if key is None:
+            flat, key, keep = _signature(args, kwargs)
+        else:
+            flat, keep = args, []  # type: ignore[assignment]
+        entry = self._entries.get(key)
+        if entry is None or not entry.fresh():
+            return self._trace(key, args, kwargs, list(flat), keep)
+        self._last = entry
+        if entry.program is None:  # above MAX_OPS: the function itself, eagerly
+            return self.fn(*args, **kwargs)
+        prog = entry.program
+        saved: list[Any] = []
+        try:
+            outs = prog.forward(flat, entry.leaves, saved)  # type: ignore[misc]
+        except Exception:
+            # The engine's own message (or its result, if the generated code was at fault).
+            return self.fn(*args, **kwargs)
+        make = _result_tensor if prog.kind is Tensor else _result_value
+        if entry.structure is None:
+            out = make(outs[0], entry.grads[0])
+            out._replay = _Replay(self, entry, 0, saved, flat, args, kwargs)
+            return out
+        results = []
+        for i, data in enumerate(outs):
+            out = make(data, entry.grads[i])
+            out._replay = _Replay(self, entry, i, saved, flat, args, kwargs)
+            results.append(out)
+        return entry.structure(results)
+
+    def _trace(
+        self,
+        key: tuple[Any, ...],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        flat: list[Any],
+        keep: list[Any],
+    ) -> Any:
+        trace = _Trace(flat)
+        with _Patched(trace.patches()):
+            result = self.fn(*args, **kwargs)
+        if isinstance(result, Node):
+            outs: tuple[Node, ...] = (result,)
+            structure = None
+        elif (
+            isinstance(result, (tuple, list))
+            and result
+            and all(isinstance(r, Node) for r in result)
+        ):
+            outs = tuple(result)
+            structure = type(result)
+        else:
+            raise CompileError(
+                f"a compiled function must return a Value or a Tensor (or a tuple of them), "
+                f"got {type(result).__name__}"
+            )
+        ops = _count_ops(outs, trace)
+        if ops > MAX_OPS:
+            entry: _Entry | _Eager = _Eager(ops, structure)
+        else:
+            program, leaves = _build(outs, trace, flat)
+            entry = _Entry(program, leaves, structure, keep)
+            for k in program.orders:  # the backward now, while the trace is at hand
+                root = program.roots[k]
+                if isinstance(root, Value) or root.data.size == 1:
+                    seed = program.seeds[k] = root._seed(None, False)
+                    program.implied[k] = _build_backward(program, k, seed, True)
+            program.release()
+        trace.clear()
+        if len(self._entries) >= MAX_TRACES:
+            self._entries.clear()
+        self._entries[key] = entry
+        self._last = entry
+        self.traces += 1
+        return result  # the trace is an eager run: its results are the eager engine's own
+
+    @property
+    def source(self) -> str:
+        """The generated source of the latest trace: its forward and its backward.
+
+        Raises CompileError before the first call (nothing has been traced yet).
+        """
+        if self._last is None:
+            raise CompileError("nothing traced yet: call the compiled function first")
+        prog = self._last.program
+        if prog is None:
+            ops = self._last.ops  # type: ignore[union-attr]
+            return (
+                f"# This trace has {ops:,} ops, more than compile.MAX_OPS ({MAX_OPS:,}): "
+                "generating and building its code would take longer than it saves, so the "
+                "function runs eagerly.\n"
+            )
+        return prog.source
+
+
+def compile(fn: Callable[..., Any]) -> Compiled:
+    """Trace ``fn`` on its first call and replay it as generated straight-line code afterwards.
+
+    ``fn`` takes Tensors, Values, NumPy arrays (read afresh on every call) and other arguments
+    (a number, a string, an object: part of the trace, so a new value traces again), and
+    returns a Value or a Tensor, or a tuple of them. The first call with each new signature
+    (shapes, dtypes, the other arguments) runs ``fn`` eagerly and records it; later calls run
+    the generated code, whose results are bit for bit the eager engine's, and whose
+    ``backward()`` fills the leaves' ``.grad`` as the eager pass does.
+
+    Returns a ``Compiled`` wrapper; ``wrapper.source`` is the generated code. Raises
+    CompileError while tracing when ``fn`` takes a Python decision on a traced value
+    (``if loss > 1``, ``float(x)``, ``x.item()``), or returns something else than nodes.
+    """
+    return Compiled(fn)

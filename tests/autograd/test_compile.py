@@ -1,0 +1,539 @@
+"""compile: the generated code against the eager engine, bit for bit, and every refusal."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import itertools
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from backproplab.autograd import (
+    CompileError,
+    Tensor,
+    Value,
+    dense,
+    squared_error,
+    sum_values,
+    where,
+)
+from backproplab.autograd import maths as maths_mod
+from backproplab.autograd.compile import _INLINE, _Emitter, _Program, _Sym
+from backproplab.nn.seed_circle import CircleNet, CircleTensorNet, circle_dataset
+
+from backproplab import compile
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def bits(x: Any) -> bytes:
+    """A value's exact bits (float or array), so that equality means bit for bit."""
+    return np.asarray(x, dtype=np.float64).tobytes()
+
+
+def lockstep(
+    make: Callable[[], tuple[Callable[..., Any], list[Any]]],
+    args: Callable[[int], tuple[Any, ...]],
+    steps: int,
+    lr: float,
+    rebind: bool = False,
+) -> int:
+    """Train two copies side by side, one compiled, one eager; assert they agree to the bit.
+
+    ``make`` returns (loss function, its parameters); each call builds fresh, equal ones.
+    Returns how many traces the compiled side made.
+    """
+    f_eager, p_eager = make()
+    f_plain, p_comp = make()
+    f_comp = compile(f_plain)
+    for step in range(steps):
+        a = args(step)
+        le, lc = f_eager(*a), f_comp(*a)
+        le.backward(retain_grads=False)
+        lc.backward(retain_grads=False)
+        assert bits(lc.data) == bits(le.data), f"loss differs at step {step}"
+        for i, (pe, pc) in enumerate(zip(p_eager, p_comp, strict=True)):
+            assert bits(pc.grad) == bits(pe.grad), f"gradient {i} differs at step {step}"
+            for p in (pe, pc):
+                if rebind:
+                    p.data = p.data - lr * p.grad
+                else:
+                    p.data -= lr * p.grad
+                p.grad = None if isinstance(p, Tensor) else 0.0
+    return f_comp.traces
+
+
+def mlp_params(seed: int = 1) -> list[Tensor]:
+    rng = np.random.default_rng(seed)
+    shapes = [(2, 16), (16,), (16, 16), (16,), (16, 1), (1,)]
+    return [Tensor(rng.standard_normal(s) * 0.5, requires_grad=True) for s in shapes]
+
+
+def make_mlp() -> tuple[Callable[..., Any], list[Any]]:
+    params = mlp_params()
+    w1, b1, w2, b2, w3, b3 = params
+
+    def loss_fn(X: Any, Y: Any) -> Tensor:
+        o = ((X @ w1 + b1).tanh() @ w2 + b2).tanh() @ w3 + b3
+        return ((o - Y) ** 2).mean()
+
+    return loss_fn, params
+
+
+RNG = np.random.default_rng(0)
+X100, Y100 = RNG.standard_normal((100, 2)), RNG.standard_normal((100, 1))
+
+
+# --- bit equality with eager over many steps, on the five workloads -------------------------------
+
+
+@pytest.mark.parametrize("rebind", [False, True], ids=["updated in place", "rebound"])
+def test_tensor_mlp_matches_eager_over_many_steps(rebind: bool) -> None:
+    traces = lockstep(make_mlp, lambda i: (X100, Y100), steps=60, lr=0.1, rebind=rebind)
+    assert traces == 1
+
+
+def test_seed001_circle_on_tensors_matches_eager() -> None:
+    data = circle_dataset()
+    X = np.array([[x, y] for x, y, _ in data])
+    Z = np.array([[z] for _, _, z in data])
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        net = CircleTensorNet()
+        return (lambda X, Z: squared_error(net(Tensor(X)), Z)), net.parameters()
+
+    assert lockstep(make, lambda i: (X, Z), steps=40, lr=10.0) == 1
+
+
+def test_seed002_relu_network_matches_eager() -> None:
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((128, 1000)), rng.standard_normal((128, 1))
+    w1, w2 = rng.standard_normal((1000, 100)), rng.standard_normal((100, 1))
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        a = Tensor(w1.copy(), requires_grad=True)
+        b = Tensor(w2.copy(), requires_grad=True)
+        return (lambda x, y: (((x @ a).relu() @ b - y) ** 2).sum()), [a, b]
+
+    assert lockstep(make, lambda i: (Tensor(x), Tensor(y)), steps=8, lr=1e-6) == 1
+
+
+def test_scalar_mlp_micrograd_style_matches_eager() -> None:
+    rng = np.random.default_rng(3)
+    xs = rng.standard_normal((12, 2)).tolist()
+    ys = rng.choice([-1.0, 1.0], 12).tolist()
+    sizes = [2, 8, 8, 1]
+    weights = [
+        [(rng.uniform(-1, 1, a).tolist(), 0.0) for _ in range(b)]
+        for a, b in itertools.pairwise(sizes)
+    ]
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        layers = [[([Value(w) for w in ws], Value(b)) for ws, b in layer] for layer in weights]
+        params = [p for layer in layers for ws, b in layer for p in (*ws, b)]
+
+        def loss_fn() -> Value:
+            total = Value(0.0)
+            for x, y in zip(xs, ys, strict=True):
+                h: list[Any] = x
+                for i, layer in enumerate(layers):
+                    acts = [
+                        sum((w * xi for w, xi in zip(ws, h, strict=True)), b) for ws, b in layer
+                    ]
+                    h = acts if i == len(layers) - 1 else [a.relu() for a in acts]
+                total = total + (h[0] - y) ** 2
+            return total
+
+        return loss_fn, params
+
+    assert lockstep(make, lambda i: (), steps=10, lr=0.01) == 1
+
+
+def test_seed001_circle_on_values_matches_eager() -> None:
+    data = circle_dataset()
+    points = [[Value.constant(x), Value.constant(y)] for x, y, _ in data]
+    targets = [Value.constant(z) for _, _, z in data]
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        net = CircleNet()
+
+        def loss_fn() -> Value:
+            preds = [net(p) for p in points]
+            errors = [(p - z) ** 2 for p, z in zip(preds, targets, strict=True)]
+            return sum_values(errors) / len(points)
+
+        return loss_fn, net.parameters()
+
+    assert lockstep(make, lambda i: (), steps=10, lr=10.0) == 1
+
+
+def test_fused_layers_match_eager() -> None:
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((20, 3)), rng.standard_normal((20, 2))
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        r = np.random.default_rng(5)
+        w1 = Tensor(r.standard_normal((3, 4)), requires_grad=True)
+        b1 = Tensor(r.standard_normal(4), requires_grad=True)
+        w2 = Tensor(r.standard_normal((4, 2)), requires_grad=True)
+
+        def loss_fn(x: Any, y: Any) -> Tensor:
+            h = dense(x, w1, b1, "sigmoid")
+            return squared_error(dense(h, w2, None, "relu"), y, "sum")
+
+        return loss_fn, [w1, b1, w2]
+
+    assert lockstep(make, lambda i: (x, y), steps=10, lr=0.05) == 1
+
+
+# --- arguments, parameters, retracing -----------------------------------------------------------
+
+
+def test_arguments_are_never_frozen() -> None:
+    """Y * 2 and a mask from X > 0 are recomputed on every call, though no gradient flows."""
+    w = Tensor(np.array([[0.5, -1.0], [2.0, 0.25]]), requires_grad=True)
+
+    def loss_fn(X: Tensor, Y: Tensor) -> Tensor:
+        target = Y * 2
+        h = where(X > 0, X @ w, -(X @ w))
+        return ((h - target) ** 2).sum()
+
+    f = compile(loss_fn)
+    rng = np.random.default_rng(6)
+    for _ in range(5):
+        X, Y = Tensor(rng.standard_normal((7, 2))), Tensor(rng.standard_normal((7, 2)))
+        got = f(X, Y)
+        got.backward()
+        g_comp = w.grad.copy()
+        w.grad = None
+        want = loss_fn(X, Y)
+        want.backward()
+        assert bits(got.data) == bits(want.data)
+        assert bits(g_comp) == bits(w.grad)
+        w.grad = None
+    assert f.traces == 1
+
+
+def test_array_arguments_are_read_on_every_call() -> None:
+    w = Tensor(np.ones((2, 1)), requires_grad=True)
+    f = compile(lambda X, y: ((Tensor(X) @ w - y) ** 2).mean())
+    a = f(np.ones((3, 2)), np.zeros((3, 1)))
+    b = f(np.full((3, 2), 2.0), np.ones((3, 1)))
+    assert a.item() == 4.0 and b.item() == 9.0
+
+
+def test_a_new_shape_or_dtype_retraces() -> None:
+    f_eager, _ = make_mlp()
+    f = compile(f_eager)
+    for n in (100, 30, 100):
+        assert bits(f(X100[:n], Y100[:n]).data) == bits(f_eager(X100[:n], Y100[:n]).data)
+    assert f.traces == 2
+    f(X100.astype(np.float32), Y100.astype(np.float32))
+    assert f.traces == 3
+
+
+def test_a_number_argument_is_part_of_the_trace() -> None:
+    w = Value(3.0)
+    f = compile(lambda k: w * k + 1.0)
+    assert f(2.0).data == 7.0 and f(5.0).data == 16.0
+    assert f.traces == 2
+
+
+def test_a_parameter_with_a_new_shape_retraces() -> None:
+    w = Tensor(np.ones((2, 3)), requires_grad=True)
+    f = compile(lambda x: (x @ w).sum())
+    assert f(np.ones((1, 2))).item() == 6.0
+    w.data = np.ones((2, 4))
+    assert f(np.ones((1, 2))).item() == 8.0
+    assert f.traces == 2
+
+
+def test_backward_twice_accumulates_as_eager_does() -> None:
+    f_eager, p_e = make_mlp()
+    f_plain, p_c = make_mlp()
+    f = compile(f_plain)
+    f(X100, Y100)  # the trace
+    le, lc = f_eager(X100, Y100), f(X100, Y100)
+    for _ in range(2):
+        le.backward()
+        lc.backward()
+    for pe, pc in zip(p_e, p_c, strict=True):
+        assert bits(pc.grad) == bits(pe.grad)
+    assert bits(lc.grad) == bits(le.grad)
+
+
+def test_several_outputs() -> None:
+    w = Tensor(np.array([[1.0], [2.0]]), requires_grad=True)
+
+    def step(x: Any) -> tuple[Tensor, Tensor]:
+        scores = Tensor(x) @ w
+        return (scores**2).sum(), scores
+
+    f = compile(step)
+    f(np.ones((2, 2)))
+    loss, scores = f(np.array([[1.0, 0.0], [0.0, 1.0]]))
+    assert scores.data.tolist() == [[1.0], [2.0]] and loss.item() == 5.0
+    loss.backward()
+    assert w.grad.tolist() == [[2.0], [4.0]]
+
+
+# --- refusals and fallbacks -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        lambda loss: loss * 2 if loss > 1 else loss,
+        lambda loss: loss * float(loss),
+        lambda loss: loss * loss.item(),
+        lambda loss: loss if bool(loss) else -loss,
+    ],
+    ids=["if loss > 1", "float()", ".item()", "bool()"],
+)
+@pytest.mark.parametrize("kind", ["Value", "Tensor"])
+def test_control_flow_on_a_traced_value_is_refused(body: Callable[[Any], Any], kind: str) -> None:
+    if kind == "Value":
+        w = Value(2.0)
+        f = compile(lambda x: body(w * x))
+        arg: Any = Value(3.0)
+    else:
+        w = Tensor(2.0, requires_grad=True)
+        f = compile(lambda x: body((w * x).sum()))
+        arg = Tensor(3.0)
+    with pytest.raises(CompileError, match=r"where\(cond, a, b\).*eagerly"):
+        f(arg)
+
+
+def test_a_mask_used_as_a_python_bool_is_refused() -> None:
+    w = Tensor(np.ones(3), requires_grad=True)
+    f = compile(lambda x: w.sum() if (x > 0).any() else -w.sum())
+    with pytest.raises(CompileError, match="where"):
+        f(Tensor(np.ones(3)))
+
+
+def test_an_error_in_the_generated_forward_reruns_eagerly() -> None:
+    w = Value(2.0)
+    f = compile(lambda x: (x * w).log())
+    f(Value(1.0))
+    assert f(Value(1.5)).data == pytest.approx(np.log(3.0))
+    with pytest.raises(ValueError) as compiled_error:
+        f(Value(-1.0))
+    with pytest.raises(ValueError) as eager_error:
+        (Value(-1.0) * w).log()
+    assert str(compiled_error.value) == str(eager_error.value)
+
+
+def test_an_error_in_the_generated_backward_reruns_eagerly_and_writes_nothing() -> None:
+    w = Value(2.0)
+    f = compile(lambda x: (x * w).sqrt() + w)
+    f(Value(1.0)).backward()
+    w.grad = 0.0
+    loss = f(Value(0.0))  # sqrt(0) is fine; its derivative 0.5 / 0 is not
+    with pytest.raises(ArithmeticError) as compiled_error:
+        loss.backward()
+    assert w.grad == 0.0
+    with pytest.raises(ArithmeticError) as eager_error:
+        ((Value(0.0) * w).sqrt() + w).backward()
+    assert str(compiled_error.value) == str(eager_error.value)
+
+
+def test_create_graph_on_a_compiled_result_is_refused() -> None:
+    f_plain, _ = make_mlp()
+    f = compile(f_plain)
+    f(X100, Y100)
+    with pytest.raises(CompileError, match=r"create_graph=True.*without @compile"):
+        f(X100, Y100).backward(create_graph=True)
+
+
+def test_a_function_must_return_nodes() -> None:
+    with pytest.raises(CompileError, match="must return a Value or a Tensor"):
+        compile(lambda x: 3.0)(Tensor(1.0))
+
+
+def test_a_node_with_an_outside_graph_is_refused() -> None:
+    w = Tensor(np.ones(2), requires_grad=True)
+    h = w * 2.0
+    with pytest.raises(CompileError, match="detach"):
+        compile(lambda x: (h * x).sum())(Tensor(np.ones(2)))
+
+
+def test_source_before_any_call_is_refused() -> None:
+    with pytest.raises(CompileError, match="call the compiled function first"):
+        _ = compile(lambda: Value(1.0)).source
+
+
+# --- the source ---------------------------------------------------------------------------------
+
+HOSTILE = '"); import os; ("'
+OUR_NAME = re.compile(r"^(x|p|t|g|k)\d+$")
+
+
+def test_source_never_holds_a_users_string() -> None:
+    a = Value(2.0, label=HOSTILE)
+    b = Value(-3.0, label="__import__('os')")
+    w = Tensor(np.ones((2, 2)), requires_grad=True, name=HOSTILE)
+
+    fv = compile(lambda x: (a * x + b).tanh() * a)
+    fv(Value(0.5, label=HOSTILE)).backward()
+    ft = compile(lambda X: ((Tensor(X, name=HOSTILE) @ w).tanh() ** 2).sum())
+    ft(np.ones((3, 2))).backward()
+    for f in (fv, ft):
+        source = f.source
+        assert HOSTILE not in source and "import" not in source and "os" not in source.split()
+        tree = ast.parse(source)
+        strings = [
+            n.value
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str)
+        ]
+        assert strings == []
+        program = f._last.program  # type: ignore[union-attr]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                assert (
+                    OUR_NAME.match(node.id)
+                    or node.id in ("A", "L", "S", "G")
+                    or node.id in program.globals
+                    or node.id.startswith(("forward", "backward"))
+                ), node.id
+
+
+def test_the_source_reads_as_the_math() -> None:
+    f_plain, _ = make_mlp()
+    f = compile(f_plain)
+    f(X100, Y100)
+    source = f.source
+    assert "t0 = x0 @ p0  # MatMul" in source
+    assert "tanh(" in source and "def backward" in source
+    assert "tensor_grad(L[0], " in source and ", kept, " in source
+
+
+# --- the inline forms are the namespace functions ------------------------------------------------
+
+
+@pytest.mark.parametrize("key", sorted(_INLINE, key=lambda k: (k[0].__name__, k[1])), ids=str)
+def test_each_inline_form_is_its_namespace_function(key: tuple[Any, str]) -> None:
+    space, name = key
+    real = getattr(space, name)
+    rng = np.random.default_rng(7)
+    if space is maths_mod.ArrayMath:
+        x = rng.standard_normal((5, 3))
+        x[0, 0] = 0.0
+        cases: list[tuple[Any, ...]] = {
+            "sum": [(x, None, False), (x, (0,), True), (x, 1, False)],
+            "amax": [(x, None, False), (x, (0,), True)],
+            "amin": [(x, None, False), (x, 1, True)],
+            "reshape": [(x, (3, 5))],
+            "transpose": [(x, (1, 0))],
+            "mT": [(x,)],
+            "dot": [
+                (x, rng.standard_normal((3, 4))),
+                (rng.standard_normal((300, 400)), rng.standard_normal((400, 3))),
+            ],
+            "sigmoid": [(x * 1000,), (x.astype(np.float32),)],
+            "sum_squares": [(x,)],
+            "row_sum": [(x,)],
+            "positive": [(x,)],
+            "relu": [(x,)],
+        }[name]
+    else:
+        cases = [
+            (v, u) if name in ("maximum", "minimum", "winner") else (v,)
+            for v in (-1.5, 0.0, 2.0, -0.0)
+            for u in (0.0, 2.0, -1.5)
+        ]
+    for args in cases:
+        em = _Emitter(_Program(Tensor if space is maths_mod.ArrayMath else Value), "t")
+        syms = [
+            _Sym(em, f"x{i}", a)
+            if i < 2 and not isinstance(a, (tuple, int, type(None), bool))
+            else a
+            for i, a in enumerate(args)
+        ]
+        out = _INLINE[key](em, *syms)
+        want = real(*args)
+        assert bits(out.val) == bits(want)
+        # and the emitted line computes it too
+        env = dict(em.program.globals)
+        env.update({f"x{i}": a for i, a in enumerate(args)})
+        for ln in em.lines:
+            env[ln.target] = eval(ln.expr, env)
+        assert bits(env[out.name]) == bits(want)
+        assert type(env[out.name]) is type(want)
+
+
+# --- nn's trainer ---------------------------------------------------------------------------------
+
+
+def test_copying_a_compiled_function_keeps_it_working() -> None:
+    f_plain, _ = make_mlp()
+    f = compile(f_plain)
+    g = copy.copy(f)
+    assert bits(g(X100, Y100).data) == bits(f_plain(X100, Y100).data)
+
+
+# --- size: chunks and the eager fallback ----------------------------------------------------------
+
+
+def test_code_in_many_chunks_matches_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    module = sys.modules["backproplab.autograd.compile"]
+    monkeypatch.setattr(module, "CHUNK", 4)
+    traces = lockstep(make_mlp, lambda i: (X100, Y100), steps=5, lr=0.1)
+    assert traces == 1
+    f_plain, _ = make_mlp()
+    f = compile(f_plain)
+    f(X100, Y100)
+    assert "def forward_3(" in f.source and "def backward0_2(" in f.source
+
+
+def test_a_graph_above_max_ops_runs_eagerly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    module = sys.modules["backproplab.autograd.compile"]
+    monkeypatch.setattr(module, "MAX_OPS", 5)
+    traces = lockstep(make_mlp, lambda i: (X100, Y100), steps=3, lr=0.1)
+    assert traces == 1
+    f_plain, _ = make_mlp()
+    f = compile(f_plain)
+    f(X100, Y100)
+    assert "runs eagerly" in f.source
+    assert not hasattr(f(X100, Y100), "_replay")  # an eager result, with its own graph
+
+
+def test_numpy_on_data_of_a_traced_tensor_is_refused() -> None:
+    w = Tensor(np.ones(3), requires_grad=True)
+    f = compile(lambda x: (x * w).sum() * float(np.clip((x * w).data, 0, 1).sum()))
+    with pytest.raises(CompileError, match=r"\.data"):
+        f(Tensor(np.ones(3)))
+    shape_only = compile(lambda x: (x * w).sum() * (x * w).data.shape[0])
+    assert shape_only(Tensor(np.ones(3))).item() == 9.0
+
+
+def test_a_leaf_takes_the_generated_gradient_array_without_a_copy() -> None:
+    f_plain, params = make_mlp()
+    f = compile(f_plain)
+    f(X100, Y100)
+    f(X100, Y100).backward()
+    for p in params:
+        assert p.grad.flags.writeable and p.grad.base is None
+        p.grad += 1.0  # the leaf's own: adding into it in place touches nothing else
+
+
+def test_backward_with_a_given_gradient_matches_eager() -> None:
+    """An explicit grad= takes its own generated backward (the implied 1 is folded in the other)."""
+    f_eager, p_e = make_mlp()
+    f_plain, p_c = make_mlp()
+    f = compile(lambda X, Y: f_plain(X, Y) * 1.0)
+    seed = np.float64(0.37)
+    for _ in range(3):
+        (f_eager(X100, Y100) * 1.0).backward(grad=seed)
+        f(X100, Y100).backward(grad=seed)
+        f(X100, Y100).backward()
+        (f_eager(X100, Y100) * 1.0).backward()
+    for pe, pc in zip(p_e, p_c, strict=True):
+        assert bits(pc.grad) == bits(pe.grad)
