@@ -120,9 +120,9 @@ class FloatMath:
 
 
 # By dtype: 1, and the largest argument exp takes without overflowing (a little inside the
-# limit), as 0-d arrays of that dtype. NumPy 2 combines an array with a 0-d array of its own dtype
-# about 0.2 µs sooner than with a Python float, which it must first place in the type hierarchy;
-# the sigmoid takes three such constants on every call.
+# limit), as 0-d arrays of that dtype: NumPy combines an array with a 0-d array of its own dtype
+# without first placing a Python float in its type hierarchy, and the sigmoid takes three such
+# constants on every call.
 _SIGMOID_CONSTANTS = {
     np.dtype(dtype): (np.array(1.0, dtype), np.array(clip, dtype))
     for dtype, clip in ((np.float64, 709.7), (np.float32, 88.7))
@@ -161,9 +161,8 @@ class ArrayMath:
     @staticmethod
     def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         # The product of 2-D operands (or a vector and a matrix). On a small layer np.dot gives
-        # @'s result bit for bit without matmul's generalised-ufunc set-up: 0.3 µs sooner, and
-        # 1.9 µs for the gradient through a one-column weight. On large products it is no
-        # faster and sometimes slower (10% for xᵀδ with a 128×1000 batch), so there: @.
+        # @'s result bit for bit without matmul's generalised-ufunc set-up; on large products
+        # it is no faster and sometimes slower, so there: @ (bench/README.md has the figures).
         return np.dot(a, b) if a.size * b.shape[-1] <= _SMALL_PRODUCT else a @ b
 
     @staticmethod
