@@ -39,7 +39,7 @@ from . import engine, maths
 from . import tensor as _tensor_mod
 from . import value as _value_mod
 from .engine import Node
-from .tensor import Tensor
+from .tensor import Tensor, unbroadcast_axes
 from .value import Value
 
 __all__ = ["CompileError", "Compiled", "compile"]
@@ -77,12 +77,6 @@ def _refuse(what: str) -> CompileError:
 def _order(root: Node) -> list[Node]:
     """The eager backward pass's order (root first): the generated backward follows it exactly."""
     return engine.toposort(root)
-
-
-def _value_grad(n: Value, g: float) -> None:
-    """A Value leaf takes its gradient as Node._accumulate gives it."""
-    cur = n.grad
-    n.grad = g if cur is None or (cur.__class__ is float and cur == 0.0) else cur + g
 
 
 # sys.getrefcount(g) in _tensor_grad when only the generated code holds g: its local, the
@@ -1207,7 +1201,7 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
 
     root = prog.roots[k]
     tensor_grad = prog.helper("tensor_grad", _tensor_grad)
-    value_grad = prog.helper("value_grad", _value_grad)
+    value_grad = prog.helper("value_grad", Node._accumulate)  # as the eager pass hands it over
     # engine.backward_pass, run once on symbols: the gradients summed in a dict in the order
     # they arrive, each node's rule once all its uses have sent theirs
     grads: dict[int, Any] = {id(root): _Sym(em, "G", seed)}
@@ -1264,12 +1258,8 @@ def _fit(em: _Emitter, g: _Sym, like: Any) -> _Sym:
     v = g.val
     shape = like.shape
     if getattr(v, "shape", ()) != shape:
-        extra = v.ndim - len(shape)
-        stretched = tuple(
-            extra + i for i, n in enumerate(shape) if n == 1 and v.shape[extra + i] != 1
-        )
-        g = _reduce(em, "sum", g, tuple(range(extra)) + stretched, True)
-        if extra:
+        g = _reduce(em, "sum", g, unbroadcast_axes(v.shape, shape), True)
+        if v.ndim != len(shape):
             g = em.emit(f"{g.name}.reshape({em.fmt(shape)})", g.val.reshape(shape), (g,))
     v = g.val
     if v.__class__ is np.ndarray and v.dtype == like.dtype:

@@ -570,10 +570,16 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     Broadcasting copies an input along new leading axes and along its axes of length 1; each
     copy sends back its own gradient, and the input's is their sum.
     """
-    extra = g.ndim - len(shape)
-    stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1)
-    g = g.sum(axis=tuple(range(extra)) + stretched, keepdims=True)
-    return g.reshape(shape) if extra else g
+    g = g.sum(axis=unbroadcast_axes(g.shape, shape), keepdims=True)
+    return g.reshape(shape) if g.ndim != len(shape) else g
+
+
+def unbroadcast_axes(g_shape: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The axes ``unbroadcast`` sums: the leading ones broadcasting added, and those where the
+    input had length 1 and the gradient has more."""
+    extra = len(g_shape) - len(shape)
+    stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and g_shape[extra + i] != 1)
+    return tuple(range(extra)) + stretched
 
 
 def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
