@@ -25,11 +25,11 @@ any other string of the user's.
 from __future__ import annotations
 
 import builtins
+import collections
 import functools
 import itertools
 import math
 import operator
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -79,34 +79,21 @@ def _order(root: Node) -> list[Node]:
     return engine.toposort(root)
 
 
-# sys.getrefcount(g) in _tensor_grad when only the generated code holds g: its local, the
-# argument, and getrefcount's own.
-_UNSHARED = 3
+def _tensor_grad(n: Tensor, g: Any, kept: list[Any], j: int, owned: bool) -> None:
+    """A Tensor leaf takes its gradient as Tensor._accumulate gives it: an array of its own.
 
-
-def _tensor_grad(n: Tensor, g: Any, kept: list[Any], j: int) -> None:
-    """A Tensor leaf takes its gradient as Tensor._accumulate gives it (an array of its own),
-    without the copy when the generated code made ``g`` and holds it nowhere else.
-
-    The array is also kept (in ``kept[j]``) until the leaf takes its next gradient, as NumPy
-    written by hand keeps ``d_w1`` until the next step replaces it: freed at ``zero_grad``
-    instead, a parameter-sized array goes back to the system and is faulted in again the next
-    step (360 page faults a step on seed 002's network, twice its time).
+    ``owned`` is known when the code is generated: ``g`` is an array that a line of this
+    backward made and that no other line reads, so the leaf may keep it rather than a copy
+    (unless it is a view or read-only). The array is also kept (``kept[j]``) until the leaf
+    takes its next gradient, as NumPy written by hand keeps ``d_w1`` until the next step
+    replaces it, rather than handing a parameter-sized array back to the system every step.
     """
     cur = n.grad
-    if cur is None:
-        if (
-            g.__class__ is np.ndarray
-            and g.base is None
-            and g.flags.writeable
-            and sys.getrefcount(g) <= _UNSHARED
-        ):
-            n.grad = g
-        else:
-            n.grad = g = np.array(g)
-    else:
-        n.grad = g = cur + g
-    kept[j] = g
+    if cur is not None:
+        g = cur + g
+    elif not (owned and g.__class__ is np.ndarray and g.base is None and g.flags.writeable):
+        g = np.array(g)
+    n.grad = kept[j] = g
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1227,6 +1214,10 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
             grads[id(p)] = grads[id(p)] + d if id(p) in grads else d
             nodes[id(p)] = p
     em.comment("each leaf takes its gradient, in the order the eager pass hands them over")
+    # A gradient a leaf may own: made by a line here, read by no other line, sent to one leaf.
+    made = {ln.target for ln in em.lines if isinstance(ln, _Line)}
+    reads = collections.Counter(u for ln in em.lines if isinstance(ln, _Line) for u in ln.uses)
+    reads.update(g.name for g in grads.values())
     for key, g in grads.items():
         n = nodes[key]
         ref = prog.leaf_refs.get(key)
@@ -1236,7 +1227,8 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
             kept = prog.helper("kept", prog.kept)
             j = len(prog.kept)
             prog.kept.append(None)
-            expr = f"{tensor_grad}({ref}, {g.name}, {kept}, {j})"
+            owned = g.name in made and reads[g.name] == 1
+            expr = f"{tensor_grad}({ref}, {g.name}, {kept}, {j}, {owned})"
         else:
             expr = f"{value_grad}({ref}, {g.name})"
         em.lines.append(_Effect("", expr, (g.name,)))
