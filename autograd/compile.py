@@ -79,23 +79,6 @@ def _order(root: Node) -> list[Node]:
     return engine.toposort(root)
 
 
-def _tensor_grad(n: Tensor, g: Any, kept: list[Any], j: int, owned: bool) -> None:
-    """A Tensor leaf takes its gradient as Tensor._accumulate gives it: an array of its own.
-
-    ``owned`` is known when the code is generated: ``g`` is an array that a line of this
-    backward made and that no other line reads, so the leaf may keep it rather than a copy
-    (unless it is a view or read-only). The array is also kept (``kept[j]``) until the leaf
-    takes its next gradient, as NumPy written by hand keeps ``d_w1`` until the next step
-    replaces it, rather than handing a parameter-sized array back to the system every step.
-    """
-    cur = n.grad
-    if cur is not None:
-        g = cur + g
-    elif not (owned and g.__class__ is np.ndarray and g.base is None and g.flags.writeable):
-        g = np.array(g)
-    n.grad = kept[j] = g
-
-
 # ---------------------------------------------------------------------------------------------
 # Tracing: the eager run, with every op recorded (constants' too) and control flow refused
 
@@ -417,7 +400,7 @@ class _Sym:
         return self.em.binary("**", operator.pow, o, self)
 
     def __neg__(self) -> _Sym:
-        return self.em.emit(f"-{self.name}", -self.val, (self,))
+        return self.em.emit(f"-{self.name}", -self.val, (self,), fresh=True)
 
     def __invert__(self) -> _Sym:
         return self.em.emit(f"~{self.name}", ~self.val, (self,))
@@ -516,13 +499,17 @@ def _reduce(em: _Emitter, method: str, x: _Sym, axis: Any, keepdims: bool) -> _S
         return em.emit(f"{x.name}.{method}(axis=None, keepdims={keepdims!r})", val, (x,))
     name, fn = _REDUCE[method]
     ref = em.program.helper(name, fn)
-    return em.emit(f"{ref}({x.name}, {em.fmt(axis)}, None, None, {keepdims!r})", val, (x,))
+    return em.emit(
+        f"{ref}({x.name}, {em.fmt(axis)}, None, None, {keepdims!r})", val, (x,), fresh=True
+    )
 
 
 def _call(em: _Emitter, name: str, fn: Any, *args: Any) -> _Sym:
     ref = em.program.helper(name, fn)
     val = fn(*[em.value(a) for a in args])
-    return em.emit(f"{ref}({', '.join(em.fmt(a) for a in args)})", val, em.used(args))
+    fresh = isinstance(fn, np.ufunc) or fn is np.dot
+    text = f"{ref}({', '.join(em.fmt(a) for a in args)})"
+    return em.emit(text, val, em.used(args), fresh=fresh)
 
 
 def _array_dot(em: _Emitter, a: _Sym, b: _Sym) -> _Sym:
@@ -591,12 +578,15 @@ _INLINE: dict[tuple[Any, str], Callable[..., _Sym]] = {
 
 
 class _Line:
-    __slots__ = ("expr", "target", "uses")
+    __slots__ = ("expr", "fresh", "target", "uses")
 
-    def __init__(self, target: str, expr: str, uses: tuple[str, ...]) -> None:
+    def __init__(self, target: str, expr: str, uses: tuple[str, ...], fresh: bool = False) -> None:
         self.target = target
         self.expr = expr
         self.uses = uses
+        # the expression always makes a new array (an operator, a ufunc, a reduction), never
+        # a view or one of its inputs, whatever the inputs' memory layout on a later call
+        self.fresh = fresh
 
 
 class _Emitter:
@@ -636,7 +626,14 @@ class _Emitter:
             walk(list(kwargs.values()))
         return tuple(out)
 
-    def emit(self, expr: str, val: Any, uses: tuple[Any, ...], prefix: str | None = None) -> _Sym:
+    def emit(
+        self,
+        expr: str,
+        val: Any,
+        uses: tuple[Any, ...],
+        prefix: str | None = None,
+        fresh: bool = False,
+    ) -> _Sym:
         names = tuple(u.name for u in uses if isinstance(u, _Sym))
         fixed = self.fixed
         if fixed is not None and names and all(n in fixed for n in names):
@@ -646,7 +643,7 @@ class _Emitter:
             fixed.add(kept)
             return _Sym(self, kept, val)
         name = f"{prefix or self.prefix}{next(self.count)}"
-        self.lines.append(_Line(name, expr, names))
+        self.lines.append(_Line(name, expr, names, fresh))
         return _Sym(self, name, val)
 
     def bind(self, name: str, expr: str, val: Any) -> _Sym:
@@ -659,7 +656,7 @@ class _Emitter:
 
     def binary(self, sym: str, fn: Any, a: Any, b: Any) -> _Sym:
         val = fn(self.value(a), self.value(b))
-        return self.emit(f"{self.fmt(a)} {sym} {self.fmt(b)}", val, self.used((a, b)))
+        return self.emit(f"{self.fmt(a)} {sym} {self.fmt(b)}", val, self.used((a, b)), fresh=True)
 
     def function(self, name: str, fn: Any) -> str:
         return self.program.function(name, fn)
@@ -1187,7 +1184,6 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
         return p
 
     root = prog.roots[k]
-    tensor_grad = prog.helper("tensor_grad", _tensor_grad)
     value_grad = prog.helper("value_grad", Node._accumulate)  # as the eager pass hands it over
     # engine.backward_pass, run once on symbols: the gradients summed in a dict in the order
     # they arrive, each node's rule once all its uses have sent theirs
@@ -1214,8 +1210,10 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
             grads[id(p)] = grads[id(p)] + d if id(p) in grads else d
             nodes[id(p)] = p
     em.comment("each leaf takes its gradient, in the order the eager pass hands them over")
-    # A gradient a leaf may own: made by a line here, read by no other line, sent to one leaf.
-    made = {ln.target for ln in em.lines if isinstance(ln, _Line)}
+    # A gradient a leaf may own: a new array made by a line here, read by no other line, sent
+    # to one leaf. Any other (a view, a kept constant, the seed) is copied, as Tensor's own
+    # _accumulate copies; a gradient the leaf already has is added to, as there.
+    made = {ln.target for ln in em.lines if isinstance(ln, _Line) and ln.fresh}
     reads = collections.Counter(u for ln in em.lines if isinstance(ln, _Line) for u in ln.uses)
     reads.update(g.name for g in grads.values())
     for key, g in grads.items():
@@ -1226,9 +1224,14 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
         if tensor:
             kept = prog.helper("kept", prog.kept)
             j = len(prog.kept)
+            # the array is also kept (kept[j]) until the leaf takes its next gradient, as NumPy
+            # written by hand keeps d_w1 until the next step replaces it, rather than handing
+            # a parameter-sized array back to the system every step
             prog.kept.append(None)
-            owned = g.name in made and reads[g.name] == 1
-            expr = f"{tensor_grad}({ref}, {g.name}, {kept}, {j}, {owned})"
+            owned = g.name in made and reads[g.name] == 1 and g.val.__class__ is np.ndarray
+            mine = g.name if owned else f"{prog.helper('array', np.array)}({g.name})"
+            grad = f"{ref}.grad"
+            expr = f"{grad} = {kept}[{j}] = {mine} if {grad} is None else {grad} + {g.name}"
         else:
             expr = f"{value_grad}({ref}, {g.name})"
         em.lines.append(_Effect("", expr, (g.name,)))
@@ -1250,9 +1253,15 @@ def _fit(em: _Emitter, g: _Sym, like: Any) -> _Sym:
     v = g.val
     shape = like.shape
     if getattr(v, "shape", ()) != shape:
-        g = _reduce(em, "sum", g, unbroadcast_axes(v.shape, shape), True)
-        if v.ndim != len(shape):
-            g = em.emit(f"{g.name}.reshape({em.fmt(shape)})", g.val.reshape(shape), (g,))
+        axes = unbroadcast_axes(v.shape, shape)
+        if axes == tuple(range(v.ndim - len(shape))):
+            # only the leading axes broadcasting added (a bias): the same sum, without the
+            # keepdims and reshape, whose view the leaf would have to copy
+            g = _reduce(em, "sum", g, axes, False)
+        else:
+            g = _reduce(em, "sum", g, axes, True)
+            if v.ndim != len(shape):
+                g = em.emit(f"{g.name}.reshape({em.fmt(shape)})", g.val.reshape(shape), (g,))
     v = g.val
     if v.__class__ is np.ndarray and v.dtype == like.dtype:
         return g
@@ -1330,6 +1339,65 @@ def _array_key(args: tuple[Any, ...]) -> tuple[Any, ...] | None:
     return tuple(key)
 
 
+# Arguments and leaves a guard checks at most: past this, the dict of traces is as quick.
+MAX_GUARDED = 64
+
+
+def _make_guard(
+    args: tuple[Any, ...], leaves: list[Node]
+) -> Callable[[tuple[Any, ...], list[Node]], bool] | None:
+    """One generated test of what _array_key and _Entry.fresh check between them, for a trace
+    made from ``args`` (arrays and Tensors only, no object twice): the same number of
+    arguments of the same classes, each array (an argument's, a Tensor argument's data, a
+    leaf's data) of the same class, shape and dtype, and the same requires_grad. The test
+    compares a few tuples rather than building a key to look up, which is what a step of a
+    small network notices. Built from indices alone: shapes and dtypes are globals of its own.
+    """
+    checked = [j for j, leaf in enumerate(leaves) if isinstance(leaf._data, np.ndarray)]
+    if len(args) + len(checked) > MAX_GUARDED:
+        return None
+    n = len(args)
+    a = [f"a{i}" for i in range(n)]
+    tensors = [i for i, x in enumerate(args) if x.__class__ is Tensor]
+    datas = [f"a{i}._data" if i in tensors else f"a{i}" for i in range(n)]
+    datas += [f"L[{j}]._data" for j in checked]
+    d = [f"d{i}" for i in range(len(datas))]
+    arrays = [args[i]._data if i in tensors else args[i] for i in range(n)]
+    arrays += [leaves[j]._data for j in checked]
+    space: dict[str, Any] = {
+        "__builtins__": builtins,
+        "CLASSES": tuple(x.__class__ for x in args),
+        "ARRAYS": (np.ndarray,) * len(arrays),
+        "SHAPES": tuple(x.shape for x in arrays),
+        "DTYPES": tuple(x.dtype for x in arrays),
+        "GRADS": tuple(args[i].requires_grad for i in tensors),
+    }
+    src = ["def guard(A, L):", f"    if len(A) != {n}:", "        return False"]
+    if n:
+        src += [
+            f"    {_tuple(a)[1:-1]} = A",
+            f"    if {_tuple([x + '.__class__' for x in a])} != CLASSES:",
+        ]
+        src += ["        return False"]
+    if tensors:
+        src += [f"    if {_tuple([f'a{i}.requires_grad' for i in tensors])} != GRADS:"]
+        src += ["        return False"]
+    for name, expr in zip(d, datas, strict=True):
+        src.append(f"    {name} = {expr}")
+    if d:
+        src += [
+            f"    if {_tuple([x + '.__class__' for x in d])} != ARRAYS:",
+            "        return False",
+        ]
+        src += [f"    if {_tuple([x + '.shape' for x in d])} != SHAPES:", "        return False"]
+        src += [f"    if {_tuple([x + '.dtype' for x in d])} != DTYPES:", "        return False"]
+    distinct = [f"{a[i]} is not {a[k]}" for i in range(n) for k in range(i + 1, n)]
+    src.append(f"    return {' and '.join(distinct) or 'True'}")
+    exec(builtins.compile("\n".join(src), "<backproplab.compile guard>", "exec"), space)
+    guard: Callable[[tuple[Any, ...], list[Node]], bool] = space["guard"]
+    return guard
+
+
 _new = object.__new__
 
 
@@ -1351,7 +1419,7 @@ def _result_value(data: float, requires_grad: bool) -> _CompiledValue:
 class _Entry:
     """A trace of the function for one signature: its program and the leaves it reads."""
 
-    __slots__ = ("checks", "grads", "keep", "leaves", "n_out", "program", "structure")
+    __slots__ = ("checks", "grads", "guard", "keep", "leaves", "n_out", "program", "structure")
 
     def __init__(
         self, program: _Program, leaves: list[Node], structure: Any, keep: list[Any]
@@ -1368,6 +1436,7 @@ class _Entry:
             for leaf in leaves
             if isinstance(leaf.data, np.ndarray)
         ]
+        self.guard: Callable[[tuple[Any, ...], list[Node]], bool] | None = None
 
     def fresh(self) -> bool:
         for leaf, shape, dtype in self.checks:
@@ -1406,7 +1475,7 @@ def _count_ops(outs: tuple[Node, ...], trace: _Trace) -> int:
 class _Replay:
     """What a compiled result needs for its backward: the program, the saved values, the call."""
 
-    __slots__ = ("args", "compiled", "entry", "flat", "index", "kwargs", "saved")
+    __slots__ = ("args", "clock", "compiled", "entry", "flat", "index", "kwargs", "saved")
 
     def __init__(
         self,
@@ -1417,6 +1486,7 @@ class _Replay:
         flat: list[Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        clock: int,
     ) -> None:
         self.compiled = compiled
         self.entry = entry
@@ -1425,6 +1495,21 @@ class _Replay:
         self.flat = flat
         self.args = args
         self.kwargs = kwargs
+        self.clock = clock  # engine._data_writes when the forward ran
+
+
+def _check_unchanged(r: _Replay) -> None:
+    """Raise, as the eager pass does, when a leaf or argument the forward read had its data set
+    since: the generated backward reads leaves again and would mix old values with new."""
+    nodes = [*r.entry.leaves, *(a for a in r.flat if isinstance(a, Node))]
+    for x in nodes:
+        if x._version > r.clock:
+            name = f" {x.label!r}" if x.label else ""
+            raise RuntimeError(
+                f"the data of a {type(x).__name__}{name} (now {engine.short(x._data)}) was "
+                "changed after the compiled forward used it: its gradient would come from the "
+                "new data. Run the forward pass again."
+            )
 
 
 _CREATE_GRAPH = (
@@ -1443,6 +1528,8 @@ def _replay_backward(node: Any, grad: Any, create_graph: bool, retain_grads: boo
             "only, or under no_grad()"
         )
     r: _Replay = node._replay
+    if engine._data_writes != r.clock:  # some node's data was set since the forward
+        _check_unchanged(r)
     entry = r.entry
     prog = entry.program
     try:
@@ -1527,21 +1614,30 @@ class Compiled:
         self.traces = 0
         self._entries: dict[tuple[Any, ...], _Entry | _Eager] = {}
         self._last: _Entry | _Eager | None = None
+        self._hot: _Entry | None = None  # the latest trace, when it has a guard
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        key = None if kwargs else _array_key(args)
-        if key is None:
-            flat, key, keep = _signature(args, kwargs)
+        entry = self._hot
+        if entry is not None and not kwargs and entry.guard(args, entry.leaves):  # type: ignore[misc]
+            flat: Any = args  # the latest trace's signature again: no key to build
         else:
-            flat, keep = args, []  # type: ignore[assignment]
-        entry = self._entries.get(key)
-        if entry is None or not entry.fresh():
-            return self._trace(key, args, kwargs, list(flat), keep)
-        self._last = entry
-        if entry.program is None:  # above MAX_OPS: the function itself, eagerly
-            return self.fn(*args, **kwargs)
+            key = None if kwargs else _array_key(args)
+            if key is None:
+                flat, key, keep = _signature(args, kwargs)
+            else:
+                flat, keep = args, []
+            found = self._entries.get(key)
+            if found is None or not found.fresh():
+                return self._trace(key, args, kwargs, list(flat), keep)
+            self._last = found
+            if found.program is None:  # above MAX_OPS: the function itself, eagerly
+                self._hot = None
+                return self.fn(*args, **kwargs)
+            entry = found
+            self._hot = found if found.guard is not None and flat is args else None
         prog = entry.program
         saved: list[Any] = []
+        clock = engine._data_writes
         try:
             outs = prog.forward(flat, entry.leaves, saved)  # type: ignore[misc]
         except Exception:
@@ -1550,12 +1646,12 @@ class Compiled:
         make = _result_tensor if prog.kind is Tensor else _result_value
         if entry.structure is None:
             out = make(outs[0], entry.grads[0])
-            out._replay = _Replay(self, entry, 0, saved, flat, args, kwargs)
+            out._replay = _Replay(self, entry, 0, saved, flat, args, kwargs, clock)
             return out
         results = []
         for i, data in enumerate(outs):
             out = make(data, entry.grads[i])
-            out._replay = _Replay(self, entry, i, saved, flat, args, kwargs)
+            out._replay = _Replay(self, entry, i, saved, flat, args, kwargs, clock)
             results.append(out)
         return entry.structure(results)
 
@@ -1591,6 +1687,8 @@ class Compiled:
         else:
             program, leaves = _build(outs, trace, flat)
             entry = _Entry(program, leaves, structure, keep)
+            if not kwargs and _array_key(args) == key:
+                entry.guard = _make_guard(args, leaves)
             for k in program.orders:  # the backward now, while the trace is at hand
                 root = program.roots[k]
                 if isinstance(root, Value) or root.data.size == 1:
@@ -1602,6 +1700,7 @@ class Compiled:
             self._entries.clear()
         self._entries[key] = entry
         self._last = entry
+        self._hot = entry if isinstance(entry, _Entry) and entry.guard is not None else None
         self.traces += 1
         return result  # the trace is an eager run: its results are the eager engine's own
 
