@@ -1352,6 +1352,12 @@ def _make_guard(
     leaf's data) of the same class, shape and dtype, and the same requires_grad. The test
     compares a few tuples rather than building a key to look up, which is what a step of a
     small network notices. Built from indices alone: shapes and dtypes are globals of its own.
+
+    The arrays that last passed are remembered (``SEEN``): when a call brings the very same
+    array objects (a training loop's data, parameters updated in place), their class, shape
+    and dtype are not read again. An array is only ever replaced through ``.data =``, which
+    makes a new object; reshaping an array in place (``a.shape = ...``) is not followed, as
+    writing into it in place is not. This keeps those arrays alive until the next call.
     """
     checked = [j for j, leaf in enumerate(leaves) if isinstance(leaf._data, np.ndarray)]
     if len(args) + len(checked) > MAX_GUARDED:
@@ -1371,6 +1377,7 @@ def _make_guard(
         "SHAPES": tuple(x.shape for x in arrays),
         "DTYPES": tuple(x.dtype for x in arrays),
         "GRADS": tuple(args[i].requires_grad for i in tensors),
+        "SEEN": [tuple(arrays)],
     }
     src = ["def guard(A, L):", f"    if len(A) != {n}:", "        return False"]
     if n:
@@ -1382,17 +1389,22 @@ def _make_guard(
     if tensors:
         src += [f"    if {_tuple([f'a{i}.requires_grad' for i in tensors])} != GRADS:"]
         src += ["        return False"]
+    distinct = [f"{a[i]} is not {a[k]}" for i in range(n) for k in range(i + 1, n)]
+    if distinct:
+        src += [f"    if not ({' and '.join(distinct)}):", "        return False"]
     for name, expr in zip(d, datas, strict=True):
         src.append(f"    {name} = {expr}")
     if d:
+        same = " and ".join(f"{x} is s[{i}]" for i, x in enumerate(d))
+        src += ["    s = SEEN[0]", f"    if {same}:", "        return True"]
         src += [
             f"    if {_tuple([x + '.__class__' for x in d])} != ARRAYS:",
             "        return False",
         ]
         src += [f"    if {_tuple([x + '.shape' for x in d])} != SHAPES:", "        return False"]
         src += [f"    if {_tuple([x + '.dtype' for x in d])} != DTYPES:", "        return False"]
-    distinct = [f"{a[i]} is not {a[k]}" for i in range(n) for k in range(i + 1, n)]
-    src.append(f"    return {' and '.join(distinct) or 'True'}")
+        src.append(f"    SEEN[0] = {_tuple(d)}")
+    src.append("    return True")
     exec(builtins.compile("\n".join(src), "<backproplab.compile guard>", "exec"), space)
     guard: Callable[[tuple[Any, ...], list[Node]], bool] = space["guard"]
     return guard

@@ -286,6 +286,30 @@ def test_each_signature_the_guard_checks_retraces_and_old_ones_are_kept() -> Non
     assert f.traces == 6
 
 
+def test_the_same_arrays_again_are_read_afresh_and_a_rebound_one_is_checked() -> None:
+    """The guard skips re-reading the shapes of the very arrays of the last call; their numbers
+    are still read on every call, and an array put in place by .data = is checked in full."""
+    w = Tensor(np.ones((2, 1)), requires_grad=True)
+
+    def eager(X: Any) -> Tensor:
+        return (X @ w).sum()
+
+    f = compile(eager)
+    x = np.ones((3, 2))
+    assert f(x).item() == 6.0 and f(x).item() == 6.0
+    x[:] = 2.0  # the same argument array, written in place
+    w.data -= 0.5  # the same parameter array, updated in place
+    assert f(x).item() == 6.0 and f.traces == 1
+    w.data = np.ones((2, 1), dtype=np.float32)  # a new array of another dtype: a new trace
+    got = f(x)
+    want = eager(x)
+    assert f.traces == 2 and got.dtype == want.dtype and bits(got.data) == bits(want.data)
+    w.data = np.full((2, 1), 0.25)  # float64 again (a trace is kept per argument signature)
+    assert f(x).item() == 3.0 and f.traces == 3
+    w.data += 0.25  # in place again: the new array is the one the guard remembers
+    assert f(x).item() == 6.0 and f.traces == 3
+
+
 @pytest.mark.parametrize("how", ["in place", "rebound", "an argument rebound", "a Value"])
 def test_data_set_between_the_compiled_forward_and_backward_is_refused(how: str) -> None:
     """As in the eager pass: the generated backward reads the leaves again, so a gradient taken
