@@ -31,7 +31,7 @@ import itertools
 import math
 import operator
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -1000,8 +1000,8 @@ def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Pro
         data = n._data
         if id(n) in arg_index:
             i = arg_index[id(n)]
-            sym[id(n)] = fwd.bind(f"x{i}", f"A[{i}].data", data)
-            prog.where[f"x{i}"] = f"A[{i}].data"
+            sym[id(n)] = fwd.bind(f"x{i}", f"A[{i}]._data", data)
+            prog.where[f"x{i}"] = f"A[{i}]._data"
             prog.leaf_refs[id(n)] = f"A[{i}]"
             continue
         if id(n) in trace.from_arg:  # a leaf made inside from an argument's array: Tensor(X)
@@ -1010,7 +1010,7 @@ def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Pro
             array = arg._data if isinstance(arg, Node) else arg
             name = f"x{i}"
             if name not in prog.where:
-                expr = f"A[{i}].data" if isinstance(arg, Node) else f"A[{i}]"
+                expr = f"A[{i}]._data" if isinstance(arg, Node) else f"A[{i}]"
                 fwd.bind(name, expr, array)
                 prog.where[name] = expr
             if data.dtype == array.dtype and data.shape == array.shape and data.dtype != bool:
@@ -1034,8 +1034,8 @@ def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Pro
         else:
             j = len(leaves)
             leaves.append(n)
-            sym[id(n)] = fwd.bind(f"p{j}", f"L[{j}].data", data)
-            prog.where[f"p{j}"] = f"L[{j}].data"
+            sym[id(n)] = fwd.bind(f"p{j}", f"L[{j}]._data", data)
+            prog.where[f"p{j}"] = f"L[{j}]._data"
             prog.leaf_refs[id(n)] = f"L[{j}]"
 
     fwd.comment("forward")
@@ -1353,7 +1353,7 @@ def _make_guard(
     compares a few tuples rather than building a key to look up, which is what a step of a
     small network notices. Built from indices alone: shapes and dtypes are globals of its own.
 
-    The arrays that last passed are remembered (``SEEN``): when a call brings the very same
+    The arrays that last passed are remembered (``S0``...): when a call brings the very same
     array objects (a training loop's data, parameters updated in place), their class, shape
     and dtype are not read again. An array is only ever replaced through ``.data =``, which
     makes a new object; reshaping an array in place (``a.shape = ...``) is not followed, as
@@ -1377,33 +1377,41 @@ def _make_guard(
         "SHAPES": tuple(x.shape for x in arrays),
         "DTYPES": tuple(x.dtype for x in arrays),
         "GRADS": tuple(args[i].requires_grad for i in tensors),
-        "SEEN": [tuple(arrays)],
+        "Tensor": Tensor,
     }
-    src = ["def guard(A, L):", f"    if len(A) != {n}:", "        return False"]
+    seen = [f"S{i}" for i in range(len(d))]
+    space.update(zip(seen, arrays, strict=True))
+    src = ["def guard(A, L):"]
+    if seen:
+        src.append(f"    global {', '.join(seen)}")
+    if not n:
+        src += ["    if A:", "        return False"]
+    src.append("    try:")  # another number of arguments, or an array where a Tensor was
+    if n:
+        src.append(f"        {_tuple(a)[1:-1]} = A")
+    src += [f"        {name} = {expr}" for name, expr in zip(d, datas, strict=True)]
+    src += ["        pass", "    except (ValueError, AttributeError):", "        return False"]
+    distinct = [f"{a[i]} is not {a[k]}" for i in range(n) for k in range(i + 1, n)]
+    grads = [f"a{i}.requires_grad is {args[i].requires_grad}" for i in tensors]
+    same = [f"{x} is {y}" for x, y in zip(d, seen, strict=True)]
+    same += [f"a{i}.__class__ is Tensor" for i in tensors] + grads + distinct
+    if same:  # the very arrays that passed last time: their class, shape and dtype are known
+        src += [f"    if {' and '.join(same)}:", "        return True"]
     if n:
         src += [
-            f"    {_tuple(a)[1:-1]} = A",
             f"    if {_tuple([x + '.__class__' for x in a])} != CLASSES:",
+            "        return False",
         ]
-        src += ["        return False"]
-    if tensors:
-        src += [f"    if {_tuple([f'a{i}.requires_grad' for i in tensors])} != GRADS:"]
-        src += ["        return False"]
-    distinct = [f"{a[i]} is not {a[k]}" for i in range(n) for k in range(i + 1, n)]
-    if distinct:
-        src += [f"    if not ({' and '.join(distinct)}):", "        return False"]
-    for name, expr in zip(d, datas, strict=True):
-        src.append(f"    {name} = {expr}")
+    if grads or distinct:
+        src += [f"    if not ({' and '.join(grads + distinct)}):", "        return False"]
     if d:
-        same = " and ".join(f"{x} is s[{i}]" for i, x in enumerate(d))
-        src += ["    s = SEEN[0]", f"    if {same}:", "        return True"]
         src += [
             f"    if {_tuple([x + '.__class__' for x in d])} != ARRAYS:",
             "        return False",
         ]
         src += [f"    if {_tuple([x + '.shape' for x in d])} != SHAPES:", "        return False"]
         src += [f"    if {_tuple([x + '.dtype' for x in d])} != DTYPES:", "        return False"]
-        src.append(f"    SEEN[0] = {_tuple(d)}")
+        src.append(f"    {_tuple(seen)[1:-1]} = {_tuple(d)[1:-1]}")
     src.append("    return True")
     exec(builtins.compile("\n".join(src), "<backproplab.compile guard>", "exec"), space)
     guard: Callable[[tuple[Any, ...], list[Node]], bool] = space["guard"]
@@ -1484,30 +1492,23 @@ def _count_ops(outs: tuple[Node, ...], trace: _Trace) -> int:
     return len(seen)
 
 
-class _Replay:
-    """What a compiled result needs for its backward: the program, the saved values, the call."""
+class _Replay(NamedTuple):
+    """What a compiled result needs for its backward: the program, the saved values, the call.
 
-    __slots__ = ("args", "clock", "compiled", "entry", "flat", "index", "kwargs", "saved")
+    Made with ``_make_replay`` (tuple.__new__, no Python call): one is made per call.
+    """
 
-    def __init__(
-        self,
-        compiled: Compiled,
-        entry: _Entry,
-        index: int,
-        saved: list[Any],
-        flat: list[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        clock: int,
-    ) -> None:
-        self.compiled = compiled
-        self.entry = entry
-        self.index = index
-        self.saved = saved
-        self.flat = flat
-        self.args = args
-        self.kwargs = kwargs
-        self.clock = clock  # engine._data_writes when the forward ran
+    compiled: Compiled
+    entry: _Entry
+    output: int  # which of the outputs
+    saved: list[Any]
+    flat: Any
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    clock: int  # engine._data_writes when the forward ran
+
+
+_make_replay = tuple.__new__
 
 
 def _check_unchanged(r: _Replay) -> None:
@@ -1545,12 +1546,12 @@ def _replay_backward(node: Any, grad: Any, create_graph: bool, retain_grads: boo
     entry = r.entry
     prog = entry.program
     try:
-        fn = prog.implied.get(r.index) if grad is None else None
+        fn = prog.implied.get(r.output) if grad is None else None
         if fn is None:
             seed = node._seed(grad, False)
-            fn = _build_backward(prog, r.index, seed, grad is None)
+            fn = _build_backward(prog, r.output, seed, grad is None)
         else:  # backward(): the implied 1, made at the trace (the code never writes to it)
-            seed = prog.seeds[r.index]
+            seed = prog.seeds[r.output]
         fn(seed, r.saved, r.flat, entry.leaves)
     except CompileError:
         raise
@@ -1558,7 +1559,7 @@ def _replay_backward(node: Any, grad: Any, create_graph: bool, retain_grads: boo
         # An error inside the generated code (a domain error, an overflow): the step again,
         # eagerly, so that the engine's own message is what the user sees.
         outs = r.compiled.fn(*r.args, **r.kwargs)
-        out = outs if r.entry.structure is None else outs[r.index]
+        out = outs if r.entry.structure is None else outs[r.output]
         out.backward(grad, retain_grads=retain_grads)
         return
     if retain_grads:  # the root keeps its gradient, as in the eager pass
@@ -1658,12 +1659,12 @@ class Compiled:
         make = _result_tensor if prog.kind is Tensor else _result_value
         if entry.structure is None:
             out = make(outs[0], entry.grads[0])
-            out._replay = _Replay(self, entry, 0, saved, flat, args, kwargs, clock)
+            out._replay = _make_replay(_Replay, (self, entry, 0, saved, flat, args, kwargs, clock))
             return out
         results = []
         for i, data in enumerate(outs):
             out = make(data, entry.grads[i])
-            out._replay = _Replay(self, entry, i, saved, flat, args, kwargs, clock)
+            out._replay = _make_replay(_Replay, (self, entry, i, saved, flat, args, kwargs, clock))
             results.append(out)
         return entry.structure(results)
 
