@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import builtins
 import collections
+import contextvars
 import functools
 import itertools
 import math
 import operator
+import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -242,127 +244,177 @@ class _Trace:
         self.keep.append(m)
         return m
 
-    def patches(self) -> list[tuple[Any, str, Any]]:
-        """(owner, attribute, replacement) for everything patched while tracing."""
-        t = self
-        tm, vm = _tensor_mod, _value_mod
-        t_record, v_record = tm.record, vm.record
-        t_init, v_init = Tensor.__init__, Value.__init__
-        data_prop = Node.__dict__["data"]
 
-        def tensor_record(cls: Any, data: Any, op: Any, parents: Any, params: Any = ()) -> Any:
-            out = t_record(cls, data, op, parents, params)
-            t.node(out, op, parents, params)
+# The trace this thread (or asyncio task) is recording, or None. Tracing works by hooks on the
+# front ends' methods; they are installed while any thread traces and act only for the trace of
+# their own context, so another thread's eager code runs as if they were not there.
+_current: contextvars.ContextVar[_Trace | None] = contextvars.ContextVar("trace", default=None)
+
+
+def _hooks(original: dict[tuple[Any, str], Any]) -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, hook) for every hook tracing needs. ``original`` maps (owner,
+    attribute) to what the hook replaced (or _MISSING), which a hook calls when its context
+    has no trace."""
+    tm, vm = _tensor_mod, _value_mod
+
+    def recorder(module: Any) -> Callable[..., Any]:
+        def record(cls: Any, data: Any, op: Any, parents: Any, params: Any = ()) -> Any:
+            out = original[module, "record"](cls, data, op, parents, params)
+            t = _current.get()
+            if t is not None:
+                t.node(out, op, parents, params)
             return out
 
-        def value_record(cls: Any, data: Any, op: Any, parents: Any, params: Any = ()) -> Any:
-            out = v_record(cls, data, op, parents, params)
-            t.node(out, op, parents, params)
-            return out
+        return record
 
-        def tensor_init(self: Tensor, data: Any, *args: Any, **kwargs: Any) -> None:
-            if isinstance(data, _Mask):  # a comparison used as numbers: X * (X > 0)
-                raise CompileError(
-                    "compile cannot follow a comparison of traced Tensors made into a Tensor: "
-                    "use where(X > 0, X, 0.0) or maximum(X, 0.0) rather than X * (X > 0)"
-                )
-            source = data._data if isinstance(data, Tensor) else data
-            i = t.arg_of(source) if isinstance(source, np.ndarray) else None
-            if (
-                i is None
-                and isinstance(source, np.ndarray)
-                and (id(_root_buffer(source)) in t.made_buffers)
-            ):
-                raise CompileError(
-                    "compile cannot follow a Tensor made from the data of a value computed "
-                    "inside the function (it would keep the traced numbers): compute with that "
-                    "Tensor itself, or detach() it"
-                )
-            t_init(self, data, *args, **kwargs)
-            if i is not None:
-                t.from_arg[id(self)] = i
-                t.arg_copies.append((self._data, i))  # Tensor(Tensor(X)) reads X as well
-            t.leaf(self)
-
-        def value_init(self: Value, *args: Any, **kwargs: Any) -> None:
-            v_init(self, *args, **kwargs)
-            t.leaf(self)
-
-        def traced_data(self: Node) -> Any:
-            # .data of a traced Tensor: its shape and dtype may be read, but NumPy arithmetic
-            # on it would be done once, now, and frozen into every replay
-            d = self._data
-            if d.__class__ is np.ndarray and (id(self) in t.made or id(self) in t.watched):
-                return d.view(_Frozen)
-            return d
-
-        data_patch = property(traced_data, data_prop.fset, doc=data_prop.__doc__)
-
-        def refuse(what: str) -> Callable[..., Any]:
-            def method(self: Any, *args: Any) -> Any:
-                raise _refuse(what)
-
-            return method
-
-        def compare(sym: str, fn: Any) -> Callable[..., Any]:
-            def method(self: Tensor, other: Any) -> Any:
-                if isinstance(other, Node) and not isinstance(other, Tensor):
-                    return fn(self, other)  # the front end's own TypeError
-                right = other._data if isinstance(other, Tensor) else other
-                return t.mask(sym, self, other, _COMPARE[sym](self._data, right))
-
-            return method
-
-        out: list[tuple[Any, str, Any]] = [
-            (tm, "record", tensor_record),
-            (vm, "record", value_record),
-            (Node, "data", data_patch),
-            (Tensor, "__init__", tensor_init),
-            (Value, "__init__", value_init),
-            (Tensor, "__bool__", refuse("bool() of a Tensor")),
-            (Tensor, "__float__", refuse("float() of a Tensor")),
-            (Tensor, "__int__", refuse("int() of a Tensor")),
-            (Tensor, "item", refuse(".item() of a Tensor")),
-            (Tensor, "numpy", refuse(".numpy() of a Tensor")),
-            (Tensor, "__array__", refuse("a Tensor turned into a NumPy array")),
-            (Value, "__bool__", refuse("bool() of a Value")),
-            (Value, "__float__", refuse("float() of a Value")),
-            (Value, "__int__", refuse("int() of a Value")),
-            (Value, "item", refuse(".item() of a Value")),
-        ]
-        for name in ("__lt__", "__le__", "__gt__", "__ge__"):
-            out.append((Value, name, refuse(f"a comparison of Values ({name})")))
-        for name, sym in (
-            ("__lt__", "<"),
-            ("__le__", "<="),
-            ("__gt__", ">"),
-            ("__ge__", ">="),
-            ("__eq__", "=="),
-            ("__ne__", "!="),
+    def tensor_init(self: Tensor, data: Any, *args: Any, **kwargs: Any) -> None:
+        t = _current.get()
+        if t is None:
+            return original[Tensor, "__init__"](self, data, *args, **kwargs)  # type: ignore[no-any-return]
+        if isinstance(data, _Mask):  # a comparison used as numbers: X * (X > 0)
+            raise CompileError(
+                "compile cannot follow a comparison of traced Tensors made into a Tensor: "
+                "use where(X > 0, X, 0.0) or maximum(X, 0.0) rather than X * (X > 0)"
+            )
+        source = data._data if isinstance(data, Tensor) else data
+        i = t.arg_of(source) if isinstance(source, np.ndarray) else None
+        if (
+            i is None
+            and isinstance(source, np.ndarray)
+            and id(_root_buffer(source)) in t.made_buffers
         ):
-            out.append((Tensor, name, compare(sym, getattr(Tensor, name))))
-        return out
+            raise CompileError(
+                "compile cannot follow a Tensor made from the data of a value computed "
+                "inside the function (it would keep the traced numbers): compute with that "
+                "Tensor itself, or detach() it"
+            )
+        original[Tensor, "__init__"](self, data, *args, **kwargs)
+        if i is not None:
+            t.from_arg[id(self)] = i
+            t.arg_copies.append((self._data, i))  # Tensor(Tensor(X)) reads X as well
+        t.leaf(self)
+        return None
+
+    def value_init(self: Value, *args: Any, **kwargs: Any) -> None:
+        original[Value, "__init__"](self, *args, **kwargs)
+        t = _current.get()
+        if t is not None:
+            t.leaf(self)
+
+    data_prop = original[Node, "data"]
+
+    def traced_data(self: Node) -> Any:
+        # .data of a traced Tensor: its shape and dtype may be read, but NumPy arithmetic
+        # on it would be done once, now, and frozen into every replay
+        d = self._data
+        t = _current.get()
+        if (
+            t is not None
+            and d.__class__ is np.ndarray
+            and (id(self) in t.made or id(self) in t.watched)
+        ):
+            return d.view(_Frozen)
+        return d
+
+    def refuse(owner: Any, name: str, what: str) -> tuple[Any, str, Any]:
+        def method(self: Any, *args: Any) -> Any:
+            if _current.get() is not None:
+                raise _refuse(what)
+            fn = original[owner, name]
+            if fn is _MISSING:  # as Python says when the class has no such method
+                raise TypeError(f"{what.split(' of ')[0]} is not supported by {owner.__name__}")
+            return fn(self, *args)
+
+        return owner, name, method
+
+    def compare(name: str, sym: str) -> tuple[Any, str, Any]:
+        def method(self: Tensor, other: Any) -> Any:
+            t = _current.get()
+            if t is None or (isinstance(other, Node) and not isinstance(other, Tensor)):
+                return original[Tensor, name](self, other)  # eager, or the front end's TypeError
+            right = other._data if isinstance(other, Tensor) else other
+            return t.mask(sym, self, other, _COMPARE[sym](self._data, right))
+
+        return Tensor, name, method
+
+    hooks: list[tuple[Any, str, Any]] = [
+        (tm, "record", recorder(tm)),
+        (vm, "record", recorder(vm)),
+        (Node, "data", property(traced_data, data_prop.fset, doc=data_prop.__doc__)),
+        (Tensor, "__init__", tensor_init),
+        (Value, "__init__", value_init),
+        refuse(Tensor, "__bool__", "bool() of a Tensor"),
+        refuse(Tensor, "__float__", "float() of a Tensor"),
+        refuse(Tensor, "__int__", "int() of a Tensor"),
+        refuse(Tensor, "item", ".item() of a Tensor"),
+        refuse(Tensor, "numpy", ".numpy() of a Tensor"),
+        refuse(Tensor, "__array__", "a Tensor turned into a NumPy array"),
+        refuse(Value, "__bool__", "bool() of a Value"),
+        refuse(Value, "__float__", "float() of a Value"),
+        refuse(Value, "__int__", "int() of a Value"),
+        refuse(Value, "item", ".item() of a Value"),
+    ]
+    for name in ("__lt__", "__le__", "__gt__", "__ge__"):
+        hooks.append(refuse(Value, name, f"a comparison of Values ({name})"))
+    for name, sym in (
+        ("__lt__", "<"),
+        ("__le__", "<="),
+        ("__gt__", ">"),
+        ("__ge__", ">="),
+        ("__eq__", "=="),
+        ("__ne__", "!="),
+    ):
+        hooks.append(compare(name, sym))
+    return hooks
 
 
 _MISSING = object()
+_HOOKED = [
+    (_tensor_mod, "record"),
+    (_value_mod, "record"),
+    (Node, "data"),
+    *[(Tensor, n) for n in ("__init__", "__bool__", "__float__", "__int__", "item", "numpy")],
+    (Tensor, "__array__"),
+    *[(Value, n) for n in ("__init__", "__bool__", "__float__", "__int__", "item")],
+    *[(Value, n) for n in ("__lt__", "__le__", "__gt__", "__ge__")],
+    *[(Tensor, n) for n in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__")],
+]
 
 
-class _Patched:
-    def __init__(self, patches: list[tuple[Any, str, Any]]) -> None:
-        self.patches = patches
-        self.saved: list[tuple[Any, str, Any]] = []
+class _Tracing:
+    """``with _Tracing(trace):`` records into ``trace`` what this context runs. The hooks are
+    installed by the first thread to trace and removed by the last (a lock orders them)."""
+
+    lock = threading.Lock()
+    users = 0
+    original: ClassVar[dict[tuple[Any, str], Any]] = {}
+
+    def __init__(self, trace: _Trace) -> None:
+        self.trace = trace
+        self.token: contextvars.Token[_Trace | None] | None = None
 
     def __enter__(self) -> None:
-        for owner, name, new in self.patches:
-            self.saved.append((owner, name, owner.__dict__.get(name, _MISSING)))
-            setattr(owner, name, new)
+        cls = _Tracing
+        with cls.lock:
+            if cls.users == 0:
+                cls.original = {(o, n): o.__dict__.get(n, _MISSING) for o, n in _HOOKED}
+                for owner, name, hook in _hooks(cls.original):
+                    setattr(owner, name, hook)
+            cls.users += 1
+        self.token = _current.set(self.trace)
 
     def __exit__(self, *exc: object) -> None:
-        for owner, name, old in reversed(self.saved):
-            if old is _MISSING:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, old)
+        cls = _Tracing
+        assert self.token is not None
+        _current.reset(self.token)
+        with cls.lock:
+            cls.users -= 1
+            if cls.users == 0:
+                for (owner, name), old in cls.original.items():
+                    if old is _MISSING:
+                        delattr(owner, name)
+                    else:
+                        setattr(owner, name, old)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1568,7 +1620,7 @@ class Compiled:
         keep: list[Any],
     ) -> Any:
         trace = _Trace(flat)
-        with _Patched(trace.patches()):
+        with _Tracing(trace):
             result = self.fn(*args, **kwargs)
         if isinstance(result, Node):
             outs: tuple[Node, ...] = (result,)

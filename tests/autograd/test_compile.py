@@ -537,3 +537,86 @@ def test_backward_with_a_given_gradient_matches_eager() -> None:
         (f_eager(X100, Y100) * 1.0).backward()
     for pe, pc in zip(p_e, p_c, strict=True):
         assert bits(pc.grad) == bits(pe.grad)
+
+
+# --- tracing in one thread leaves other threads' eager code alone -------------------------------
+
+
+def test_eager_code_in_another_thread_runs_unchanged_while_one_traces() -> None:
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+    w = Value(0.5)
+
+    def slow(x: Value) -> Value:
+        y = x * w
+        inside.set()
+        assert release.wait(10)
+        return y * y
+
+    f = compile(slow)
+    lt_before = Value.__dict__["__lt__"]
+    errors: list[BaseException] = []
+
+    def trace() -> None:
+        try:
+            f(Value(3.0))
+        except BaseException as e:  # handed back to the test
+            errors.append(e)
+
+    th = threading.Thread(target=trace)
+    th.start()
+    assert inside.wait(10)
+    try:
+        # Python decisions on values, refused inside a trace, are this thread's own business.
+        v = Value(2.0) * 3.0
+        assert v > 1 and bool(v) and float(v) == 6.0 and v.item() == 6.0
+        t = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+        mask = t > 0
+        assert isinstance(mask, np.ndarray) and mask.tolist() == [True, False]
+        (t * t).sum().backward()
+        np.testing.assert_array_equal(t.grad, [2.0, -4.0])
+    finally:
+        release.set()
+        th.join(10)
+    assert not errors
+    # what the other thread ran was not recorded into the trace: the replay is the function's
+    x = Value(4.0)
+    out = f(x)
+    out.backward()
+    assert out.data == (4.0 * 0.5) ** 2 and x.grad == 2 * 4.0 * 0.5**2
+    assert Value.__dict__["__lt__"] is lt_before
+
+
+def test_two_threads_trace_at_once_and_the_hooks_go_when_both_are_done() -> None:
+    import threading
+
+    originals = {n: Value.__dict__[n] for n in ("__lt__", "__bool__", "__init__")}
+    barrier = threading.Barrier(2, timeout=10)
+    results: dict[int, float] = {}
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        def fn(x: Value) -> Value:
+            y = x * float(k)
+            barrier.wait()  # both traces are open here at once
+            return y + x
+
+        try:
+            f = compile(fn)
+            f(Value(1.0))
+            x = Value(2.0)
+            out = f(x)
+            out.backward()
+            results[k] = out.data + x.grad
+        except BaseException as e:  # handed back to the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in (2, 5)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(10)
+    assert not errors
+    assert results == {2: 2.0 * 3 + 3.0, 5: 2.0 * 6 + 6.0}
+    assert {n: Value.__dict__[n] for n in originals} == originals
