@@ -27,6 +27,7 @@ from __future__ import annotations
 import builtins
 import collections
 import functools
+import gc
 import itertools
 import math
 import operator
@@ -255,9 +256,13 @@ class _Trace:
             t.node(out, op, parents, params)
             return out
 
+        made, index = t.made, t.index
+
         def value_record(cls: Any, data: Any, op: Any, parents: Any, params: Any = ()) -> Any:
+            # Trace.node written out: a scalar step records tens of thousands of these
             out = v_record(cls, data, op, parents, params)
-            t.node(out, op, parents, params)
+            made[id(out)] = (out, op, tuple(parents), tuple(params))
+            index[id(out)] = len(index)
             return out
 
         def tensor_init(self: Tensor, data: Any, *args: Any, **kwargs: Any) -> None:
@@ -636,7 +641,14 @@ class _Emitter:
             walk(list(kwargs.values()))
         return tuple(out)
 
-    def emit(self, expr: str, val: Any, uses: tuple[Any, ...], prefix: str | None = None) -> _Sym:
+    def emit(
+        self,
+        expr: str,
+        val: Any,
+        uses: tuple[Any, ...],
+        prefix: str | None = None,
+        target: str | None = None,
+    ) -> _Sym:
         names = tuple(u.name for u in uses if isinstance(u, _Sym))
         fixed = self.fixed
         if fixed is not None and names and all(n in fixed for n in names):
@@ -645,7 +657,7 @@ class _Emitter:
             kept = self.program.constant(val)
             fixed.add(kept)
             return _Sym(self, kept, val)
-        name = f"{prefix or self.prefix}{next(self.count)}"
+        name = target or f"{prefix or self.prefix}{next(self.count)}"
         self.lines.append(_Line(name, expr, names))
         return _Sym(self, name, val)
 
@@ -704,6 +716,45 @@ class _Effect(_Line):
     """A statement kept for what it does (a leaf taking its gradient), not for a value."""
 
 
+class _Unpack(_Effect):
+    """``a, b = row``: names bound from a row of saved values."""
+
+    def __init__(self, names: list[str], expr: str, uses: tuple[str, ...]) -> None:
+        super().__init__("", f"{', '.join(names)}{',' if len(names) == 1 else ''} = {expr}", uses)
+        self.binds = tuple(names)
+
+
+class _Loop(_Effect):
+    """A for loop, kept whole by the chunker. ``uses``: the names its body reads from before
+    the loop; ``defines``: the names it leaves for the code after it."""
+
+    def __init__(
+        self, header: str, binds: list[str], body: list[_Line | str], defines: set[str]
+    ) -> None:
+        bound: set[str] = set(binds)
+        outside: set[str] = set()
+        for ln in body:
+            if isinstance(ln, _Line):
+                outside.update(u for u in ln.uses if u not in bound)
+                if isinstance(ln, _Unpack):
+                    bound.update(ln.binds)
+                elif not isinstance(ln, _Effect):
+                    bound.add(ln.target)
+        super().__init__("", header, tuple(sorted(outside - (bound - defines))))
+        self.body = body
+        self.defines = defines
+
+
+def _render(ln: _Line | str, pad: str) -> list[str]:
+    if isinstance(ln, _Loop):
+        return [f"{pad}{ln.expr}", *(t for b in ln.body for t in _render(b, pad + "    "))]
+    if isinstance(ln, _Effect):
+        return [f"{pad}{ln.expr}"]
+    if isinstance(ln, _Line):
+        return [f"{pad}{ln.target} = {ln.expr}"]
+    return [f"{pad}{ln}"]
+
+
 def _functions(
     name: str, head: list[str], lines: list[_Line | str], returns: list[str], saved: set[str]
 ) -> tuple[list[str], list[str]]:
@@ -724,14 +775,7 @@ def _functions(
     order: list[str] = []
     bodies: list[list[str]] = []
     for piece in pieces:
-        body = []
-        for ln in piece:
-            if isinstance(ln, _Effect):
-                body.append(f"    {ln.expr}")
-            elif isinstance(ln, _Line):
-                body.append(f"    {ln.target} = {ln.expr}")
-            else:
-                body.append(f"    {ln}")
+        body = [text for ln in piece for text in _render(ln, "    ")]
         keep = [ln.target for ln in piece if isinstance(ln, _Line) and ln.target in saved]
         if keep:
             body.append(
@@ -750,6 +794,7 @@ def _functions(
     # it returns the values it made that later pieces (or the result) use.
     made = [
         {ln.target for ln in p if isinstance(ln, _Line) and not isinstance(ln, _Effect)}
+        | {name for ln in p if isinstance(ln, _Loop) for name in ln.defines}
         for p in pieces
     ]
     uses = [{u for ln in p if isinstance(ln, _Line) for u in ln.uses} for p in pieces]
@@ -841,6 +886,7 @@ class _Program:
         self.kept: list[Any] = []  # each leaf's last gradient array, alive until its next
         self.implied: dict[int, Callable[..., Any]] = {}  # output -> backward() without grad
         self.seeds: dict[int, Any] = {}  # output -> its implied seed 1
+        self.fold: _Fold | None = None  # a run of repetitions written as a loop
 
     def function(self, name: str, fn: Any) -> str:
         """A global for a math namespace's function, under that namespace's own attribute name."""
@@ -891,6 +937,7 @@ class _Program:
         if self.kind is Tensor:
             return
         self.fsym.clear()
+        self.fold = None
         self.entries.clear()
         self.orders.clear()
         self.mask_syms.clear()
@@ -926,7 +973,199 @@ def _op_note(op: Any) -> str:
     return name if op.__module__ == _OPS_MODULE and name.isidentifier() else "an op"
 
 
-def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Program, list[Node]]:
+# ---------------------------------------------------------------------------------------------
+# Folding: a scalar trace that repeats one block (the same ops on the same leaves, per sample)
+# is written once, as a loop over a table of the numbers that differ between repetitions
+
+
+# Scalar traces of at least this many ops are searched for a repeated block. Below it the
+# straight-line code builds quickly, and runs a little faster than a loop's body.
+FOLD_OPS = 4_000
+
+# Fewest repetitions worth a loop.
+FOLD_REPS = 3
+
+
+class _NoFold(Exception):
+    """The repetition found does not fold faithfully: the code is built straight-line instead."""
+
+
+class _Column(_Sym):
+    """A number that differs between repetitions (a row of the table, in the loop's code).
+
+    A rule that takes a decision on it (``if p == 2``) would take it once for every row, so
+    any comparison or truth test refuses the fold rather than answer."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any) -> Any:
+        raise _NoFold("a rule takes a decision on a number that differs between repetitions")
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __bool__ = __float__ = _refuse
+    __hash__ = _Sym.__hash__
+
+
+class _Fold:
+    """ops[start : start + reps * period] are ``reps`` repetitions of one block of ``period``
+    ops: the same ops, with the same params, on the same leaves, reading the block's own
+    results or the previous repetition's; only some numbers differ (a float param, a constant
+    made inside the function), and those are the table's columns."""
+
+    def __init__(
+        self, start: int, period: int, reps: int, ops: list[Node], index: dict[int, int]
+    ) -> None:
+        self.start, self.period, self.reps = start, period, reps
+        self.end = start + reps * period
+        self.index = index  # node id -> its place among the ops
+        self.template = ops[start : start + period]  # the first repetition's nodes
+        self.last = ops[self.end - period : self.end]
+        # the ops just before the run, by the position the first repetition reads them at
+        self.before = {i - start + period: ops[i] for i in range(max(0, start - period), start)}
+        # per position: how each parent is read, and which params come from the table
+        self.parents: list[list[tuple[str, Any]]] = []
+        self.params: list[dict[int, int]] = []  # param index -> slot of the op's numbers
+        self.columns: dict[tuple[int, int], int] = {}  # (position, slot) -> column
+        self.table: tuple[tuple[float, ...], ...] = ()
+        self.carried: list[int] = []  # positions of the previous repetition the block reads
+        self.names: list[_Sym] = []  # the forward's value of each position, in the loop
+        self.row: list[str] = []  # the names saved for the backward, per repetition
+        self.rows = "R0"
+
+    def locate(self, key: int) -> tuple[int, int] | None:
+        """(repetition, position) of the node with this id, if it is in the run."""
+        j = self.index.get(key, -1) - self.start
+        if j < 0 or j >= self.end - self.start:
+            return None
+        return divmod(j, self.period)
+
+
+def _plan_fold(
+    ops: list[Node], entries: dict[int, Any], constant: Callable[[Node], bool]
+) -> _Fold | None:
+    """The longest run of repetitions of one block in ``ops`` (creation order), or None.
+
+    Each op gets a signature: its op, whether it needs a gradient, its params (a float as
+    "a number", anything else as itself) and its parents, each as "d ops back" for a computed
+    one, "a number" for a constant made inside, and the leaf itself otherwise. A period of the
+    signatures is a candidate block; it is then checked op by op (parents within one repetition
+    back, numbers split into those every repetition shares and the table's columns).
+    """
+    m = len(ops)
+    index = {id(n): j for j, n in enumerate(ops)}
+    ids: dict[Any, int] = {}
+    sigs: list[int] = []
+    leaf: dict[int, Any] = {}  # a leaf's part of a signature: itself, or "c" for a constant
+    for j, n in enumerate(ops):
+        op, parents, params = entries[id(n)]
+        key = [op, n.requires_grad]
+        for p in parents:
+            i = index.get(id(p))
+            if i is None:
+                ref = leaf.get(id(p))
+                if ref is None:
+                    ref = leaf[id(p)] = "c" if constant(p) else p
+                key.append(ref)
+            else:
+                key.append(j - i)
+        for q in params:
+            key.append("f" if q.__class__ is float else ("param", q))
+        try:
+            sigs.append(ids.setdefault(tuple(key), len(ids)))
+        except TypeError:  # an unhashable param: not a scalar op this folds
+            return None
+    # The period: the commonest gap between two uses of one signature that occurs as often as
+    # most signatures do (once per repetition, as a weight's product does).
+    counts = collections.Counter(sigs)
+    per_count = collections.Counter(c for c in counts.values() if c >= FOLD_REPS)
+    if not per_count:
+        return None
+    often = per_count.most_common(1)[0][0]
+    probe = next(s for s in sigs if counts[s] == often)
+    at = [j for j, s in enumerate(sigs) if s == probe]
+    gaps = collections.Counter(b - a for a, b in itertools.pairwise(at))
+    period = gaps.most_common(1)[0][0]
+    # The longest stretch in which each signature equals the one a period later.
+    best_start, best_len, run_start = 0, 0, 0
+    for j in range(m - period + 1):
+        if j == m - period or sigs[j] != sigs[j + period]:
+            if j - run_start > best_len:
+                best_start, best_len = run_start, j - run_start
+            run_start = j + 1
+    reps = (best_len + period) // period
+    if reps < FOLD_REPS:
+        return None
+    return _check_fold(_Fold(best_start, period, reps, ops, index), ops, entries, constant)
+
+
+def _numbers(entry: tuple[Any, tuple[Node, ...], tuple[Any, ...]], constant: Any) -> list[Any]:
+    """An op's numbers, in signature order: its constant parents' data, then its float params."""
+    _, parents, params = entry
+    out = [p._data for p in parents if constant(p)]
+    return out + [q for q in params if q.__class__ is float]
+
+
+def _check_fold(
+    fold: _Fold, ops: list[Node], entries: dict[int, Any], constant: Callable[[Node], bool]
+) -> _Fold | None:
+    """The run, with its reads and its table worked out; None where its block reads further
+    back than one repetition, or code after the run reads anything but the last repetition."""
+    start, period, reps, end, index = fold.start, fold.period, fold.reps, fold.end, fold.index
+    carried: set[int] = set()
+    columns: dict[tuple[str, ...], int] = {}  # a column's numbers (as hex) -> its index
+    table: list[list[float]] = []
+    for q, n in enumerate(fold.template):
+        _, parents, params = entries[id(n)]
+        refs: list[tuple[str, Any]] = []
+        slot = 0
+        for p in parents:
+            i = index.get(id(p))
+            if i is not None:
+                if i >= start:
+                    refs.append(("op", i - start))
+                elif i >= start - period:
+                    refs.append(("prev", i - start + period))
+                    carried.add(i - start + period)
+                else:
+                    return None  # two repetitions back, or a value from before the run
+            elif constant(p):
+                refs.append(("number", slot))
+                slot += 1
+            else:
+                refs.append(("leaf", p))
+        floats = {}
+        for k, v in enumerate(params):
+            if v.__class__ is float:
+                floats[k] = slot
+                slot += 1
+        fold.parents.append(refs)
+        fold.params.append(floats)
+        if not slot:
+            continue
+        # a number every repetition shares stays a literal; each other one is read from a
+        # column of the table, one column per distinct sequence (x0 of a sample, used 16 times)
+        rows = [_numbers(entries[id(ops[start + r * period + q])], constant) for r in range(reps)]
+        for s in range(slot):
+            seq = tuple(row[s].hex() for row in rows)
+            if all(h == seq[0] for h in seq):
+                continue
+            c = columns.get(seq)
+            if c is None:
+                c = columns[seq] = len(table)
+                table.append([row[s] for row in rows])
+            fold.columns[(q, s)] = c
+    for j in range(end, len(ops)):
+        for p in entries[id(ops[j])][1]:
+            i = index.get(id(p))
+            if i is not None and start <= i < end - period:
+                return None  # code after the run reads an earlier repetition
+    fold.carried = sorted(carried)
+    fold.table = tuple(zip(*table, strict=True)) if table else ()
+    return fold
+
+
+def _build(
+    outs: tuple[Node, ...], trace: _Trace, flat: list[Any], fold: bool = True
+) -> tuple[_Program, list[Node]]:
     """Emit and define the forward function; return the program and the leaves it reads."""
     prog = _Program(Tensor if isinstance(outs[0], Tensor) else Value)
     if any(isinstance(o, Tensor) != (prog.kind is Tensor) for o in outs):
@@ -953,20 +1192,22 @@ def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Pro
         return None
 
     # every node the outputs depend on (through parents, and through traced masks in params)
-    nodes: dict[int, Node] = {}
+    entries, made = prog.entries, trace.made
+    reached: set[int] = set()
     stack = list(outs)
     while stack:
         n = stack.pop()
-        if id(n) in nodes:
+        key = id(n)
+        if key in reached:
             continue
-        nodes[id(n)] = n
-        if id(n) in arg_index:
+        reached.add(key)
+        if key in arg_index:
             continue
-        entry = trace.made.get(id(n))
+        entry = made.get(key)
         if entry is not None:
-            prog.entries[id(n)] = entry[1:]
+            entries[key] = entry[1:]
             stack.extend(entry[2])
-            for p in _flat_params(entry[3]):
+            for p in _flat_params(entry[3]) if trace.masks else ():
                 masks = [mask_of(p)]
                 while masks:
                     m = masks.pop()
@@ -983,7 +1224,8 @@ def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Pro
                 "(its gradient would flow back through that graph): compute it inside the "
                 "function, pass it as an argument, or detach() it"
             )
-    order = sorted(nodes.values(), key=lambda n: trace.index.get(id(n), -1))
+    # the ops in the order they ran (the trace records them so)
+    ops = [e[0] for e in made.values() if id(e[0]) in entries]
 
     leaves: list[Node] = []
     sym = prog.fsym
@@ -991,10 +1233,10 @@ def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Pro
     # leaves numbered as the ops first read them, so that p0 is the first weight of the step
     first_use: list[Node] = []
     seen: set[int] = set()
-    for n in [*(n for n in order if id(n) in prog.entries), *outs]:
-        op_entry = prog.entries.get(id(n))
+    for n in [*ops, *outs]:
+        op_entry = entries.get(id(n))
         for p in op_entry[1] if op_entry is not None else (n,):
-            if id(p) not in seen and id(p) not in prog.entries:
+            if id(p) not in seen and id(p) not in entries:
                 seen.add(id(p))
                 first_use.append(p)
     for n in first_use:
@@ -1041,14 +1283,9 @@ def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Pro
             prog.where[f"p{j}"] = f"L[{j}].data"
             prog.leaf_refs[id(n)] = f"L[{j}]"
 
-    fwd.comment("forward")
-    for n in order:
-        op_entry = prog.entries.get(id(n))
-        if op_entry is None:
-            continue
-        op, parents, params = op_entry
-        sparams = tuple(_param_sym(prog, fwd, p, mask_of) for p in params)
-        out = op.forward(xp, *[sym[id(p)] for p in parents], *sparams)
+    def forward_op(n: Node, ins: list[Any], sparams: tuple[Any, ...]) -> _Sym:
+        op = prog.entries[id(n)][0]
+        out = op.forward(xp, *ins, *sparams)
         if not isinstance(out, _Sym):  # a rule that returned a constant
             out = _Sym(fwd, fwd.fmt(out), out)
         if prog.kind is Tensor and out.val.__class__ is not np.ndarray:
@@ -1060,21 +1297,119 @@ def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Pro
             )
         if isinstance(fwd.lines[-1], _Line) and fwd.lines[-1].target == out.name:
             fwd.lines[-1].expr += f"  # {_op_note(op)}"
-        sym[id(n)] = out
+        return out
+
+    if fold and prog.kind is Value and len(ops) >= FOLD_OPS:
+
+        def constant(p: Node) -> bool:
+            return id(p) in trace.inside and not p.requires_grad
+
+        prog.fold = _plan_fold(ops, prog.entries, constant)
+    start, end = (prog.fold.start, prog.fold.end) if prog.fold is not None else (0, 0)
+    fwd.comment("forward")
+    for j, n in enumerate(ops):
+        if start <= j < end:  # the run of repetitions: one loop, written at its first op
+            if j == start:
+                _forward_loop(prog, fwd, forward_op)
+            continue
+        _, parents, params = prog.entries[id(n)]
+        sparams = tuple(_param_sym(prog, fwd, p, mask_of) for p in params)
+        sym[id(n)] = forward_op(n, [sym[id(p)] for p in parents], sparams)
     for k, root in enumerate(outs):
         if root.requires_grad:
             prog.orders[k] = _order(root)
     # what a backward may read again: each computed value (and comparison) by its name
     saved = {s.name for s in sym.values() if s.name[:1] in "tx" and s.name[1:].isdigit()}
     saved |= {s.name for _, s in prog.mask_syms}
+    if prog.fold is not None:
+        saved.add(prog.fold.rows)
     returns = [sym[id(o)].name for o in outs]
     lines = _prune(fwd.lines, set(returns) | saved)
     src, saved_order = _functions("forward", ["A", "L", "S"], lines, returns, saved)
     for i, name in enumerate(saved_order):
         prog.where[name] = f"S[{i}]"
+    if prog.fold is not None:  # the last repetition's values, for a backward of code after it
+        for i, name in enumerate(prog.fold.row):
+            prog.where.setdefault(name, f"{prog.fold.rows}[{prog.fold.reps - 1}][{i}]")
     prog.forward_source = "\n".join(src)
     prog.forward = _define(prog, src, "forward")
     return prog, leaves
+
+
+def _forward_loop(prog: _Program, fwd: _Emitter, forward_op: Callable[..., _Sym]) -> None:
+    """The run of repetitions as one loop, its block emitted once from the first repetition.
+
+    Each pass appends the block's values to the list ``R0`` (the backward reads them again);
+    ``u0``... carry what the next repetition reads of this one (a running sum), and each row of
+    the table holds the numbers that differ (a sample's inputs and target).
+    """
+    fold = prog.fold
+    assert fold is not None
+    sym = prog.fsym
+    cols = [_Column(fwd, f"c{i}", x) for i, x in enumerate(fold.table[0])]
+    col_of = {qs: cols[c] for qs, c in fold.columns.items()}
+    carried = {q: _Sym(fwd, f"u{i}", fold.before[q]._data) for i, q in enumerate(fold.carried)}
+    fwd.comment(
+        f"{fold.reps} repetitions of one block of {fold.period} ops, written once"
+        + (f": row r of {prog.constant(fold.table)} holds repetition r's numbers" if cols else "")
+    )
+    fwd.lines.append(_Line(fold.rows, "[]", ()))
+    for q, u in carried.items():
+        first = sym[id(fold.before[q])]
+        fwd.lines.append(_Line(u.name, first.name, (first.name,)))
+    outer, body = fwd.lines, list[_Line | str]()
+    fwd.lines = body
+    names: list[_Sym] = []
+    for q, n in enumerate(fold.template):
+        _, parents, params = prog.entries[id(n)]
+        refs = zip(fold.parents[q], parents, strict=True)
+        ins = [_read(ref, p, q, names, carried, col_of, sym) for ref, p in refs]
+        floats = fold.params[q]
+        sparams = tuple(
+            col_of.get((q, floats[i]), v) if i in floats else v for i, v in enumerate(params)
+        )
+        names.append(forward_op(n, ins, sparams))
+    fwd.lines = outer
+    made = [ln.target for ln in body if isinstance(ln, _Line) and not isinstance(ln, _Effect)]
+    fold.names = names
+    fold.row = [u.name for u in carried.values()] + made
+    body.append(_Effect("", f"{fold.rows}.append({_tuple(fold.row)})", (fold.rows, *fold.row)))
+    if carried:
+        us = ", ".join(u.name for u in carried.values())
+        news = [names[q].name for q in carried]
+        body.append(_Effect("", f"{us} = {', '.join(news)}", tuple(news)))
+    if not cols:
+        header = f"for _ in range({fold.reps}):"
+    else:
+        row = ", ".join(c.name for c in cols)
+        header = f"for {row if len(cols) > 1 else f'({row},)'} in {prog.constant(fold.table)}:"
+    binds = [c.name for c in cols]
+    fwd.lines.append(_Loop(header, binds, body, {u.name for u in carried.values()} | set(made)))
+    # after the loop its names hold the last repetition's values, which code after it reads
+    for n, s in zip(fold.last, names, strict=True):
+        sym[id(n)] = s
+
+
+def _read(
+    ref: tuple[str, Any],
+    p: Node,
+    q: int,
+    names: list[_Sym],
+    carried: dict[int, _Sym],
+    col_of: dict[tuple[int, int], _Column],
+    known: Callable[[Node], _Sym] | dict[int, _Sym],
+) -> _Sym:
+    """A parent of the block's op at position q, as the loop's code reads it."""
+    kind, x = ref
+    if kind == "op":
+        return names[x]
+    if kind == "prev":
+        return carried[x]
+    if kind == "number":
+        col = col_of.get((q, x))
+        if col is not None:
+            return col
+    return known(p) if callable(known) else known[id(p)]
 
 
 def _flat_params(params: tuple[Any, ...]) -> Iterator[Any]:
@@ -1167,12 +1502,14 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
     tensor = prog.kind is Tensor
     again: dict[str, _Sym] = {}
 
-    def fwd(n: Node) -> _Sym:
-        s = prog.fsym[id(n)]
+    def fwd_name(s: _Sym) -> _Sym:
         b = again.get(s.name)
         if b is None:
             b = again[s.name] = _Sym(em, s.name, s.val)
         return b
+
+    def fwd(n: Node) -> _Sym:
+        return fwd_name(prog.fsym[id(n)])
 
     def param(p: Any) -> Any:
         if isinstance(p, tuple):
@@ -1193,15 +1530,36 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
     # they arrive, each node's rule once all its uses have sent theirs
     grads: dict[int, Any] = {id(root): _Sym(em, "G", seed)}
     nodes: dict[int, Node] = {id(root): root}
-    for n in prog.orders[k]:
+
+    # While the loop's block is written: the sums it carries from one repetition to the next
+    # (a leaf's gradient: "a0 = a0 + d" on every pass), by node id.
+    sums: dict[int, str] = {}
+    before_loop: list[_Line | str] = []
+    looping: list[_Fold] = []
+
+    def add(p: Node, d: _Sym) -> None:
+        key = id(p)
+        if not looping or looping[0].locate(key) is not None:
+            grads[key] = grads[key] + d if key in grads else d
+            return
+        name = sums.get(key)
+        if name is None:  # the first sum over repetitions into p: from what p has, or from -0.0,
+            # which adds to any float giving it back to the bit, as the eager pass's first d
+            name = sums[key] = f"a{len(sums)}"
+            old = grads.get(key)
+            before_loop.append(
+                _Line(name, old.name, (old.name,)) if old is not None else _Line(name, "-0.0", ())
+            )
+        grads[key] = em.emit(f"{name} + {d.name}", d.val, (_Sym(em, name, d.val), d), target=name)
+
+    def visit(n: Node, out: _Sym, ins: list[Any], params: tuple[Any, ...]) -> None:
         g = grads.pop(id(n), None)
         if g is None:  # no use of n sent a gradient (every rule skipped it)
             z = prog.kind.zeros_like(n, False)  # type: ignore[attr-defined]
             g = _Sym(em, em.fmt(z), z)
-        op, parents, params = prog.entries[id(n)]
-        em.comment(f"{_op_note(op)}: {fwd(n).name}")
-        ins = [fwd(p) for p in parents]
-        input_grads = engine.call_backward(op, xp, g, fwd(n), ins, param(params), parents)
+        op, parents, _ = prog.entries[id(n)]
+        em.comment(f"{_op_note(op)}: {out.name}")
+        input_grads = engine.call_backward(op, xp, g, out, ins, params, parents)
         for i, (p, d) in enumerate(zip(parents, input_grads)):  # noqa: B905 - call_backward
             if d is None or not p.requires_grad:
                 continue
@@ -1211,8 +1569,87 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
                 d = _fit(em, d, p._data)
             elif not (d.val.__class__ is float or isinstance(d.val, (int, float))):
                 p.fit_gradient(d.val, op, i)  # raises, naming the op
-            grads[id(p)] = grads[id(p)] + d if id(p) in grads else d
+            add(p, d)
             nodes[id(p)] = p
+
+    def visit_all(order: list[Node]) -> None:
+        for n in order:
+            params = prog.entries[id(n)][2]
+            visit(n, fwd(n), [fwd(p) for p in prog.entries[id(n)][1]], param(params))
+
+    order = prog.orders[k]
+    run = _fold_order(prog.fold, order) if prog.fold is not None else None
+    if run is None:
+        visit_all(order)
+    else:
+        first, pattern = run
+        fold = prog.fold
+        assert fold is not None
+        visit_all(order[:first])
+        reps = fold.reps
+        em.comment(
+            f"the {reps} repetitions, the last first as the eager pass visits them: "
+            f"{fold.rows}[i] holds repetition i's values"
+        )
+        # what the last repetition has been sent so far (the seed, the code after the run)
+        slots: dict[int, str] = {}
+        for key in list(grads):
+            loc = fold.locate(key)
+            if loc is None:
+                continue
+            if loc[0] != reps - 1:
+                raise _NoFold("a gradient reaches an earlier repetition before the loop")
+            name = slots[loc[1]] = f"h{len(slots)}"
+            em.lines.append(_Line(name, grads[key].name, (grads[key].name,)))
+            grads[key] = _Sym(em, name, grads[key].val)
+        outer, body = em.lines, list[_Line | str]()
+        em.lines = body
+        cols = [_Column(em, f"c{i}", x) for i, x in enumerate(fold.table[-1])]
+        col_of = {qs: cols[c] for qs, c in fold.columns.items()}
+        names = [fwd_name(s) for s in fold.names]
+        carried = {q: _Sym(em, f"u{i}", fold.names[q].val) for i, q in enumerate(fold.carried)}
+        body.append(_Unpack(fold.row, f"{fold.rows}[i]", (fold.rows,)))
+        if cols:
+            body.append(_Unpack([c.name for c in cols], f"{prog.constant(fold.table)}[i]", ()))
+        looping.append(fold)
+        position = {id(n): q for q, n in enumerate(fold.last)}
+        for n in pattern:
+            q = position[id(n)]
+            _, parents, params = prog.entries[id(n)]
+            refs = zip(fold.parents[q], parents, strict=True)
+            ins = [_read(ref, p, q, names, carried, col_of, fwd) for ref, p in refs]
+            floats = fold.params[q]
+            sparams = tuple(
+                col_of.get((q, floats[i]), v) if i in floats else v for i, v in enumerate(params)
+            )
+            visit(n, names[q], ins, sparams)
+        looping.clear()
+        em.lines = outer
+        # what the block sent to the repetition before it: the same places, on every pass
+        ends: dict[int, _Sym] = {}
+        for key in list(grads):
+            loc = fold.locate(key)
+            if loc is not None:
+                if loc[0] != reps - 2:
+                    raise _NoFold("the block sends a gradient further than one repetition back")
+                ends[loc[1]] = grads.pop(key)
+        if set(ends) != set(slots) or not set(slots) <= set(fold.before):
+            raise _NoFold("the gradients the block sends back differ from those it receives")
+        moves = [(slots[q], ends[q].name) for q in sorted(slots) if ends[q].name != slots[q]]
+        if moves:
+            news = tuple(b for _, b in moves)
+            body.append(_Effect("", f"{', '.join(a for a, _ in moves)} = {', '.join(news)}", news))
+        carry = set(slots.values()) | set(sums.values())
+        em.lines += before_loop
+        em.lines.append(
+            _Loop(f"for i in range({reps - 1}, -1, -1):", ["i"], _prune(body, carry), carry)
+        )
+        # after the loop: what the first repetition sent to the ops before the run
+        for q, name in slots.items():
+            n = fold.before[q]
+            grads[id(n)] = _Sym(em, name, ends[q].val)
+            nodes[id(n)] = n
+        visit_all(order[first + len(pattern) * reps :])
     em.comment("each leaf takes its gradient, in the order the eager pass hands them over")
     # A gradient a leaf may own: made by a line here, read by no other line, sent to one leaf.
     made = {ln.target for ln in em.lines if isinstance(ln, _Line)}
@@ -1242,6 +1679,29 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
     prog.backward_sources[kind] = "\n".join(src)
     fn = prog.backwards[kind] = _define(prog, src, name)
     return fn
+
+
+def _fold_order(fold: _Fold, order: list[Node]) -> tuple[int, list[Node]] | None:
+    """Where the run's repetitions sit in the backward's order: (the index of the first, the
+    last repetition's nodes in the order they are visited), or None when the root does not
+    depend on the run. Raises _NoFold unless the pass visits the repetitions one after the
+    other, the last first, each in the same order."""
+    get, start, end = fold.index.get, fold.start, fold.end
+    at = [get(id(n), -1) for n in order]  # each node's place among the ops
+    inside = [start <= j < end for j in at]
+    if True not in inside:
+        return None
+    first = inside.index(True)
+    size, extra = divmod(inside.count(True), fold.reps)
+    base = end - fold.period  # the last repetition's first op
+    pattern = [j - base for j in at[first : first + size]]
+    if not all(0 <= q < fold.period for q in pattern):
+        raise _NoFold("the backward pass visits other nodes among the repetitions")
+    for r in range(fold.reps):
+        expect = [base - r * fold.period + q for q in pattern]
+        if extra or at[first + r * size : first + (r + 1) * size] != expect:
+            raise _NoFold("the backward pass does not visit the repetitions one by one, alike")
+    return first, order[first : first + size]
 
 
 def _fit(em: _Emitter, g: _Sym, like: Any) -> _Sym:
@@ -1401,6 +1861,26 @@ def _count_ops(outs: tuple[Node, ...], trace: _Trace) -> int:
         seen.add(id(n))
         stack.extend(entry[2])
     return len(seen)
+
+
+def _program(
+    outs: tuple[Node, ...],
+    trace: _Trace,
+    flat: list[Any],
+    structure: Any,
+    keep: list[Any],
+    fold: bool,
+) -> _Entry:
+    """The generated forward and (for a scalar output) backward of a trace."""
+    program, leaves = _build(outs, trace, flat, fold)
+    entry = _Entry(program, leaves, structure, keep)
+    for k in program.orders:  # the backward now, while the trace is at hand
+        root = program.roots[k]
+        if isinstance(root, Value) or root.data.size == 1:
+            seed = program.seeds[k] = root._seed(None, False)
+            program.implied[k] = _build_backward(program, k, seed, True)
+    program.release()
+    return entry
 
 
 class _Replay:
@@ -1567,6 +2047,25 @@ class Compiled:
         flat: list[Any],
         keep: list[Any],
     ) -> Any:
+        # The trace keeps every node it records alive until the code is built, and a node makes
+        # no reference cycle: each collection the allocations set off would walk the whole
+        # graph to free nothing (a scalar step of 64,000 nodes spent most of its trace so).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._trace_and_build(key, args, kwargs, flat, keep)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _trace_and_build(
+        self,
+        key: tuple[Any, ...],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        flat: list[Any],
+        keep: list[Any],
+    ) -> Any:
         trace = _Trace(flat)
         with _Patched(trace.patches()):
             result = self.fn(*args, **kwargs)
@@ -1585,18 +2084,14 @@ class Compiled:
                 f"a compiled function must return a Value or a Tensor (or a tuple of them), "
                 f"got {type(result).__name__}"
             )
-        ops = _count_ops(outs, trace)
+        ops = _count_ops(outs, trace) if len(trace.made) > MAX_OPS else 0
         if ops > MAX_OPS:
             entry: _Entry | _Eager = _Eager(ops, structure)
         else:
-            program, leaves = _build(outs, trace, flat)
-            entry = _Entry(program, leaves, structure, keep)
-            for k in program.orders:  # the backward now, while the trace is at hand
-                root = program.roots[k]
-                if isinstance(root, Value) or root.data.size == 1:
-                    seed = program.seeds[k] = root._seed(None, False)
-                    program.implied[k] = _build_backward(program, k, seed, True)
-            program.release()
+            try:
+                entry = _program(outs, trace, flat, structure, keep, fold=True)
+            except _NoFold:  # the repetition found cannot be replayed as a loop
+                entry = _program(outs, trace, flat, structure, keep, fold=False)
         trace.clear()
         if len(self._entries) >= MAX_TRACES:
             self._entries.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import copy
 import itertools
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -537,3 +538,193 @@ def test_backward_with_a_given_gradient_matches_eager() -> None:
         (f_eager(X100, Y100) * 1.0).backward()
     for pe, pc in zip(p_e, p_c, strict=True):
         assert bits(pc.grad) == bits(pe.grad)
+
+
+# --- a scalar trace that repeats one block: written once, as a loop -------------------------------
+
+LOOP_NAME = re.compile(r"^(x|p|t|g|k|u|c|a|h)\d+$")
+
+
+def scalar_mlp(
+    n: int,
+    sizes: tuple[int, ...] = (2, 6, 6, 1),
+    seed: int = 5,
+    odd: Callable[..., Any] | None = None,
+) -> Callable[[], tuple[Callable[..., Any], list[Any]]]:
+    """micrograd-style code (a node per * and +) over n samples, summed as a running total.
+
+    ``odd(i, h)`` may change what sample i computes, to make one repetition differ.
+    """
+    rng = np.random.default_rng(seed)
+    xs = rng.standard_normal((n, sizes[0])).tolist()
+    ys = rng.choice([-1.0, 1.0], n).tolist()
+    weights = [
+        [(rng.uniform(-1, 1, a).tolist(), 0.0) for _ in range(b)]
+        for a, b in itertools.pairwise(sizes)
+    ]
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        layers = [[([Value(w) for w in ws], Value(b)) for ws, b in layer] for layer in weights]
+        params = [p for layer in layers for ws, b in layer for p in (*ws, b)]
+
+        def loss_fn(scale: Any = 1.0) -> Value:
+            total = Value(0.0)
+            for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+                h: list[Any] = x
+                for k, layer in enumerate(layers):
+                    acts = [
+                        sum((w * xi for w, xi in zip(ws, h, strict=True)), b) for ws, b in layer
+                    ]
+                    h = acts if k == len(layers) - 1 else [a.relu() for a in acts]
+                out = h[0] * scale
+                total = total + (odd(i, out) if odd else out - y) ** 2
+            return total
+
+        return loss_fn, params
+
+    return make
+
+
+@pytest.fixture
+def fold_small(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Look for repetitions in small traces too (the default is for traces of thousands of ops)."""
+    import sys
+
+    monkeypatch.setattr(sys.modules["backproplab.autograd.compile"], "FOLD_OPS", 10)
+
+
+def folded(f: Any) -> bool:
+    return "repetitions of one block" in f.source
+
+
+def test_repetitions_are_written_once_as_a_loop_that_matches_eager(fold_small: None) -> None:
+    make = scalar_mlp(12)
+    assert lockstep(make, lambda i: (), steps=10, lr=0.05) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f()
+    source = f.source
+    assert folded(f)
+    # the block once: its 12 samples are rows of a table, not 12 copies of the block
+    assert source.count("# MulNumber") < 2 * 6 * 2 + 6 * 6 + 6 + 1
+    assert "for c0, c1, c2 in k" in source and "for i in range(" in source
+    ast.parse(source)
+
+
+def test_a_big_scalar_trace_folds_at_the_default_size() -> None:
+    """30 samples of MLP(2, [16, 16, 1]): about 19,000 ops, straight-line some 67,000 lines."""
+    make = scalar_mlp(30, sizes=(2, 16, 16, 1))
+    assert lockstep(make, lambda i: (), steps=2, lr=0.01) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f()
+    assert folded(f)
+    assert len(f.source.splitlines()) < 8_000
+
+
+def test_an_argument_read_by_every_repetition_is_read_on_every_call(fold_small: None) -> None:
+    make = scalar_mlp(8)
+    scales = [Value(1.0), Value(0.5), Value(-2.0), Value(3.0)]
+    assert lockstep(make, lambda i: (scales[i % 4],), steps=8, lr=0.02) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f(scales[0])
+    assert folded(f)
+
+
+def test_signed_zero_gradients_sum_as_eager_does(fold_small: None) -> None:
+    """A weight behind a ReLU that is off for every sample gets -0.0 from each: eager sums them to
+    -0.0, so the loop's sums must start from nothing rather than from 0.0."""
+    xs = [0.5 + 0.1 * i for i in range(10)]
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        w, v = Value(-1.0), Value(0.3)
+
+        def loss_fn() -> Value:
+            total = Value(0.0)
+            for x in xs:
+                total = total + ((w * x).relu() + v * x - 1.0) ** 2
+            return total
+
+        return loss_fn, [w, v]
+
+    f_eager, (w, _) = make()
+    f_eager().backward()
+    assert w.grad == 0.0 and math.copysign(1.0, w.grad) == -1.0
+    assert lockstep(make, lambda i: (), steps=3, lr=0.01) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f()
+    assert folded(f)
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        lambda i, o: (o.tanh() if i == 5 else o) - 1.0,  # one sample with an extra op
+        lambda i, o: o - (1.0 if i == 5 else -1.0),  # one sample's target differs only
+        lambda i, o: o - 1.0 if i % 3 else o + 1.0,  # every third sample alike
+    ],
+    ids=["an extra op in one sample", "one number differs", "period of three samples"],
+)
+def test_a_block_that_differs_in_one_sample_is_not_folded_wrongly(
+    fold_small: None, odd: Callable[..., Any]
+) -> None:
+    make = scalar_mlp(12, odd=odd)
+    assert lockstep(make, lambda i: (), steps=4, lr=0.05) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f()
+    assert folded(f)  # the longest run alike (or all, the numbers in a table), the rest as it is
+
+
+def test_a_rule_deciding_on_a_number_that_differs_refuses_the_loop(fold_small: None) -> None:
+    """x ** p's rule branches on p (p == 2): with p different per sample, no loop is written."""
+    ps = [2.0, 3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0]
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        w = Value(0.7)
+
+        def loss_fn() -> Value:
+            total = Value(0.0)
+            for i, p in enumerate(ps):
+                total = total + ((w * (i + 1.0)).tanh() + 0.5) ** p
+            return total
+
+        return loss_fn, [w]
+
+    assert lockstep(make, lambda i: (), steps=3, lr=0.01) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f()
+    assert not folded(f)
+
+
+def test_a_loop_source_never_holds_a_users_string(fold_small: None) -> None:
+    w = [Value(0.1 * k, label=HOSTILE) for k in range(3)]
+
+    def loss_fn(x: Value) -> Value:
+        total = Value(0.0, label=HOSTILE)
+        for i in range(6):
+            half = Value.constant(0.5 + i % 2, label=HOSTILE)  # a constant made inside
+            total = total + (w[0] * x + w[1] * float(i) + w[2]).tanh() * half
+        return total
+
+    f = compile(loss_fn)
+    f(Value(0.5, label=HOSTILE)).backward()
+    source = f.source
+    assert folded(f)
+    assert HOSTILE not in source and "import" not in source
+    tree = ast.parse(source)
+    assert not [
+        n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    ]
+    program = f._last.program  # type: ignore[union-attr]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            assert (
+                LOOP_NAME.match(node.id)
+                or node.id in ("A", "L", "S", "G", "R0", "i", "_", "range")
+                or node.id in program.globals
+                or node.id.startswith(("forward", "backward"))
+            ), node.id
