@@ -1040,9 +1040,12 @@ class _Fold:
 
 
 def _plan_fold(
-    ops: list[Node], entries: dict[int, Any], constant: Callable[[Node], bool]
+    rows: list[tuple[Node, Any, tuple[Node, ...], tuple[Any, ...]]],
+    entries: dict[int, Any],
+    constant: Callable[[Node], bool],
 ) -> _Fold | None:
-    """The longest run of repetitions of one block in ``ops`` (creation order), or None.
+    """The longest run of repetitions of one block among the ops (``rows``: each op's node,
+    op, parents and params, in the order they ran), or None.
 
     Each op gets a signature: its op, whether it needs a gradient, its params (a float as
     "a number", anything else as itself) and its parents, each as "d ops back" for a computed
@@ -1050,16 +1053,17 @@ def _plan_fold(
     signatures is a candidate block; it is then checked op by op (parents within one repetition
     back, numbers split into those every repetition shares and the table's columns).
     """
+    ops = [row[0] for row in rows]
     m = len(ops)
     index = {id(n): j for j, n in enumerate(ops)}
+    at = index.get
     ids: dict[Any, int] = {}
     sigs: list[int] = []
     leaf: dict[int, Any] = {}  # a leaf's part of a signature: itself, or "c" for a constant
-    for j, n in enumerate(ops):
-        op, parents, params = entries[id(n)]
+    for j, (n, op, parents, params) in enumerate(rows):
         key = [op, n.requires_grad]
         for p in parents:
-            i = index.get(id(p))
+            i = at(id(p))
             if i is None:
                 ref = leaf.get(id(p))
                 if ref is None:
@@ -1081,16 +1085,14 @@ def _plan_fold(
         return None
     often = per_count.most_common(1)[0][0]
     probe = next(s for s in sigs if counts[s] == often)
-    at = [j for j, s in enumerate(sigs) if s == probe]
-    gaps = collections.Counter(b - a for a, b in itertools.pairwise(at))
+    uses = [j for j, s in enumerate(sigs) if s == probe]
+    gaps = collections.Counter(b - a for a, b in itertools.pairwise(uses))
     period = gaps.most_common(1)[0][0]
     # The longest stretch in which each signature equals the one a period later.
-    best_start, best_len, run_start = 0, 0, 0
-    for j in range(m - period + 1):
-        if j == m - period or sigs[j] != sigs[j + period]:
-            if j - run_start > best_len:
-                best_start, best_len = run_start, j - run_start
-            run_start = j + 1
+    later = sigs[period:]
+    breaks = [j for j, (a, b) in enumerate(zip(sigs, later, strict=False)) if a != b]
+    before, after = max(itertools.pairwise([-1, *breaks, m - period]), key=lambda r: r[1] - r[0])
+    best_start, best_len = before + 1, after - before - 1
     reps = (best_len + period) // period
     if reps < FOLD_REPS:
         return None
@@ -1191,41 +1193,34 @@ def _build(
                     return m
         return None
 
-    # every node the outputs depend on (through parents, and through traced masks in params)
+    # Every op the outputs depend on (through parents, and through traced masks in params):
+    # one pass over the trace from its end, as an op's inputs were all made before it.
     entries, made = prog.entries, trace.made
-    reached: set[int] = set()
-    stack = list(outs)
-    while stack:
-        n = stack.pop()
-        key = id(n)
-        if key in reached:
+    reached = {id(o) for o in outs}
+    outside = [o for o in outs if id(o) not in made]  # leaves, arguments, nodes made before
+    rows: list[tuple[Node, Any, tuple[Node, ...], tuple[Any, ...]]] = []
+    for row in reversed(made.values()):
+        if id(row[0]) not in reached:
             continue
-        reached.add(key)
-        if key in arg_index:
-            continue
-        entry = made.get(key)
-        if entry is not None:
-            entries[key] = entry[1:]
-            stack.extend(entry[2])
-            for p in _flat_params(entry[3]) if trace.masks else ():
-                masks = [mask_of(p)]
-                while masks:
-                    m = masks.pop()
-                    if m is None:
-                        continue
-                    for x in m.src[1:]:
-                        if isinstance(x, Node):
-                            stack.append(x)
-                        elif isinstance(x, _Mask):
-                            masks.append(x)
-        elif n.op is not None:
+        entries[id(row[0])] = row[1:]
+        rows.append(row)
+        reads: Any = row[2]
+        if trace.masks:
+            reads = [*reads, *_mask_reads(row[3], mask_of)]
+        for p in reads:
+            if id(p) not in reached:
+                reached.add(id(p))
+                if id(p) not in made:
+                    outside.append(p)
+    rows.reverse()  # the order the ops ran in
+    ops = [row[0] for row in rows]
+    for n in outside:
+        if n.op is not None and id(n) not in arg_index:
             raise CompileError(
                 "the function reads a node computed outside it that has a graph of its own "
                 "(its gradient would flow back through that graph): compute it inside the "
                 "function, pass it as an argument, or detach() it"
             )
-    # the ops in the order they ran (the trace records them so)
-    ops = [e[0] for e in made.values() if id(e[0]) in entries]
 
     leaves: list[Node] = []
     sym = prog.fsym
@@ -1233,12 +1228,15 @@ def _build(
     # leaves numbered as the ops first read them, so that p0 is the first weight of the step
     first_use: list[Node] = []
     seen: set[int] = set()
-    for n in [*ops, *outs]:
-        op_entry = entries.get(id(n))
-        for p in op_entry[1] if op_entry is not None else (n,):
+    for row in rows:
+        for p in row[2]:
             if id(p) not in seen and id(p) not in entries:
                 seen.add(id(p))
                 first_use.append(p)
+    for n in outs:
+        if id(n) not in seen and id(n) not in entries:
+            seen.add(id(n))
+            first_use.append(n)
     for n in first_use:
         if id(n) in sym:
             continue
@@ -1304,7 +1302,11 @@ def _build(
         def constant(p: Node) -> bool:
             return id(p) in trace.inside and not p.requires_grad
 
-        prog.fold = _plan_fold(ops, prog.entries, constant)
+        plan = _plan_fold(rows, prog.entries, constant)
+        # an output is returned by name: one inside the loop must be of its last repetition
+        locs = [plan.locate(id(o)) for o in outs] if plan is not None else []
+        if all(loc is None or loc[0] == plan.reps - 1 for loc in locs):  # type: ignore[union-attr]
+            prog.fold = plan
     start, end = (prog.fold.start, prog.fold.end) if prog.fold is not None else (0, 0)
     fwd.comment("forward")
     for j, n in enumerate(ops):
@@ -1410,6 +1412,23 @@ def _read(
         if col is not None:
             return col
     return known(p) if callable(known) else known[id(p)]
+
+
+def _mask_reads(params: tuple[Any, ...], mask_of: Callable[[Any], Any]) -> list[Node]:
+    """The nodes an op reads through the traced comparisons among its params (a where's mask)."""
+    out: list[Node] = []
+    for p in _flat_params(params):
+        masks = [mask_of(p)]
+        while masks:
+            m = masks.pop()
+            if m is None:
+                continue
+            for x in m.src[1:]:
+                if isinstance(x, Node):
+                    out.append(x)
+                elif isinstance(x, _Mask):
+                    masks.append(x)
+    return out
 
 
 def _flat_params(params: tuple[Any, ...]) -> Iterator[Any]:

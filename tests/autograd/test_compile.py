@@ -728,3 +728,26 @@ def test_a_loop_source_never_holds_a_users_string(fold_small: None) -> None:
                 or node.id in program.globals
                 or node.id.startswith(("forward", "backward"))
             ), node.id
+
+
+def test_an_output_from_inside_the_repetitions_is_returned_as_eager_does(fold_small: None) -> None:
+    w = Value(0.3)
+
+    def step() -> tuple[Value, Value, Value]:
+        total, third, last = Value(0.0), None, None
+        for i in range(8):
+            last = (w * (i + 1.0)).tanh() * (i - 2.0)
+            third = last if i == 2 else third
+            total = total + last
+        return total, third, last  # type: ignore[return-value]
+
+    f = compile(step)
+    f()
+    got = f()
+    want = step()
+    assert [bits(g.data) for g in got] == [bits(x.data) for x in want]
+    got[0].backward()
+    g_compiled = w.grad
+    w.grad = 0.0
+    want[0].backward()
+    assert bits(g_compiled) == bits(w.grad)
