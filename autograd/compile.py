@@ -197,8 +197,8 @@ class _Trace:
             if isinstance(a._data if isinstance(a, Node) else a, np.ndarray)
         ]
         self.made_buffers: set[int] = set()
+        # node id -> (node, op, parents, params), in the order the ops ran
         self.made: dict[int, tuple[Node, Any, tuple[Node, ...], tuple[Any, ...]]] = {}
-        self.index: dict[int, int] = {}  # node id -> creation count: the order ops ran in
         self.inside: dict[int, Node] = {}  # leaves made inside the function (constants)
         self.masks: list[_Mask] = []
         self.keep: list[Any] = []  # what the ids above refer to stays alive while tracing
@@ -211,7 +211,6 @@ class _Trace:
         self.from_arg.clear()
         self.arg_copies.clear()
         self.made_buffers.clear()
-        self.index.clear()
         self.inside.clear()
         self.keep.clear()
 
@@ -227,12 +226,10 @@ class _Trace:
         if isinstance(out._data, np.ndarray):
             self.made_buffers.add(id(_root_buffer(out._data)))
         self.made[id(out)] = (out, op, tuple(parents), tuple(params))
-        self.index[id(out)] = len(self.index)
         self.keep.append(out)
 
     def leaf(self, x: Node) -> None:
         self.inside[id(x)] = x
-        self.index.setdefault(id(x), len(self.index))
         self.keep.append(x)
 
     def mask(self, sym: str, a: Tensor, b: Any, result: np.ndarray) -> _Mask:
@@ -256,13 +253,12 @@ class _Trace:
             t.node(out, op, parents, params)
             return out
 
-        made, index = t.made, t.index
+        made = t.made
 
         def value_record(cls: Any, data: Any, op: Any, parents: Any, params: Any = ()) -> Any:
             # Trace.node written out: a scalar step records tens of thousands of these
             out = v_record(cls, data, op, parents, params)
             made[id(out)] = (out, op, tuple(parents), tuple(params))
-            index[id(out)] = len(index)
             return out
 
         def tensor_init(self: Tensor, data: Any, *args: Any, **kwargs: Any) -> None:
@@ -961,6 +957,8 @@ def _describe(x: Any) -> str:
         return "an op of ops.py" if x.__module__ == _OPS_MODULE else "an op class"
     if isinstance(x, float):
         return "a float that is not finite"
+    if isinstance(x, tuple) and x and isinstance(x[0], tuple):
+        return f"a table of {len(x)} rows of {len(x[0])} numbers, a row per repetition"
     return f"a {type(x).__name__}"
 
 
@@ -1307,16 +1305,22 @@ def _build(
         locs = [plan.locate(id(o)) for o in outs] if plan is not None else []
         if all(loc is None or loc[0] == plan.reps - 1 for loc in locs):  # type: ignore[union-attr]
             prog.fold = plan
-    start, end = (prog.fold.start, prog.fold.end) if prog.fold is not None else (0, 0)
-    fwd.comment("forward")
-    for j, n in enumerate(ops):
-        if start <= j < end:  # the run of repetitions: one loop, written at its first op
-            if j == start:
-                _forward_loop(prog, fwd, forward_op)
-            continue
+
+    def straight(n: Node) -> None:
         _, parents, params = prog.entries[id(n)]
         sparams = tuple(_param_sym(prog, fwd, p, mask_of) for p in params)
         sym[id(n)] = forward_op(n, [sym[id(p)] for p in parents], sparams)
+
+    fwd.comment("forward")
+    if prog.fold is None:
+        for n in ops:
+            straight(n)
+    else:  # the ops before the run, the run as one loop, the ops after it
+        for n in ops[: prog.fold.start]:
+            straight(n)
+        _forward_loop(prog, fwd, forward_op)
+        for n in ops[prog.fold.end :]:
+            straight(n)
     for k, root in enumerate(outs):
         if root.requires_grad:
             prog.orders[k] = _order(root)
