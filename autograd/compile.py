@@ -1197,19 +1197,27 @@ def _build(
     reached = {id(o) for o in outs}
     outside = [o for o in outs if id(o) not in made]  # leaves, arguments, nodes made before
     rows: list[tuple[Node, Any, tuple[Node, ...], tuple[Any, ...]]] = []
+    # a leaf's id -> where the first op reading it reads it: (-ops after it, its input number)
+    first_read: dict[int, tuple[int, int]] = {}
+    masks = bool(trace.masks)
     for row in reversed(made.values()):
         if id(row[0]) not in reached:
             continue
         entries[id(row[0])] = row[1:]
         rows.append(row)
-        reads: Any = row[2]
-        if trace.masks:
-            reads = [*reads, *_mask_reads(row[3], mask_of)]
-        for p in reads:
-            if id(p) not in reached:
-                reached.add(id(p))
-                if id(p) not in made:
-                    outside.append(p)
+        here = -len(rows)
+        reads: Any = [*row[2], *_mask_reads(row[3], mask_of)] if masks else row[2]
+        for i, p in enumerate(reads):
+            key = id(p)
+            if key in made:
+                reached.add(key)
+                continue
+            if key not in reached:
+                reached.add(key)
+                outside.append(p)
+            was = first_read.get(key)
+            if was is None or was[0] != here:  # its first input here, not a later one
+                first_read[key] = (here, i)
     rows.reverse()  # the order the ops ran in
     ops = [row[0] for row in rows]
     for n in outside:
@@ -1224,17 +1232,7 @@ def _build(
     sym = prog.fsym
     fwd.comment("arguments (x) and the leaves read on every call (p), in order of first use")
     # leaves numbered as the ops first read them, so that p0 is the first weight of the step
-    first_use: list[Node] = []
-    seen: set[int] = set()
-    for row in rows:
-        for p in row[2]:
-            if id(p) not in seen and id(p) not in entries:
-                seen.add(id(p))
-                first_use.append(p)
-    for n in outs:
-        if id(n) not in seen and id(n) not in entries:
-            seen.add(id(n))
-            first_use.append(n)
+    first_use = sorted(outside, key=lambda n: first_read.get(id(n), (1, 0)))  # outputs last
     for n in first_use:
         if id(n) in sym:
             continue
