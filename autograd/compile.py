@@ -1391,7 +1391,7 @@ def _forward_loop(prog: _Program, fwd: _Emitter, forward_op: Callable[..., _Sym]
     fwd.lines.append(_Loop(header, binds, body, {u.name for u in carried.values()} | set(made)))
     # after the loop its names hold the last repetition's values, which code after it reads
     for n, s in zip(fold.last, names, strict=True):
-        sym[id(n)] = s
+        sym[id(n)] = _Sym(fwd, s.name, n._data)
 
 
 def _read(
@@ -1623,6 +1623,16 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
             name = slots[loc[1]] = f"h{len(slots)}"
             em.lines.append(_Line(name, grads[key].name, (grads[key].name,)))
             grads[key] = _Sym(em, name, grads[key].val)
+        # A value the next repetition reads gets a gradient back from it; the last one has no
+        # next, so it starts from -0.0, which adds to the first gradient it gets to the bit.
+        unsent: set[int] = set()
+        for q in fold.carried:
+            n = fold.last[q]
+            if q not in slots and n.requires_grad:
+                name = slots[q] = f"h{len(slots)}"
+                em.lines.append(_Line(name, "-0.0", ()))
+                grads[id(n)] = _Sym(em, name, n._data)
+                unsent.add(id(n))
         outer, body = em.lines, list[_Line | str]()
         em.lines = body
         cols = [_Column(em, f"c{i}", x) for i, x in enumerate(fold.table[-1])]
@@ -1636,6 +1646,9 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
         position = {id(n): q for q, n in enumerate(fold.last)}
         for n in pattern:
             q = position[id(n)]
+            if id(n) in unsent and grads[id(n)].name == slots[q]:
+                # the eager pass starts this one from zero, not from what the block adds to it
+                raise _NoFold("a value the next repetition reads gets no gradient of its own")
             _, parents, params = prog.entries[id(n)]
             refs = zip(fold.parents[q], parents, strict=True)
             ins = [_read(ref, p, q, names, carried, col_of, fwd) for ref, p in refs]

@@ -751,3 +751,29 @@ def test_an_output_from_inside_the_repetitions_is_returned_as_eager_does(fold_sm
     w.grad = 0.0
     want[0].backward()
     assert bits(g_compiled) == bits(w.grad)
+
+
+def test_two_running_sums_and_code_after_the_loop_match_eager(fold_small: None) -> None:
+    """Two values carried from sample to sample, and ops after the loop that read the last
+    sample's values (their backward reads them again from the saved rows)."""
+    rng = np.random.default_rng(8)
+    data = [(x, y) for x, y in rng.standard_normal((9, 2)).tolist()]
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        w, b = Value(0.4), Value(-0.1)
+
+        def loss_fn() -> Value:
+            s, m = Value(0.0), Value(0.0)
+            for x, y in data:
+                m = m * 0.5 + (w * x + b).tanh() - y  # a moving sum, carried
+                s = s + m**2  # and the total, carried
+            return (s * 0.1).tanh() * s
+
+        return loss_fn, [w, b]
+
+    assert lockstep(make, lambda i: (), steps=5, lr=0.1) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f()
+    assert folded(f)
+    assert "u0, u1 = " in f.source
