@@ -577,13 +577,18 @@ _INLINE: dict[tuple[Any, str], Callable[..., _Sym]] = {
     (maths.ArrayMath, "row_sum"): _array_row_sum,
     (maths.ArrayMath, "positive"): lambda em, x: em.binary(">", operator.gt, x, 0),
     (maths.ArrayMath, "relu"): lambda em, x: _call(em, "maximum", np.maximum, x, 0),
-    (maths.FloatMath, "relu"): _cond("({0} if {0} > 0.0 else 0.0)", maths.FloatMath.relu),
+    (maths.FloatMath, "relu"): _cond("(0.0 if {0} <= 0.0 else {0})", maths.FloatMath.relu),
     (maths.FloatMath, "positive"): _cond("(1.0 if {0} > 0.0 else 0.0)", maths.FloatMath.positive),
     (maths.FloatMath, "sign"): _cond(
         "(1.0 if {0} > 0.0 else (-1.0 if {0} < 0.0 else 0.0))", maths.FloatMath.sign
     ),
-    (maths.FloatMath, "maximum"): _cond("({0} if {0} >= {1} else {1})", maths.FloatMath.maximum),
-    (maths.FloatMath, "minimum"): _cond("({0} if {0} <= {1} else {1})", maths.FloatMath.minimum),
+    # NaN wins, as in FloatMath: x != x only for NaN
+    (maths.FloatMath, "maximum"): _cond(
+        "({0} if {0} >= {1} or {0} != {0} else {1})", maths.FloatMath.maximum
+    ),
+    (maths.FloatMath, "minimum"): _cond(
+        "({0} if {0} <= {1} or {0} != {0} else {1})", maths.FloatMath.minimum
+    ),
     (maths.FloatMath, "winner"): _cond(
         "(1.0 if {0} > {1} else (0.5 if {0} == {1} else 0.0))", maths.FloatMath.winner
     ),

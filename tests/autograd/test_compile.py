@@ -443,8 +443,8 @@ def test_each_inline_form_is_its_namespace_function(key: tuple[Any, str]) -> Non
     else:
         cases = [
             (v, u) if name in ("maximum", "minimum", "winner") else (v,)
-            for v in (-1.5, 0.0, 2.0, -0.0)
-            for u in (0.0, 2.0, -1.5)
+            for v in (-1.5, 0.0, 2.0, -0.0, math.nan, math.inf)
+            for u in (0.0, 2.0, -1.5, math.nan)
         ]
     for args in cases:
         em = _Emitter(_Program(Tensor if space is maths_mod.ArrayMath else Value), "t")
@@ -777,3 +777,55 @@ def test_two_running_sums_and_code_after_the_loop_match_eager(fold_small: None) 
     f()
     assert folded(f)
     assert "u0, u1 = " in f.source
+
+
+def random_op(kind: str, h: Value, w: Value, x: list[float], k: int) -> Value:
+    if kind in ("tanh", "relu", "sigmoid"):
+        return getattr(h, kind)()  # type: ignore[no-any-return]
+    if kind == "mul":
+        return h * w
+    if kind == "add":
+        return h + w * x[1]
+    if kind == "sub":
+        return h - x[2]
+    if kind == "square":
+        return h**2
+    return h * x[k % 3] if kind == "times_x" else h + w
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_repeated_steps_match_eager(fold_small: None, seed: int) -> None:
+    """Random per-sample blocks (one sample sometimes different, a second carried value, code
+    after the loop), three steps each: the loop, or the straight code where it refuses, is the
+    eager engine to the bit, overflows and NaN included."""
+    rnd = np.random.default_rng(seed)
+    kinds = ["mul", "add", "tanh", "relu", "sub", "square", "times_x", "plus_w", "sigmoid"]
+    plan = [str(k) for k in rnd.choice(kinds, int(rnd.integers(2, 8)))]
+    n_w, n = int(rnd.integers(1, 5)), int(rnd.integers(3, 10))
+    data = rnd.uniform(-2, 2, (n, 3)).tolist()
+    odd = int(rnd.integers(0, n)) if rnd.random() < 0.3 else -1
+    two, after = rnd.random() < 0.5, str(rnd.choice(["none", "tanh", "square", "div"]))
+    start = rnd.uniform(-1, 1, n_w).tolist()
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        ws = [Value(w) for w in start]
+
+        def loss_fn() -> Value:
+            s, m = Value(0.0), Value(0.0)
+            for i, x in enumerate(data):
+                h = ws[0] * x[0]
+                for k, kind in enumerate(plan):
+                    h = random_op(kind, h, ws[k % n_w], x, k)
+                h = h.tanh() if i == odd else h
+                if two:
+                    m = m * 0.5 + h
+                    s = s + m * m
+                else:
+                    s = s + h
+            if after == "tanh":
+                return s.tanh()
+            return s * s if after == "square" else s / 7.0 if after == "div" else s
+
+        return loss_fn, ws
+
+    assert lockstep(make, lambda i: (), steps=3, lr=0.01) == 1
