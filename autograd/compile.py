@@ -1022,8 +1022,9 @@ class _Fold:
         self.index = index  # node id -> its place among the ops
         self.template = ops[start : start + period]  # the first repetition's nodes
         self.last = ops[self.end - period : self.end]
-        # the ops just before the run, by the position the first repetition reads them at
-        self.before = {i - start + period: ops[i] for i in range(max(0, start - period), start)}
+        # what the first repetition reads where the others read the one before (a running
+        # sum's start), by the position read
+        self.initial: dict[int, Node] = {}
         # per position: how each parent is read, and which params come from the table
         self.parents: list[list[tuple[str, Any]]] = []
         self.params: list[dict[int, int]] = []  # param index -> slot of the op's numbers
@@ -1046,6 +1047,7 @@ def _plan_fold(
     rows: list[tuple[Node, Any, tuple[Node, ...], tuple[Any, ...]]],
     entries: dict[int, Any],
     constant: Callable[[Node], bool],
+    extend: bool = True,
 ) -> _Fold | None:
     """The longest run of repetitions of one block among the ops (``rows``: each op's node,
     op, parents and params, in the order they ran), or None.
@@ -1099,56 +1101,124 @@ def _plan_fold(
     reps = (best_len + period) // period
     if reps < FOLD_REPS:
         return None
-    return _check_fold(_Fold(best_start, period, reps, ops, index), ops, entries, constant)
-
-
-def _numbers(entry: tuple[Any, tuple[Node, ...], tuple[Any, ...]], constant: Any) -> list[Any]:
-    """An op's numbers, in signature order: its constant parents' data, then its float params."""
-    _, parents, params = entry
-    out = [p._data for p in parents if constant(p)]
-    return out + [q for q in params if q.__class__ is float]
+    return _check_fold(ops, index, entries, constant, (best_start, period, reps), extend)
 
 
 def _check_fold(
-    fold: _Fold, ops: list[Node], entries: dict[int, Any], constant: Callable[[Node], bool]
+    ops: list[Node],
+    index: dict[int, int],
+    entries: dict[int, Any],
+    constant: Callable[[Node], bool],
+    run: tuple[int, int, int],
+    extend: bool,
 ) -> _Fold | None:
-    """The run, with its reads and its table worked out; None where its block reads further
-    back than one repetition, or code after the run reads anything but the last repetition."""
-    start, period, reps, end, index = fold.start, fold.period, fold.reps, fold.end, fold.index
-    carried: set[int] = set()
+    """The run (start, period, repetitions) as a _Fold, its reads and its table worked out.
+
+    How the block reads each parent is taken from its second repetition: an op of its own, an
+    op of the previous repetition ("prev"), a constant made inside ("number") or a leaf. The
+    first repetition may read something else where the others read the previous repetition
+    (the running sum's start, ``Value(0.0)``): with ``extend``, a repetition before the run that
+    differs only so joins it. None where the block reads further back than one repetition, or
+    code after the run reads anything but the last repetition.
+    """
+    start, period, reps = run
+    second = start + period
+    refs: list[list[tuple[str, Any]]] = []
+    for q in range(period):
+        row: list[tuple[str, Any]] = []
+        for p in entries[id(ops[second + q])][1]:
+            i = index.get(id(p))
+            if i is None:
+                row.append(("number", None) if constant(p) else ("leaf", p))
+            elif i >= second:
+                row.append(("op", i - second))
+            elif i >= start:
+                row.append(("prev", i - start))
+            else:
+                return None  # two repetitions back, or a value from before the run
+        refs.append(row)
+
+    def first_reads(base: int) -> dict[int, Node] | None:
+        """What the repetition at ``base`` reads where the others read the one before, if it
+        is the block otherwise."""
+        initial: dict[int, Node] = {}
+        leaves = {id(x) for row in refs for kind, x in row if kind == "leaf"}
+        for q in range(period):
+            op, parents, params = entries[id(ops[base + q])]
+            like, parents_like, params_like = entries[id(ops[second + q])]
+            if (
+                op is not like
+                or ops[base + q].requires_grad != ops[second + q].requires_grad
+                or len(parents) != len(parents_like)
+                or len(params) != len(params_like)
+                or any(
+                    (a.__class__ is float) != (b.__class__ is float)
+                    or (a.__class__ is not float and a != b)
+                    for a, b in zip(params, params_like, strict=True)
+                )
+            ):
+                return None
+            for (kind, x), p in zip(refs[q], parents, strict=True):
+                i = index.get(id(p))
+                if kind == "op":
+                    ok = i == base + x
+                elif kind == "number":
+                    ok = i is None and constant(p)
+                elif kind == "leaf":
+                    ok = p is x
+                else:  # read once, before the loop: it must need a gradient as the value does
+                    was = initial.setdefault(x, p)
+                    ok = (
+                        was is p
+                        and (i is None or i < base)
+                        and id(p) not in leaves
+                        and p.requires_grad == ops[start + x].requires_grad
+                    )
+                if not ok:
+                    return None
+        if len({id(p) for p in initial.values()}) != len(initial):
+            return None
+        return initial
+
+    initial = first_reads(start)
+    if extend and start >= period:
+        before = first_reads(start - period)
+        if before is not None:
+            start, reps, initial = start - period, reps + 1, before
+    if initial is None:
+        return None
+    fold = _Fold(start, period, reps, ops, index)
+    fold.initial = initial
+    end = fold.end
     columns: dict[tuple[str, ...], int] = {}  # a column's numbers (as hex) -> its index
     table: list[list[float]] = []
-    for q, n in enumerate(fold.template):
-        _, parents, params = entries[id(n)]
-        refs: list[tuple[str, Any]] = []
+    for q in range(period):
         slot = 0
-        for p in parents:
-            i = index.get(id(p))
-            if i is not None:
-                if i >= start:
-                    refs.append(("op", i - start))
-                elif i >= start - period:
-                    refs.append(("prev", i - start + period))
-                    carried.add(i - start + period)
-                else:
-                    return None  # two repetitions back, or a value from before the run
-            elif constant(p):
-                refs.append(("number", slot))
+        kinds = []
+        for kind, x in refs[q]:
+            if kind == "number":
+                kinds.append(("number", slot))
                 slot += 1
             else:
-                refs.append(("leaf", p))
+                kinds.append((kind, x))
         floats = {}
-        for k, v in enumerate(params):
+        for k, v in enumerate(entries[id(ops[second + q])][2]):
             if v.__class__ is float:
                 floats[k] = slot
                 slot += 1
-        fold.parents.append(refs)
+        fold.parents.append(kinds)
         fold.params.append(floats)
         if not slot:
             continue
         # a number every repetition shares stays a literal; each other one is read from a
         # column of the table, one column per distinct sequence (x0 of a sample, used 16 times)
-        rows = [_numbers(entries[id(ops[start + r * period + q])], constant) for r in range(reps)]
+        rows = []
+        for r in range(reps):
+            _, parents, params = entries[id(ops[start + r * period + q])]
+            numbers = [
+                p._data for (kind, _), p in zip(refs[q], parents, strict=True) if kind == "number"
+            ]
+            rows.append(numbers + [v for v in params if v.__class__ is float])
         for s in range(slot):
             seq = tuple(row[s].hex() for row in rows)
             if all(h == seq[0] for h in seq):
@@ -1163,13 +1233,13 @@ def _check_fold(
             i = index.get(id(p))
             if i is not None and start <= i < end - period:
                 return None  # code after the run reads an earlier repetition
-    fold.carried = sorted(carried)
+    fold.carried = sorted(initial)
     fold.table = tuple(zip(*table, strict=True)) if table else ()
     return fold
 
 
 def _build(
-    outs: tuple[Node, ...], trace: _Trace, flat: list[Any], fold: bool = True
+    outs: tuple[Node, ...], trace: _Trace, flat: list[Any], fold: int = 2
 ) -> tuple[_Program, list[Node]]:
     """Emit and define the forward function; return the program and the leaves it reads."""
     prog = _Program(Tensor if isinstance(outs[0], Tensor) else Value)
@@ -1303,7 +1373,7 @@ def _build(
         def constant(p: Node) -> bool:
             return id(p) in trace.inside and not p.requires_grad
 
-        plan = _plan_fold(rows, prog.entries, constant)
+        plan = _plan_fold(rows, prog.entries, constant, extend=fold > 1)
         # an output is returned by name: one inside the loop must be of its last repetition
         locs = [plan.locate(id(o)) for o in outs] if plan is not None else []
         if all(loc is None or loc[0] == plan.reps - 1 for loc in locs):  # type: ignore[union-attr]
@@ -1357,14 +1427,14 @@ def _forward_loop(prog: _Program, fwd: _Emitter, forward_op: Callable[..., _Sym]
     sym = prog.fsym
     cols = [_Column(fwd, f"c{i}", x) for i, x in enumerate(fold.table[0])]
     col_of = {qs: cols[c] for qs, c in fold.columns.items()}
-    carried = {q: _Sym(fwd, f"u{i}", fold.before[q]._data) for i, q in enumerate(fold.carried)}
+    carried = {q: _Sym(fwd, f"u{i}", fold.initial[q]._data) for i, q in enumerate(fold.carried)}
     fwd.comment(
         f"{fold.reps} repetitions of one block of {fold.period} ops, written once"
         + (f": row r of {prog.constant(fold.table)} holds repetition r's numbers" if cols else "")
     )
     fwd.lines.append(_Line(fold.rows, "[]", ()))
     for q, u in carried.items():
-        first = sym[id(fold.before[q])]
+        first = sym[id(fold.initial[q])]
         fwd.lines.append(_Line(u.name, first.name, (first.name,)))
     outer, body = fwd.lines, list[_Line | str]()
     fwd.lines = body
@@ -1672,7 +1742,7 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
                 if loc[0] != reps - 2:
                     raise _NoFold("the block sends a gradient further than one repetition back")
                 ends[loc[1]] = grads.pop(key)
-        if set(ends) != set(slots) or not set(slots) <= set(fold.before):
+        if set(ends) != set(slots):
             raise _NoFold("the gradients the block sends back differ from those it receives")
         moves = [(slots[q], ends[q].name) for q in sorted(slots) if ends[q].name != slots[q]]
         if moves:
@@ -1683,11 +1753,12 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
         em.lines.append(
             _Loop(f"for i in range({reps - 1}, -1, -1):", ["i"], _prune(body, carry), carry)
         )
-        # after the loop: what the first repetition sent to the ops before the run
+        # after the loop: what the first repetition sent to what it read before it
         for q, name in slots.items():
-            n = fold.before[q]
-            grads[id(n)] = _Sym(em, name, ends[q].val)
-            nodes[id(n)] = n
+            n = fold.initial[q]
+            if n.requires_grad:
+                add(n, _Sym(em, name, ends[q].val))
+                nodes[id(n)] = n
         visit_all(order[first + len(pattern) * reps :])
     em.comment("each leaf takes its gradient, in the order the eager pass hands them over")
     # A gradient a leaf may own: made by a line here, read by no other line, sent to one leaf.
@@ -1908,7 +1979,7 @@ def _program(
     flat: list[Any],
     structure: Any,
     keep: list[Any],
-    fold: bool,
+    fold: int,
 ) -> _Entry:
     """The generated forward and (for a scalar output) backward of a trace."""
     program, leaves = _build(outs, trace, flat, fold)
@@ -2127,10 +2198,7 @@ class Compiled:
         if ops > MAX_OPS:
             entry: _Entry | _Eager = _Eager(ops, structure)
         else:
-            try:
-                entry = _program(outs, trace, flat, structure, keep, fold=True)
-            except _NoFold:  # the repetition found cannot be replayed as a loop
-                entry = _program(outs, trace, flat, structure, keep, fold=False)
+            entry = self._program(outs, trace, flat, structure, keep)
         trace.clear()
         if len(self._entries) >= MAX_TRACES:
             self._entries.clear()
@@ -2138,6 +2206,19 @@ class Compiled:
         self._last = entry
         self.traces += 1
         return result  # the trace is an eager run: its results are the eager engine's own
+
+    @staticmethod
+    def _program(
+        outs: tuple[Node, ...], trace: _Trace, flat: list[Any], structure: Any, keep: list[Any]
+    ) -> _Entry:
+        # A loop whose first repetition reads its own start (2), a loop after a first
+        # repetition written out (1), straight code (0): the first that replays exactly.
+        for fold in (2, 1):
+            try:
+                return _program(outs, trace, flat, structure, keep, fold)
+            except _NoFold:
+                pass
+        return _program(outs, trace, flat, structure, keep, 0)
 
     @property
     def source(self) -> str:
