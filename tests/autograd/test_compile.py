@@ -829,3 +829,39 @@ def test_random_repeated_steps_match_eager(fold_small: None, seed: int) -> None:
         return loss_fn, ws
 
     assert lockstep(make, lambda i: (), steps=3, lr=0.01) == 1
+
+
+@pytest.mark.parametrize(
+    "start",
+    ["a leaf", "a constant", "a weight the block reads too", "a value computed before"],
+)
+def test_what_the_running_sum_starts_from(fold_small: None, start: str) -> None:
+    """The first sample reads the sum's start where the others read the sum so far: a leaf of its
+    own joins the loop (u0 = p...); the other starts keep a first sample written out, or no
+    loop, and every one matches eager to the bit."""
+    xs = [0.5, -1.0, 2.0, 0.25, -0.75, 1.5]
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        w, b = Value(0.3), Value(-0.2)
+
+        def loss_fn() -> Value:
+            s = {
+                "a leaf": lambda: Value(0.0),
+                "a constant": lambda: Value.constant(0.0),
+                "a weight the block reads too": lambda: w,
+                "a value computed before": lambda: (w * b).tanh(),
+            }[start]()
+            for x in xs:
+                s = s + (w * x + b).tanh() * w
+            return s
+
+        return loss_fn, [w, b]
+
+    assert lockstep(make, lambda i: (), steps=4, lr=0.05) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f()
+    assert folded(f)
+    before_loop = f.source[: f.source.index("R0 = []")]
+    first_sample_written_out = "# MulNumber" in before_loop  # the block's w * x
+    assert first_sample_written_out == (start in ("a constant", "a weight the block reads too"))
