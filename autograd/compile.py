@@ -227,8 +227,7 @@ class _Trace:
     def node(self, out: Node, op: Any, parents: tuple[Node, ...], params: tuple[Any, ...]) -> None:
         if isinstance(out._data, np.ndarray):
             self.made_buffers.add(id(_root_buffer(out._data)))
-        self.made[id(out)] = (out, op, tuple(parents), tuple(params))
-        self.keep.append(out)
+        self.made[id(out)] = (out, op, tuple(parents), tuple(params))  # keeps out alive too
 
     def leaf(self, x: Node) -> None:
         self.inside[id(x)] = x
@@ -256,8 +255,10 @@ def _hooks(original: dict[tuple[Any, str], Any]) -> list[tuple[Any, str, Any]]:
     tm, vm = _tensor_mod, _value_mod
 
     def recorder(module: Any) -> Callable[..., Any]:
+        real = original[module, "record"]
+
         def record(cls: Any, data: Any, op: Any, parents: Any, params: Any = ()) -> Any:
-            out = original[module, "record"](cls, data, op, parents, params)
+            out = real(cls, data, op, parents, params)
             t = _current.get()
             if t is not None:
                 t.node(out, op, parents, params)
