@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import builtins
 import collections
+import contextvars
 import functools
+import gc
 import itertools
 import math
 import operator
+import threading
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -179,8 +182,8 @@ class _Trace:
             if isinstance(a._data if isinstance(a, Node) else a, np.ndarray)
         ]
         self.made_buffers: set[int] = set()
+        # node id -> (node, op, parents, params), in the order the ops ran
         self.made: dict[int, tuple[Node, Any, tuple[Node, ...], tuple[Any, ...]]] = {}
-        self.index: dict[int, int] = {}  # node id -> creation count: the order ops ran in
         self.inside: dict[int, Node] = {}  # leaves made inside the function (constants)
         self.masks: list[_Mask] = []
         self.keep: list[Any] = []  # what the ids above refer to stays alive while tracing
@@ -193,7 +196,6 @@ class _Trace:
         self.from_arg.clear()
         self.arg_copies.clear()
         self.made_buffers.clear()
-        self.index.clear()
         self.inside.clear()
         self.keep.clear()
 
@@ -208,13 +210,10 @@ class _Trace:
     def node(self, out: Node, op: Any, parents: tuple[Node, ...], params: tuple[Any, ...]) -> None:
         if isinstance(out._data, np.ndarray):
             self.made_buffers.add(id(_root_buffer(out._data)))
-        self.made[id(out)] = (out, op, tuple(parents), tuple(params))
-        self.index[id(out)] = len(self.index)
-        self.keep.append(out)
+        self.made[id(out)] = (out, op, tuple(parents), tuple(params))  # keeps out alive too
 
     def leaf(self, x: Node) -> None:
         self.inside[id(x)] = x
-        self.index.setdefault(id(x), len(self.index))
         self.keep.append(x)
 
     def mask(self, sym: str, a: Tensor, b: Any, result: np.ndarray) -> _Mask:
@@ -225,127 +224,179 @@ class _Trace:
         self.keep.append(m)
         return m
 
-    def patches(self) -> list[tuple[Any, str, Any]]:
-        """(owner, attribute, replacement) for everything patched while tracing."""
-        t = self
-        tm, vm = _tensor_mod, _value_mod
-        t_record, v_record = tm.record, vm.record
-        t_init, v_init = Tensor.__init__, Value.__init__
-        data_prop = Node.__dict__["data"]
 
-        def tensor_record(cls: Any, data: Any, op: Any, parents: Any, params: Any = ()) -> Any:
-            out = t_record(cls, data, op, parents, params)
-            t.node(out, op, parents, params)
+# The trace this thread (or asyncio task) is recording, or None. Tracing works by hooks on the
+# front ends' methods; they are installed while any thread traces and act only for the trace of
+# their own context, so another thread's eager code runs as if they were not there.
+_current: contextvars.ContextVar[_Trace | None] = contextvars.ContextVar("trace", default=None)
+
+
+def _hooks(original: dict[tuple[Any, str], Any]) -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, hook) for every hook tracing needs. ``original`` maps (owner,
+    attribute) to what the hook replaced (or _MISSING), which a hook calls when its context
+    has no trace."""
+    tm, vm = _tensor_mod, _value_mod
+
+    def recorder(module: Any) -> Callable[..., Any]:
+        real = original[module, "record"]
+
+        def record(cls: Any, data: Any, op: Any, parents: Any, params: Any = ()) -> Any:
+            out = real(cls, data, op, parents, params)
+            t = _current.get()
+            if t is not None:
+                t.node(out, op, parents, params)
             return out
 
-        def value_record(cls: Any, data: Any, op: Any, parents: Any, params: Any = ()) -> Any:
-            out = v_record(cls, data, op, parents, params)
-            t.node(out, op, parents, params)
-            return out
+        return record
 
-        def tensor_init(self: Tensor, data: Any, *args: Any, **kwargs: Any) -> None:
-            if isinstance(data, _Mask):  # a comparison used as numbers: X * (X > 0)
-                raise CompileError(
-                    "compile cannot follow a comparison of traced Tensors made into a Tensor: "
-                    "use where(X > 0, X, 0.0) or maximum(X, 0.0) rather than X * (X > 0)"
-                )
-            source = data._data if isinstance(data, Tensor) else data
-            i = t.arg_of(source) if isinstance(source, np.ndarray) else None
-            if (
-                i is None
-                and isinstance(source, np.ndarray)
-                and (id(_root_buffer(source)) in t.made_buffers)
-            ):
-                raise CompileError(
-                    "compile cannot follow a Tensor made from the data of a value computed "
-                    "inside the function (it would keep the traced numbers): compute with that "
-                    "Tensor itself, or detach() it"
-                )
-            t_init(self, data, *args, **kwargs)
-            if i is not None:
-                t.from_arg[id(self)] = i
-                t.arg_copies.append((self._data, i))  # Tensor(Tensor(X)) reads X as well
-            t.leaf(self)
-
-        def value_init(self: Value, *args: Any, **kwargs: Any) -> None:
-            v_init(self, *args, **kwargs)
-            t.leaf(self)
-
-        def traced_data(self: Node) -> Any:
-            # .data of a traced Tensor: its shape and dtype may be read, but NumPy arithmetic
-            # on it would be done once, now, and frozen into every replay
-            d = self._data
-            if d.__class__ is np.ndarray and (id(self) in t.made or id(self) in t.watched):
-                return d.view(_Frozen)
-            return d
-
-        data_patch = property(traced_data, data_prop.fset, doc=data_prop.__doc__)
-
-        def refuse(what: str) -> Callable[..., Any]:
-            def method(self: Any, *args: Any) -> Any:
-                raise _refuse(what)
-
-            return method
-
-        def compare(sym: str, fn: Any) -> Callable[..., Any]:
-            def method(self: Tensor, other: Any) -> Any:
-                if isinstance(other, Node) and not isinstance(other, Tensor):
-                    return fn(self, other)  # the front end's own TypeError
-                right = other._data if isinstance(other, Tensor) else other
-                return t.mask(sym, self, other, _COMPARE[sym](self._data, right))
-
-            return method
-
-        out: list[tuple[Any, str, Any]] = [
-            (tm, "record", tensor_record),
-            (vm, "record", value_record),
-            (Node, "data", data_patch),
-            (Tensor, "__init__", tensor_init),
-            (Value, "__init__", value_init),
-            (Tensor, "__bool__", refuse("bool() of a Tensor")),
-            (Tensor, "__float__", refuse("float() of a Tensor")),
-            (Tensor, "__int__", refuse("int() of a Tensor")),
-            (Tensor, "item", refuse(".item() of a Tensor")),
-            (Tensor, "numpy", refuse(".numpy() of a Tensor")),
-            (Tensor, "__array__", refuse("a Tensor turned into a NumPy array")),
-            (Value, "__bool__", refuse("bool() of a Value")),
-            (Value, "__float__", refuse("float() of a Value")),
-            (Value, "__int__", refuse("int() of a Value")),
-            (Value, "item", refuse(".item() of a Value")),
-        ]
-        for name in ("__lt__", "__le__", "__gt__", "__ge__"):
-            out.append((Value, name, refuse(f"a comparison of Values ({name})")))
-        for name, sym in (
-            ("__lt__", "<"),
-            ("__le__", "<="),
-            ("__gt__", ">"),
-            ("__ge__", ">="),
-            ("__eq__", "=="),
-            ("__ne__", "!="),
+    def tensor_init(self: Tensor, data: Any, *args: Any, **kwargs: Any) -> None:
+        t = _current.get()
+        if t is None:
+            return original[Tensor, "__init__"](self, data, *args, **kwargs)  # type: ignore[no-any-return]
+        if isinstance(data, _Mask):  # a comparison used as numbers: X * (X > 0)
+            raise CompileError(
+                "compile cannot follow a comparison of traced Tensors made into a Tensor: "
+                "use where(X > 0, X, 0.0) or maximum(X, 0.0) rather than X * (X > 0)"
+            )
+        source = data._data if isinstance(data, Tensor) else data
+        i = t.arg_of(source) if isinstance(source, np.ndarray) else None
+        if (
+            i is None
+            and isinstance(source, np.ndarray)
+            and id(_root_buffer(source)) in t.made_buffers
         ):
-            out.append((Tensor, name, compare(sym, getattr(Tensor, name))))
-        return out
+            raise CompileError(
+                "compile cannot follow a Tensor made from the data of a value computed "
+                "inside the function (it would keep the traced numbers): compute with that "
+                "Tensor itself, or detach() it"
+            )
+        original[Tensor, "__init__"](self, data, *args, **kwargs)
+        if i is not None:
+            t.from_arg[id(self)] = i
+            t.arg_copies.append((self._data, i))  # Tensor(Tensor(X)) reads X as well
+        t.leaf(self)
+        return None
+
+    def value_init(self: Value, *args: Any, **kwargs: Any) -> None:
+        original[Value, "__init__"](self, *args, **kwargs)
+        t = _current.get()
+        if t is not None:
+            t.leaf(self)
+
+    data_prop = original[Node, "data"]
+
+    def traced_data(self: Node) -> Any:
+        # .data of a traced Tensor: its shape and dtype may be read, but NumPy arithmetic
+        # on it would be done once, now, and frozen into every replay
+        d = self._data
+        t = _current.get()
+        if (
+            t is not None
+            and d.__class__ is np.ndarray
+            and (id(self) in t.made or id(self) in t.watched)
+        ):
+            return d.view(_Frozen)
+        return d
+
+    def refuse(owner: Any, name: str, what: str) -> tuple[Any, str, Any]:
+        def method(self: Any, *args: Any) -> Any:
+            if _current.get() is not None:
+                raise _refuse(what)
+            fn = original[owner, name]
+            if fn is _MISSING:  # as Python says when the class has no such method
+                raise TypeError(f"{what.split(' of ')[0]} is not supported by {owner.__name__}")
+            return fn(self, *args)
+
+        return owner, name, method
+
+    def compare(name: str, sym: str) -> tuple[Any, str, Any]:
+        def method(self: Tensor, other: Any) -> Any:
+            t = _current.get()
+            if t is None or (isinstance(other, Node) and not isinstance(other, Tensor)):
+                return original[Tensor, name](self, other)  # eager, or the front end's TypeError
+            right = other._data if isinstance(other, Tensor) else other
+            return t.mask(sym, self, other, _COMPARE[sym](self._data, right))
+
+        return Tensor, name, method
+
+    hooks: list[tuple[Any, str, Any]] = [
+        (tm, "record", recorder(tm)),
+        (vm, "record", recorder(vm)),
+        (Node, "data", property(traced_data, data_prop.fset, doc=data_prop.__doc__)),
+        (Tensor, "__init__", tensor_init),
+        (Value, "__init__", value_init),
+        refuse(Tensor, "__bool__", "bool() of a Tensor"),
+        refuse(Tensor, "__float__", "float() of a Tensor"),
+        refuse(Tensor, "__int__", "int() of a Tensor"),
+        refuse(Tensor, "item", ".item() of a Tensor"),
+        refuse(Tensor, "numpy", ".numpy() of a Tensor"),
+        refuse(Tensor, "__array__", "a Tensor turned into a NumPy array"),
+        refuse(Value, "__bool__", "bool() of a Value"),
+        refuse(Value, "__float__", "float() of a Value"),
+        refuse(Value, "__int__", "int() of a Value"),
+        refuse(Value, "item", ".item() of a Value"),
+    ]
+    for name in ("__lt__", "__le__", "__gt__", "__ge__"):
+        hooks.append(refuse(Value, name, f"a comparison of Values ({name})"))
+    for name, sym in (
+        ("__lt__", "<"),
+        ("__le__", "<="),
+        ("__gt__", ">"),
+        ("__ge__", ">="),
+        ("__eq__", "=="),
+        ("__ne__", "!="),
+    ):
+        hooks.append(compare(name, sym))
+    return hooks
 
 
 _MISSING = object()
+_HOOKED = [
+    (_tensor_mod, "record"),
+    (_value_mod, "record"),
+    (Node, "data"),
+    *[(Tensor, n) for n in ("__init__", "__bool__", "__float__", "__int__", "item", "numpy")],
+    (Tensor, "__array__"),
+    *[(Value, n) for n in ("__init__", "__bool__", "__float__", "__int__", "item")],
+    *[(Value, n) for n in ("__lt__", "__le__", "__gt__", "__ge__")],
+    *[(Tensor, n) for n in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__")],
+]
 
 
-class _Patched:
-    def __init__(self, patches: list[tuple[Any, str, Any]]) -> None:
-        self.patches = patches
-        self.saved: list[tuple[Any, str, Any]] = []
+class _Tracing:
+    """``with _Tracing(trace):`` records into ``trace`` what this context runs. The hooks are
+    installed by the first thread to trace and removed by the last (a lock orders them)."""
+
+    lock = threading.Lock()
+    users = 0
+    original: ClassVar[dict[tuple[Any, str], Any]] = {}
+
+    def __init__(self, trace: _Trace) -> None:
+        self.trace = trace
+        self.token: contextvars.Token[_Trace | None] | None = None
 
     def __enter__(self) -> None:
-        for owner, name, new in self.patches:
-            self.saved.append((owner, name, owner.__dict__.get(name, _MISSING)))
-            setattr(owner, name, new)
+        cls = _Tracing
+        with cls.lock:
+            if cls.users == 0:
+                cls.original = {(o, n): o.__dict__.get(n, _MISSING) for o, n in _HOOKED}
+                for owner, name, hook in _hooks(cls.original):
+                    setattr(owner, name, hook)
+            cls.users += 1
+        self.token = _current.set(self.trace)
 
     def __exit__(self, *exc: object) -> None:
-        for owner, name, old in reversed(self.saved):
-            if old is _MISSING:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, old)
+        cls = _Tracing
+        assert self.token is not None
+        _current.reset(self.token)
+        with cls.lock:
+            cls.users -= 1
+            if cls.users == 0:
+                for (owner, name), old in cls.original.items():
+                    if old is _MISSING:
+                        delattr(owner, name)
+                    else:
+                        setattr(owner, name, old)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -563,13 +614,18 @@ _INLINE: dict[tuple[Any, str], Callable[..., _Sym]] = {
     (maths.ArrayMath, "row_sum"): _array_row_sum,
     (maths.ArrayMath, "positive"): lambda em, x: em.binary(">", operator.gt, x, 0),
     (maths.ArrayMath, "relu"): lambda em, x: _call(em, "maximum", np.maximum, x, 0),
-    (maths.FloatMath, "relu"): _cond("({0} if {0} > 0.0 else 0.0)", maths.FloatMath.relu),
+    (maths.FloatMath, "relu"): _cond("(0.0 if {0} <= 0.0 else {0})", maths.FloatMath.relu),
     (maths.FloatMath, "positive"): _cond("(1.0 if {0} > 0.0 else 0.0)", maths.FloatMath.positive),
     (maths.FloatMath, "sign"): _cond(
         "(1.0 if {0} > 0.0 else (-1.0 if {0} < 0.0 else 0.0))", maths.FloatMath.sign
     ),
-    (maths.FloatMath, "maximum"): _cond("({0} if {0} >= {1} else {1})", maths.FloatMath.maximum),
-    (maths.FloatMath, "minimum"): _cond("({0} if {0} <= {1} else {1})", maths.FloatMath.minimum),
+    # NaN wins, as in FloatMath: x != x only for NaN
+    (maths.FloatMath, "maximum"): _cond(
+        "({0} if {0} >= {1} or {0} != {0} else {1})", maths.FloatMath.maximum
+    ),
+    (maths.FloatMath, "minimum"): _cond(
+        "({0} if {0} <= {1} or {0} != {0} else {1})", maths.FloatMath.minimum
+    ),
     (maths.FloatMath, "winner"): _cond(
         "(1.0 if {0} > {1} else (0.5 if {0} == {1} else 0.0))", maths.FloatMath.winner
     ),
@@ -632,6 +688,7 @@ class _Emitter:
         val: Any,
         uses: tuple[Any, ...],
         prefix: str | None = None,
+        target: str | None = None,
         fresh: bool = False,
     ) -> _Sym:
         names = tuple(u.name for u in uses if isinstance(u, _Sym))
@@ -642,7 +699,7 @@ class _Emitter:
             kept = self.program.constant(val)
             fixed.add(kept)
             return _Sym(self, kept, val)
-        name = f"{prefix or self.prefix}{next(self.count)}"
+        name = target or f"{prefix or self.prefix}{next(self.count)}"
         self.lines.append(_Line(name, expr, names, fresh))
         return _Sym(self, name, val)
 
@@ -701,6 +758,45 @@ class _Effect(_Line):
     """A statement kept for what it does (a leaf taking its gradient), not for a value."""
 
 
+class _Unpack(_Effect):
+    """``a, b = row``: names bound from a row of saved values."""
+
+    def __init__(self, names: list[str], expr: str, uses: tuple[str, ...]) -> None:
+        super().__init__("", f"{', '.join(names)}{',' if len(names) == 1 else ''} = {expr}", uses)
+        self.binds = tuple(names)
+
+
+class _Loop(_Effect):
+    """A for loop, kept whole by the chunker. ``uses``: the names its body reads from before
+    the loop; ``defines``: the names it leaves for the code after it."""
+
+    def __init__(
+        self, header: str, binds: list[str], body: list[_Line | str], defines: set[str]
+    ) -> None:
+        bound: set[str] = set(binds)
+        outside: set[str] = set()
+        for ln in body:
+            if isinstance(ln, _Line):
+                outside.update(u for u in ln.uses if u not in bound)
+                if isinstance(ln, _Unpack):
+                    bound.update(ln.binds)
+                elif not isinstance(ln, _Effect):
+                    bound.add(ln.target)
+        super().__init__("", header, tuple(sorted(outside - (bound - defines))))
+        self.body = body
+        self.defines = defines
+
+
+def _render(ln: _Line | str, pad: str) -> list[str]:
+    if isinstance(ln, _Loop):
+        return [f"{pad}{ln.expr}", *(t for b in ln.body for t in _render(b, pad + "    "))]
+    if isinstance(ln, _Effect):
+        return [f"{pad}{ln.expr}"]
+    if isinstance(ln, _Line):
+        return [f"{pad}{ln.target} = {ln.expr}"]
+    return [f"{pad}{ln}"]
+
+
 def _functions(
     name: str, head: list[str], lines: list[_Line | str], returns: list[str], saved: set[str]
 ) -> tuple[list[str], list[str]]:
@@ -721,14 +817,7 @@ def _functions(
     order: list[str] = []
     bodies: list[list[str]] = []
     for piece in pieces:
-        body = []
-        for ln in piece:
-            if isinstance(ln, _Effect):
-                body.append(f"    {ln.expr}")
-            elif isinstance(ln, _Line):
-                body.append(f"    {ln.target} = {ln.expr}")
-            else:
-                body.append(f"    {ln}")
+        body = [text for ln in piece for text in _render(ln, "    ")]
         keep = [ln.target for ln in piece if isinstance(ln, _Line) and ln.target in saved]
         if keep:
             body.append(
@@ -747,6 +836,7 @@ def _functions(
     # it returns the values it made that later pieces (or the result) use.
     made = [
         {ln.target for ln in p if isinstance(ln, _Line) and not isinstance(ln, _Effect)}
+        | {name for ln in p if isinstance(ln, _Loop) for name in ln.defines}
         for p in pieces
     ]
     uses = [{u for ln in p if isinstance(ln, _Line) for u in ln.uses} for p in pieces]
@@ -838,6 +928,7 @@ class _Program:
         self.kept: list[Any] = []  # each leaf's last gradient array, alive until its next
         self.implied: dict[int, Callable[..., Any]] = {}  # output -> backward() without grad
         self.seeds: dict[int, Any] = {}  # output -> its implied seed 1
+        self.fold: _Fold | None = None  # a run of repetitions written as a loop
 
     def function(self, name: str, fn: Any) -> str:
         """A global for a math namespace's function, under that namespace's own attribute name."""
@@ -888,6 +979,7 @@ class _Program:
         if self.kind is Tensor:
             return
         self.fsym.clear()
+        self.fold = None
         self.entries.clear()
         self.orders.clear()
         self.mask_syms.clear()
@@ -911,6 +1003,8 @@ def _describe(x: Any) -> str:
         return "an op of ops.py" if x.__module__ == _OPS_MODULE else "an op class"
     if isinstance(x, float):
         return "a float that is not finite"
+    if isinstance(x, tuple) and x and isinstance(x[0], tuple):
+        return f"a table of {len(x)} rows of {len(x[0])} numbers, a row per repetition"
     return f"a {type(x).__name__}"
 
 
@@ -923,7 +1017,271 @@ def _op_note(op: Any) -> str:
     return name if op.__module__ == _OPS_MODULE and name.isidentifier() else "an op"
 
 
-def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Program, list[Node]]:
+# ---------------------------------------------------------------------------------------------
+# Folding: a scalar trace that repeats one block (the same ops on the same leaves, per sample)
+# is written once, as a loop over a table of the numbers that differ between repetitions
+
+
+# Scalar traces of at least this many ops are searched for a repeated block. Below it the
+# straight-line code builds quickly, and runs a little faster than a loop's body.
+FOLD_OPS = 4_000
+
+# Fewest repetitions worth a loop.
+FOLD_REPS = 3
+
+
+class _NoFold(Exception):
+    """The repetition found does not fold faithfully: the code is built straight-line instead."""
+
+
+class _Column(_Sym):
+    """A number that differs between repetitions (a row of the table, in the loop's code).
+
+    A rule that takes a decision on it (``if p == 2``) would take it once for every row, so
+    any comparison or truth test refuses the fold rather than answer."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any) -> Any:
+        raise _NoFold("a rule takes a decision on a number that differs between repetitions")
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __bool__ = __float__ = _refuse
+    __hash__ = _Sym.__hash__
+
+
+class _Fold:
+    """ops[start : start + reps * period] are ``reps`` repetitions of one block of ``period``
+    ops: the same ops, with the same params, on the same leaves, reading the block's own
+    results or the previous repetition's; only some numbers differ (a float param, a constant
+    made inside the function), and those are the table's columns."""
+
+    def __init__(
+        self, start: int, period: int, reps: int, ops: list[Node], index: dict[int, int]
+    ) -> None:
+        self.start, self.period, self.reps = start, period, reps
+        self.end = start + reps * period
+        self.index = index  # node id -> its place among the ops
+        self.template = ops[start : start + period]  # the first repetition's nodes
+        self.last = ops[self.end - period : self.end]
+        # what the first repetition reads where the others read the one before (a running
+        # sum's start), by the position read
+        self.initial: dict[int, Node] = {}
+        # per position: how each parent is read, and which params come from the table
+        self.parents: list[list[tuple[str, Any]]] = []
+        self.params: list[dict[int, int]] = []  # param index -> slot of the op's numbers
+        self.columns: dict[tuple[int, int], int] = {}  # (position, slot) -> column
+        self.table: tuple[tuple[float, ...], ...] = ()
+        self.carried: list[int] = []  # positions of the previous repetition the block reads
+        self.names: list[_Sym] = []  # the forward's value of each position, in the loop
+        self.row: list[str] = []  # the names saved for the backward, per repetition
+        self.rows = "R0"
+
+    def locate(self, key: int) -> tuple[int, int] | None:
+        """(repetition, position) of the node with this id, if it is in the run."""
+        j = self.index.get(key, -1) - self.start
+        if j < 0 or j >= self.end - self.start:
+            return None
+        return divmod(j, self.period)
+
+
+def _plan_fold(
+    rows: list[tuple[Node, Any, tuple[Node, ...], tuple[Any, ...]]],
+    entries: dict[int, Any],
+    constant: Callable[[Node], bool],
+    extend: bool = True,
+) -> _Fold | None:
+    """The longest run of repetitions of one block among the ops (``rows``: each op's node,
+    op, parents and params, in the order they ran), or None.
+
+    Each op gets a signature: its op, whether it needs a gradient, its params (a float as
+    "a number", anything else as itself) and its parents, each as "d ops back" for a computed
+    one, "a number" for a constant made inside, and the leaf itself otherwise. A period of the
+    signatures is a candidate block; it is then checked op by op (parents within one repetition
+    back, numbers split into those every repetition shares and the table's columns).
+    """
+    ops = [row[0] for row in rows]
+    m = len(ops)
+    index = {id(n): j for j, n in enumerate(ops)}
+    at = index.get
+    ids: dict[Any, int] = {}
+    sigs: list[int] = []
+    leaf: dict[int, Any] = {}  # a leaf's part of a signature: itself, or "c" for a constant
+    for j, (n, op, parents, params) in enumerate(rows):
+        key = [op, n.requires_grad]
+        for p in parents:
+            i = at(id(p))
+            if i is None:
+                ref = leaf.get(id(p))
+                if ref is None:
+                    ref = leaf[id(p)] = "c" if constant(p) else p
+                key.append(ref)
+            else:
+                key.append(j - i)
+        for q in params:
+            key.append("f" if q.__class__ is float else ("param", q))
+        try:
+            sigs.append(ids.setdefault(tuple(key), len(ids)))
+        except TypeError:  # an unhashable param: not a scalar op this folds
+            return None
+    # The period: the commonest gap between two uses of one signature that occurs as often as
+    # most signatures do (once per repetition, as a weight's product does).
+    counts = collections.Counter(sigs)
+    per_count = collections.Counter(c for c in counts.values() if c >= FOLD_REPS)
+    if not per_count:
+        return None
+    often = per_count.most_common(1)[0][0]
+    probe = next(s for s in sigs if counts[s] == often)
+    uses = [j for j, s in enumerate(sigs) if s == probe]
+    gaps = collections.Counter(b - a for a, b in itertools.pairwise(uses))
+    period = gaps.most_common(1)[0][0]
+    # The longest stretch in which each signature equals the one a period later.
+    later = sigs[period:]
+    breaks = [j for j, (a, b) in enumerate(zip(sigs, later, strict=False)) if a != b]
+    before, after = max(itertools.pairwise([-1, *breaks, m - period]), key=lambda r: r[1] - r[0])
+    best_start, best_len = before + 1, after - before - 1
+    reps = (best_len + period) // period
+    if reps < FOLD_REPS:
+        return None
+    return _check_fold(ops, index, entries, constant, (best_start, period, reps), extend)
+
+
+def _check_fold(
+    ops: list[Node],
+    index: dict[int, int],
+    entries: dict[int, Any],
+    constant: Callable[[Node], bool],
+    run: tuple[int, int, int],
+    extend: bool,
+) -> _Fold | None:
+    """The run (start, period, repetitions) as a _Fold, its reads and its table worked out.
+
+    How the block reads each parent is taken from its second repetition: an op of its own, an
+    op of the previous repetition ("prev"), a constant made inside ("number") or a leaf. The
+    first repetition may read something else where the others read the previous repetition
+    (the running sum's start, ``Value(0.0)``): with ``extend``, a repetition before the run that
+    differs only so joins it. None where the block reads further back than one repetition, or
+    code after the run reads anything but the last repetition.
+    """
+    start, period, reps = run
+    second = start + period
+    refs: list[list[tuple[str, Any]]] = []
+    for q in range(period):
+        row: list[tuple[str, Any]] = []
+        for p in entries[id(ops[second + q])][1]:
+            i = index.get(id(p))
+            if i is None:
+                row.append(("number", None) if constant(p) else ("leaf", p))
+            elif i >= second:
+                row.append(("op", i - second))
+            elif i >= start:
+                row.append(("prev", i - start))
+            else:
+                return None  # two repetitions back, or a value from before the run
+        refs.append(row)
+
+    def first_reads(base: int) -> dict[int, Node] | None:
+        """What the repetition at ``base`` reads where the others read the one before, if it
+        is the block otherwise."""
+        initial: dict[int, Node] = {}
+        leaves = {id(x) for row in refs for kind, x in row if kind == "leaf"}
+        for q in range(period):
+            op, parents, params = entries[id(ops[base + q])]
+            like, parents_like, params_like = entries[id(ops[second + q])]
+            if (
+                op is not like
+                or ops[base + q].requires_grad != ops[second + q].requires_grad
+                or len(parents) != len(parents_like)
+                or len(params) != len(params_like)
+                or any(
+                    (a.__class__ is float) != (b.__class__ is float)
+                    or (a.__class__ is not float and a != b)
+                    for a, b in zip(params, params_like, strict=True)
+                )
+            ):
+                return None
+            for (kind, x), p in zip(refs[q], parents, strict=True):
+                i = index.get(id(p))
+                if kind == "op":
+                    ok = i == base + x
+                elif kind == "number":
+                    ok = i is None and constant(p)
+                elif kind == "leaf":
+                    ok = p is x
+                else:  # read once, before the loop: it must need a gradient as the value does
+                    was = initial.setdefault(x, p)
+                    ok = (
+                        was is p
+                        and (i is None or i < base)
+                        and id(p) not in leaves
+                        and p.requires_grad == ops[start + x].requires_grad
+                    )
+                if not ok:
+                    return None
+        if len({id(p) for p in initial.values()}) != len(initial):
+            return None
+        return initial
+
+    initial = first_reads(start)
+    if extend and start >= period:
+        before = first_reads(start - period)
+        if before is not None:
+            start, reps, initial = start - period, reps + 1, before
+    if initial is None:
+        return None
+    fold = _Fold(start, period, reps, ops, index)
+    fold.initial = initial
+    end = fold.end
+    columns: dict[tuple[str, ...], int] = {}  # a column's numbers (as hex) -> its index
+    table: list[list[float]] = []
+    for q in range(period):
+        slot = 0
+        kinds = []
+        for kind, x in refs[q]:
+            if kind == "number":
+                kinds.append(("number", slot))
+                slot += 1
+            else:
+                kinds.append((kind, x))
+        floats = {}
+        for k, v in enumerate(entries[id(ops[second + q])][2]):
+            if v.__class__ is float:
+                floats[k] = slot
+                slot += 1
+        fold.parents.append(kinds)
+        fold.params.append(floats)
+        if not slot:
+            continue
+        # a number every repetition shares stays a literal; each other one is read from a
+        # column of the table, one column per distinct sequence (x0 of a sample, used 16 times)
+        rows = []
+        for r in range(reps):
+            _, parents, params = entries[id(ops[start + r * period + q])]
+            numbers = [
+                p._data for (kind, _), p in zip(refs[q], parents, strict=True) if kind == "number"
+            ]
+            rows.append(numbers + [v for v in params if v.__class__ is float])
+        for s in range(slot):
+            seq = tuple(row[s].hex() for row in rows)
+            if all(h == seq[0] for h in seq):
+                continue
+            c = columns.get(seq)
+            if c is None:
+                c = columns[seq] = len(table)
+                table.append([row[s] for row in rows])
+            fold.columns[(q, s)] = c
+    for j in range(end, len(ops)):
+        for p in entries[id(ops[j])][1]:
+            i = index.get(id(p))
+            if i is not None and start <= i < end - period:
+                return None  # code after the run reads an earlier repetition
+    fold.carried = sorted(initial)
+    fold.table = tuple(zip(*table, strict=True)) if table else ()
+    return fold
+
+
+def _build(
+    outs: tuple[Node, ...], trace: _Trace, flat: list[Any], fold: int = 2
+) -> tuple[_Program, list[Node]]:
     """Emit and define the forward function; return the program and the leaves it reads."""
     prog = _Program(Tensor if isinstance(outs[0], Tensor) else Value)
     if any(isinstance(o, Tensor) != (prog.kind is Tensor) for o in outs):
@@ -949,51 +1307,48 @@ def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Pro
                     return m
         return None
 
-    # every node the outputs depend on (through parents, and through traced masks in params)
-    nodes: dict[int, Node] = {}
-    stack = list(outs)
-    while stack:
-        n = stack.pop()
-        if id(n) in nodes:
+    # Every op the outputs depend on (through parents, and through traced masks in params):
+    # one pass over the trace from its end, as an op's inputs were all made before it.
+    entries, made = prog.entries, trace.made
+    reached = {id(o) for o in outs}
+    outside = [o for o in outs if id(o) not in made]  # leaves, arguments, nodes made before
+    rows: list[tuple[Node, Any, tuple[Node, ...], tuple[Any, ...]]] = []
+    # a leaf's id -> where the first op reading it reads it: (-ops after it, its input number)
+    first_read: dict[int, tuple[int, int]] = {}
+    masks = bool(trace.masks)
+    for row in reversed(made.values()):
+        if id(row[0]) not in reached:
             continue
-        nodes[id(n)] = n
-        if id(n) in arg_index:
-            continue
-        entry = trace.made.get(id(n))
-        if entry is not None:
-            prog.entries[id(n)] = entry[1:]
-            stack.extend(entry[2])
-            for p in _flat_params(entry[3]):
-                masks = [mask_of(p)]
-                while masks:
-                    m = masks.pop()
-                    if m is None:
-                        continue
-                    for x in m.src[1:]:
-                        if isinstance(x, Node):
-                            stack.append(x)
-                        elif isinstance(x, _Mask):
-                            masks.append(x)
-        elif n.op is not None:
+        entries[id(row[0])] = row[1:]
+        rows.append(row)
+        here = -len(rows)
+        reads: Any = [*row[2], *_mask_reads(row[3], mask_of)] if masks else row[2]
+        for i, p in enumerate(reads):
+            key = id(p)
+            if key in made:
+                reached.add(key)
+                continue
+            if key not in reached:
+                reached.add(key)
+                outside.append(p)
+            was = first_read.get(key)
+            if was is None or was[0] != here:  # its first input here, not a later one
+                first_read[key] = (here, i)
+    rows.reverse()  # the order the ops ran in
+    ops = [row[0] for row in rows]
+    for n in outside:
+        if n.op is not None and id(n) not in arg_index:
             raise CompileError(
                 "the function reads a node computed outside it that has a graph of its own "
                 "(its gradient would flow back through that graph): compute it inside the "
                 "function, pass it as an argument, or detach() it"
             )
-    order = sorted(nodes.values(), key=lambda n: trace.index.get(id(n), -1))
 
     leaves: list[Node] = []
     sym = prog.fsym
     fwd.comment("arguments (x) and the leaves read on every call (p), in order of first use")
     # leaves numbered as the ops first read them, so that p0 is the first weight of the step
-    first_use: list[Node] = []
-    seen: set[int] = set()
-    for n in [*(n for n in order if id(n) in prog.entries), *outs]:
-        op_entry = prog.entries.get(id(n))
-        for p in op_entry[1] if op_entry is not None else (n,):
-            if id(p) not in seen and id(p) not in prog.entries:
-                seen.add(id(p))
-                first_use.append(p)
+    first_use = sorted(outside, key=lambda n: first_read.get(id(n), (1, 0)))  # outputs last
     for n in first_use:
         if id(n) in sym:
             continue
@@ -1038,14 +1393,9 @@ def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Pro
             prog.where[f"p{j}"] = f"L[{j}]._data"
             prog.leaf_refs[id(n)] = f"L[{j}]"
 
-    fwd.comment("forward")
-    for n in order:
-        op_entry = prog.entries.get(id(n))
-        if op_entry is None:
-            continue
-        op, parents, params = op_entry
-        sparams = tuple(_param_sym(prog, fwd, p, mask_of) for p in params)
-        out = op.forward(xp, *[sym[id(p)] for p in parents], *sparams)
+    def forward_op(n: Node, ins: list[Any], sparams: tuple[Any, ...]) -> _Sym:
+        op = prog.entries[id(n)][0]
+        out = op.forward(xp, *ins, *sparams)
         if not isinstance(out, _Sym):  # a rule that returned a constant
             out = _Sym(fwd, fwd.fmt(out), out)
         if prog.kind is Tensor and out.val.__class__ is not np.ndarray:
@@ -1057,21 +1407,146 @@ def _build(outs: tuple[Node, ...], trace: _Trace, flat: list[Any]) -> tuple[_Pro
             )
         if isinstance(fwd.lines[-1], _Line) and fwd.lines[-1].target == out.name:
             fwd.lines[-1].expr += f"  # {_op_note(op)}"
-        sym[id(n)] = out
+        return out
+
+    if fold and prog.kind is Value and len(ops) >= FOLD_OPS:
+
+        def constant(p: Node) -> bool:
+            return id(p) in trace.inside and not p.requires_grad
+
+        plan = _plan_fold(rows, prog.entries, constant, extend=fold > 1)
+        # an output is returned by name: one inside the loop must be of its last repetition
+        locs = [plan.locate(id(o)) for o in outs] if plan is not None else []
+        if all(loc is None or loc[0] == plan.reps - 1 for loc in locs):  # type: ignore[union-attr]
+            prog.fold = plan
+
+    def straight(n: Node) -> None:
+        _, parents, params = prog.entries[id(n)]
+        sparams = tuple(_param_sym(prog, fwd, p, mask_of) for p in params)
+        sym[id(n)] = forward_op(n, [sym[id(p)] for p in parents], sparams)
+
+    fwd.comment("forward")
+    if prog.fold is None:
+        for n in ops:
+            straight(n)
+    else:  # the ops before the run, the run as one loop, the ops after it
+        for n in ops[: prog.fold.start]:
+            straight(n)
+        _forward_loop(prog, fwd, forward_op)
+        for n in ops[prog.fold.end :]:
+            straight(n)
     for k, root in enumerate(outs):
         if root.requires_grad:
             prog.orders[k] = _order(root)
     # what a backward may read again: each computed value (and comparison) by its name
     saved = {s.name for s in sym.values() if s.name[:1] in "tx" and s.name[1:].isdigit()}
     saved |= {s.name for _, s in prog.mask_syms}
+    if prog.fold is not None:
+        saved.add(prog.fold.rows)
     returns = [sym[id(o)].name for o in outs]
     lines = _prune(fwd.lines, set(returns) | saved)
     src, saved_order = _functions("forward", ["A", "L", "S"], lines, returns, saved)
     for i, name in enumerate(saved_order):
         prog.where[name] = f"S[{i}]"
+    if prog.fold is not None:  # the last repetition's values, for a backward of code after it
+        for i, name in enumerate(prog.fold.row):
+            prog.where.setdefault(name, f"{prog.fold.rows}[{prog.fold.reps - 1}][{i}]")
     prog.forward_source = "\n".join(src)
     prog.forward = _define(prog, src, "forward")
     return prog, leaves
+
+
+def _forward_loop(prog: _Program, fwd: _Emitter, forward_op: Callable[..., _Sym]) -> None:
+    """The run of repetitions as one loop, its block emitted once from the first repetition.
+
+    Each pass appends the block's values to the list ``R0`` (the backward reads them again);
+    ``u0``... carry what the next repetition reads of this one (a running sum), and each row of
+    the table holds the numbers that differ (a sample's inputs and target).
+    """
+    fold = prog.fold
+    assert fold is not None
+    sym = prog.fsym
+    cols = [_Column(fwd, f"c{i}", x) for i, x in enumerate(fold.table[0])]
+    col_of = {qs: cols[c] for qs, c in fold.columns.items()}
+    carried = {q: _Sym(fwd, f"u{i}", fold.initial[q]._data) for i, q in enumerate(fold.carried)}
+    fwd.comment(
+        f"{fold.reps} repetitions of one block of {fold.period} ops, written once"
+        + (f": row r of {prog.constant(fold.table)} holds repetition r's numbers" if cols else "")
+    )
+    fwd.lines.append(_Line(fold.rows, "[]", ()))
+    for q, u in carried.items():
+        first = sym[id(fold.initial[q])]
+        fwd.lines.append(_Line(u.name, first.name, (first.name,)))
+    outer, body = fwd.lines, list[_Line | str]()
+    fwd.lines = body
+    names: list[_Sym] = []
+    for q, n in enumerate(fold.template):
+        _, parents, params = prog.entries[id(n)]
+        refs = zip(fold.parents[q], parents, strict=True)
+        ins = [_read(ref, p, q, names, carried, col_of, sym) for ref, p in refs]
+        floats = fold.params[q]
+        sparams = tuple(
+            col_of.get((q, floats[i]), v) if i in floats else v for i, v in enumerate(params)
+        )
+        names.append(forward_op(n, ins, sparams))
+    fwd.lines = outer
+    made = [ln.target for ln in body if isinstance(ln, _Line) and not isinstance(ln, _Effect)]
+    fold.names = names
+    fold.row = [u.name for u in carried.values()] + made
+    body.append(_Effect("", f"{fold.rows}.append({_tuple(fold.row)})", (fold.rows, *fold.row)))
+    if carried:
+        us = ", ".join(u.name for u in carried.values())
+        news = [names[q].name for q in carried]
+        body.append(_Effect("", f"{us} = {', '.join(news)}", tuple(news)))
+    if not cols:
+        header = f"for _ in range({fold.reps}):"
+    else:
+        row = ", ".join(c.name for c in cols)
+        header = f"for {row if len(cols) > 1 else f'({row},)'} in {prog.constant(fold.table)}:"
+    binds = [c.name for c in cols]
+    fwd.lines.append(_Loop(header, binds, body, {u.name for u in carried.values()} | set(made)))
+    # after the loop its names hold the last repetition's values, which code after it reads
+    for n, s in zip(fold.last, names, strict=True):
+        sym[id(n)] = _Sym(fwd, s.name, n._data)
+
+
+def _read(
+    ref: tuple[str, Any],
+    p: Node,
+    q: int,
+    names: list[_Sym],
+    carried: dict[int, _Sym],
+    col_of: dict[tuple[int, int], _Column],
+    known: Callable[[Node], _Sym] | dict[int, _Sym],
+) -> _Sym:
+    """A parent of the block's op at position q, as the loop's code reads it."""
+    kind, x = ref
+    if kind == "op":
+        return names[x]
+    if kind == "prev":
+        return carried[x]
+    if kind == "number":
+        col = col_of.get((q, x))
+        if col is not None:
+            return col
+    return known(p) if callable(known) else known[id(p)]
+
+
+def _mask_reads(params: tuple[Any, ...], mask_of: Callable[[Any], Any]) -> list[Node]:
+    """The nodes an op reads through the traced comparisons among its params (a where's mask)."""
+    out: list[Node] = []
+    for p in _flat_params(params):
+        masks = [mask_of(p)]
+        while masks:
+            m = masks.pop()
+            if m is None:
+                continue
+            for x in m.src[1:]:
+                if isinstance(x, Node):
+                    out.append(x)
+                elif isinstance(x, _Mask):
+                    masks.append(x)
+    return out
 
 
 def _flat_params(params: tuple[Any, ...]) -> Iterator[Any]:
@@ -1164,12 +1639,14 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
     tensor = prog.kind is Tensor
     again: dict[str, _Sym] = {}
 
-    def fwd(n: Node) -> _Sym:
-        s = prog.fsym[id(n)]
+    def fwd_name(s: _Sym) -> _Sym:
         b = again.get(s.name)
         if b is None:
             b = again[s.name] = _Sym(em, s.name, s.val)
         return b
+
+    def fwd(n: Node) -> _Sym:
+        return fwd_name(prog.fsym[id(n)])
 
     def param(p: Any) -> Any:
         if isinstance(p, tuple):
@@ -1189,15 +1666,36 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
     # they arrive, each node's rule once all its uses have sent theirs
     grads: dict[int, Any] = {id(root): _Sym(em, "G", seed)}
     nodes: dict[int, Node] = {id(root): root}
-    for n in prog.orders[k]:
+
+    # While the loop's block is written: the sums it carries from one repetition to the next
+    # (a leaf's gradient: "a0 = a0 + d" on every pass), by node id.
+    sums: dict[int, str] = {}
+    before_loop: list[_Line | str] = []
+    looping: list[_Fold] = []
+
+    def add(p: Node, d: _Sym) -> None:
+        key = id(p)
+        if not looping or looping[0].locate(key) is not None:
+            grads[key] = grads[key] + d if key in grads else d
+            return
+        name = sums.get(key)
+        if name is None:  # the first sum over repetitions into p: from what p has, or from -0.0,
+            # which adds to any float giving it back to the bit, as the eager pass's first d
+            name = sums[key] = f"a{len(sums)}"
+            old = grads.get(key)
+            before_loop.append(
+                _Line(name, old.name, (old.name,)) if old is not None else _Line(name, "-0.0", ())
+            )
+        grads[key] = em.emit(f"{name} + {d.name}", d.val, (_Sym(em, name, d.val), d), target=name)
+
+    def visit(n: Node, out: _Sym, ins: list[Any], params: tuple[Any, ...]) -> None:
         g = grads.pop(id(n), None)
         if g is None:  # no use of n sent a gradient (every rule skipped it)
             z = prog.kind.zeros_like(n, False)  # type: ignore[attr-defined]
             g = _Sym(em, em.fmt(z), z)
-        op, parents, params = prog.entries[id(n)]
-        em.comment(f"{_op_note(op)}: {fwd(n).name}")
-        ins = [fwd(p) for p in parents]
-        input_grads = engine.call_backward(op, xp, g, fwd(n), ins, param(params), parents)
+        op, parents, _ = prog.entries[id(n)]
+        em.comment(f"{_op_note(op)}: {out.name}")
+        input_grads = engine.call_backward(op, xp, g, out, ins, params, parents)
         for i, (p, d) in enumerate(zip(parents, input_grads)):  # noqa: B905 - call_backward
             if d is None or not p.requires_grad:
                 continue
@@ -1207,8 +1705,101 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
                 d = _fit(em, d, p._data)
             elif not (d.val.__class__ is float or isinstance(d.val, (int, float))):
                 p.fit_gradient(d.val, op, i)  # raises, naming the op
-            grads[id(p)] = grads[id(p)] + d if id(p) in grads else d
+            add(p, d)
             nodes[id(p)] = p
+
+    def visit_all(order: list[Node]) -> None:
+        for n in order:
+            params = prog.entries[id(n)][2]
+            visit(n, fwd(n), [fwd(p) for p in prog.entries[id(n)][1]], param(params))
+
+    order = prog.orders[k]
+    run = _fold_order(prog.fold, order) if prog.fold is not None else None
+    if run is None:
+        visit_all(order)
+    else:
+        first, pattern = run
+        fold = prog.fold
+        assert fold is not None
+        visit_all(order[:first])
+        reps = fold.reps
+        em.comment(
+            f"the {reps} repetitions, the last first as the eager pass visits them: "
+            f"{fold.rows}[i] holds repetition i's values"
+        )
+        # what the last repetition has been sent so far (the seed, the code after the run)
+        slots: dict[int, str] = {}
+        for key in list(grads):
+            loc = fold.locate(key)
+            if loc is None:
+                continue
+            if loc[0] != reps - 1:
+                raise _NoFold("a gradient reaches an earlier repetition before the loop")
+            name = slots[loc[1]] = f"h{len(slots)}"
+            em.lines.append(_Line(name, grads[key].name, (grads[key].name,)))
+            grads[key] = _Sym(em, name, grads[key].val)
+        # A value the next repetition reads gets a gradient back from it; the last one has no
+        # next, so it starts from -0.0, which adds to the first gradient it gets to the bit.
+        unsent: set[int] = set()
+        for q in fold.carried:
+            n = fold.last[q]
+            if q not in slots and n.requires_grad:
+                name = slots[q] = f"h{len(slots)}"
+                em.lines.append(_Line(name, "-0.0", ()))
+                grads[id(n)] = _Sym(em, name, n._data)
+                unsent.add(id(n))
+        outer, body = em.lines, list[_Line | str]()
+        em.lines = body
+        cols = [_Column(em, f"c{i}", x) for i, x in enumerate(fold.table[-1])]
+        col_of = {qs: cols[c] for qs, c in fold.columns.items()}
+        names = [fwd_name(s) for s in fold.names]
+        carried = {q: _Sym(em, f"u{i}", fold.names[q].val) for i, q in enumerate(fold.carried)}
+        body.append(_Unpack(fold.row, f"{fold.rows}[i]", (fold.rows,)))
+        if cols:
+            body.append(_Unpack([c.name for c in cols], f"{prog.constant(fold.table)}[i]", ()))
+        looping.append(fold)
+        position = {id(n): q for q, n in enumerate(fold.last)}
+        for n in pattern:
+            q = position[id(n)]
+            if id(n) in unsent and grads[id(n)].name == slots[q]:
+                # the eager pass starts this one from zero, not from what the block adds to it
+                raise _NoFold("a value the next repetition reads gets no gradient of its own")
+            _, parents, params = prog.entries[id(n)]
+            refs = zip(fold.parents[q], parents, strict=True)
+            ins = [_read(ref, p, q, names, carried, col_of, fwd) for ref, p in refs]
+            floats = fold.params[q]
+            sparams = tuple(
+                col_of.get((q, floats[i]), v) if i in floats else v for i, v in enumerate(params)
+            )
+            visit(n, names[q], ins, sparams)
+        looping.clear()
+        em.lines = outer
+        # what the block sent to the repetition before it: the same places, on every pass
+        ends: dict[int, _Sym] = {}
+        for key in list(grads):
+            loc = fold.locate(key)
+            if loc is not None:
+                if loc[0] != reps - 2:
+                    raise _NoFold("the block sends a gradient further than one repetition back")
+                ends[loc[1]] = grads.pop(key)
+        if set(ends) != set(slots):
+            raise _NoFold("the gradients the block sends back differ from those it receives")
+        moves = [(slots[q], ends[q].name) for q in sorted(slots) if ends[q].name != slots[q]]
+        if moves:
+            news = tuple(b for _, b in moves)
+            body.append(_Effect("", f"{', '.join(a for a, _ in moves)} = {', '.join(news)}", news))
+        carry = set(slots.values()) | set(sums.values())
+        em.lines += before_loop
+        em.lines.append(
+            _Loop(f"for i in range({reps - 1}, -1, -1):", ["i"], _prune(body, carry), carry)
+        )
+        # after the loop: what the first repetition sent to what it read before it
+        for q, name in slots.items():
+            n = fold.initial[q]
+            if n.requires_grad:
+                add(n, _Sym(em, name, ends[q].val))
+                nodes[id(n)] = n
+        visit_all(order[first + len(pattern) * reps :])
     em.comment("each leaf takes its gradient, in the order the eager pass hands them over")
     # A gradient a leaf may own: a new array made by a line here, read by no other line, sent
     # to one leaf. Any other (a view, a kept constant, the seed) is copied, as Tensor's own
@@ -1245,6 +1836,29 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
     prog.backward_sources[kind] = "\n".join(src)
     fn = prog.backwards[kind] = _define(prog, src, name)
     return fn
+
+
+def _fold_order(fold: _Fold, order: list[Node]) -> tuple[int, list[Node]] | None:
+    """Where the run's repetitions sit in the backward's order: (the index of the first, the
+    last repetition's nodes in the order they are visited), or None when the root does not
+    depend on the run. Raises _NoFold unless the pass visits the repetitions one after the
+    other, the last first, each in the same order."""
+    get, start, end = fold.index.get, fold.start, fold.end
+    at = [get(id(n), -1) for n in order]  # each node's place among the ops
+    inside = [start <= j < end for j in at]
+    if True not in inside:
+        return None
+    first = inside.index(True)
+    size, extra = divmod(inside.count(True), fold.reps)
+    base = end - fold.period  # the last repetition's first op
+    pattern = [j - base for j in at[first : first + size]]
+    if not all(0 <= q < fold.period for q in pattern):
+        raise _NoFold("the backward pass visits other nodes among the repetitions")
+    for r in range(fold.reps):
+        expect = [base - r * fold.period + q for q in pattern]
+        if extra or at[first + r * size : first + (r + 1) * size] != expect:
+            raise _NoFold("the backward pass does not visit the repetitions one by one, alike")
+    return first, order[first : first + size]
 
 
 def _fit(em: _Emitter, g: _Sym, like: Any) -> _Sym:
@@ -1492,6 +2106,26 @@ def _count_ops(outs: tuple[Node, ...], trace: _Trace) -> int:
     return len(seen)
 
 
+def _program(
+    outs: tuple[Node, ...],
+    trace: _Trace,
+    flat: list[Any],
+    structure: Any,
+    keep: list[Any],
+    fold: int,
+) -> _Entry:
+    """The generated forward and (for a scalar output) backward of a trace."""
+    program, leaves = _build(outs, trace, flat, fold)
+    entry = _Entry(program, leaves, structure, keep)
+    for k in program.orders:  # the backward now, while the trace is at hand
+        root = program.roots[k]
+        if isinstance(root, Value) or root.data.size == 1:
+            seed = program.seeds[k] = root._seed(None, False)
+            program.implied[k] = _build_backward(program, k, seed, True)
+    program.release()
+    return entry
+
+
 class _Replay(NamedTuple):
     """What a compiled result needs for its backward: the program, the saved values, the call.
 
@@ -1676,8 +2310,27 @@ class Compiled:
         flat: list[Any],
         keep: list[Any],
     ) -> Any:
+        # The trace keeps every node it records alive until the code is built, and a node makes
+        # no reference cycle: each collection the allocations set off would walk the whole
+        # graph to free nothing (a scalar step of 64,000 nodes spent most of its trace so).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._trace_and_build(key, args, kwargs, flat, keep)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _trace_and_build(
+        self,
+        key: tuple[Any, ...],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        flat: list[Any],
+        keep: list[Any],
+    ) -> Any:
         trace = _Trace(flat)
-        with _Patched(trace.patches()):
+        with _Tracing(trace):
             result = self.fn(*args, **kwargs)
         if isinstance(result, Node):
             outs: tuple[Node, ...] = (result,)
@@ -1694,20 +2347,13 @@ class Compiled:
                 f"a compiled function must return a Value or a Tensor (or a tuple of them), "
                 f"got {type(result).__name__}"
             )
-        ops = _count_ops(outs, trace)
+        ops = _count_ops(outs, trace) if len(trace.made) > MAX_OPS else 0
         if ops > MAX_OPS:
             entry: _Entry | _Eager = _Eager(ops, structure)
         else:
-            program, leaves = _build(outs, trace, flat)
-            entry = _Entry(program, leaves, structure, keep)
+            entry = self._program(outs, trace, flat, structure, keep)
             if not kwargs and _array_key(args) == key:
-                entry.guard = _make_guard(args, leaves)
-            for k in program.orders:  # the backward now, while the trace is at hand
-                root = program.roots[k]
-                if isinstance(root, Value) or root.data.size == 1:
-                    seed = program.seeds[k] = root._seed(None, False)
-                    program.implied[k] = _build_backward(program, k, seed, True)
-            program.release()
+                entry.guard = _make_guard(args, entry.leaves)
         trace.clear()
         if len(self._entries) >= MAX_TRACES:
             self._entries.clear()
@@ -1716,6 +2362,19 @@ class Compiled:
         self._hot = entry if isinstance(entry, _Entry) and entry.guard is not None else None
         self.traces += 1
         return result  # the trace is an eager run: its results are the eager engine's own
+
+    @staticmethod
+    def _program(
+        outs: tuple[Node, ...], trace: _Trace, flat: list[Any], structure: Any, keep: list[Any]
+    ) -> _Entry:
+        # A loop whose first repetition reads its own start (2), a loop after a first
+        # repetition written out (1), straight code (0): the first that replays exactly.
+        for fold in (2, 1):
+            try:
+                return _program(outs, trace, flat, structure, keep, fold)
+            except _NoFold:
+                pass
+        return _program(outs, trace, flat, structure, keep, 0)
 
     @property
     def source(self) -> str:

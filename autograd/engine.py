@@ -12,11 +12,12 @@ from .maths import ArrayMath, FloatMath, NodeMath  # noqa: F401
 from .modes import (  # noqa: F401
     AnomalyError,
     GradMode,
+    anomaly,
     check_finite,
     detect_anomaly,
     enable_grad,
+    grad_enabled,
     is_grad_enabled,
-    mode,
     no_grad,
     short,
 )
@@ -109,14 +110,14 @@ def record(cls: type[Node], data: Any, op: type[Op], parents: tuple, params: tup
     node._data, node.grad, node.label = data, cls.empty_grad, ""  # type: ignore[attr-defined]
     node._version = node._made = _data_writes
     needed = False
-    if mode.grad_enabled:
+    if grad_enabled.get():
         for p in parents:
             if p.requires_grad:
                 needed = True
                 break
     node.parents, node.op, node.params = (parents, op, params) if needed else ((), None, ())
     node.requires_grad = needed
-    if mode.anomaly:
+    if anomaly.get():
         check_finite(data, f"op {op.name} (forward)")
     return node
 
@@ -210,7 +211,7 @@ def call_backward(
     except (ZeroDivisionError, OverflowError) as e:  # floats raise where NumPy gives inf
         at = ", ".join(repr(getattr(x, "data", x)) for x in inputs)
         message = f"the backward of {op.name} at ({at}) is infinite: {e}"
-        raise (AnomalyError if mode.anomaly else ArithmeticError)(message) from None
+        raise (AnomalyError if anomaly.get() else ArithmeticError)(message) from None
     if not isinstance(grads, (tuple, list)) or len(grads) != len(inputs):
         many = isinstance(grads, (tuple, list))
         got = f"{len(grads)} gradients" if many else f"a {type(grads).__name__}, not a tuple"
@@ -218,7 +219,7 @@ def call_backward(
             f"the backward of {op.name} returned {got}: it must return a tuple of one gradient "
             f"(or None) per input, and the op has {len(inputs)} input(s)"
         )
-    if mode.anomaly:
+    if anomaly.get():
         for d in grads:
             if d is not None:
                 check_finite(d, f"the backward of {op.name}")

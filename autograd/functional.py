@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -16,15 +16,10 @@ from .value import Value
 __all__ = ["as_leaf", "grad", "scalar_root", "value_and_grad"]
 
 
-class _Nesting(threading.local):
-    """How many grad() calls are evaluating their function right now, in this thread. Inside
-    one, a derivative must be recorded even for a plain float argument: the function may close
-    over the outer variable. Another thread's grad() is no outer call of ours."""
-
-    depth = 0
-
-
-_nesting = _Nesting()
+# How many grad() calls are evaluating their function right now, in this thread (or asyncio
+# task). Inside one, a derivative must be recorded even for a plain float argument: the function
+# may close over the outer variable. Another thread's grad() is no outer call of ours.
+_depth = contextvars.ContextVar("grad_depth", default=0)
 
 
 def grad(f: Callable[..., Any], argnum: int = 0) -> Callable[..., Any]:
@@ -65,8 +60,9 @@ def value_and_grad(f: Callable[..., Any], argnum: int = 0) -> Callable[..., tupl
         leaf = as_leaf(x)
         # Record the derivative when someone may differentiate it again: an outer grad is
         # running, or the argument is a node from a graph of the caller's.
-        recorded = _nesting.depth > 0 or isinstance(x, Node)
-        _nesting.depth += 1
+        depth = _depth.get()
+        recorded = depth > 0 or isinstance(x, Node)
+        _depth.set(depth + 1)
         try:
             with enable_grad():
                 out = f(*args[:i], leaf, *args[i + 1 :])
@@ -76,7 +72,7 @@ def value_and_grad(f: Callable[..., Any], argnum: int = 0) -> Callable[..., tupl
                 else:  # f does not depend on x at all
                     d = leaf.zeros_like(leaf, recorded)  # type: ignore[arg-type]
         finally:
-            _nesting.depth -= 1
+            _depth.set(depth)
         if recorded:
             return out, d
         return float(root.data if isinstance(root, Node) else root), d

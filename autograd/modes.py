@@ -1,10 +1,11 @@
-"""Grad mode and anomaly mode, each kept per thread: a no_grad() in one thread is its own."""
+"""Grad mode and anomaly mode, each a context variable: a no_grad() in one thread (or one
+asyncio task) is its own, and a new thread starts with recording on and anomaly checks off."""
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,19 +16,16 @@ class AnomalyError(FloatingPointError):
     """Raised in `detect_anomaly()` by the first op whose output or gradient is NaN or infinite."""
 
 
-class _Mode(threading.local):
-    """Grad mode and anomaly mode, one pair per thread: a no_grad() in one thread is its own."""
-
-    grad_enabled = True
-    anomaly = False
-
-
-mode = _Mode()
+# Context variables rather than module globals, so that two threads training at once never see
+# each other's no_grad(); rather than threading.local, because every op reads grad_enabled and a
+# context variable is the cheaper read.
+grad_enabled = contextvars.ContextVar("grad_enabled", default=True)
+anomaly = contextvars.ContextVar("anomaly", default=False)
 
 
 def is_grad_enabled() -> bool:
     """Return True when new operations are being recorded for backward (in this thread)."""
-    return mode.grad_enabled
+    return grad_enabled.get()
 
 
 class GradMode(contextlib.ContextDecorator):
@@ -35,14 +33,17 @@ class GradMode(contextlib.ContextDecorator):
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
+        # A stack, as the decorator may re-enter. The value is restored rather than the
+        # variable reset by token, which would refuse an exit in another context (a generator
+        # resumed elsewhere).
         self._previous: list[bool] = []
 
     def __enter__(self) -> None:
-        self._previous.append(mode.grad_enabled)
-        mode.grad_enabled = self.enabled
+        self._previous.append(grad_enabled.get())
+        grad_enabled.set(self.enabled)
 
     def __exit__(self, *exc: object) -> None:
-        mode.grad_enabled = self._previous.pop()
+        grad_enabled.set(self._previous.pop())
 
 
 def no_grad() -> GradMode:
@@ -60,11 +61,12 @@ def enable_grad() -> GradMode:
 def detect_anomaly() -> Iterator[None]:
     """Raise AnomalyError at the first op whose output or gradient is NaN or infinite (in this
     thread). The check costs a pass over each result, so it is off unless asked for."""
-    previous, mode.anomaly = mode.anomaly, True
+    previous = anomaly.get()
+    anomaly.set(True)
     try:
         yield
     finally:
-        mode.anomaly = previous
+        anomaly.set(previous)
 
 
 def check_finite(x: Any, where: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import copy
 import itertools
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -560,8 +561,8 @@ def test_each_inline_form_is_its_namespace_function(key: tuple[Any, str]) -> Non
     else:
         cases = [
             (v, u) if name in ("maximum", "minimum", "winner") else (v,)
-            for v in (-1.5, 0.0, 2.0, -0.0)
-            for u in (0.0, 2.0, -1.5)
+            for v in (-1.5, 0.0, 2.0, -0.0, math.nan, math.inf)
+            for u in (0.0, 2.0, -1.5, math.nan)
         ]
     for args in cases:
         em = _Emitter(_Program(Tensor if space is maths_mod.ArrayMath else Value), "t")
@@ -655,3 +656,413 @@ def test_backward_with_a_given_gradient_matches_eager() -> None:
         (f_eager(X100, Y100) * 1.0).backward()
     for pe, pc in zip(p_e, p_c, strict=True):
         assert bits(pc.grad) == bits(pe.grad)
+
+
+# --- tracing in one thread leaves other threads' eager code alone -------------------------------
+
+
+def test_eager_code_in_another_thread_runs_unchanged_while_one_traces() -> None:
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+    w = Value(0.5)
+
+    def slow(x: Value) -> Value:
+        y = x * w
+        inside.set()
+        assert release.wait(10)
+        return y * y
+
+    f = compile(slow)
+    lt_before = Value.__dict__["__lt__"]
+    errors: list[BaseException] = []
+
+    def trace() -> None:
+        try:
+            f(Value(3.0))
+        except BaseException as e:  # handed back to the test
+            errors.append(e)
+
+    th = threading.Thread(target=trace)
+    th.start()
+    assert inside.wait(10)
+    try:
+        # Python decisions on values, refused inside a trace, are this thread's own business.
+        v = Value(2.0) * 3.0
+        assert v > 1 and bool(v) and float(v) == 6.0 and v.item() == 6.0
+        t = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+        mask = t > 0
+        assert isinstance(mask, np.ndarray) and mask.tolist() == [True, False]
+        (t * t).sum().backward()
+        np.testing.assert_array_equal(t.grad, [2.0, -4.0])
+    finally:
+        release.set()
+        th.join(10)
+    assert not errors
+    # what the other thread ran was not recorded into the trace: the replay is the function's
+    x = Value(4.0)
+    out = f(x)
+    out.backward()
+    assert out.data == (4.0 * 0.5) ** 2 and x.grad == 2 * 4.0 * 0.5**2
+    assert Value.__dict__["__lt__"] is lt_before
+
+
+def test_two_threads_trace_at_once_and_the_hooks_go_when_both_are_done() -> None:
+    import threading
+
+    originals = {n: Value.__dict__[n] for n in ("__lt__", "__bool__", "__init__")}
+    barrier = threading.Barrier(2, timeout=10)
+    results: dict[int, float] = {}
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        def fn(x: Value) -> Value:
+            y = x * float(k)
+            barrier.wait()  # both traces are open here at once
+            return y + x
+
+        try:
+            f = compile(fn)
+            f(Value(1.0))
+            x = Value(2.0)
+            out = f(x)
+            out.backward()
+            results[k] = out.data + x.grad
+        except BaseException as e:  # handed back to the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in (2, 5)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(10)
+    assert not errors
+    assert results == {2: 2.0 * 3 + 3.0, 5: 2.0 * 6 + 6.0}
+    assert {n: Value.__dict__[n] for n in originals} == originals
+
+
+# --- a scalar trace that repeats one block: written once, as a loop -------------------------------
+
+LOOP_NAME = re.compile(r"^(x|p|t|g|k|u|c|a|h)\d+$")
+
+
+def scalar_mlp(
+    n: int,
+    sizes: tuple[int, ...] = (2, 6, 6, 1),
+    seed: int = 5,
+    odd: Callable[..., Any] | None = None,
+) -> Callable[[], tuple[Callable[..., Any], list[Any]]]:
+    """micrograd-style code (a node per * and +) over n samples, summed as a running total.
+
+    ``odd(i, h)`` may change what sample i computes, to make one repetition differ.
+    """
+    rng = np.random.default_rng(seed)
+    xs = rng.standard_normal((n, sizes[0])).tolist()
+    ys = rng.choice([-1.0, 1.0], n).tolist()
+    weights = [
+        [(rng.uniform(-1, 1, a).tolist(), 0.0) for _ in range(b)]
+        for a, b in itertools.pairwise(sizes)
+    ]
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        layers = [[([Value(w) for w in ws], Value(b)) for ws, b in layer] for layer in weights]
+        params = [p for layer in layers for ws, b in layer for p in (*ws, b)]
+
+        def loss_fn(scale: Any = 1.0) -> Value:
+            total = Value(0.0)
+            for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+                h: list[Any] = x
+                for k, layer in enumerate(layers):
+                    acts = [
+                        sum((w * xi for w, xi in zip(ws, h, strict=True)), b) for ws, b in layer
+                    ]
+                    h = acts if k == len(layers) - 1 else [a.relu() for a in acts]
+                out = h[0] * scale
+                total = total + (odd(i, out) if odd else out - y) ** 2
+            return total
+
+        return loss_fn, params
+
+    return make
+
+
+@pytest.fixture
+def fold_small(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Look for repetitions in small traces too (the default is for traces of thousands of ops)."""
+    import sys
+
+    monkeypatch.setattr(sys.modules["backproplab.autograd.compile"], "FOLD_OPS", 10)
+
+
+def folded(f: Any) -> bool:
+    return "repetitions of one block" in f.source
+
+
+def test_repetitions_are_written_once_as_a_loop_that_matches_eager(fold_small: None) -> None:
+    make = scalar_mlp(12)
+    assert lockstep(make, lambda i: (), steps=10, lr=0.05) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f()
+    source = f.source
+    assert folded(f)
+    # the block once: its 12 samples are rows of a table, not 12 copies of the block
+    assert source.count("# MulNumber") < 2 * 6 * 2 + 6 * 6 + 6 + 1
+    assert "for c0, c1, c2 in k" in source and "for i in range(" in source
+    ast.parse(source)
+
+
+def test_a_big_scalar_trace_folds_at_the_default_size() -> None:
+    """30 samples of MLP(2, [16, 16, 1]): about 19,000 ops, straight-line some 67,000 lines."""
+    make = scalar_mlp(30, sizes=(2, 16, 16, 1))
+    assert lockstep(make, lambda i: (), steps=2, lr=0.01) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f()
+    assert folded(f)
+    assert len(f.source.splitlines()) < 8_000
+
+
+def test_an_argument_read_by_every_repetition_is_read_on_every_call(fold_small: None) -> None:
+    make = scalar_mlp(8)
+    scales = [Value(1.0), Value(0.5), Value(-2.0), Value(3.0)]
+    assert lockstep(make, lambda i: (scales[i % 4],), steps=8, lr=0.02) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f(scales[0])
+    assert folded(f)
+
+
+def test_signed_zero_gradients_sum_as_eager_does(fold_small: None) -> None:
+    """A weight behind a ReLU that is off for every sample gets -0.0 from each: eager sums them to
+    -0.0, so the loop's sums must start from nothing rather than from 0.0."""
+    xs = [0.5 + 0.1 * i for i in range(10)]
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        w, v = Value(-1.0), Value(0.3)
+
+        def loss_fn() -> Value:
+            total = Value(0.0)
+            for x in xs:
+                total = total + ((w * x).relu() + v * x - 1.0) ** 2
+            return total
+
+        return loss_fn, [w, v]
+
+    f_eager, (w, _) = make()
+    f_eager().backward()
+    assert w.grad == 0.0 and math.copysign(1.0, w.grad) == -1.0
+    assert lockstep(make, lambda i: (), steps=3, lr=0.01) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f()
+    assert folded(f)
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        lambda i, o: (o.tanh() if i == 5 else o) - 1.0,  # one sample with an extra op
+        lambda i, o: o - (1.0 if i == 5 else -1.0),  # one sample's target differs only
+        lambda i, o: o - 1.0 if i % 3 else o + 1.0,  # every third sample alike
+    ],
+    ids=["an extra op in one sample", "one number differs", "period of three samples"],
+)
+def test_a_block_that_differs_in_one_sample_is_not_folded_wrongly(
+    fold_small: None, odd: Callable[..., Any]
+) -> None:
+    make = scalar_mlp(12, odd=odd)
+    assert lockstep(make, lambda i: (), steps=4, lr=0.05) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f()
+    assert folded(f)  # the longest run alike (or all, the numbers in a table), the rest as it is
+
+
+def test_a_rule_deciding_on_a_number_that_differs_refuses_the_loop(fold_small: None) -> None:
+    """x ** p's rule branches on p (p == 2): with p different per sample, no loop is written."""
+    ps = [2.0, 3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0]
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        w = Value(0.7)
+
+        def loss_fn() -> Value:
+            total = Value(0.0)
+            for i, p in enumerate(ps):
+                total = total + ((w * (i + 1.0)).tanh() + 0.5) ** p
+            return total
+
+        return loss_fn, [w]
+
+    assert lockstep(make, lambda i: (), steps=3, lr=0.01) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f()
+    assert not folded(f)
+
+
+def test_a_loop_source_never_holds_a_users_string(fold_small: None) -> None:
+    w = [Value(0.1 * k, label=HOSTILE) for k in range(3)]
+
+    def loss_fn(x: Value) -> Value:
+        total = Value(0.0, label=HOSTILE)
+        for i in range(6):
+            half = Value.constant(0.5 + i % 2, label=HOSTILE)  # a constant made inside
+            total = total + (w[0] * x + w[1] * float(i) + w[2]).tanh() * half
+        return total
+
+    f = compile(loss_fn)
+    f(Value(0.5, label=HOSTILE)).backward()
+    source = f.source
+    assert folded(f)
+    assert HOSTILE not in source and "import" not in source
+    tree = ast.parse(source)
+    assert not [
+        n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    ]
+    program = f._last.program  # type: ignore[union-attr]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            assert (
+                LOOP_NAME.match(node.id)
+                or node.id in ("A", "L", "S", "G", "R0", "i", "_", "range")
+                or node.id in program.globals
+                or node.id.startswith(("forward", "backward"))
+            ), node.id
+
+
+def test_an_output_from_inside_the_repetitions_is_returned_as_eager_does(fold_small: None) -> None:
+    w = Value(0.3)
+
+    def step() -> tuple[Value, Value, Value]:
+        total, third, last = Value(0.0), None, None
+        for i in range(8):
+            last = (w * (i + 1.0)).tanh() * (i - 2.0)
+            third = last if i == 2 else third
+            total = total + last
+        return total, third, last  # type: ignore[return-value]
+
+    f = compile(step)
+    f()
+    got = f()
+    want = step()
+    assert [bits(g.data) for g in got] == [bits(x.data) for x in want]
+    got[0].backward()
+    g_compiled = w.grad
+    w.grad = 0.0
+    want[0].backward()
+    assert bits(g_compiled) == bits(w.grad)
+
+
+def test_two_running_sums_and_code_after_the_loop_match_eager(fold_small: None) -> None:
+    """Two values carried from sample to sample, and ops after the loop that read the last
+    sample's values (their backward reads them again from the saved rows)."""
+    rng = np.random.default_rng(8)
+    data = [(x, y) for x, y in rng.standard_normal((9, 2)).tolist()]
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        w, b = Value(0.4), Value(-0.1)
+
+        def loss_fn() -> Value:
+            s, m = Value(0.0), Value(0.0)
+            for x, y in data:
+                m = m * 0.5 + (w * x + b).tanh() - y  # a moving sum, carried
+                s = s + m**2  # and the total, carried
+            return (s * 0.1).tanh() * s
+
+        return loss_fn, [w, b]
+
+    assert lockstep(make, lambda i: (), steps=5, lr=0.1) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f()
+    assert folded(f)
+    assert "u0, u1 = " in f.source
+
+
+def random_op(kind: str, h: Value, w: Value, x: list[float], k: int) -> Value:
+    if kind in ("tanh", "relu", "sigmoid"):
+        return getattr(h, kind)()  # type: ignore[no-any-return]
+    if kind == "mul":
+        return h * w
+    if kind == "add":
+        return h + w * x[1]
+    if kind == "sub":
+        return h - x[2]
+    if kind == "square":
+        return h**2
+    return h * x[k % 3] if kind == "times_x" else h + w
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_repeated_steps_match_eager(fold_small: None, seed: int) -> None:
+    """Random per-sample blocks (one sample sometimes different, a second carried value, code
+    after the loop), three steps each: the loop, or the straight code where it refuses, is the
+    eager engine to the bit, overflows and NaN included."""
+    rnd = np.random.default_rng(seed)
+    kinds = ["mul", "add", "tanh", "relu", "sub", "square", "times_x", "plus_w", "sigmoid"]
+    plan = [str(k) for k in rnd.choice(kinds, int(rnd.integers(2, 8)))]
+    n_w, n = int(rnd.integers(1, 5)), int(rnd.integers(3, 10))
+    data = rnd.uniform(-2, 2, (n, 3)).tolist()
+    odd = int(rnd.integers(0, n)) if rnd.random() < 0.3 else -1
+    two, after = rnd.random() < 0.5, str(rnd.choice(["none", "tanh", "square", "div"]))
+    start = rnd.uniform(-1, 1, n_w).tolist()
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        ws = [Value(w) for w in start]
+
+        def loss_fn() -> Value:
+            s, m = Value(0.0), Value(0.0)
+            for i, x in enumerate(data):
+                h = ws[0] * x[0]
+                for k, kind in enumerate(plan):
+                    h = random_op(kind, h, ws[k % n_w], x, k)
+                h = h.tanh() if i == odd else h
+                if two:
+                    m = m * 0.5 + h
+                    s = s + m * m
+                else:
+                    s = s + h
+            if after == "tanh":
+                return s.tanh()
+            return s * s if after == "square" else s / 7.0 if after == "div" else s
+
+        return loss_fn, ws
+
+    assert lockstep(make, lambda i: (), steps=3, lr=0.01) == 1
+
+
+@pytest.mark.parametrize(
+    "start",
+    ["a leaf", "a constant", "a weight the block reads too", "a value computed before"],
+)
+def test_what_the_running_sum_starts_from(fold_small: None, start: str) -> None:
+    """The first sample reads the sum's start where the others read the sum so far: a leaf of its
+    own joins the loop (u0 = p...); the other starts keep a first sample written out, or no
+    loop, and every one matches eager to the bit."""
+    xs = [0.5, -1.0, 2.0, 0.25, -0.75, 1.5]
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        w, b = Value(0.3), Value(-0.2)
+
+        def loss_fn() -> Value:
+            s = {
+                "a leaf": lambda: Value(0.0),
+                "a constant": lambda: Value.constant(0.0),
+                "a weight the block reads too": lambda: w,
+                "a value computed before": lambda: (w * b).tanh(),
+            }[start]()
+            for x in xs:
+                s = s + (w * x + b).tanh() * w
+            return s
+
+        return loss_fn, [w, b]
+
+    assert lockstep(make, lambda i: (), steps=4, lr=0.05) == 1
+    f_plain, _ = make()
+    f = compile(f_plain)
+    f()
+    assert folded(f)
+    before_loop = f.source[: f.source.index("R0 = []")]
+    first_sample_written_out = "# MulNumber" in before_loop  # the block's w * x
+    assert first_sample_written_out == (start in ("a constant", "a weight the block reads too"))

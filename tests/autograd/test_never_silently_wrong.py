@@ -375,3 +375,38 @@ def test_a_number_too_large_for_a_float_is_named() -> None:
         Value(10**400)
     with pytest.raises(OverflowError, match="401 digits"):
         Value(1.0) * 10**400
+
+
+# --- grad mode is per asyncio task too -----------------------------------------------------------
+
+
+def test_no_grad_in_one_task_leaves_another_recording() -> None:
+    """Two coroutines interleaved on one thread: the one inside no_grad() must not switch off
+    recording for the other (a thread-local mode would be shared by both)."""
+    import asyncio
+
+    async def main() -> tuple[bool, float]:
+        inside = asyncio.Event()
+        release = asyncio.Event()
+
+        async def hold_no_grad() -> bool:
+            with no_grad():
+                inside.set()
+                await release.wait()
+                return is_grad_enabled()
+
+        async def train() -> float:
+            await inside.wait()
+            x = Value(3.0)
+            y = x * x  # recorded while the other task sits in no_grad()
+            y.backward()
+            release.set()
+            return x.grad
+
+        held, g = await asyncio.gather(hold_no_grad(), train())
+        return held, g
+
+    held, g = asyncio.run(main())
+    assert held is False
+    assert g == 6.0
+    assert is_grad_enabled()
