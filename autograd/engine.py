@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any, ClassVar
 
 # The math namespaces (xp) the pass hands to rules: FloatMath for Values, ArrayMath for Tensors,
@@ -52,18 +53,15 @@ class Node:
         self.parents, self.op, self.params = (), None, ()
         self._version = self._made = _data_writes
 
-    @property
-    def data(self) -> Any:
-        """The node's value: a float for a Value, an ndarray for a Tensor."""
-        return self._data
-
-    @data.setter
-    def data(self, value: Any) -> None:
+    def _set_data(self, value: Any) -> None:
         # A new version: a backward pass through a graph recorded before it refuses to run
         # (PyTorch's version counter), rather than compute gradients from the new data.
         global _data_writes
         _data_writes += 1
         self._data, self._version = value, _data_writes
+
+    # Read as the attribute it is (attrgetter runs no Python frame); set with a new version.
+    data = property(attrgetter("_data"), _set_data, doc="The value: a float, or an ndarray.")
 
     def backward(
         self,
