@@ -1968,10 +1968,9 @@ def _make_guard(
     small network notices. Built from indices alone: shapes and dtypes are globals of its own.
 
     The arrays that last passed are remembered (``S0``...): when a call brings the very same
-    array objects (a training loop's data, parameters updated in place), their class, shape
-    and dtype are not read again. An array is only ever replaced through ``.data =``, which
-    makes a new object; reshaping an array in place (``a.shape = ...``) is not followed, as
-    writing into it in place is not. This keeps those arrays alive until the next call.
+    array objects (a training loop's data, parameters updated in place), only their shapes are
+    read again (``a.shape = ...`` reshapes an array in place). This keeps those arrays alive
+    until the next call.
     """
     checked = [j for j, leaf in enumerate(leaves) if isinstance(leaf._data, np.ndarray)]
     if len(args) + len(checked) > MAX_GUARDED:
@@ -2009,7 +2008,10 @@ def _make_guard(
     grads = [f"a{i}.requires_grad is {args[i].requires_grad}" for i in tensors]
     same = [f"{x} is {y}" for x, y in zip(d, seen, strict=True)]
     same += [f"a{i}.__class__ is Tensor" for i in tensors] + grads + distinct
-    if same:  # the very arrays that passed last time: their class, shape and dtype are known
+    if same:  # the very arrays that passed last time: their class and dtype are known, and
+        # their shape is read again, as a.shape = ... reshapes an array in place
+        if d:
+            same.append(f"{_tuple([x + '.shape' for x in d])} == SHAPES")
         src += [f"    if {' and '.join(same)}:", "        return True"]
     if n:
         src += [

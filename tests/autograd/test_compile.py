@@ -311,6 +311,24 @@ def test_the_same_arrays_again_are_read_afresh_and_a_rebound_one_is_checked() ->
     assert f(x).item() == 6.0 and f.traces == 3
 
 
+def test_an_argument_reshaped_in_place_is_traced_again_not_broadcast() -> None:
+    """The very array of the last call, reshaped in place (a.shape = ...): the replay would
+    broadcast (100, 1) against (1, 100) into a (100, 100) loss, silently wrong."""
+    w = Tensor(np.full((1, 1), 0.5), requires_grad=True)
+
+    def eager(X: Any, Y: Any) -> Tensor:
+        return ((X @ w - Y) ** 2).mean()
+
+    f = compile(eager)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(100, 1)), rng.normal(size=(100, 1))
+    f(x, y)
+    f(x, y)
+    y.shape = (1, 100)
+    got, want = f(x, y), eager(x, y)
+    assert f.traces == 2 and bits(got.data) == bits(want.data)
+
+
 @pytest.mark.parametrize("how", ["in place", "rebound", "an argument rebound", "a Value"])
 def test_data_set_between_the_compiled_forward_and_backward_is_refused(how: str) -> None:
     """As in the eager pass: the generated backward reads the leaves again, so a gradient taken
