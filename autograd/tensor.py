@@ -86,7 +86,10 @@ class Tensor(Node):
            [6., 8.]])
     """
 
-    __slots__ = ()
+    __slots__ = ("_retired",)
+
+    # The gradient array zero_grad() let go of, freed when the next pass delivers a new one.
+    _retired: np.ndarray | None
 
     xp = ArrayMath
     empty_grad = None
@@ -139,8 +142,13 @@ class Tensor(Node):
                     "only a single-element root has an implied gradient of 1"
                 )
             seed = np.ones(self._data.shape, self._data.dtype)
+            # Read-only, so that it may be shared (compile keeps one per program): a node
+            # handed it as .grad takes a copy (see _accumulate).
+            seed.flags.writeable = False
         else:
-            seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            # A copy: the pass may hand its seed to the root as .grad, and a later write into
+            # that must not reach the caller's array.
+            seed = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if seed.shape != self.shape:
                 raise ValueError(
                     f"backward() got grad of shape {seed.shape} for a Tensor of shape {self.shape}"
@@ -148,12 +156,18 @@ class Tensor(Node):
         return Tensor(seed) if create_graph else seed
 
     def fit_gradient(self, g: Any, op: type[Op], i: int) -> Any:
-        """Return ``g`` in this Tensor's shape and dtype, summing out what broadcasting added.
+        """Return ``g``, the gradient input ``i`` of ``op`` sends to this Tensor, as this
+        Tensor's: in its shape (summing out what broadcasting added) and dtype, and an array no
+        other node holds, which the pass may give it as ``.grad``: g itself when ``op`` makes
+        new arrays (``Op.makes_new_arrays``) or when summing or a new dtype made one, else a copy.
 
         Raises ValueError naming ``op``, input ``i`` and both shapes when g's shape is neither
         this Tensor's nor one it broadcasts to.
         """
-        shape = self._data.shape
+        data = self._data
+        if g.__class__ is np.ndarray and g.shape == data.shape and g.dtype == data.dtype:
+            return g if op.makes_new_arrays else g.copy()  # the usual case, first
+        shape = data.shape
         g_shape = getattr(g, "shape", ())
         if g_shape != shape:
             if not _broadcasts_to(shape, g_shape):
@@ -162,16 +176,20 @@ class Tensor(Node):
                     f"input {i}, of shape {shape}: it must have that shape, or one the input "
                     "broadcasts to"
                 )
-            g = unbroadcast(g, shape)
-        if isinstance(g, Tensor) or (g.__class__ is np.ndarray and g.dtype == self._data.dtype):
+            g = unbroadcast(g, shape)  # a new array (or a Tensor, in a recorded pass)
+        elif not op.makes_new_arrays and not isinstance(g, Tensor):
+            return np.array(g, dtype=data.dtype)
+        if isinstance(g, Tensor) or (g.__class__ is np.ndarray and g.dtype == data.dtype):
             return g
-        return np.asarray(g, dtype=self._data.dtype)
+        return np.asarray(g, dtype=data.dtype)
 
     def _accumulate(self, g: Any) -> None:
-        # An array of its own: a rule may hand one array to several inputs (a + b), or a
-        # read-only view (a broadcast), and a user may add into .grad in place.
+        # The pass hands over arrays that are this node's own (fit_gradient copies any a rule
+        # shares) except its read-only seed: keeping g needs no copy, and a user may add into
+        # .grad in place without touching another node's.
         if self.grad is None:
-            self.grad = g if isinstance(g, Tensor) else np.array(g)
+            self.grad = g if g.__class__ is not np.ndarray or g.flags.writeable else g.copy()
+            self._retired = None
         else:
             self.grad = self.grad + g
 
@@ -182,7 +200,16 @@ class Tensor(Node):
         return Tensor(zeros) if create_graph else zeros
 
     def zero_grad(self) -> None:
-        """Reset the gradient to None before the next backward pass."""
+        """Reset the gradient to None before the next backward pass.
+
+        The old array is let go of when the next pass delivers the new gradient, not now (it is
+        never written into). Freed at the end of every training step, a parameter-sized array
+        is handed back to the system and faulted in again by the next step (about 350 page
+        faults a step on seed 002's network, bench/README.md); freed a step later, its memory
+        is reused, as in a NumPy loop, where ``d_w1`` lives until the next step replaces it.
+        """
+        if self.grad.__class__ is np.ndarray:  # not a recorded Tensor: that would keep its graph
+            self._retired = self.grad
         self.grad = None
 
     def detach(self) -> Tensor:
