@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from typing import Any, Union
 
@@ -70,6 +71,7 @@ Operand = Union["Tensor", ArrayLike]
 Axis = Union[int, tuple[int, ...], None]  # noqa: UP007 - a runtime alias; `|` needs 3.10 objects
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_data_of = operator.attrgetter("_data")  # a node's data, without a Python frame per node
 _NUMBERS = (int, float, np.integer, np.floating)
 
 
@@ -275,11 +277,14 @@ class Tensor(Node):
     # -- arithmetic --------------------------------------------------------------------------------
 
     # A number operand is a param of the op (x * 0.5 is one node), never a leaf of its own.
+    # The usual operand, a Tensor, is told apart first, by its class alone.
 
     def __add__(self, other: Operand) -> Tensor:
-        if isinstance(other, _NUMBERS):
-            return _apply(AddNumber, (self,), (float(other),))
-        return _apply(Add, (self, _lift(other, self, Add)))
+        if other.__class__ is not Tensor:
+            if isinstance(other, _NUMBERS):
+                return _apply(AddNumber, (self,), (float(other),))
+            other = _lift(other, self, Add)
+        return _apply(Add, (self, other))
 
     def __radd__(self, other: Operand) -> Tensor:
         if isinstance(other, _NUMBERS):
@@ -287,9 +292,11 @@ class Tensor(Node):
         return _apply(Add, (_lift(other, self, Add), self))
 
     def __sub__(self, other: Operand) -> Tensor:
-        if isinstance(other, _NUMBERS):
-            return _apply(AddNumber, (self,), (-float(other),))  # x - c is x + (-c), exactly
-        return _apply(Sub, (self, _lift(other, self, Sub)))
+        if other.__class__ is not Tensor:
+            if isinstance(other, _NUMBERS):
+                return _apply(AddNumber, (self,), (-float(other),))  # x - c is x + (-c), exactly
+            other = _lift(other, self, Sub)
+        return _apply(Sub, (self, other))
 
     def __rsub__(self, other: Operand) -> Tensor:
         if isinstance(other, _NUMBERS):
@@ -297,9 +304,11 @@ class Tensor(Node):
         return _apply(Sub, (_lift(other, self, Sub), self))
 
     def __mul__(self, other: Operand) -> Tensor:
-        if isinstance(other, _NUMBERS):
-            return _apply(MulNumber, (self,), (float(other),))
-        return _apply(Mul, (self, _lift(other, self, Mul)))
+        if other.__class__ is not Tensor:
+            if isinstance(other, _NUMBERS):
+                return _apply(MulNumber, (self,), (float(other),))
+            other = _lift(other, self, Mul)
+        return _apply(Mul, (self, other))
 
     def __rmul__(self, other: Operand) -> Tensor:
         if isinstance(other, _NUMBERS):
@@ -307,9 +316,11 @@ class Tensor(Node):
         return _apply(Mul, (_lift(other, self, Mul), self))
 
     def __truediv__(self, other: Operand) -> Tensor:
-        if isinstance(other, _NUMBERS):
-            return _apply(DivNumber, (self,), (float(other),))
-        return _apply(Div, (self, _lift(other, self, Div)))
+        if other.__class__ is not Tensor:
+            if isinstance(other, _NUMBERS):
+                return _apply(DivNumber, (self,), (float(other),))
+            other = _lift(other, self, Div)
+        return _apply(Div, (self, other))
 
     def __rtruediv__(self, other: Operand) -> Tensor:
         if isinstance(other, _NUMBERS):
@@ -317,7 +328,9 @@ class Tensor(Node):
         return _apply(Div, (_lift(other, self, Div), self))
 
     def __matmul__(self, other: Operand) -> Tensor:
-        return _apply(MatMul, (self, _lift(other, self, MatMul)))
+        if other.__class__ is not Tensor:
+            other = _lift(other, self, MatMul)
+        return _apply(MatMul, (self, other))
 
     def __rmatmul__(self, other: Operand) -> Tensor:
         return _apply(MatMul, (_lift(other, self, MatMul), self))
@@ -415,7 +428,8 @@ class Tensor(Node):
         """Mean over axis (an int, a tuple, or None for all); NaN over an empty axis, as NumPy."""
         axis = _axis(axis, self, Sum)
         n = self.data.size if axis is None else int(np.prod([self.shape[a] for a in axis]))
-        return self.sum(axis, keepdims) * (1.0 / n if n else math.nan)
+        total = _apply(Sum, (self,), (axis, keepdims))
+        return _apply(MulNumber, (total,), (1.0 / n if n else math.nan,))
 
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Max over axis; ties share the gradient evenly."""
@@ -581,7 +595,7 @@ def _apply(op: type[Op], parents: tuple[Tensor, ...], params: tuple[Any, ...] = 
     Raises ValueError or IndexError naming the op and the shapes when NumPy refuses them.
     """
     try:
-        data = op.forward(ArrayMath, *[p._data for p in parents], *params)
+        data = op.forward(ArrayMath, *map(_data_of, parents), *params)
     except (ValueError, IndexError) as e:
         shapes = " and ".join(str(p.shape) for p in parents)
         plural = "s" if len(parents) > 1 else ""
@@ -597,7 +611,10 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     Broadcasting copies an input along new leading axes and along its axes of length 1; each
     copy sends back its own gradient, and the input's is their sum.
     """
-    g = g.sum(axis=unbroadcast_axes(g.shape, shape), keepdims=True)
+    axes = unbroadcast_axes(g.shape, shape)
+    if len(axes) == g.ndim - len(shape):  # only new leading axes (a bias): no reshape needed
+        return g.sum(axis=axes)
+    g = g.sum(axis=axes, keepdims=True)
     return g.reshape(shape) if g.ndim != len(shape) else g
 
 
@@ -605,12 +622,16 @@ def unbroadcast_axes(g_shape: tuple[int, ...], shape: tuple[int, ...]) -> tuple[
     """The axes ``unbroadcast`` sums: the leading ones broadcasting added, and those where the
     input had length 1 and the gradient has more."""
     extra = len(g_shape) - len(shape)
+    if 1 not in shape:
+        return tuple(range(extra))
     stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and g_shape[extra + i] != 1)
     return tuple(range(extra)) + stretched
 
 
 def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
     """Whether an array of ``shape`` broadcasts to ``target`` (NumPy's rule, read backwards)."""
+    if target[len(target) - len(shape) :] == shape:  # only new leading axes, as a bias has
+        return True
     return len(shape) <= len(target) and all(
         n == t or n == 1
         for n, t in zip(reversed(shape), reversed(target))  # noqa: B905
