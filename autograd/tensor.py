@@ -88,10 +88,11 @@ class Tensor(Node):
            [6., 8.]])
     """
 
-    __slots__ = ("_retired",)
+    __slots__ = ("_delivered",)
 
-    # The gradient array zero_grad() let go of, freed when the next pass delivers a new one.
-    _retired: np.ndarray | None
+    # The gradient array the last backward pass gave this node, kept past zero_grad() until
+    # the next pass gives a new one (see zero_grad).
+    _delivered: np.ndarray | None
 
     xp = ArrayMath
     empty_grad = None
@@ -191,9 +192,10 @@ class Tensor(Node):
         # .grad in place without touching another node's.
         if self.grad is None:
             self.grad = g if g.__class__ is not np.ndarray or g.flags.writeable else g.copy()
-            self._retired = None
         else:
             self.grad = self.grad + g
+        # not a recorded gradient: its graph refers back to this node
+        self._delivered = self.grad if self.grad.__class__ is np.ndarray else None
 
     @staticmethod
     def zeros_like(x: Tensor, create_graph: bool) -> Any:
@@ -204,14 +206,13 @@ class Tensor(Node):
     def zero_grad(self) -> None:
         """Reset the gradient to None before the next backward pass.
 
-        The old array is let go of when the next pass delivers the new gradient, not now (it is
-        never written into). Freed at the end of every training step, a parameter-sized array
-        is handed back to the system and faulted in again by the next step (about 350 page
-        faults a step on seed 002's network, bench/README.md); freed a step later, its memory
-        is reused, as in a NumPy loop, where ``d_w1`` lives until the next step replaces it.
+        An array the backward pass delivered is let go of when the next pass delivers a new
+        one, not now (it is never written into). Freed at the end of every training step, a
+        parameter-sized array is handed back to the system and faulted in again by the next
+        step (about 350 page faults a step on seed 002's network, bench/README.md); freed a
+        step later, its memory is reused, as in a NumPy loop, where ``d_w1`` lives until the
+        next step replaces it. (A compiled step keeps its arrays in the same way itself.)
         """
-        if self.grad.__class__ is np.ndarray:  # not a recorded Tensor: that would keep its graph
-            self._retired = self.grad
         self.grad = None
 
     def detach(self) -> Tensor:
