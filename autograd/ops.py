@@ -502,10 +502,10 @@ class MatMul(Op):
     def backward(
         xp: Any_, g: Any_, out: Any_, a: Any_, b: Any_, *, needs_grad: tuple[bool, ...]
     ) -> tuple[Any_, ...]:
-        if a.ndim == 2 and b.ndim == 2:  # matrices, a network's layers: xp.dot is @ for
-            # them, without matmul's set-up cost on small ones (see ArrayMath.dot)
-            da = xp.dot(g, xp.mT(b)) if needs_grad[0] else None
-            return da, (xp.dot(xp.mT(a), g) if needs_grad[1] else None)
+        if a.ndim == 2 and b.ndim == 2:  # matrices, a network's layers: no promotion
+            da = g @ xp.mT(b) if needs_grad[0] else None
+            db = xp.mT(a) @ g if needs_grad[1] else None
+            return da, db
         if a.ndim == 1 and b.ndim == 1:
             return (g * b if needs_grad[0] else None), (g * a if needs_grad[1] else None)
         a2 = xp.reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
