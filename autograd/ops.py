@@ -22,10 +22,17 @@ class Op:
     the arguments are (floats, arrays, or nodes in a recorded pass), so one rule serves all
     three. ``params`` are the arguments not differentiated (a number operand, an axis). An op
     that sets ``takes_needs_grad`` also gets ``needs_grad=`` (a bool per input).
+
+    An op sets ``makes_new_arrays`` when its rule, given arrays, returns for each input an array
+    it has just made: not ``g``, an input or ``out``, nor a view of one, nor one array for two
+    inputs (``g * b`` is new; Add's ``g, g`` and Sum's broadcast view of ``g`` are not). The
+    pass may then give that array to the input as its ``.grad`` as it is; any other op's
+    gradients are copied first, so a ``.grad`` is never shared with another node.
     """
 
     name: ClassVar[str] = "Op"
     takes_needs_grad: ClassVar[bool] = False
+    makes_new_arrays: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -80,6 +87,8 @@ class Sub(Op):
 class Mul(Op):
     """out = a * b;  da = g * b,  db = g * a"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, a: Any_, b: Any_) -> Any_:
         return a * b
@@ -91,6 +100,8 @@ class Mul(Op):
 
 class Div(Op):
     """out = a / b;  da = g / b,  db = -g * out / b   (a primitive: one node, not a * b**-1)"""
+
+    makes_new_arrays = True
 
     @staticmethod
     def forward(xp: Any_, a: Any_, b: Any_) -> Any_:
@@ -105,6 +116,8 @@ class Div(Op):
 class Neg(Op):
     """out = -x;  dx = -g"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, x: Any_) -> Any_:
         return -x
@@ -117,6 +130,8 @@ class Neg(Op):
 class Pow(Op):
     """out = x ** p for a constant p;  dx = g * p * x ** (p - 1)"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, x: Any_, p: float) -> Any_:
         return xp.pow(x, p)
@@ -125,8 +140,6 @@ class Pow(Op):
     def backward(xp: Any_, g: Any_, out: Any_, x: Any_, p: float) -> tuple[Any_, ...]:
         if p == 0:  # x ** -1 at x = 0 would turn the exact zero into NaN
             return (g * 0.0,)
-        if p == 1:
-            return (g,)
         if p == 2:  # the most common power; x * 2 is exact and records one node fewer
             return (g * (x * 2.0),)
         return (g * (p * xp.pow(x, p - 1)),)
@@ -140,6 +153,7 @@ class PowV(Op):
     """
 
     name = "Pow(a, b)"
+    makes_new_arrays = True
     takes_needs_grad = True  # log(a) is undefined for a <= 0: compute db only when b needs it
 
     @staticmethod
@@ -173,6 +187,8 @@ class AddNumber(Op):
 class MulNumber(Op):
     """out = x * c for a number c;  dx = g * c"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, x: Any_, c: float) -> Any_:
         return x * c
@@ -184,6 +200,8 @@ class MulNumber(Op):
 
 class DivNumber(Op):
     """out = x / c for a number c;  dx = g / c"""
+
+    makes_new_arrays = True
 
     @staticmethod
     def forward(xp: Any_, x: Any_, c: float) -> Any_:
@@ -197,6 +215,8 @@ class DivNumber(Op):
 class NumberSub(Op):
     """out = c - x for a number c;  dx = -g"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, x: Any_, c: float) -> Any_:
         return c - x
@@ -209,6 +229,8 @@ class NumberSub(Op):
 class NumberDiv(Op):
     """out = c / x for a number c;  dx = -g * out / x"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, x: Any_, c: float) -> Any_:
         return xp.div(c, x)
@@ -220,6 +242,8 @@ class NumberDiv(Op):
 
 class NumberPow(Op):
     """out = c ** x for a number c;  dx = g * out * log(c)   (0 for c = 0, as in PyTorch)"""
+
+    makes_new_arrays = True
 
     @staticmethod
     def forward(xp: Any_, x: Any_, c: float) -> Any_:
@@ -234,6 +258,8 @@ class NumberPow(Op):
 class Exp(Op):
     """out = exp(x);  dx = g * out"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, x: Any_) -> Any_:
         return xp.exp(x)
@@ -245,6 +271,8 @@ class Exp(Op):
 
 class Log(Op):
     """out = log(x);  dx = g / x"""
+
+    makes_new_arrays = True
 
     @staticmethod
     def forward(xp: Any_, x: Any_) -> Any_:
@@ -258,6 +286,8 @@ class Log(Op):
 class Tanh(Op):
     """out = tanh(x);  dx = g * (1 - out ** 2)"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, x: Any_) -> Any_:
         return xp.tanh(x)
@@ -269,6 +299,8 @@ class Tanh(Op):
 
 class Sin(Op):
     """out = sin(x);  dx = g * cos(x)"""
+
+    makes_new_arrays = True
 
     @staticmethod
     def forward(xp: Any_, x: Any_) -> Any_:
@@ -282,6 +314,8 @@ class Sin(Op):
 class Cos(Op):
     """out = cos(x);  dx = -g * sin(x)"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, x: Any_) -> Any_:
         return xp.cos(x)
@@ -294,6 +328,8 @@ class Cos(Op):
 class Sigmoid(Op):
     """out = 1 / (1 + exp(-x));  dx = g * out * (1 - out)   (a primitive: stable at |x| = 1000)"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, x: Any_) -> Any_:
         return xp.sigmoid(x)
@@ -305,6 +341,8 @@ class Sigmoid(Op):
 
 class ReLU(Op):
     """out = max(x, 0);  dx = g * [out > 0]   (gradient 0 at 0)"""
+
+    makes_new_arrays = True
 
     @staticmethod
     def forward(xp: Any_, x: Any_) -> Any_:
@@ -320,6 +358,8 @@ class ReLU(Op):
 class Abs(Op):
     """out = |x|;  dx = g * sign(x)   (gradient 0 at 0)"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, x: Any_) -> Any_:
         return xp.abs(x)
@@ -331,6 +371,8 @@ class Abs(Op):
 
 class Sqrt(Op):
     """out = sqrt(x);  dx = g * 0.5 / out"""
+
+    makes_new_arrays = True
 
     @staticmethod
     def forward(xp: Any_, x: Any_) -> Any_:
@@ -344,6 +386,8 @@ class Sqrt(Op):
 class Maximum(Op):
     """out = max(a, b);  da = g * ([a > b] + [a = b] / 2),  db = g * ([b > a] + [a = b] / 2)"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, a: Any_, b: Any_) -> Any_:
         return xp.maximum(a, b)
@@ -356,6 +400,8 @@ class Maximum(Op):
 
 class Minimum(Op):
     """out = min(a, b);  da = g * ([a < b] + [a = b] / 2),  db = g * ([b < a] + [a = b] / 2)"""
+
+    makes_new_arrays = True
 
     @staticmethod
     def forward(xp: Any_, a: Any_, b: Any_) -> Any_:
@@ -418,6 +464,8 @@ class Sum(Op):
 class Max(Op):
     """out = max of x over axis;  dx = g where x equals the max, split evenly among ties"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, x: Any_, axis: Any_, keepdims: bool) -> Any_:
         return xp.amax(x, axis, keepdims)
@@ -443,6 +491,7 @@ class Min(Max):
 class MatMul(Op):
     """out = a @ b;  da = g @ bᵀ,  db = aᵀ @ g   (1-D operands promoted as in NumPy)"""
 
+    makes_new_arrays = True
     takes_needs_grad = True  # never multiply out the gradient of an input such as the data batch
 
     @staticmethod
@@ -453,6 +502,10 @@ class MatMul(Op):
     def backward(
         xp: Any_, g: Any_, out: Any_, a: Any_, b: Any_, *, needs_grad: tuple[bool, ...]
     ) -> tuple[Any_, ...]:
+        if a.ndim == 2 and b.ndim == 2:  # matrices, a network's layers: no promotion
+            da = g @ xp.mT(b) if needs_grad[0] else None
+            db = xp.mT(a) @ g if needs_grad[1] else None
+            return da, db
         if a.ndim == 1 and b.ndim == 1:
             return (g * b if needs_grad[0] else None), (g * a if needs_grad[1] else None)
         a2 = xp.reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
@@ -492,6 +545,7 @@ class Dense(Op):
     step is mostly per-node overhead, and this is the layer PyTorch's addmm fuses too.
     """
 
+    makes_new_arrays = True
     takes_needs_grad = True  # the data batch x never needs its gradient multiplied out
 
     @staticmethod
@@ -517,6 +571,7 @@ class SquaredError(Op):
     """out = Σ (p - t)² / n  (n the element count for the mean, 1 for the sum);
     dp = 2 (p - t) g / n,  dt = -dp   (one node for the loss, not four: Sub, Mul, Sum, scale)"""
 
+    makes_new_arrays = True
     takes_needs_grad = True  # the target is data: no gradient for it
 
     @staticmethod
@@ -571,6 +626,8 @@ class BroadcastTo(Op):
 class Index(Op):
     """out = x[index];  dx = zeros of x's shape, g added at index (repeats accumulate)"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, x: Any_, index: Any_) -> Any_:
         return x[index]
@@ -617,6 +674,8 @@ class Concatenate(Op):
 class Where(Op):
     """out = a where cond else b;  da = g * [cond],  db = g * [not cond]"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, a: Any_, b: Any_, cond: Any_) -> Any_:
         return xp.where(cond, a, b)
@@ -628,6 +687,8 @@ class Where(Op):
 
 class Softmax(Op):
     """out = exp(x) / sum(exp(x)) over axis;  dx = out * (g - sum(g * out, axis))"""
+
+    makes_new_arrays = True
 
     @staticmethod
     def forward(xp: Any_, x: Any_, axis: int) -> Any_:
@@ -641,6 +702,8 @@ class Softmax(Op):
 class LogSoftmax(Op):
     """out = x - logsumexp(x) over axis;  dx = g - exp(out) * sum(g, axis)"""
 
+    makes_new_arrays = True
+
     @staticmethod
     def forward(xp: Any_, x: Any_, axis: int) -> Any_:
         return xp.log_softmax(x, axis)
@@ -652,6 +715,8 @@ class LogSoftmax(Op):
 
 class LogSumExp(Op):
     """out = log(sum(exp(x))) over axis;  dx = g * exp(x - out), g and out broadcast back"""
+
+    makes_new_arrays = True
 
     @staticmethod
     def forward(xp: Any_, x: Any_, axis: Any_, keepdims: bool) -> Any_:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from typing import Any, Union
 
@@ -70,6 +71,7 @@ Operand = Union["Tensor", ArrayLike]
 Axis = Union[int, tuple[int, ...], None]  # noqa: UP007 - a runtime alias; `|` needs 3.10 objects
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_data_of = operator.attrgetter("_data")  # a node's data, without a Python frame per node
 _NUMBERS = (int, float, np.integer, np.floating)
 
 
@@ -86,7 +88,11 @@ class Tensor(Node):
            [6., 8.]])
     """
 
-    __slots__ = ()
+    __slots__ = ("_delivered",)
+
+    # The gradient array the last backward pass gave this node, kept past zero_grad() until
+    # the next pass gives a new one (see zero_grad).
+    _delivered: np.ndarray | None
 
     xp = ArrayMath
     empty_grad = None
@@ -139,8 +145,13 @@ class Tensor(Node):
                     "only a single-element root has an implied gradient of 1"
                 )
             seed = np.ones(self._data.shape, self._data.dtype)
+            # Read-only, so that it may be shared (compile keeps one per program): a node
+            # handed it as .grad takes a copy (see _accumulate).
+            seed.flags.writeable = False
         else:
-            seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            # A copy: the pass may hand its seed to the root as .grad, and a later write into
+            # that must not reach the caller's array.
+            seed = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if seed.shape != self.shape:
                 raise ValueError(
                     f"backward() got grad of shape {seed.shape} for a Tensor of shape {self.shape}"
@@ -148,12 +159,18 @@ class Tensor(Node):
         return Tensor(seed) if create_graph else seed
 
     def fit_gradient(self, g: Any, op: type[Op], i: int) -> Any:
-        """Return ``g`` in this Tensor's shape and dtype, summing out what broadcasting added.
+        """Return ``g``, the gradient input ``i`` of ``op`` sends to this Tensor, as this
+        Tensor's: in its shape (summing out what broadcasting added) and dtype, and an array no
+        other node holds, which the pass may give it as ``.grad``: g itself when ``op`` makes
+        new arrays (``Op.makes_new_arrays``) or when summing or a new dtype made one, else a copy.
 
         Raises ValueError naming ``op``, input ``i`` and both shapes when g's shape is neither
         this Tensor's nor one it broadcasts to.
         """
-        shape = self._data.shape
+        data = self._data
+        if g.__class__ is np.ndarray and g.shape == data.shape and g.dtype == data.dtype:
+            return g if op.makes_new_arrays else g.copy()  # the usual case, first
+        shape = data.shape
         g_shape = getattr(g, "shape", ())
         if g_shape != shape:
             if not _broadcasts_to(shape, g_shape):
@@ -162,18 +179,23 @@ class Tensor(Node):
                     f"input {i}, of shape {shape}: it must have that shape, or one the input "
                     "broadcasts to"
                 )
-            g = unbroadcast(g, shape)
-        if isinstance(g, Tensor) or (g.__class__ is np.ndarray and g.dtype == self._data.dtype):
+            g = unbroadcast(g, shape)  # a new array (or a Tensor, in a recorded pass)
+        elif not op.makes_new_arrays and not isinstance(g, Tensor):
+            return np.array(g, dtype=data.dtype)
+        if isinstance(g, Tensor) or (g.__class__ is np.ndarray and g.dtype == data.dtype):
             return g
-        return np.asarray(g, dtype=self._data.dtype)
+        return np.asarray(g, dtype=data.dtype)
 
     def _accumulate(self, g: Any) -> None:
-        # An array of its own: a rule may hand one array to several inputs (a + b), or a
-        # read-only view (a broadcast), and a user may add into .grad in place.
+        # The pass hands over arrays that are this node's own (fit_gradient copies any a rule
+        # shares) except its read-only seed: keeping g needs no copy, and a user may add into
+        # .grad in place without touching another node's.
         if self.grad is None:
-            self.grad = g if isinstance(g, Tensor) else np.array(g)
+            self.grad = g if g.__class__ is not np.ndarray or g.flags.writeable else g.copy()
         else:
             self.grad = self.grad + g
+        # not a recorded gradient: its graph refers back to this node
+        self._delivered = self.grad if self.grad.__class__ is np.ndarray else None
 
     @staticmethod
     def zeros_like(x: Tensor, create_graph: bool) -> Any:
@@ -182,7 +204,15 @@ class Tensor(Node):
         return Tensor(zeros) if create_graph else zeros
 
     def zero_grad(self) -> None:
-        """Reset the gradient to None before the next backward pass."""
+        """Reset the gradient to None before the next backward pass.
+
+        An array the backward pass delivered is let go of when the next pass delivers a new
+        one, not now (it is never written into). Freed at the end of every training step, a
+        parameter-sized array is handed back to the system and faulted in again by the next
+        step (about 350 page faults a step on seed 002's network, bench/README.md); freed a
+        step later, its memory is reused, as in a NumPy loop, where ``d_w1`` lives until the
+        next step replaces it. (A compiled step keeps its arrays in the same way itself.)
+        """
         self.grad = None
 
     def detach(self) -> Tensor:
@@ -248,11 +278,14 @@ class Tensor(Node):
     # -- arithmetic --------------------------------------------------------------------------------
 
     # A number operand is a param of the op (x * 0.5 is one node), never a leaf of its own.
+    # The usual operand, a Tensor, is told apart first, by its class alone.
 
     def __add__(self, other: Operand) -> Tensor:
-        if isinstance(other, _NUMBERS):
-            return _apply(AddNumber, (self,), (float(other),))
-        return _apply(Add, (self, _lift(other, self, Add)))
+        if other.__class__ is not Tensor:
+            if isinstance(other, _NUMBERS):
+                return _apply(AddNumber, (self,), (float(other),))
+            other = _lift(other, self, Add)
+        return _apply(Add, (self, other))
 
     def __radd__(self, other: Operand) -> Tensor:
         if isinstance(other, _NUMBERS):
@@ -260,9 +293,11 @@ class Tensor(Node):
         return _apply(Add, (_lift(other, self, Add), self))
 
     def __sub__(self, other: Operand) -> Tensor:
-        if isinstance(other, _NUMBERS):
-            return _apply(AddNumber, (self,), (-float(other),))  # x - c is x + (-c), exactly
-        return _apply(Sub, (self, _lift(other, self, Sub)))
+        if other.__class__ is not Tensor:
+            if isinstance(other, _NUMBERS):
+                return _apply(AddNumber, (self,), (-float(other),))  # x - c is x + (-c), exactly
+            other = _lift(other, self, Sub)
+        return _apply(Sub, (self, other))
 
     def __rsub__(self, other: Operand) -> Tensor:
         if isinstance(other, _NUMBERS):
@@ -270,9 +305,11 @@ class Tensor(Node):
         return _apply(Sub, (_lift(other, self, Sub), self))
 
     def __mul__(self, other: Operand) -> Tensor:
-        if isinstance(other, _NUMBERS):
-            return _apply(MulNumber, (self,), (float(other),))
-        return _apply(Mul, (self, _lift(other, self, Mul)))
+        if other.__class__ is not Tensor:
+            if isinstance(other, _NUMBERS):
+                return _apply(MulNumber, (self,), (float(other),))
+            other = _lift(other, self, Mul)
+        return _apply(Mul, (self, other))
 
     def __rmul__(self, other: Operand) -> Tensor:
         if isinstance(other, _NUMBERS):
@@ -280,9 +317,11 @@ class Tensor(Node):
         return _apply(Mul, (_lift(other, self, Mul), self))
 
     def __truediv__(self, other: Operand) -> Tensor:
-        if isinstance(other, _NUMBERS):
-            return _apply(DivNumber, (self,), (float(other),))
-        return _apply(Div, (self, _lift(other, self, Div)))
+        if other.__class__ is not Tensor:
+            if isinstance(other, _NUMBERS):
+                return _apply(DivNumber, (self,), (float(other),))
+            other = _lift(other, self, Div)
+        return _apply(Div, (self, other))
 
     def __rtruediv__(self, other: Operand) -> Tensor:
         if isinstance(other, _NUMBERS):
@@ -290,7 +329,9 @@ class Tensor(Node):
         return _apply(Div, (_lift(other, self, Div), self))
 
     def __matmul__(self, other: Operand) -> Tensor:
-        return _apply(MatMul, (self, _lift(other, self, MatMul)))
+        if other.__class__ is not Tensor:
+            other = _lift(other, self, MatMul)
+        return _apply(MatMul, (self, other))
 
     def __rmatmul__(self, other: Operand) -> Tensor:
         return _apply(MatMul, (_lift(other, self, MatMul), self))
@@ -388,7 +429,8 @@ class Tensor(Node):
         """Mean over axis (an int, a tuple, or None for all); NaN over an empty axis, as NumPy."""
         axis = _axis(axis, self, Sum)
         n = self.data.size if axis is None else int(np.prod([self.shape[a] for a in axis]))
-        return self.sum(axis, keepdims) * (1.0 / n if n else math.nan)
+        total = _apply(Sum, (self,), (axis, keepdims))
+        return _apply(MulNumber, (total,), (1.0 / n if n else math.nan,))
 
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Max over axis; ties share the gradient evenly."""
@@ -554,7 +596,7 @@ def _apply(op: type[Op], parents: tuple[Tensor, ...], params: tuple[Any, ...] = 
     Raises ValueError or IndexError naming the op and the shapes when NumPy refuses them.
     """
     try:
-        data = op.forward(ArrayMath, *[p._data for p in parents], *params)
+        data = op.forward(ArrayMath, *map(_data_of, parents), *params)
     except (ValueError, IndexError) as e:
         shapes = " and ".join(str(p.shape) for p in parents)
         plural = "s" if len(parents) > 1 else ""
@@ -570,7 +612,10 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     Broadcasting copies an input along new leading axes and along its axes of length 1; each
     copy sends back its own gradient, and the input's is their sum.
     """
-    g = g.sum(axis=unbroadcast_axes(g.shape, shape), keepdims=True)
+    axes = unbroadcast_axes(g.shape, shape)
+    if len(axes) == g.ndim - len(shape):  # only new leading axes (a bias): no reshape needed
+        return g.sum(axis=axes)
+    g = g.sum(axis=axes, keepdims=True)
     return g.reshape(shape) if g.ndim != len(shape) else g
 
 
@@ -578,12 +623,16 @@ def unbroadcast_axes(g_shape: tuple[int, ...], shape: tuple[int, ...]) -> tuple[
     """The axes ``unbroadcast`` sums: the leading ones broadcasting added, and those where the
     input had length 1 and the gradient has more."""
     extra = len(g_shape) - len(shape)
+    if 1 not in shape:
+        return tuple(range(extra))
     stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and g_shape[extra + i] != 1)
     return tuple(range(extra)) + stretched
 
 
 def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
     """Whether an array of ``shape`` broadcasts to ``target`` (NumPy's rule, read backwards)."""
+    if target[len(target) - len(shape) :] == shape:  # only new leading axes, as a bias has
+        return True
     return len(shape) <= len(target) and all(
         n == t or n == 1
         for n, t in zip(reversed(shape), reversed(target))  # noqa: B905
