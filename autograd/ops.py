@@ -350,9 +350,8 @@ class ReLU(Op):
 
     @staticmethod
     def backward(xp: Any_, g: Any_, out: Any_, x: Any_) -> tuple[Any_, ...]:
-        return (
-            g * xp.positive(out),
-        )  # out > 0 exactly where x > 0; Dense reuses it with out alone
+        # out > 0 exactly where x > 0, so Dense reuses this rule with out alone
+        return (g * xp.positive(out),)
 
 
 class Abs(Op):
