@@ -28,7 +28,6 @@ import builtins
 import collections
 import contextvars
 import functools
-import gc
 import itertools
 import math
 import operator
@@ -42,6 +41,7 @@ from . import engine, maths
 from . import tensor as _tensor_mod
 from . import value as _value_mod
 from .engine import Node
+from .modes import cycle_collector_paused
 from .tensor import Tensor, unbroadcast_axes
 from .value import Value
 
@@ -231,14 +231,15 @@ class _Trace:
 _current: contextvars.ContextVar[_Trace | None] = contextvars.ContextVar("trace", default=None)
 
 
-def _hooks(original: dict[tuple[Any, str], Any]) -> list[tuple[Any, str, Any]]:
-    """(owner, attribute, hook) for every hook tracing needs. ``original`` maps (owner,
-    attribute) to what the hook replaced (or _MISSING), which a hook calls when its context
-    has no trace."""
+def _hooks() -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, hook) for every hook tracing needs. Each hook keeps what it replaces
+    (read now, before it is installed) and calls that when its context has no trace."""
     tm, vm = _tensor_mod, _value_mod
+    t_init, v_init = Tensor.__dict__["__init__"], Value.__dict__["__init__"]
+    data_prop = Node.__dict__["data"]
 
     def recorder(module: Any) -> Callable[..., Any]:
-        real = original[module, "record"]
+        real = module.record
 
         def record(cls: Any, data: Any, op: Any, parents: Any, params: Any = ()) -> Any:
             out = real(cls, data, op, parents, params)
@@ -252,7 +253,7 @@ def _hooks(original: dict[tuple[Any, str], Any]) -> list[tuple[Any, str, Any]]:
     def tensor_init(self: Tensor, data: Any, *args: Any, **kwargs: Any) -> None:
         t = _current.get()
         if t is None:
-            return original[Tensor, "__init__"](self, data, *args, **kwargs)  # type: ignore[no-any-return]
+            return t_init(self, data, *args, **kwargs)  # type: ignore[no-any-return]
         if isinstance(data, _Mask):  # a comparison used as numbers: X * (X > 0)
             raise CompileError(
                 "compile cannot follow a comparison of traced Tensors made into a Tensor: "
@@ -270,7 +271,7 @@ def _hooks(original: dict[tuple[Any, str], Any]) -> list[tuple[Any, str, Any]]:
                 "inside the function (it would keep the traced numbers): compute with that "
                 "Tensor itself, or detach() it"
             )
-        original[Tensor, "__init__"](self, data, *args, **kwargs)
+        t_init(self, data, *args, **kwargs)
         if i is not None:
             t.from_arg[id(self)] = i
             t.arg_copies.append((self._data, i))  # Tensor(Tensor(X)) reads X as well
@@ -278,12 +279,10 @@ def _hooks(original: dict[tuple[Any, str], Any]) -> list[tuple[Any, str, Any]]:
         return None
 
     def value_init(self: Value, *args: Any, **kwargs: Any) -> None:
-        original[Value, "__init__"](self, *args, **kwargs)
+        v_init(self, *args, **kwargs)
         t = _current.get()
         if t is not None:
             t.leaf(self)
-
-    data_prop = original[Node, "data"]
 
     def traced_data(self: Node) -> Any:
         # .data of a traced Tensor: its shape and dtype may be read, but NumPy arithmetic
@@ -299,10 +298,11 @@ def _hooks(original: dict[tuple[Any, str], Any]) -> list[tuple[Any, str, Any]]:
         return d
 
     def refuse(owner: Any, name: str, what: str) -> tuple[Any, str, Any]:
+        fn = owner.__dict__.get(name, _MISSING)
+
         def method(self: Any, *args: Any) -> Any:
             if _current.get() is not None:
                 raise _refuse(what)
-            fn = original[owner, name]
             if fn is _MISSING:  # as Python says when the class has no such method
                 raise TypeError(f"{what.split(' of ')[0]} is not supported by {owner.__name__}")
             return fn(self, *args)
@@ -310,10 +310,12 @@ def _hooks(original: dict[tuple[Any, str], Any]) -> list[tuple[Any, str, Any]]:
         return owner, name, method
 
     def compare(name: str, sym: str) -> tuple[Any, str, Any]:
+        fn = Tensor.__dict__[name]
+
         def method(self: Tensor, other: Any) -> Any:
             t = _current.get()
             if t is None or (isinstance(other, Node) and not isinstance(other, Tensor)):
-                return original[Tensor, name](self, other)  # eager, or the front end's TypeError
+                return fn(self, other)  # eager, or the front end's TypeError
             right = other._data if isinstance(other, Tensor) else other
             return t.mask(sym, self, other, _COMPARE[sym](self._data, right))
 
@@ -351,16 +353,6 @@ def _hooks(original: dict[tuple[Any, str], Any]) -> list[tuple[Any, str, Any]]:
 
 
 _MISSING = object()
-_HOOKED = [
-    (_tensor_mod, "record"),
-    (_value_mod, "record"),
-    (Node, "data"),
-    *[(Tensor, n) for n in ("__init__", "__bool__", "__float__", "__int__", "item", "numpy")],
-    (Tensor, "__array__"),
-    *[(Value, n) for n in ("__init__", "__bool__", "__float__", "__int__", "item")],
-    *[(Value, n) for n in ("__lt__", "__le__", "__gt__", "__ge__")],
-    *[(Tensor, n) for n in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__")],
-]
 
 
 class _Tracing:
@@ -369,7 +361,7 @@ class _Tracing:
 
     lock = threading.Lock()
     users = 0
-    original: ClassVar[dict[tuple[Any, str], Any]] = {}
+    replaced: ClassVar[list[tuple[Any, str, Any]]] = []  # (owner, attribute, what was there)
 
     def __init__(self, trace: _Trace) -> None:
         self.trace = trace
@@ -379,8 +371,9 @@ class _Tracing:
         cls = _Tracing
         with cls.lock:
             if cls.users == 0:
-                cls.original = {(o, n): o.__dict__.get(n, _MISSING) for o, n in _HOOKED}
-                for owner, name, hook in _hooks(cls.original):
+                hooks = _hooks()
+                cls.replaced = [(o, n, o.__dict__.get(n, _MISSING)) for o, n, _ in hooks]
+                for owner, name, hook in hooks:
                     setattr(owner, name, hook)
             cls.users += 1
         self.token = _current.set(self.trace)
@@ -392,7 +385,7 @@ class _Tracing:
         with cls.lock:
             cls.users -= 1
             if cls.users == 0:
-                for (owner, name), old in cls.original.items():
+                for owner, name, old in cls.replaced:
                     if old is _MISSING:
                         delattr(owner, name)
                     else:
@@ -2202,10 +2195,11 @@ def _replay_backward(node: Any, grad: Any, create_graph: bool, retain_grads: boo
         node._accumulate(seed)
 
 
-class _CompiledTensor(Tensor):
-    """A Tensor computed by a compiled function: its backward runs the generated code."""
+class _CompiledResult:
+    """What a compiled function's results have on top of a Tensor's or a Value's: their
+    backward runs the generated code. (No slots of its own, so either front end can take it.)"""
 
-    __slots__ = ("_replay",)
+    __slots__ = ()
     _replay: _Replay
 
     def backward(
@@ -2223,25 +2217,16 @@ class _CompiledTensor(Tensor):
         _replay_backward(self, grad, create_graph, retain_grads)
 
 
-class _CompiledValue(Value):
-    """A Value computed by a compiled function: its backward runs the generated code."""
+class _CompiledTensor(_CompiledResult, Tensor):
+    """A Tensor computed by a compiled function."""
 
     __slots__ = ("_replay",)
-    _replay: _Replay
 
-    def backward(
-        self,
-        grad: Any = None,
-        *,
-        create_graph: bool = False,
-        retain_graph: bool = True,
-        retain_grads: bool = True,
-    ) -> None:
-        """Accumulate the gradients into the leaves' ``.grad`` exactly as the eager pass does.
 
-        Raises CompileError for ``create_graph=True``: higher-order gradients stay eager.
-        """
-        _replay_backward(self, grad, create_graph, retain_grads)
+class _CompiledValue(_CompiledResult, Value):
+    """A Value computed by a compiled function."""
+
+    __slots__ = ("_replay",)
 
 
 # Traces kept per compiled function: one per argument signature (shapes, dtypes, constants).
@@ -2312,27 +2297,11 @@ class Compiled:
         flat: list[Any],
         keep: list[Any],
     ) -> Any:
-        # The trace keeps every node it records alive until the code is built, and a node makes
-        # no reference cycle: each collection the allocations set off would walk the whole
-        # graph to free nothing (a scalar step of 64,000 nodes spent most of its trace so).
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            return self._trace_and_build(key, args, kwargs, flat, keep)
-        finally:
-            if collecting:
-                gc.enable()
-
-    def _trace_and_build(
-        self,
-        key: tuple[Any, ...],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        flat: list[Any],
-        keep: list[Any],
-    ) -> Any:
         trace = _Trace(flat)
-        with _Tracing(trace):
+        # The trace keeps every node it records alive until the code is built, and no node
+        # makes a reference cycle: a collection would walk the whole graph to free nothing
+        # (a scalar step of 64,000 nodes spent most of its trace so).
+        with cycle_collector_paused(), _Tracing(trace):
             result = self.fn(*args, **kwargs)
         if isinstance(result, Node):
             outs: tuple[Node, ...] = (result,)
@@ -2353,7 +2322,8 @@ class Compiled:
         if ops > MAX_OPS:
             entry: _Entry | _Eager = _Eager(ops, structure)
         else:
-            entry = self._program(outs, trace, flat, structure, keep)
+            with cycle_collector_paused():
+                entry = self._program(outs, trace, flat, structure, keep)
             if not kwargs and _array_key(args) == key:
                 entry.guard = _make_guard(args, entry.leaves)
         trace.clear()

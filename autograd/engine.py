@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any, ClassVar
@@ -15,6 +14,7 @@ from .modes import (  # noqa: F401
     GradMode,
     anomaly,
     check_finite,
+    cycle_collector_paused,
     detect_anomaly,
     enable_grad,
     grad_enabled,
@@ -166,28 +166,23 @@ def backward_pass(
         )
     xp = NodeMath if create_graph else type(root).xp
     grads = {root: seed}
-    collecting = gc.isenabled()
-    gc.disable()  # the pass makes no reference cycles: the collector would only walk the graph
-    try:
-        with GradMode(create_graph):  # a first-order pass records nothing
-            for node in toposort(root):
-                if node._made < _data_writes:  # some data was set since node was recorded
-                    _check_unchanged(node)
-                op: Any = node.op
-                parents = node.parents
-                inputs = parents if create_graph else [p._data for p in parents]
-                out = node if create_graph else node._data
-                g = grads[node] if keep_computed else grads.pop(node)
-                input_grads = call_backward(op, xp, g, out, inputs, node.params, parents)
-                for i, parent in enumerate(parents):  # call_backward checked the count
-                    d = input_grads[i]
-                    if d is not None and parent.requires_grad:
-                        d = parent.fit_gradient(d, op, i)
-                        total = grads.get(parent)  # a node used twice sums both gradients
-                        grads[parent] = d if total is None else total + d
-    finally:
-        if collecting:
-            gc.enable()
+    # The pass makes no reference cycles, and a first-order pass records nothing.
+    with cycle_collector_paused(), GradMode(create_graph):
+        for node in toposort(root):
+            if node._made < _data_writes:  # some data was set since node was recorded
+                _check_unchanged(node)
+            op: Any = node.op
+            parents = node.parents
+            inputs = parents if create_graph else [p._data for p in parents]
+            out = node if create_graph else node._data
+            g = grads[node] if keep_computed else grads.pop(node)
+            input_grads = call_backward(op, xp, g, out, inputs, node.params, parents)
+            for i, parent in enumerate(parents):  # call_backward checked the count
+                d = input_grads[i]
+                if d is not None and parent.requires_grad:
+                    d = parent.fit_gradient(d, op, i)
+                    total = grads.get(parent)  # a node used twice sums both gradients
+                    grads[parent] = d if total is None else total + d
     return grads
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import gc
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -67,6 +68,20 @@ def detect_anomaly() -> Iterator[None]:
         yield
     finally:
         anomaly.set(previous)
+
+
+@contextlib.contextmanager
+def cycle_collector_paused() -> Iterator[None]:
+    """Keep Python's cycle collector from running inside, for work that makes no reference
+    cycles (a backward pass, a trace): there it would only walk the graph, freeing nothing.
+    Restores the collector as it was (left off if it was off)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def check_finite(x: Any, where: str) -> None:
