@@ -432,10 +432,10 @@ class _Sym:
         return self.em.binary("/", operator.truediv, o, self)
 
     def __matmul__(self, o: Any) -> _Sym:
-        return self.em.binary("@", operator.matmul, self, o)
+        return self.em.matmul(self, o)
 
     def __rmatmul__(self, o: Any) -> _Sym:
-        return self.em.binary("@", operator.matmul, o, self)
+        return self.em.matmul(o, self)
 
     def __pow__(self, o: Any) -> _Sym:
         return self.em.binary("**", operator.pow, self, o)
@@ -556,10 +556,15 @@ def _call(em: _Emitter, name: str, fn: Any, *args: Any) -> _Sym:
     return em.emit(text, val, em.used(args), fresh=fresh)
 
 
-def _array_dot(em: _Emitter, a: _Sym, b: _Sym) -> _Sym:
-    if a.val.size * b.val.shape[-1] <= maths._SMALL_PRODUCT:
+def _array_dot(em: _Emitter, a: Any, b: Any) -> _Sym:
+    # ArrayMath.dot's rule, taken at the trace's shapes (a new shape traces again)
+    if em.value(a).size * em.value(b).shape[-1] <= maths._SMALL_PRODUCT:
         return _call(em, "dot", np.dot, a, b)
     return em.binary("@", operator.matmul, a, b)
+
+
+# Dtypes whose 2-D products np.dot and @ both hand to BLAS's gemm: the same bits.
+_BLAS_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
 
 
 def _array_mT(em: _Emitter, x: _Sym) -> _Sym:
@@ -707,6 +712,25 @@ class _Emitter:
     def binary(self, sym: str, fn: Any, a: Any, b: Any) -> _Sym:
         val = fn(self.value(a), self.value(b))
         return self.emit(f"{self.fmt(a)} {sym} {self.fmt(b)}", val, self.used((a, b)), fresh=True)
+
+    def matmul(self, a: Any, b: Any) -> _Sym:
+        """a @ b, where the rules write it (MatMul's forward and backward).
+
+        A product of two small matrices of one float dtype is written as ArrayMath.dot writes
+        it, with np.dot: the same BLAS call, so the same bits as @, without the generalised
+        ufunc's set-up, which costs more than the product itself at a small layer's size. Any
+        other product (batched, a vector, mixed dtypes) stays @.
+        """
+        x, y = self.value(a), self.value(b)
+        if (
+            x.__class__ is np.ndarray
+            and y.__class__ is np.ndarray
+            and x.ndim == y.ndim == 2
+            and x.dtype == y.dtype
+            and x.dtype in _BLAS_FLOATS
+        ):
+            return _array_dot(self, a, b)
+        return self.binary("@", operator.matmul, a, b)
 
     def function(self, name: str, fn: Any) -> str:
         return self.program.function(name, fn)

@@ -543,9 +543,46 @@ def test_the_source_reads_as_the_math() -> None:
     f = compile(f_plain)
     f(X100, Y100)
     source = f.source
-    assert "t0 = x0 @ p0  # MatMul" in source
+    assert "t0 = dot(x0, p0)  # MatMul" in source  # a small layer's product: see below
     assert "tanh(" in source and "def backward" in source
     assert "L[0].grad = kept[" in source
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_small_products_written_as_dot_give_the_bits_of_matmul(dtype: Any) -> None:
+    """The code writes a small 2-D product as np.dot (_Emitter.matmul): @'s bits, signed
+    zeros, infinities and NaN included. Shapes of a layer with one input (an inner dimension
+    of 1 in its forward) and one output (the same in its backward); a big product stays @."""
+    rng = np.random.default_rng(5)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-310, -3.0], dtype=dtype)
+
+    def spiked(shape: tuple[int, ...]) -> np.ndarray:
+        a = rng.standard_normal(shape).astype(dtype)
+        a.flat[rng.choice(a.size, min(a.size, 7), replace=False)] = special[: min(a.size, 7)]
+        return a
+
+    X, W, V = spiked((6, 1)), spiked((1, 4)), spiked((4, 1))
+    G = spiked((6, 1))
+
+    def f(X: Any, W: Any, V: Any) -> Tensor:
+        return (X @ W).tanh() @ V
+
+    eager = [Tensor(a.copy(), requires_grad=True) for a in (X, W, V)]
+    comp = [Tensor(a.copy(), requires_grad=True) for a in (X, W, V)]
+    g = compile(f)
+    with np.errstate(all="ignore"):  # inf - inf and 0 * inf on purpose
+        g(*comp)  # the trace
+        out_c, out_e = g(*comp), f(*eager)
+        out_c.backward(G.copy())
+        out_e.backward(G.copy())
+    assert "dot(" in g.source and "@" not in g.source
+    assert out_c.dtype == out_e.dtype == dtype
+    assert bits(out_c.data) == bits(out_e.data)
+    for c, e in zip(comp, eager, strict=True):
+        assert bits(c.grad) == bits(e.grad)
+    big = compile(lambda A, B: (A @ B).sum())
+    big(np.ones((300, 300), dtype=dtype), Tensor(np.ones((300, 300), dtype=dtype)))
+    assert "@" in big.source and "dot(" not in big.source
 
 
 # --- the inline forms are the namespace functions ------------------------------------------------
