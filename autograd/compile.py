@@ -937,6 +937,9 @@ class _Program:
         self.entries: dict[int, tuple[Any, tuple[Node, ...], tuple[Any, ...]]] = {}
         self.fsym: dict[int, _Sym] = {}  # forward value of each node, by node id
         self.where: dict[str, str] = {}  # a forward name -> how the backward reads it again
+        self.saveable: set[str] = set()  # the forward values a backward could read again
+        self.forward_lines: list[_Line | str] = []  # the forward, until it is defined
+        self.returns: list[str] = []
         self.forward: Callable[..., Any] | None = None
         self.forward_source = ""
         self.backward_sources: dict[Any, str] = {}
@@ -1456,13 +1459,22 @@ def _build(
         if root.requires_grad:
             prog.orders[k] = _order(root)
     # what a backward may read again: each computed value (and comparison) by its name
-    saved = {s.name for s in sym.values() if s.name[:1] in "tx" and s.name[1:].isdigit()}
-    saved |= {s.name for _, s in prog.mask_syms}
+    saveable = {s.name for s in sym.values() if s.name[:1] in "tx" and s.name[1:].isdigit()}
+    prog.saveable = saveable | {s.name for _, s in prog.mask_syms}
+    prog.returns = [sym[id(o)].name for o in outs]
+    prog.forward_lines = fwd.lines
+    return prog, leaves
+
+
+def _define_forward(prog: _Program, reads: set[str]) -> None:
+    """Define the forward function, saving for the backward (in the list S) only the values in
+    ``reads``, the names the backwards read again: the others are let go of when the forward
+    returns, as a hand-written step lets go of what its backward does not use."""
+    saved = reads & prog.saveable
     if prog.fold is not None:
         saved.add(prog.fold.rows)
-    returns = [sym[id(o)].name for o in outs]
-    lines = _prune(fwd.lines, set(returns) | saved)
-    src, saved_order = _functions("forward", ["A", "L", "S"], lines, returns, saved)
+    lines = _prune(prog.forward_lines, set(prog.returns) | saved)
+    src, saved_order = _functions("forward", ["A", "L", "S"], lines, prog.returns, saved)
     for i, name in enumerate(saved_order):
         prog.where[name] = f"S[{i}]"
     if prog.fold is not None:  # the last repetition's values, for a backward of code after it
@@ -1470,7 +1482,7 @@ def _build(
             prog.where.setdefault(name, f"{prog.fold.rows}[{prog.fold.reps - 1}][{i}]")
     prog.forward_source = "\n".join(src)
     prog.forward = _define(prog, src, "forward")
-    return prog, leaves
+    prog.forward_lines = []
 
 
 def _forward_loop(prog: _Program, fwd: _Emitter, forward_op: Callable[..., _Sym]) -> None:
@@ -1639,16 +1651,28 @@ def _identical(a: Any, b: Any) -> bool:
 # The backward: the eager pass's loop, run once on symbols
 
 
+def _seed_kind(k: int, seed: Any, implied: bool) -> tuple[Any, ...]:
+    """What a backward is generated for: output k, a seed of this class, shape and dtype."""
+    return (k, implied, seed.__class__, getattr(seed, "shape", None), getattr(seed, "dtype", None))
+
+
 def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callable[..., Any]:
-    """Generate the backward of output k for a seed like ``seed``, following the engine's loop.
+    """The backward of output k for a seed like ``seed``, generated on its first use (a call
+    with another kind of gradient than those built at the trace, see _program)."""
+    kind = _seed_kind(k, seed, implied)
+    fn = prog.backwards.get(kind)
+    if fn is not None:
+        return fn
+    return _define_backward(prog, kind, _backward_lines(prog, k, seed, implied))
+
+
+def _backward_lines(prog: _Program, k: int, seed: Any, implied: bool) -> list[_Line | str]:
+    """The lines of the backward of output k for a seed like ``seed``, following the engine's
+    loop. The names of forward values they read are left to _define_backward to bind.
 
     ``implied``: the seed is the implied 1 of ``backward()`` with no grad, the same on every
     call, so what follows from it alone is computed here once.
     """
-    kind = (k, implied, seed.__class__, getattr(seed, "shape", None), getattr(seed, "dtype", None))
-    fn = prog.backwards.get(kind)
-    if fn is not None:
-        return fn
     em = _Emitter(prog, "g")
     if implied:
         em.fixed = {"G"}
@@ -1843,11 +1867,17 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
         else:
             expr = f"{value_grad}({ref}, {g.name})"
         em.lines.append(_Effect("", expr, (g.name,)))
-    lines = _prune(em.lines, set())
+    return _prune(em.lines, set())
+
+
+def _define_backward(prog: _Program, kind: tuple[Any, ...], lines: list[_Line | str]) -> Any:
+    """Define a backward from its lines, each forward value it reads bound where it is kept
+    (S[i], a leaf, an argument). A value the forward did not save raises KeyError here, which
+    sends the step to its eager rerun; the rules read the same values whatever the seed, so
+    the backwards built at the trace have asked for all that any later one reads."""
     used = {u for ln in lines if isinstance(ln, _Line) for u in ln.uses}
-    head = [
-        _Line(name, prog.where[name], ()) for name in sorted(used & set(prog.where), key=_name_key)
-    ]
+    wanted = used & (set(prog.where) | prog.saveable)
+    head = [_Line(name, prog.where[name], ()) for name in sorted(wanted, key=_name_key)]
     name = f"backward{len(prog.backwards)}"
     src, _ = _functions(name, ["G", "S", "A", "L"], [*head, *lines], [], set())
     prog.backward_sources[kind] = "\n".join(src)
@@ -2133,14 +2163,29 @@ def _program(
     keep: list[Any],
     fold: int,
 ) -> _Entry:
-    """The generated forward and (for a scalar output) backward of a trace."""
+    """The generated forward and backward of a trace.
+
+    The backwards come first, while the trace is at hand: ``backward()``'s own for a scalar
+    output, one for a gradient of the output's shape for any other. The forward then saves
+    just what they read again.
+    """
     program, leaves = _build(outs, trace, flat, fold)
     entry = _Entry(program, leaves, structure, keep)
-    for k in program.orders:  # the backward now, while the trace is at hand
+    built = []
+    for k in program.orders:
         root = program.roots[k]
-        if isinstance(root, Value) or root.data.size == 1:
+        implied = isinstance(root, Value) or root.data.size == 1
+        if implied:
             seed = program.seeds[k] = root._seed(None, False)
-            program.implied[k] = _build_backward(program, k, seed, True)
+        else:
+            seed = root._seed(np.ones_like(root.data), False)
+        built.append((k, implied, seed, _backward_lines(program, k, seed, implied)))
+    reads = {u for *_, lines in built for ln in lines if isinstance(ln, _Line) for u in ln.uses}
+    _define_forward(program, reads)
+    for k, implied, seed, lines in built:
+        fn = _define_backward(program, _seed_kind(k, seed, implied), lines)
+        if implied:
+            program.implied[k] = fn
     program.release()
     return entry
 

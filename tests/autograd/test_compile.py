@@ -713,6 +713,31 @@ def test_backward_with_a_given_gradient_matches_eager() -> None:
         assert bits(pc.grad) == bits(pe.grad)
 
 
+def test_the_forward_saves_only_what_the_backward_reads() -> None:
+    """S holds the values the backward reads again (the input, both activations, the error),
+    not every value of the forward; a backward built later, for a gradient of another kind,
+    reads no other."""
+    f_plain, _ = make_mlp()
+    f = compile(f_plain)
+    f(X100, Y100)
+    loss = f(X100, Y100)
+    saved = re.findall(r"S\.extend\(\((.*)\)\)", f.source)
+    read = re.findall(r"(\w+) = S\[\d+\]", f.source)
+    assert saved == ["x0, t2, t5, t8"] and sorted(read) == ["t2", "t5", "t8", "x0"]
+    assert len(loss._replay.saved) == 4  # type: ignore[attr-defined]
+
+    w = Tensor(RNG.standard_normal((2, 3)), requires_grad=True)
+    w_e = Tensor(w.data.copy(), requires_grad=True)
+    g = compile(lambda X: (Tensor(X) @ w).tanh() * 2.0)
+    g(X100)
+    out, out_e = g(X100), (Tensor(X100) @ w_e).tanh() * 2.0
+    assert len(out._replay.saved) == 2  # type: ignore[attr-defined]  # x0 and the tanh
+    for seed in (np.ones((100, 3)), np.full((100, 3), 0.5, dtype=np.float32)):
+        out.backward(seed)
+        out_e.backward(seed)
+        assert bits(w.grad) == bits(w_e.grad)
+
+
 # --- tracing in one thread leaves other threads' eager code alone -------------------------------
 
 
