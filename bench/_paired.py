@@ -1,8 +1,11 @@
-"""Per-step timing of two sides, each alone in fresh interpreters, launched in alternating pairs.
+"""Per-step timing of two sides, taken in turn in fresh interpreters, one interpreter a pair.
 
-The machine's speed drifts by up to 2x over seconds, so whole runs taken at different times are
-never compared: each pair of workers runs back to back (ours first, then the peer first, in
-turn) and the ratio is the median of the pairs' ratios of median step times.
+The machine's speed drifts by up to 2x over seconds, and flips between a fast and a slow state
+about as often as a worker starts: two workers run back to back could each land in a different
+state (pair ratios of 0.5x and 1.8x for the same code). So each pair is one fresh interpreter
+that builds both sides and times them in turn, a block of steps each, the side that goes first
+alternating from block to block and from pair to pair; the ratio is the median of the pairs'
+ratios of median step times.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from ._timing import Row, Timing, emit, have, info, run_worker, side, skip, verdict, worker_reply
 
 WARMUP = 20  # untimed steps at the start of every worker run
+BLOCK = 10  # steps one side runs before the other takes its turn
 
 Step = Callable[[], float]  # one training step, returning its loss
 Sides = Mapping[str, Callable[[int], Step]]  # worker kind -> (steps to run -> a step)
@@ -28,23 +32,30 @@ def first_losses(sides: Sides, kind: str, k: int = WARMUP) -> list[float]:
 
 
 def step_worker(module: str, sides: Sides, argv: list[str]) -> None:
-    """A worker's entry point (``python -m bench.MODULE --worker KIND --iters N``).
+    """A worker's entry point: ``python -m bench.MODULE --worker KIND --iters N``.
 
-    Times one side's steps and replies with the result; torch is held to one thread.
+    Times one side's steps, or with ``--against KIND2`` two sides in turn (see
+    ``time_in_turn``), and replies with the result, per side under its kind when there are two;
+    torch is held to one thread.
     """
     parser = argparse.ArgumentParser(prog=f"python -m bench.{module}")
     parser.add_argument("--worker", choices=list(sides), required=True)
+    parser.add_argument("--against", choices=list(sides))
     parser.add_argument("--iters", type=int, required=True)
     args = parser.parse_args(argv)
-    result: dict[str, Any] = {}
-    if args.worker == "torch":
+    kinds = [args.worker] if args.against is None else [args.worker, args.against]
+    about: dict[str, dict[str, Any]] = {kind: {} for kind in kinds}
+    if "torch" in kinds:
         import torch
 
         torch.set_num_threads(1)
-        result.update(version=torch.__version__, threads=torch.get_num_threads())
-    step = sides[args.worker](WARMUP + args.iters)
-    result.update(time_steps(step, args.iters))
-    worker_reply(result)
+        about["torch"].update(version=torch.__version__, threads=torch.get_num_threads())
+    steps = {kind: sides[kind](WARMUP + args.iters) for kind in kinds}
+    if args.against is None:
+        worker_reply({**about[args.worker], **time_steps(steps[args.worker], args.iters)})
+        return
+    timed = time_in_turn(steps, args.iters)
+    worker_reply({kind: {**about[kind], **timed[kind]} for kind in kinds})
 
 
 def time_steps(step: Callable[[], float], iters: int, warmup: int = WARMUP) -> dict[str, Any]:
@@ -63,6 +74,34 @@ def time_steps(step: Callable[[], float], iters: int, warmup: int = WARMUP) -> d
         "step_median": statistics.median(times) if times else 0.0,
         "total": sum(times),
         "losses": losses,
+    }
+
+
+def time_in_turn(
+    steps: Mapping[str, Callable[[], float]], iters: int, warmup: int = WARMUP
+) -> dict[str, dict[str, Any]]:
+    """``time_steps`` for several sides in one interpreter, taking turns a ``BLOCK`` of steps
+    each (the first to go changing every block), so that a change in the machine's speed falls
+    on all of them alike. Per side: the median and total of its timed steps' wall times and its
+    warm-up steps' losses."""
+    clock = time.perf_counter
+    losses = {kind: [step() for _ in range(warmup)] for kind, step in steps.items()}
+    times: dict[str, list[float]] = {kind: [] for kind in steps}
+    order = list(steps)
+    for block in range(-(-iters // BLOCK)):
+        for kind in order if block % 2 == 0 else order[::-1]:
+            step, mine = steps[kind], times[kind]
+            for _ in range(min(BLOCK, iters - block * BLOCK)):
+                t0 = clock()
+                step()
+                mine.append(clock() - t0)
+    return {
+        kind: {
+            "step_median": statistics.median(ts) if ts else 0.0,
+            "total": sum(ts),
+            "losses": losses[kind],
+        }
+        for kind, ts in times.items()
     }
 
 
@@ -94,13 +133,13 @@ def paired_row(
     (a, a_label), (b, b_label) = ours, peer
     results: list[dict[str, dict[str, Any]]] = []
     for k in range(pairs):
-        order = (a, b) if k % 2 == 0 else (b, a)
-        results.append({s: run_worker(module, s, "--iters", str(iters)) for s in order})
+        first, second = (a, b) if k % 2 == 0 else (b, a)
+        results.append(run_worker(module, first, "--against", second, "--iters", str(iters)))
     ratios = [p[a]["step_median"] / p[b]["step_median"] for p in results]
     steps = {s: Timing(tuple(p[s]["step_median"] for p in results)) for s in (a, b)}
     info(
-        f"each side alone in a fresh interpreter, {pairs} alternating pairs of "
-        f"{iters} timed steps (after {WARMUP} warm-up steps); pair ratios "
+        f"{pairs} pairs, each a fresh interpreter timing both sides in turn, {BLOCK} steps at "
+        f"a time, {iters} timed steps each (after {WARMUP} warm-up steps); pair ratios "
         + " ".join(f"{r:.3f}" for r in ratios)
     )
     side(a_label, steps[a], "per step")

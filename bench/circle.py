@@ -1,7 +1,7 @@
 """circle: seed 001's training step (2-4-1 sigmoid network, 121 points, full batch, lr 10).
 
-Three comparisons, each side timed per step alone in fresh interpreters, in alternating pairs
-(see ``bench._paired``):
+Three comparisons, both sides timed per step in turn in one fresh interpreter a pair (see
+``bench._paired``):
 
 - the Value engine (``nn.seed_circle``, engine="value") against the write-up's pure Python with
   hand-derived backprop (bench/seed001_writeup.py, the write-up's code);
@@ -9,7 +9,7 @@ Three comparisons, each side timed per step alone in fresh interpreters, in alte
 - the Tensor engine against torch CPU eager (float64, one thread).
 
 Every pair must produce the same losses (1e-9 relative) over the first steps before timing.
-Worker entry point: ``python -m bench.circle --worker KIND --iters N``.
+Worker entry point: ``python -m bench.circle --worker KIND [--against KIND2] --iters N``.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 Ours is ``nn.layers.Linear`` layers (the layers ``nn.MLP(2, 1, [16, 16], "tanh")`` builds, seeds
 0, 1, 2, with the output layer's activation off) on the Tensor engine; the peers are NumPy with
 hand-derived gradients and torch CPU eager (float64, one thread), all from the same weights.
-Each side is timed per step alone in fresh interpreters, in alternating pairs (see
-``bench._paired``); losses must agree (1e-9 relative) over the first steps before timing.
-Worker entry point: ``python -m bench.small_mlp --worker KIND --iters N``.
+Both sides are timed per step in turn, in one fresh interpreter a pair (see ``bench._paired``);
+losses must agree (1e-9 relative) over the first steps before timing. Worker entry point:
+``python -m bench.small_mlp --worker KIND [--against KIND2] --iters N``.
 """
 
 from __future__ import annotations
