@@ -1302,7 +1302,8 @@ def _check_fold(
 def _build(
     outs: tuple[Node, ...], trace: _Trace, flat: list[Any], fold: int = 2
 ) -> tuple[_Program, list[Node]]:
-    """Emit and define the forward function; return the program and the leaves it reads."""
+    """Emit the forward's lines (defined by _define_forward once the backwards show what they
+    read again); return the program and the leaves it reads."""
     prog = _Program(Tensor if isinstance(outs[0], Tensor) else Value)
     if any(isinstance(o, Tensor) != (prog.kind is Tensor) for o in outs):
         raise CompileError("a compiled function returns Values or Tensors, not both")
@@ -1870,7 +1871,9 @@ def _backward_lines(prog: _Program, k: int, seed: Any, implied: bool) -> list[_L
     return _prune(em.lines, set())
 
 
-def _define_backward(prog: _Program, kind: tuple[Any, ...], lines: list[_Line | str]) -> Any:
+def _define_backward(
+    prog: _Program, kind: tuple[Any, ...], lines: list[_Line | str]
+) -> Callable[..., Any]:
     """Define a backward from its lines, each forward value it reads bound where it is kept
     (S[i], a leaf, an argument). A value the forward did not save raises KeyError here, which
     sends the step to its eager rerun; the rules read the same values whatever the seed, so

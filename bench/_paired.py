@@ -43,6 +43,8 @@ def step_worker(module: str, sides: Sides, argv: list[str]) -> None:
     parser.add_argument("--against", choices=list(sides))
     parser.add_argument("--iters", type=int, required=True)
     args = parser.parse_args(argv)
+    if args.against == args.worker:
+        parser.error(f"--against names the side --worker already times: {args.worker}")
     kinds = [args.worker] if args.against is None else [args.worker, args.against]
     about: dict[str, dict[str, Any]] = {kind: {} for kind in kinds}
     if "torch" in kinds:
