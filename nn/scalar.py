@@ -46,8 +46,8 @@ def _generator(seed: int | None, rng: random.Random | None) -> random.Random:
 def _draw_weights(init: str, nin: int, rng: random.Random) -> list[float]:
     # One draw per weight in input order and none for the bias, on a random.Random: with
     # Random(s) the draws are those that `random.seed(s)` gives the global generator, which is
-    # how seed 001 (`seed(0)`, then `random() - 0.5`) and micrograd (`random.uniform(-1, 1)`)
-    # get their numbers.
+    # how the circle classifier's write-up (`seed(0)`, then `random() - 0.5`) and micrograd
+    # (`random.uniform(-1, 1)`) get their numbers.
     if init == "uniform":
         return [rng.uniform(-1, 1) for _ in range(nin)]
     if init == "seed001":
@@ -61,8 +61,9 @@ class Neuron(Module):
     Args:
         nin: the number of inputs (>= 1).
         activation: "relu", "sigmoid", "tanh", or "none"/"linear" for the bare weighted sum.
-        init: "uniform" (micrograd: each weight ``random.uniform(-1, 1)``), "seed001" (seed 001:
-            each weight ``random.random() - 0.5``) or "zeros". The bias always starts at 0.0.
+        init: "uniform" (micrograd: each weight ``random.uniform(-1, 1)``), "seed001" (the circle
+            classifier's write-up's init, seed 001 in the code's names: each weight
+            ``random.random() - 0.5``) or "zeros". The bias always starts at 0.0.
         seed: the weights are drawn in input order from ``random.Random(seed)``, the draws that
             ``random.seed(seed)`` would give. None (the default) takes a fresh seed from the
             shared generator that ``backproplab.manual_seed`` seeds.
@@ -179,7 +180,7 @@ class MLP(Module):
         init: each weight's init (see Neuron). Construction goes layer by layer, neuron by
             neuron, weights before bias, from one ``random.Random(seed)``, so
             ``MLP(2, [4, 1], ["sigmoid", "sigmoid"], init="seed001", seed=0)`` draws exactly as
-            seed 001's ``MyNet(2, [4])`` after ``random.seed(0)``.
+            the circle classifier's write-up's ``MyNet(2, [4])`` after ``random.seed(0)``.
         seed: that generator's seed; None (the default) takes a fresh one from the shared
             generator that ``backproplab.manual_seed`` seeds. Python's global ``random`` is
             never used.

@@ -47,15 +47,17 @@ CircleModel = Union["CircleNet", "CircleTensorNet"]
 
 
 def circle_target(x: float, y: float) -> float:
-    """Seed 001's objective o(x, y): 1.0 inside the unit circle (x² + y² < 1), else 0.0."""
+    """The circle classifier's objective o(x, y): 1.0 inside the unit circle (x² + y² < 1), else
+    0.0."""
     return 1.0 if x * x + y * y < 1 else 0.0
 
 
 def circle_dataset(sample_density: int = 10) -> list[tuple[float, float, float]]:
-    """Return seed 001's samples (x, y, o(x, y)), x the outer loop, in seed 001's order.
+    """Return the circle classifier's samples (x, y, o(x, y)), x the outer loop, in its write-up's
+    order.
 
-    The grid is x, y = -2 + 4 i / sample_density for i = 0 .. sample_density, computed with
-    seed 001's exact expression so every float matches: 121 points for the default 10, starting
+    The grid is x, y = -2 + 4 i / sample_density for i = 0 .. sample_density, computed with the
+    write-up's exact expression so every float matches: 121 points for the default 10, starting
     (-2.0, -2.0, 0.0), (-2.0, -1.6, 0.0). Raises ValueError when sample_density < 1.
     """
     if (
@@ -70,8 +72,9 @@ def circle_dataset(sample_density: int = 10) -> list[tuple[float, float, float]]
 
 
 def _seed001_draws(seed: int, n: int) -> list[float]:
-    # Seed 001 calls seed(0) on the global generator and draws random() - 0.5 per weight; a
-    # random.Random(seed) of its own gives the same draws and leaves the global state alone.
+    # The circle classifier's write-up calls seed(0) on the global generator and draws
+    # random() - 0.5 per weight; a random.Random(seed) of its own gives the same draws and leaves
+    # the global state alone.
     rng = random.Random(seed)
     return [rng.random() - 0.5 for _ in range(n)]
 
@@ -104,12 +107,12 @@ def _points(X: Any) -> np.ndarray:
 
 
 class CircleNet(_CircleClassifier, MLP):
-    """Seed 001's ``MyNet(2, [4])`` as a scalar MLP: 2 inputs, 4 sigmoid neurons, 1 sigmoid output.
+    """The circle classifier on Values: its write-up's ``MyNet(2, [4])`` as a scalar MLP.
 
-    The weights are seed 001's: from ``random.Random(seed)`` (the draws ``random.seed(seed)``
-    gives), each neuron in turn (the hidden four, then the output) draws ``random() - 0.5`` per
-    input; every bias is 0.0. Python's global random state is not touched. Untrained,
-    ``CircleNet()([0, 0])`` is 0.5588.
+    2 inputs, 4 sigmoid neurons, 1 sigmoid output. The weights are the write-up's: from
+    ``random.Random(seed)`` (the draws ``random.seed(seed)`` gives), each neuron in turn (the hidden
+    four, then the output) draws ``random() - 0.5`` per input; every bias is 0.0. Python's global
+    random state is not touched. Untrained, ``CircleNet()([0, 0])`` is 0.5588.
     """
 
     def __init__(self, seed: int = 0) -> None:
@@ -148,7 +151,7 @@ class CircleTensorNet(_CircleClassifier, Module):
 
 
 def circle_model(engine: str = "value", seed: int = 0) -> CircleModel:
-    """Return a fresh, untrained seed 001 network for ``engine`` ("value" or "tensor").
+    """Return a fresh, untrained circle classifier for ``engine`` ("value" or "tensor").
 
     Raises ValueError for any other engine.
     """
@@ -163,15 +166,15 @@ def train_circle(
     model: CircleModel | None = None,
     compile: bool = True,
 ) -> Iterator[tuple[int, float]]:
-    """Train seed 001's network on ``circle_dataset()``, yielding (step, loss) for each step.
+    """Train the circle classifier on ``circle_dataset()``, yielding (step, loss) for each step.
 
-    Each step is seed 001's ``one_step``: the mean squared error over all 121 points, one
+    Each step is the write-up's ``one_step``: the mean squared error over all 121 points, one
     backward pass, then ``p -= learning_rate * p.grad`` for every parameter. The loss yielded
-    for step k (1-based) is the one computed before step k's update, as seed 001 prints it.
+    for step k (1-based) is the one computed before step k's update, as the write-up prints it.
 
     Args:
         steps: how many steps to run (>= 0).
-        learning_rate: the step size (seed 001 uses 10).
+        learning_rate: the step size (the write-up uses 10).
         engine: "value" (the scalar CircleNet, one graph node per operation on one point) or
             "tensor" (CircleTensorNet, the whole batch in each node).
         seed: the seed of a fresh model's weights, when ``model`` is None.
@@ -255,11 +258,11 @@ def _train_tensors(
 def circle_lines(
     engine: str = "value", steps: int = 2000, learning_rate: float = 10.0, seed: int = 0
 ) -> tuple[list[str], CircleModel]:
-    """Train a fresh network as seed 001 does and return (its printed lines, the trained model).
+    """Train a fresh circle classifier as its write-up does: return (printed lines, trained model).
 
-    The lines are ``untrained f(0, 0) = 0.5588``, then ``f"{step} {loss:.4f}"`` at step 1 and
-    every 100th step, seed 001's schedule. Both engines give the same lines. Raises ValueError
-    as ``train_circle`` does.
+    The lines are ``untrained f(0, 0) = 0.5588``, then ``f"{step} {loss:.4f}"`` at step 1 and every
+    100th step, the write-up's schedule. Both engines give the same lines. Raises ValueError as
+    ``train_circle`` does.
     """
     model = circle_model(engine, seed)
     lines = [f"untrained f(0, 0) = {_at_origin(model):.4f}"]
@@ -339,7 +342,7 @@ def _check_engine(engine: object) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print seed 001's training lines.
+    """Print the circle classifier's training lines.
 
     ``python -m backproplab.nn.seed_circle [value|tensor] [steps]``.
     """
