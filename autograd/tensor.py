@@ -206,12 +206,12 @@ class Tensor(Node):
     def zero_grad(self) -> None:
         """Reset the gradient to None before the next backward pass.
 
-        An array the backward pass delivered is let go of when the next pass delivers a new
-        one, not now (it is never written into). Freed at the end of every training step, a
-        parameter-sized array is handed back to the system and faulted in again by the next
-        step (about 350 page faults a step on seed 002's network, bench/README.md); freed a
-        step later, its memory is reused, as in a NumPy loop, where ``d_w1`` lives until the
-        next step replaces it. (A compiled step keeps its arrays in the same way itself.)
+        An array the backward pass delivered is let go of when the next pass delivers a new one, not
+        now (it is never written into). Freed at the end of every training step, a parameter-sized
+        array is handed back to the system and faulted in again by the next step (about 350 page
+        faults a step on the random ReLU regression, bench/README.md); freed a step later, its
+        memory is reused, as in a NumPy loop, where ``d_w1`` lives until the next step replaces it.
+        (A compiled step keeps its arrays in the same way itself.)
         """
         self.grad = None
 

@@ -1,8 +1,9 @@
-"""Small datasets: the seed systems' data and two classic toy classification problems.
+"""Small datasets: the circle classifier's, the random ReLU regression's, two moons, spirals.
 
-Every function is reproducible from its ``seed``. All draw from their own
-``np.random.default_rng(seed)`` except ``relu_regression``, which reproduces seed 002's draws from
-NumPy's legacy global generator (and puts that generator's state back afterwards).
+The two networks' write-ups are seed 001 and seed 002 in the code's names. Every function is
+reproducible from its ``seed``. All draw from their own ``np.random.default_rng(seed)`` except
+``relu_regression``, which reproduces the random ReLU regression's write-up's draws from NumPy's
+legacy global generator (and puts that generator's state back afterwards).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ __all__ = [
     "two_moons",
 ]
 
-# Seed 002's sizes: a batch of 128 inputs of 1000 features, 100 hidden units, one output.
+# The random ReLU regression's sizes: 128 inputs of 1000 features, 100 hidden units, one output.
 RELU_BATCH, RELU_INPUT, RELU_HIDDEN, RELU_OUTPUT = 128, 1000, 100, 1
 
 
 def circle_grid(sample_density: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Seed 001's data: o(x, y) = 1.0 inside the unit circle, else 0.0, on a grid over [-2, 2]².
+    """The circle classifier's data: o(x, y) = 1.0 inside the unit circle, else 0.0, on a grid over
+    [-2, 2]².
 
     Point k = i * (sample_density + 1) + j is (x, y) = (-2 + 4i/d, -2 + 4j/d), x the outer loop,
     exactly as the write-up builds its list (the default d = 10 gives its 121 points, starting
@@ -42,7 +44,7 @@ def circle_grid(sample_density: int = 10) -> tuple[np.ndarray, np.ndarray]:
 
 
 def relu_regression(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Seed 002's data and initial weights, drawn as the write-up draws them.
+    """The random ReLU regression's data and initial weights, drawn as its write-up draws them.
 
     ``np.random.seed(seed)``, then ``np.random.randn`` for the inputs (128, 1000), the targets
     (128, 1), W1 (1000, 100) and W2 (100, 1), in that order. The legacy global generator's state

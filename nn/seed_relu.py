@@ -27,7 +27,8 @@ __all__ = [
 
 
 class ReluRun(NamedTuple):
-    """A run of seed 002: the printed losses and the trained network's first five errors."""
+    """A run of the random ReLU regression: the printed losses and the trained network's first five
+    errors."""
 
     losses: list[tuple[int, float]]
     """(iteration, loss) at each printed iteration; the loss before that iteration's update."""
@@ -43,7 +44,7 @@ def is_printed(i: int) -> bool:
 def relu_run(
     seed: int = 0, iterations: int = 1000, learning_rate: float = 1e-6, compile: bool = True
 ) -> ReluRun:
-    """Train seed 002's network with the engine's gradients and plain gradient descent.
+    """Train the random ReLU regression with the engine's gradients and plain gradient descent.
 
     X and the targets are constant Tensors, W1 and W2 leaves with ``requires_grad``; the loss is
     the summed squared error ``((relu(X @ W1) @ W2 - y) ** 2).sum()``. Data and initial weights
@@ -84,7 +85,8 @@ def relu_run(
 
 
 def relu_lines(seed: int = 0) -> list[str]:
-    """The lines the seed 002 demo prints: ``"<iteration> <loss>"`` then the five errors.
+    """The lines the random ReLU regression's demo prints: ``"<iteration> <loss>"``, then the five
+    errors.
 
     Each float is printed in full (``repr``), one per line; 1000 iterations, learning rate 1e-6.
     Raises ValueError for a bad seed.
