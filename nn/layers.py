@@ -1,4 +1,7 @@
-"""Tensor layers with seed 000's API: ``Linear`` and ``MLP``, batch first."""
+"""Tensor layers with the configurable MLP's API: ``Linear`` and ``MLP``, batch first.
+
+Their arguments are those of the configurable MLP's write-up (seed 000 in the code's names).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ REGULARISATIONS: tuple[str | None, ...] = (None, "l1", "l2")
 class Linear(Module):
     """A dense layer ``y = act(x @ weight + bias)``, with dropout and an l1/l2 penalty.
 
-    The argument order and defaults are seed 000's::
+    The argument order and defaults are the configurable MLP's write-up's::
 
         Linear(input_size, output_size, activation="sigmoid", use_bias=True, dropout=0.0,
                use_act=True, eval=True, regularisation=None, beta=0.0, *, init="auto", seed=None)
@@ -39,15 +42,16 @@ class Linear(Module):
       the kept outputs are scaled by 1 / (1 - p), so inference needs no rescaling. The 0/1 mask
       of the last training forward is kept in ``last_mask`` (None after an inference forward, or
       when p is 0), for hand-derived backprop to reuse.
-    - ``eval``: seed 000's flag, True meaning *training* mode ("keep what training needs"). It
-      sets ``self.training``. Note that ``Module.eval()`` means the opposite, as in PyTorch: it
-      switches to inference. ``train()`` / ``eval()`` change the mode afterwards.
+    - ``eval``: the configurable MLP's write-up's flag, True meaning *training* mode ("keep what
+      training needs"). It sets ``self.training``. Note that ``Module.eval()`` means the opposite,
+      as in PyTorch: it switches to inference. ``train()`` / ``eval()`` change the mode afterwards.
     - ``regularisation``: "l1", "l2" or None, with ``beta`` >= 0: ``penalty()`` is
       beta * sum|W| or beta * sum W², on the weight only. Add it to the loss yourself.
-    - ``init``: "xavier" (Glorot uniform, bound sqrt(6 / (fan_in + fan_out))), "he" (Kaiming
-      normal, std sqrt(2 / fan_in)), "normal" (standard normal, as seed 002), or "auto": He for
-      relu, Xavier for the rest (the activation actually applied, so "none" when use_act=False).
-      The weight is drawn from ``np.random.default_rng(seed)``; the bias starts at zero.
+    - ``init``: "xavier" (Glorot uniform, bound sqrt(6 / (fan_in + fan_out))), "he" (Kaiming normal,
+      std sqrt(2 / fan_in)), "normal" (standard normal, as the random ReLU regression's write-up
+      draws), or "auto": He for relu, Xavier for the rest (the activation actually applied, so
+      "none" when use_act=False). The weight is drawn from ``np.random.default_rng(seed)``; the bias
+      starts at zero.
     - ``seed``: seeds ``self.rng``, the generator that draws the weight and then every dropout
       mask. None (the default) takes a fresh seed from the shared generator that
       ``backproplab.manual_seed`` seeds, so two layers differ and a seeded run repeats; the seed
@@ -68,7 +72,7 @@ class Linear(Module):
         use_bias: bool = True,
         dropout: float = 0.0,
         use_act: bool = True,
-        eval: bool = True,  # seed 000's name: True is training mode
+        eval: bool = True,  # the configurable MLP's write-up's name: True is training mode
         regularisation: str | None = None,
         beta: float = 0.0,
         *,
@@ -172,7 +176,7 @@ class Linear(Module):
 class MLP(Module):
     """A multi-layer perceptron: a list of ``Linear`` layers, with an optional softmax output.
 
-    The argument order and defaults are seed 000's::
+    The argument order and defaults are the configurable MLP's write-up's::
 
         MLP(input_size, output_size, hid_sizes=(), activation="sigmoid", is_softmax=False,
             reg=None, beta=0.0, layer_dropout=0.0, use_bias=True, eval=True, *, init="auto",
@@ -183,14 +187,16 @@ class MLP(Module):
     ``seed=None`` (the default) takes one fresh seed from the shared generator that
     ``backproplab.manual_seed`` seeds and keeps it in ``self.seed``: ``MLP(..., seed=m.seed)``
     rebuilds ``m``'s initial weights.
-    Every layer shares ``activation``, ``reg``/``beta``, ``use_bias``, ``init`` and ``fused``
-    (False draws each layer's MatMul, Add and activation as nodes of their own; see ``Linear``).
+    Every layer shares ``activation``, ``reg``/``beta``, ``use_bias``, ``init`` and ``fused`` (False
+    draws each layer's MatMul, Add and activation as nodes of their own; see ``Linear``).
     ``layer_dropout`` applies to the hidden layers only: dropping outputs of the last layer would
-    drop predictions. ``eval`` is seed 000's flag, True meaning training mode (see ``Linear``).
+    drop predictions. ``eval`` is the configurable MLP's write-up's flag, True meaning training mode
+    (see ``Linear``).
 
     With ``is_softmax`` the output layer has no activation and ``forward`` returns the softmax of
     its output over the last axis: a sigmoid or relu squashing the scores before a softmax would
-    cripple training. Without it the output layer uses ``activation``, as seed 000 does.
+    cripple training. Without it the output layer uses ``activation``, as the configurable MLP's
+    write-up does.
     A softmax model is a classifier: ``predict(x)`` gives class labels and ``predict_proba(x)``
     the probabilities, as in scikit-learn.
 
@@ -208,7 +214,7 @@ class MLP(Module):
         beta: float = 0.0,
         layer_dropout: float = 0.0,
         use_bias: bool = True,
-        eval: bool = True,  # seed 000's name: True is training mode
+        eval: bool = True,  # the configurable MLP's write-up's name: True is training mode
         *,
         init: str = "auto",
         seed: int | None = None,

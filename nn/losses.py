@@ -32,8 +32,8 @@ def mse(pred: Any, target: Any) -> Tensor:
     """Mean squared error ("sq-error"): the mean over *all* elements of (pred - target)².
 
     For predictions of shape (batch, k) that is the sum of squares divided by batch * k, so a
-    single-output network gets the per-sample average (as in seed 001). The target must have
-    pred's shape, up to axes of length 1 ((batch,) against (batch, 1) is fine); anything else
+    single-output network gets the per-sample average (as in the circle classifier). The target must
+    have pred's shape, up to axes of length 1 ((batch,) against (batch, 1) is fine); anything else
     raises ValueError naming both shapes rather than broadcasting to (batch, batch).
     Gradient: 2 (pred - target) / pred.size.
     """
@@ -42,7 +42,8 @@ def mse(pred: Any, target: Any) -> Tensor:
 
 
 def sum_squared_error(pred: Any, target: Any) -> Tensor:
-    """Summed squared error ("sum-sq-error"): sum of (pred - target)², not averaged (seed 002).
+    """Summed squared error ("sum-sq-error"): sum of (pred - target)², not averaged (the random ReLU
+    regression's loss).
 
     Shapes as for ``mse``. Gradient: 2 (pred - target).
     """
@@ -122,7 +123,8 @@ LOSSES: dict[str, Callable[..., Tensor]] = {
     "cross-entropy": cross_entropy,
     "bce": binary_cross_entropy,
 }
-"""The losses by name; "sq-error" and "cross-entropy" are seed 000's ``lossfn`` names."""
+"""The losses by name; "sq-error" and "cross-entropy" are the configurable MLP's write-up's
+``lossfn`` names."""
 
 
 def get_loss(name: str) -> Callable[..., Tensor]:

@@ -29,9 +29,10 @@ History = list[dict[str, float]]
 
 
 class MLPTrainer:
-    """Train a model on (x, y) in shuffled mini-batches: seed 000's ``MLPTrainer``.
+    """Train a model on (x, y) in shuffled mini-batches: the configurable MLP's write-up's
+    ``MLPTrainer``.
 
-    Args (seed 000's positional order, then keyword extensions):
+    Args (the write-up's positional order, then keyword extensions):
         model: the network, a ``Module`` whose ``forward`` maps a (batch, features) array to
             (batch, outputs) scores, such as ``nn.layers.MLP``. If it has ``penalty()`` (MLP's
             l1/l2 term), that scalar is added to every loss, so the engine differentiates the

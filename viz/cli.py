@@ -47,9 +47,9 @@ CONFIGURABLE_MLP = "the configurable MLP"
 # slowest section of the tour; its time is printed at the end, and bench/README.md has more).
 TOUR_CIRCLE_STEPS = 2000
 
-# Seed 000's MLP on each toy dataset: hyperparameters that reach >= 95% validation accuracy in
-# about a second (moons 100%, spirals 98.3% with seed 0; 95% or more for each of 3 model seeds
-# on 4 data seeds), checked by tests/viz/test_cli_demo.py.
+# The configurable MLP on each toy dataset: hyperparameters that reach >= 95% validation accuracy in
+# about a second (moons 100%, spirals 98.3% with seed 0; 95% or more for each of 3 model seeds on 4
+# data seeds), checked by tests/viz/test_cli_demo.py.
 MLP_SETTINGS: dict[str, dict[str, Any]] = {
     "moons": {
         "hid_sizes": [16, 16],
