@@ -1,22 +1,25 @@
-"""Backprop derived by hand, in NumPy: the formulas of the three seeds, written out.
+"""Backprop derived by hand, in NumPy: the formulas of the three write-ups, written out.
 
-Nothing here uses the engine's backward pass. It is the other side of ``nn.checker``, which
-sets these gradients beside the engine's and beside central differences.
+The configurable MLP's, the circle classifier's and the random ReLU regression's write-ups are
+seed 000, 001 and 002 in the code's names. Nothing here uses the engine's backward pass. It is the
+other side of ``nn.checker``, which sets these gradients beside the engine's and beside central
+differences.
 
 - ``ManualBackprop``: the forward and backward pass of ``nn.Linear`` and ``nn.MLP`` with every
-  option, from seed 000's formulas for one linear layer. Each formula is a method whose docstring
-  states it in math; a wrong derivation is a subclass that overrides one of them.
-- ``relu_net_grads``: seed 002's two-layer ReLU network, as its write-up derives it.
-- ``circle_neuron_grads``: seed 001's per-neuron rule, over a scalar ``nn.scalar.MLP``.
+  option, from the configurable MLP's write-up's formulas for one linear layer. Each formula is a
+  method whose docstring states it in math; a wrong derivation is a subclass that overrides one of
+  them.
+- ``relu_net_grads``: the random ReLU regression's two-layer network, as its write-up derives it.
+- ``circle_neuron_grads``: the circle classifier's per-neuron rule, over a scalar ``nn.scalar.MLP``.
 
-**Layout.** Seed 000 writes one sample as a column: y = W x + b with W of shape (out, in), and
-∂L/∂W = δ xᵀ, ∂L/∂b = δ, ∂L/∂x = Wᵀ δ. ``nn.Linear`` is batch first: x is (B, in), each sample
-a row, and ``weight`` is stored (in, out), so z = x W + b. Transposing seed 000's formulas and
-summing them over the B samples gives, with δ = ∂L/∂z of shape (B, out)::
+**Layout.** The configurable MLP's write-up writes one sample as a column: y = W x + b with W of
+shape (out, in), and ∂L/∂W = δ xᵀ, ∂L/∂b = δ, ∂L/∂x = Wᵀ δ. ``nn.Linear`` is batch first: x is
+(B, in), each sample a row, and ``weight`` is stored (in, out), so z = x W + b. Transposing the
+write-up's formulas and summing them over the B samples gives, with δ = ∂L/∂z of shape (B, out)::
 
-    ∂L/∂W = xᵀ δ            (in, out)   Σ over samples of seed 000's δ xᵀ, transposed
-    ∂L/∂b = Σ_batch δ       (out,)      seed 000's δ, summed over samples
-    ∂L/∂x = δ Wᵀ            (B, in)     seed 000's Wᵀ δ, one row per sample
+    ∂L/∂W = xᵀ δ            (in, out)   Σ over samples of the write-up's δ xᵀ, transposed
+    ∂L/∂b = Σ_batch δ       (out,)      the write-up's δ, summed over samples
+    ∂L/∂x = δ Wᵀ            (B, in)     the write-up's Wᵀ δ, one row per sample
 
 and through an activation a = σ(z): ∂L/∂z = ∂L/∂a ⊙ σ'(z).
 """
@@ -48,7 +51,8 @@ LOSSES: tuple[str, ...] = ("sq-error", "sum-sq-error", "cross-entropy")
 
 @dataclass
 class LayerCache:
-    """What one layer's forward pass keeps for its backward pass (seed 001's "cache")."""
+    """What one layer's forward pass keeps for its backward pass (the circle classifier's write-up's
+    "cache")."""
 
     name: str  # the parameter prefix: "layers.0." in an MLP, "" for a lone Linear
     x: np.ndarray  # the layer's input, (B, in)
@@ -75,7 +79,7 @@ class ManualBackprop:
     says whether it is right.
     """
 
-    # -- one linear layer: seed 000 ----------------------------------------------------------
+    # -- one linear layer: the configurable MLP's write-up -----------------------------------
 
     def linear(self, x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
         """z = x W + b   (x: B × in, W: in × out, b: out; b is added to every row)"""
@@ -83,15 +87,15 @@ class ManualBackprop:
         return z if b is None else z + b
 
     def weight_grad(self, x: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        """∂L/∂W = xᵀ δ   (in × out; seed 000's δ xᵀ for each sample, summed over the batch)"""
+        """∂L/∂W = xᵀ δ   (in × out; the write-up's δ xᵀ for each sample, summed over the batch)"""
         return x.T @ delta
 
     def bias_grad(self, delta: np.ndarray) -> np.ndarray:
-        """∂L/∂b = Σ_batch δ   (out; seed 000's ∂L/∂b = δ for each sample, summed)"""
+        """∂L/∂b = Σ_batch δ   (out; the write-up's ∂L/∂b = δ for each sample, summed)"""
         return delta.sum(axis=0)
 
     def input_grad(self, delta: np.ndarray, W: np.ndarray) -> np.ndarray:
-        """∂L/∂x = δ Wᵀ   (B × in; seed 000's Wᵀ δ for each sample, as a row)"""
+        """∂L/∂x = δ Wᵀ   (B × in; the write-up's Wᵀ δ for each sample, as a row)"""
         return delta @ W.T
 
     # -- activations ---------------------------------------------------------------------------
@@ -125,7 +129,7 @@ class ManualBackprop:
     def activation_grad(
         self, grad_a: np.ndarray, z: np.ndarray, a: np.ndarray, name: str
     ) -> np.ndarray:
-        """∂L/∂z = ∂L/∂a ⊙ σ'(z)   (seed 000's "through an activation")"""
+        """∂L/∂z = ∂L/∂a ⊙ σ'(z)   (the configurable MLP's write-up's "through an activation")"""
         return grad_a * self.activation_derivative(z, a, name)
 
     # -- dropout -------------------------------------------------------------------------------
@@ -161,7 +165,7 @@ class ManualBackprop:
         return 2.0 * (pred - t) / pred.size  # type: ignore[no-any-return]
 
     def sse_grad(self, pred: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """∂L/∂pred = 2 (pred − t)   for L = Σ (pred − t)², summed (seed 002's loss)"""
+        """∂L/∂pred = 2 (pred − t)   for L = Σ (pred − t)², summed (the random ReLU regression's)"""
         return 2.0 * (pred - t)  # type: ignore[no-any-return]
 
     # -- penalties -----------------------------------------------------------------------------
@@ -284,13 +288,14 @@ manual_grads = ManualBackprop()
 """The hand derivation, ready to call: ``manual_grads(model, x, y, loss)``."""
 
 
-# -- seed 002: two layers, ReLU, no biases -----------------------------------------------------
+# -- the random ReLU regression: two layers, ReLU, no biases -----------------------------------
 
 
 def relu_net_grads(
     X: np.ndarray, y: np.ndarray, W1: np.ndarray, W2: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seed 002's hand-derived gradients of L = Σ (relu(X W1) W2 − y)², as its write-up has them.
+    """The random ReLU regression's hand-derived gradients of L = Σ (relu(X W1) W2 − y)², as its
+    write-up has them.
 
     Forward: h = relu(X W1), pred = h W2. Backward::
 
@@ -312,7 +317,7 @@ def relu_net_grads(
     return d_W1, d_W2
 
 
-# -- seed 001: the per-neuron rule, over a scalar MLP ------------------------------------------
+# -- the circle classifier: the per-neuron rule, over a scalar MLP -----------------------------
 
 
 def _scalar_act(name: str, z: float) -> float:
@@ -341,21 +346,21 @@ def circle_neuron_grads(
     inputs: Sequence[Sequence[float]],
     targets: Sequence[float] | Sequence[Sequence[float]],
 ) -> dict[str, float]:
-    """Seed 001's per-neuron backprop of the mean squared error over a scalar MLP.
+    """The circle classifier's per-neuron backprop of the mean squared error over a scalar MLP.
 
-    L = (1 / (n k)) Σ_samples Σ_outputs (a − t)², n samples of k outputs (seed 001: k = 1,
-    so L is its loss averaged over the 121 points). For each sample, the forward pass caches
-    each neuron's inputs and z = Σ_i w_i input_i + b; then, from d_a = 2 (a − t) / (n k) at
-    each output, layer by layer backwards, every neuron does::
+    L = (1 / (n k)) Σ_samples Σ_outputs (a − t)², n samples of k outputs (the circle classifier:
+    k = 1, so L is its loss averaged over the 121 points). For each sample, the forward pass caches
+    each neuron's inputs and z = Σ_i w_i input_i + b; then, from d_a = 2 (a − t) / (n k) at each
+    output, layer by layer backwards, every neuron does::
 
         d_z       = d_a · σ'(z)
         d_bias   += d_z
         d_w[i]   += d_z · input[i]
         passes d_z · w[i] back to input i
 
-    and the next layer back gets, for each of its neurons, the sum of what the neurons after
-    it passed back. Gradients accumulate (``+=``) over the samples, as in seed 001's
-    ``zero_grad`` / ``backward`` loop.
+    and the next layer back gets, for each of its neurons, the sum of what the neurons after it
+    passed back. Gradients accumulate (``+=``) over the samples, as in the circle classifier's
+    write-up's ``zero_grad`` / ``backward`` loop.
 
     ``targets`` holds one float per sample (a single-output network) or one list per sample.
     Returns the gradients as floats keyed by ``net.named_parameters()`` names
@@ -376,7 +381,8 @@ def circle_neuron_grads(
                 f"each sample needs {net.nin} inputs and {k} targets, "
                 f"got {len(sample)} and {len(t)}"
             )
-        # Forward, caching each neuron's inputs and z (seed 001's inputs_cache and z_cache).
+        # Forward, caching each neuron's inputs and z (the circle classifier's write-up's
+        # inputs_cache and z_cache).
         cache: list[list[tuple[list[float], float, float]]] = []
         values = [float(v) for v in sample]
         for li, layer in enumerate(net.layers):
@@ -388,7 +394,8 @@ def circle_neuron_grads(
                 row.append((values, z, _scalar_act(acts[li][j], z)))
             cache.append(row)
             values = [a for _, _, a in row]
-        # Backward: seed 001's square_loss_derivative / num_samples, averaged over outputs too.
+        # Backward: the circle classifier's write-up's square_loss_derivative / num_samples,
+        # averaged over outputs too.
         d_as = [2.0 * (a - tj) / (n * k) for a, tj in zip(values, t, strict=True)]
         for li in range(len(net.layers) - 1, -1, -1):
             passed = []
