@@ -87,15 +87,15 @@ class ManualBackprop:
         return z if b is None else z + b
 
     def weight_grad(self, x: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        """∂L/∂W = xᵀ δ   (in × out; the write-up's δ xᵀ for each sample, summed over the batch)"""
+        """∂L/∂W = xᵀ δ   (in × out; the configurable MLP's δ xᵀ for each sample, summed)"""
         return x.T @ delta
 
     def bias_grad(self, delta: np.ndarray) -> np.ndarray:
-        """∂L/∂b = Σ_batch δ   (out; the write-up's ∂L/∂b = δ for each sample, summed)"""
+        """∂L/∂b = Σ_batch δ   (out; the configurable MLP's ∂L/∂b = δ for each sample, summed)"""
         return delta.sum(axis=0)
 
     def input_grad(self, delta: np.ndarray, W: np.ndarray) -> np.ndarray:
-        """∂L/∂x = δ Wᵀ   (B × in; the write-up's Wᵀ δ for each sample, as a row)"""
+        """∂L/∂x = δ Wᵀ   (B × in; the configurable MLP's Wᵀ δ for each sample, as a row)"""
         return delta @ W.T
 
     # -- activations ---------------------------------------------------------------------------
