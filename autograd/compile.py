@@ -1511,13 +1511,7 @@ def _forward_loop(prog: _Program, fwd: _Emitter, forward_op: Callable[..., _Sym]
     fwd.lines = body
     names: list[_Sym] = []
     for q, n in enumerate(fold.template):
-        _, parents, params = prog.entries[id(n)]
-        refs = zip(fold.parents[q], parents, strict=True)
-        ins = [_read(ref, p, q, names, carried, col_of, sym) for ref, p in refs]
-        floats = fold.params[q]
-        sparams = tuple(
-            col_of.get((q, floats[i]), v) if i in floats else v for i, v in enumerate(params)
-        )
+        ins, sparams = _block_inputs(prog, n, q, names, carried, col_of, sym)
         names.append(forward_op(n, ins, sparams))
     fwd.lines = outer
     made = [ln.target for ln in body if isinstance(ln, _Line) and not isinstance(ln, _Effect)]
@@ -1540,26 +1534,37 @@ def _forward_loop(prog: _Program, fwd: _Emitter, forward_op: Callable[..., _Sym]
         sym[id(n)] = _Sym(fwd, s.name, n._data)
 
 
-def _read(
-    ref: tuple[str, Any],
-    p: Node,
+def _block_inputs(
+    prog: _Program,
+    n: Node,
     q: int,
     names: list[_Sym],
     carried: dict[int, _Sym],
     col_of: dict[tuple[int, int], _Column],
     known: Callable[[Node], _Sym] | dict[int, _Sym],
-) -> _Sym:
-    """A parent of the block's op at position q, as the loop's code reads it."""
-    kind, x = ref
-    if kind == "op":
-        return names[x]
-    if kind == "prev":
-        return carried[x]
-    if kind == "number":
-        col = col_of.get((q, x))
-        if col is not None:
-            return col
-    return known(p) if callable(known) else known[id(p)]
+) -> tuple[list[_Sym], tuple[Any, ...]]:
+    """The inputs and params of n, the block's op at position q, as the loop's code reads them
+    (in the forward loop and in the backward's alike): a parent made in the block by its name
+    there, one of the repetition before by what is carried, a number that differs between
+    repetitions by its column of the table, anything else as ``known`` has it."""
+    fold = prog.fold
+    assert fold is not None
+    _, parents, params = prog.entries[id(n)]
+    ins = []
+    for (kind, x), p in zip(fold.parents[q], parents, strict=True):
+        if kind == "op":
+            ins.append(names[x])
+        elif kind == "prev":
+            ins.append(carried[x])
+        elif kind == "number" and (q, x) in col_of:
+            ins.append(col_of[(q, x)])
+        else:
+            ins.append(known(p) if callable(known) else known[id(p)])
+    floats = fold.params[q]
+    sparams = tuple(
+        col_of.get((q, floats[i]), v) if i in floats else v for i, v in enumerate(params)
+    )
+    return ins, sparams
 
 
 def _mask_reads(params: tuple[Any, ...], mask_of: Callable[[Any], Any]) -> list[Node]:
@@ -1806,13 +1811,7 @@ def _backward_lines(prog: _Program, k: int, seed: Any, implied: bool) -> list[_L
             if id(n) in unsent and grads[id(n)].name == slots[q]:
                 # the eager pass starts this one from zero, not from what the block adds to it
                 raise _NoFold("a value the next repetition reads gets no gradient of its own")
-            _, parents, params = prog.entries[id(n)]
-            refs = zip(fold.parents[q], parents, strict=True)
-            ins = [_read(ref, p, q, names, carried, col_of, fwd) for ref, p in refs]
-            floats = fold.params[q]
-            sparams = tuple(
-                col_of.get((q, floats[i]), v) if i in floats else v for i, v in enumerate(params)
-            )
+            ins, sparams = _block_inputs(prog, n, q, names, carried, col_of, fwd)
             visit(n, names[q], ins, sparams)
         looping.clear()
         em.lines = outer
