@@ -84,6 +84,46 @@ def make_mlp() -> tuple[Callable[..., Any], list[Any]]:
     return loss_fn, params
 
 
+def scalar_mlp(
+    n: int,
+    sizes: tuple[int, ...] = (2, 6, 6, 1),
+    seed: int = 5,
+    odd: Callable[..., Any] | None = None,
+) -> Callable[[], tuple[Callable[..., Any], list[Any]]]:
+    """micrograd-style code (a node per * and +) over n samples, summed as a running total.
+
+    ``odd(i, h)`` may change what sample i computes, to make one repetition differ.
+    """
+    rng = np.random.default_rng(seed)
+    xs = rng.standard_normal((n, sizes[0])).tolist()
+    ys = rng.choice([-1.0, 1.0], n).tolist()
+    weights = [
+        [(rng.uniform(-1, 1, a).tolist(), 0.0) for _ in range(b)]
+        for a, b in itertools.pairwise(sizes)
+    ]
+
+    def make() -> tuple[Callable[..., Any], list[Any]]:
+        layers = [[([Value(w) for w in ws], Value(b)) for ws, b in layer] for layer in weights]
+        params = [p for layer in layers for ws, b in layer for p in (*ws, b)]
+
+        def loss_fn(scale: Any = 1.0) -> Value:
+            total = Value(0.0)
+            for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+                h: list[Any] = x
+                for k, layer in enumerate(layers):
+                    acts = [
+                        sum((w * xi for w, xi in zip(ws, h, strict=True)), b) for ws, b in layer
+                    ]
+                    h = acts if k == len(layers) - 1 else [a.relu() for a in acts]
+                out = h[0] * scale
+                total = total + (odd(i, out) if odd else out - y) ** 2
+            return total
+
+        return loss_fn, params
+
+    return make
+
+
 RNG = np.random.default_rng(0)
 X100, Y100 = RNG.standard_normal((100, 2)), RNG.standard_normal((100, 1))
 
@@ -123,33 +163,7 @@ def test_seed002_relu_network_matches_eager() -> None:
 
 
 def test_scalar_mlp_micrograd_style_matches_eager() -> None:
-    rng = np.random.default_rng(3)
-    xs = rng.standard_normal((12, 2)).tolist()
-    ys = rng.choice([-1.0, 1.0], 12).tolist()
-    sizes = [2, 8, 8, 1]
-    weights = [
-        [(rng.uniform(-1, 1, a).tolist(), 0.0) for _ in range(b)]
-        for a, b in itertools.pairwise(sizes)
-    ]
-
-    def make() -> tuple[Callable[..., Any], list[Any]]:
-        layers = [[([Value(w) for w in ws], Value(b)) for ws, b in layer] for layer in weights]
-        params = [p for layer in layers for ws, b in layer for p in (*ws, b)]
-
-        def loss_fn() -> Value:
-            total = Value(0.0)
-            for x, y in zip(xs, ys, strict=True):
-                h: list[Any] = x
-                for i, layer in enumerate(layers):
-                    acts = [
-                        sum((w * xi for w, xi in zip(ws, h, strict=True)), b) for ws, b in layer
-                    ]
-                    h = acts if i == len(layers) - 1 else [a.relu() for a in acts]
-                total = total + (h[0] - y) ** 2
-            return total
-
-        return loss_fn, params
-
+    make = scalar_mlp(12, sizes=(2, 8, 8, 1), seed=3)
     assert lockstep(make, lambda i: (), steps=10, lr=0.01) == 1
 
 
@@ -824,46 +838,6 @@ def test_two_threads_trace_at_once_and_the_hooks_go_when_both_are_done() -> None
 # --- a scalar trace that repeats one block: written once, as a loop -------------------------------
 
 LOOP_NAME = re.compile(r"^(x|p|t|g|k|u|c|a|h)\d+$")
-
-
-def scalar_mlp(
-    n: int,
-    sizes: tuple[int, ...] = (2, 6, 6, 1),
-    seed: int = 5,
-    odd: Callable[..., Any] | None = None,
-) -> Callable[[], tuple[Callable[..., Any], list[Any]]]:
-    """micrograd-style code (a node per * and +) over n samples, summed as a running total.
-
-    ``odd(i, h)`` may change what sample i computes, to make one repetition differ.
-    """
-    rng = np.random.default_rng(seed)
-    xs = rng.standard_normal((n, sizes[0])).tolist()
-    ys = rng.choice([-1.0, 1.0], n).tolist()
-    weights = [
-        [(rng.uniform(-1, 1, a).tolist(), 0.0) for _ in range(b)]
-        for a, b in itertools.pairwise(sizes)
-    ]
-
-    def make() -> tuple[Callable[..., Any], list[Any]]:
-        layers = [[([Value(w) for w in ws], Value(b)) for ws, b in layer] for layer in weights]
-        params = [p for layer in layers for ws, b in layer for p in (*ws, b)]
-
-        def loss_fn(scale: Any = 1.0) -> Value:
-            total = Value(0.0)
-            for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
-                h: list[Any] = x
-                for k, layer in enumerate(layers):
-                    acts = [
-                        sum((w * xi for w, xi in zip(ws, h, strict=True)), b) for ws, b in layer
-                    ]
-                    h = acts if k == len(layers) - 1 else [a.relu() for a in acts]
-                out = h[0] * scale
-                total = total + (odd(i, out) if odd else out - y) ** 2
-            return total
-
-        return loss_fn, params
-
-    return make
 
 
 @pytest.fixture
