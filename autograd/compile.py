@@ -2104,7 +2104,7 @@ def _result_value(data: float, requires_grad: bool) -> _CompiledValue:
 class _Entry:
     """A trace of the function for one signature: its program and the leaves it reads."""
 
-    __slots__ = ("checks", "grads", "guard", "keep", "leaves", "n_out", "program", "structure")
+    __slots__ = ("checks", "grads", "guard", "keep", "leaves", "program", "structure")
 
     def __init__(
         self, program: _Program, leaves: list[Node], structure: Any, keep: list[Any]
@@ -2113,7 +2113,6 @@ class _Entry:
         self.leaves = leaves
         self.structure = structure  # None: one output; else the output tuple's type
         self.keep = keep
-        self.n_out = len(program.roots)
         self.grads = [root.requires_grad for root in program.roots]
         # A leaf's data may be replaced between calls; a new shape or dtype traces again.
         self.checks = [
