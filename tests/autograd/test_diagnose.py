@@ -171,7 +171,7 @@ def test_plain_wrong_names_the_worst_element_and_both_values() -> None:
     assert (d.kind, d.where) == ("wrong", (2, 1))
     assert d.message == (
         f"W: your gradient is wrong at [2, 1]: yours {wrong[2, 1]:.6g}, the engine's "
-        f"{GRAD_W[2, 1]:.6g} (not a wrong shape, sign, factor, transpose or missing term)"
+        f"{GRAD_W[2, 1]:.6g}"
     )
 
 
