@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import doctest
 
-import backproplab
 import backproplab.autograd.cmp
 import numpy as np
 import numpy.testing as npt
 import pytest
 import torch
+
+import backproplab
 from backproplab import NodeComparison, Tensor, Value, compare, no_grad
 
 N, BLOCK, EMB, HIDDEN, VOCAB = 8, 3, 4, 16, 7
@@ -194,13 +195,13 @@ def test_refusals_name_the_problem() -> None:
     h.sum().backward()
     with pytest.raises(ValueError, match=r"shape \(2,\), the node has shape \(1, 2\)"):
         compare("h", np.ones(2), h)  # the lecture's cmp would broadcast this
-    with pytest.raises(ValueError, match="needs no gradient.*requires_grad=False"):
+    with pytest.raises(ValueError, match=r"needs no gradient.*requires_grad=False"):
         compare("c", np.ones(2), Tensor([1.0, 2.0]))
     with no_grad():
         made = x * 3.0
     with pytest.raises(ValueError, match="no_grad"):
         compare("made", np.ones((1, 2)), made)
-    with pytest.raises(TypeError, match="Tensor or Value.*got a ndarray"):
+    with pytest.raises(TypeError, match=r"Tensor or Value.*got a ndarray"):
         compare("x", np.ones((1, 2)), x.data)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="must be numbers"):
         compare("x", [["a", "b"]], x)
