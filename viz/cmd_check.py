@@ -82,8 +82,8 @@ DERIVATION: dict[str, str] = {
 _ARITY = {"example": 1, "loss": 3, "grads": 3}
 
 # The options that describe the command's own network: a file brings its own.
-_NETWORK_OPTIONS = ("hidden", "activation", "loss", "softmax", "reg", "beta", "no_bias")
-_NETWORK_OPTIONS += ("dropout", "batch", "float32")
+_NETWORK_OPTIONS: tuple[str, ...] = ("hidden", "activation", "loss", "softmax", "reg", "beta")
+_NETWORK_OPTIONS += ("no_bias", "dropout", "batch", "float32")
 
 
 class DerivationFileError(Exception):
