@@ -16,6 +16,7 @@ from backproplab.autograd.seeding import draw_seed
 from .losses import LOSSES, check_signed_labels, get_loss
 from .module import Module
 from .optim import SGD, Adam
+from .progress import progress_bar
 
 __all__ = ["CLASSIFICATION_LOSSES", "OPTIMIZERS", "MLPTrainer"]
 
@@ -48,7 +49,7 @@ class MLPTrainer:
             the same sequence of batches. None (the default) takes a fresh seed from the shared
             generator that ``backproplab.manual_seed`` seeds; the seed used is ``self.seed``.
         verbose: show a progress bar during ``train`` (``tqdm.auto``: a widget in Jupyter, a
-            text bar in a terminal; one printed line per epoch if tqdm is not installed);
+            text bar elsewhere, never a warning; one printed line per epoch without tqdm);
             False shows nothing.
         compile: with True (the default) each training step runs as generated code
             (``autograd.compile``): the step is traced once per batch shape and replayed, with
@@ -382,14 +383,8 @@ class MLPTrainer:
     # -- progress ---------------------------------------------------------------------------------
 
     def _progress_bar(self, epochs: int) -> Any:
-        if not self.verbose:
-            return None
-        try:
-            # optional (the `progress` extra); .auto picks the notebook widget in Jupyter
-            from tqdm.auto import tqdm
-        except ImportError:
-            return None
-        return tqdm(total=epochs, desc="training", unit="epoch")
+        # the `progress` extra: a widget in Jupyter, text elsewhere, None without tqdm
+        return progress_bar(epochs, "training", "epoch") if self.verbose else None
 
     def _report(self, bar: Any, row: dict[str, float], epochs: int) -> None:
         if not self.verbose:
