@@ -250,6 +250,13 @@ def _hooks() -> list[tuple[Any, str, Any]]:
 
         return record
 
+    real_kept = tm._kept
+
+    def kept(param: Any) -> Any:
+        # Traced, an op keeps the very array it is given (an index, a where's condition): an
+        # argument's array or a traced comparison is then read anew by every replay.
+        return param if _current.get() is not None else real_kept(param)
+
     def tensor_init(self: Tensor, data: Any, *args: Any, **kwargs: Any) -> None:
         t = _current.get()
         if t is None:
@@ -324,6 +331,7 @@ def _hooks() -> list[tuple[Any, str, Any]]:
     hooks: list[tuple[Any, str, Any]] = [
         (tm, "record", recorder(tm)),
         (vm, "record", recorder(vm)),
+        (tm, "_kept", kept),
         (Node, "data", property(traced_data, data_prop.fset, doc=data_prop.__doc__)),
         (Tensor, "__init__", tensor_init),
         (Value, "__init__", value_init),
