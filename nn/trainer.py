@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from backproplab.autograd import Tensor, no_grad
+from backproplab.autograd import Tensor, Value, no_grad
 from backproplab.autograd.compile import Compiled, CompileError
 from backproplab.autograd.compile import compile as compile_step
 from backproplab.autograd.seeding import draw_seed
@@ -92,6 +92,7 @@ class MLPTrainer:
         self.lossfn = lossfn
         self.loss = get_loss(lossfn)
         self.classification = lossfn in CLASSIFICATION_LOSSES
+        _check_model(model, lossfn)
         self.optimizer = self._make_optimizer(optimizer)
         if seed is None:
             seed = draw_seed()
@@ -303,28 +304,25 @@ class MLPTrainer:
             y = y.reshape(len(y), outputs)
         return y
 
-    def _softmax_model(self) -> bool:
-        return bool(getattr(self.model, "is_softmax", False)) and callable(
-            getattr(self.model, "logits", None)
-        )
-
-    def _sigmoid_output(self) -> bool:
-        layers = getattr(self.model, "layers", None)
-        last = layers[-1] if isinstance(layers, Sequence) and layers else None
-        return getattr(last, "applied_activation", None) == "sigmoid"
+    def _gives_probabilities(self) -> bool:
+        # a sigmoid's outputs, or a softmax's (each in [0, 1], whatever "bce" makes of them)
+        return output_of(self.model)[0] in ("sigmoid", "softmax")
 
     def _scores(self, x: np.ndarray) -> Tensor:
-        """What the loss takes: logits for cross-entropy on a softmax model, else forward."""
+        """What the loss takes: logits for cross-entropy on a model ending in a softmax (found
+        through the module tree), else forward."""
         xt = Tensor(x, name="x")
-        if self.lossfn == "cross-entropy" and self._softmax_model():
-            return self.model.logits(xt)  # type: ignore[attr-defined, no-any-return]
+        if self.lossfn == "cross-entropy":
+            kind, logits = output_of(self.model)
+            if kind == "softmax" and logits is not None:
+                return logits(xt)
         return self.model(xt)  # type: ignore[no-any-return]
 
     def _objective(self, scores: Tensor, y: np.ndarray) -> Tensor:
         if self.lossfn == "cross-entropy":
             loss = self.loss(scores, y, from_logits=True)
         elif self.lossfn == "bce":
-            loss = self.loss(scores, y, from_logits=not self._sigmoid_output())
+            loss = self.loss(scores, y, from_logits=not self._gives_probabilities())
         else:
             loss = self.loss(scores, y)
         penalty = getattr(self.model, "penalty", None)
@@ -334,7 +332,7 @@ class MLPTrainer:
         """How many rows the scores classify as the labels do."""
         if self.lossfn == "bce":
             # A probability above 1/2 and a logit above 0 are the same decision.
-            threshold = 0.5 if self._sigmoid_output() else 0.0
+            threshold = 0.5 if self._gives_probabilities() else 0.0
             predicted = (scores.reshape(len(y), -1) > threshold).astype(np.int64)
             return int(np.all(predicted == y.reshape(len(y), -1), axis=1).sum())
         labels = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)
@@ -400,14 +398,112 @@ class MLPTrainer:
             print(f"epoch {int(row['epoch'])}/{epochs}: {shown}")
 
 
+# -- what the model ends in, read through the module tree ------------------------------------
+
+Logits = Callable[[Tensor], Tensor]
+
+# What a module's output may be: raw scores ("none"), or an activation's outputs.
+_OUTPUTS = ("none", "tanh", "relu", "sigmoid", "softmax")
+
+
+def output_of(model: Module) -> tuple[str, Logits | None]:
+    """What ``model``'s forward ends in, and a function giving its logits when that is a softmax.
+
+    The kind is "softmax", "sigmoid", "tanh", "relu", "none" (raw scores, logits), or "" when
+    it cannot be told. Sequentials are read through to their last module, an ``MLP`` to its
+    softmax or its output layer, however deep they nest; a module with a forward of its own
+    is taken at its word: its ``applied_activation`` (as ``Linear`` and ``nn.Tanh`` have), or
+    ``is_softmax`` with a ``logits`` method (as ``MLP`` has), else it cannot be told.
+    """
+    from .layers import MLP
+    from .sequential import Sequential
+
+    if isinstance(model, Sequential) and type(model).forward is Sequential.forward:
+        *first, last = model.layers
+        kind, logits = output_of(last)
+        if logits is None or not first:
+            return kind, logits
+        inner = logits  # the first modules' output, then the last one's logits
+
+        def through(x: Tensor) -> Tensor:
+            for m in first:
+                x = m(x)
+            return inner(x)
+
+        return kind, through
+    if isinstance(model, MLP) and type(model).forward is MLP.forward:
+        if model.is_softmax:
+            return "softmax", model.logits
+        return output_of(model.layers[-1])
+    said = getattr(model, "applied_activation", None)
+    if isinstance(said, str) and said in _OUTPUTS:
+        return said, None
+    logits = getattr(model, "logits", None)
+    if getattr(model, "is_softmax", False) is True and callable(logits):
+        return "softmax", logits
+    return "", None
+
+
+def _check_model(model: Module, lossfn: str) -> None:
+    """Refuse a model of Values, and a model whose output a classification loss cannot read."""
+    if any(isinstance(p, Value) for p in model.parameters()):
+        raise TypeError(
+            f"MLPTrainer trains networks of Tensors on batches; {_scalar_name(model)} is a "
+            f"network of Values that takes one sample at a time. {_scalar_advice(model)}"
+        )
+    if lossfn in CLASSIFICATION_LOSSES and output_of(model)[0] == "":
+        name = type(model).__name__
+        raise TypeError(
+            f"MLPTrainer cannot tell whether {name}'s forward gives logits or probabilities, "
+            f"which {lossfn!r} must know: give {name} the attribute applied_activation "
+            "('none' for logits, or the 'sigmoid', 'tanh' or 'relu' it ends in), or is_softmax "
+            "= True and a logits(x) method giving the scores before its softmax"
+        )
+
+
+def _scalar_name(model: Module) -> str:
+    from .scalar import MLP as ScalarMLP
+
+    if isinstance(model, ScalarMLP):
+        return f"nn.scalar.MLP({model.extra_repr()})"
+    return f"{type(model).__name__} (of {type(model).__module__})"
+
+
+def _scalar_advice(model: Module) -> str:
+    from .scalar import MLP as ScalarMLP
+
+    loop = "or train it with a loop over samples (micrograd's way; see README)"
+    if not isinstance(model, ScalarMLP) or len(set(model.activations[:-1])) > 1:
+        return f"Build it of nn.Linear layers in nn.Sequential, {loop}"
+    hidden = model.activations[0] if len(model.activations) > 1 else model.activations[-1]
+    built = f"nn.MLP({model.nin}, {model.nouts[-1]}, {model.nouts[:-1]}, {hidden!r})"
+    return f"Build the same layers as {built} (is_softmax=True for cross-entropy), {loop}"
+
+
+def _linears(model: Any, from_end: bool) -> Iterator[Any]:
+    """The dense layers of model in the order the input meets them (or from the end), through
+    Sequentials and MLPs; the activation modules between them are passed over."""
+    from .layers import MLP, Linear
+    from .sequential import Sequential, _Activation
+
+    if isinstance(model, Linear):
+        yield model
+    elif isinstance(model, (Sequential, MLP)):
+        for m in reversed(model.layers) if from_end else model.layers:
+            yield from _linears(m, from_end)
+    elif not isinstance(model, _Activation):
+        yield None  # a module of its own: its width is unknown
+
+
 # -- helpers ----------------------------------------------------------------------------------
 
 
 def _weight_dim(model: Module, layer: int, axis: int) -> int | None:
+    linear = next(_linears(model, from_end=layer == -1), None)
     layers = getattr(model, "layers", None)
-    if not isinstance(layers, Sequence) or not layers:
-        return None
-    shape = getattr(getattr(layers[layer], "weight", None), "shape", None)
+    if linear is None and isinstance(layers, Sequence) and layers:
+        linear = layers[layer]  # a module of its own with a list of layers: read as before
+    shape = getattr(getattr(linear, "weight", None), "shape", None)
     if not isinstance(shape, tuple) or len(shape) != 2:
         return None
     return int(shape[axis])
