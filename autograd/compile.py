@@ -187,6 +187,8 @@ class _Trace:
         self.inside: dict[int, Node] = {}  # leaves made inside the function (constants)
         self.masks: list[_Mask] = []
         self.keep: list[Any] = []  # what the ids above refer to stays alive while tracing
+        # the array an op was given, by the id of the copy it keeps (see ops.kept_param)
+        self.copied: dict[int, Any] = {}
 
     def clear(self) -> None:
         """Let go of the traced graph (the masks keep their trace otherwise)."""
@@ -198,6 +200,7 @@ class _Trace:
         self.made_buffers.clear()
         self.inside.clear()
         self.keep.clear()
+        self.copied.clear()
 
     def arg_of(self, a: np.ndarray) -> int | None:
         """The index of the argument whose numbers ``a`` holds (it, a view of it, or the copy a
@@ -208,9 +211,19 @@ class _Trace:
         return None
 
     def node(self, out: Node, op: Any, parents: tuple[Node, ...], params: tuple[Any, ...]) -> None:
+        if self.copied:  # the arrays given, not the op's copies: an argument's is read anew
+            params = self.given(params)
         if isinstance(out._data, np.ndarray):
             self.made_buffers.add(id(_root_buffer(out._data)))
         self.made[id(out)] = (out, op, tuple(parents), tuple(params))  # keeps out alive too
+
+    def given(self, param: Any) -> Any:
+        """``param`` with each array an op copied replaced by the array it was given."""
+        if id(param) in self.copied:
+            return self.copied[id(param)]
+        if param.__class__ is tuple or param.__class__ is list:
+            return param.__class__([self.given(p) for p in param])
+        return param
 
     def leaf(self, x: Node) -> None:
         self.inside[id(x)] = x
@@ -253,9 +266,14 @@ def _hooks() -> list[tuple[Any, str, Any]]:
     real_kept = tm._kept
 
     def kept(param: Any) -> Any:
-        # Traced, an op keeps the very array it is given (an index, a where's condition): an
-        # argument's array or a traced comparison is then read anew by every replay.
-        return param if _current.get() is not None else real_kept(param)
+        # The traced graph's op keeps a copy, as any graph's does; the trace notes the array it
+        # was given (a batch's labels, a traced comparison), which every replay reads anew.
+        copy = real_kept(param)
+        t = _current.get()
+        if t is not None and copy is not param:
+            t.copied[id(copy)] = param
+            t.keep.append(copy)
+        return copy
 
     def tensor_init(self: Tensor, data: Any, *args: Any, **kwargs: Any) -> None:
         t = _current.get()

@@ -170,3 +170,28 @@ def test_kept_index_arrays_are_read_only() -> None:
     (index,) = y.params
     with pytest.raises(ValueError, match="read-only"):
         index[0] = 3
+
+
+@pytest.mark.parametrize("call", [0, 1], ids=["the-traced-call", "a-replay"])
+def test_labels_and_a_condition_written_after_a_compiled_forward(call: int) -> None:
+    from backproplab.autograd.compile import compile
+
+    w = Tensor(np.array([[1.0, -2.0, 0.5], [0.3, 0.2, -1.0]]), requires_grad=True)
+    x = np.array([[1.0, 2.0], [-1.0, 0.5], [0.2, 0.1]])
+
+    def step(x: np.ndarray, labels: np.ndarray, cond: np.ndarray) -> Tensor:
+        scores = Tensor(x) @ w
+        return cross_entropy(where(cond, scores, 2.0 * scores), labels)
+
+    compiled = compile(step)
+    for _ in range(call + 1):
+        labels, cond = np.array([2, 0, 1]), np.array([[True, False, True]] * 3)
+        loss = compiled(x, labels, cond)
+        labels[:] = 1
+        cond[:] = False
+        w.zero_grad()
+        loss.backward()
+    compiled_grad = w.grad
+    w.zero_grad()
+    step(x, np.array([2, 0, 1]), np.array([[True, False, True]] * 3)).backward()
+    npt.assert_allclose(compiled_grad, w.grad, rtol=1e-12)
