@@ -13,9 +13,12 @@ from backproplab.autograd.compile import Compiled, CompileError
 from backproplab.autograd.compile import compile as compile_step
 from backproplab.autograd.seeding import draw_seed
 
+from .layers import MLP, Linear
 from .losses import LOSSES, get_loss
 from .module import Module
 from .optim import SGD, Adam
+from .scalar import MLP as ScalarMLP
+from .sequential import Sequential, _Activation
 
 __all__ = ["CLASSIFICATION_LOSSES", "OPTIMIZERS", "MLPTrainer"]
 
@@ -415,9 +418,6 @@ def output_of(model: Module) -> tuple[str, Logits | None]:
     is taken at its word: its ``applied_activation`` (as ``Linear`` and ``nn.Tanh`` have), or
     ``is_softmax`` with a ``logits`` method (as ``MLP`` has), else it cannot be told.
     """
-    from .layers import MLP
-    from .sequential import Sequential
-
     if isinstance(model, Sequential) and type(model).forward is Sequential.forward:
         *first, last = model.layers
         kind, logits = output_of(last)
@@ -462,16 +462,12 @@ def _check_model(model: Module, lossfn: str) -> None:
 
 
 def _scalar_name(model: Module) -> str:
-    from .scalar import MLP as ScalarMLP
-
     if isinstance(model, ScalarMLP):
         return f"nn.scalar.MLP({model.extra_repr()})"
     return f"{type(model).__name__} (of {type(model).__module__})"
 
 
 def _scalar_advice(model: Module) -> str:
-    from .scalar import MLP as ScalarMLP
-
     loop = "or train it with a loop over samples (micrograd's way; see README)"
     if not isinstance(model, ScalarMLP) or len(set(model.activations[:-1])) > 1:
         return f"Build it of nn.Linear layers in nn.Sequential, {loop}"
@@ -483,9 +479,6 @@ def _scalar_advice(model: Module) -> str:
 def _linears(model: Any, from_end: bool) -> Iterator[Any]:
     """The dense layers of model in the order the input meets them (or from the end), through
     Sequentials and MLPs; the activation modules between them are passed over."""
-    from .layers import MLP, Linear
-    from .sequential import Sequential, _Activation
-
     if isinstance(model, Linear):
         yield model
     elif isinstance(model, (Sequential, MLP)):

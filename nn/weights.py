@@ -203,7 +203,7 @@ def _read_safetensors(shown: str, layout: Layout, owner: str) -> dict[str, np.nd
         flat = np.frombuffer(view[begin:end], _SAFETENSORS_FLOATS[dtype_name])
         if dtype_name == "BF16":
             flat = (flat.astype(np.uint32) << 16).view(np.float32)
-        state[name] = flat.reshape(shape)
+        state[name] = flat.reshape(shape).copy()  # writeable, and not holding the file's bytes
     return state
 
 
