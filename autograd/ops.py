@@ -58,8 +58,9 @@ def kept_param(param: Any) -> Any:
     read-only array, so that a write into the caller's array after the forward (``idx[:] = 0``)
     cannot change the gradient. Anything else (numbers, slices, shapes) is kept as it is."""
     if isinstance(param, np.ndarray):
-        copy = np.array(param, subok=False)  # a plain ndarray, never a view of the caller's
-        copy.flags.writeable = False
+        # a plain ndarray of its own, never a view of the caller's (nor a subclass of theirs)
+        copy = param.copy() if param.__class__ is np.ndarray else np.array(param, subok=False)
+        copy.setflags(write=False)
         return copy
     if param.__class__ is tuple:
         return tuple([kept_param(p) for p in param])
