@@ -449,7 +449,7 @@ def _check_model(model: Module, lossfn: str) -> None:
     if any(isinstance(p, Value) for p in model.parameters()):
         raise TypeError(
             f"MLPTrainer trains networks of Tensors on batches; {_scalar_name(model)} is a "
-            f"network of Values that takes one sample at a time. {_scalar_advice(model)}"
+            f"network of Values that takes one sample at a time. {_scalar_advice(model, lossfn)}"
         )
     if lossfn in CLASSIFICATION_LOSSES and output_of(model)[0] == "":
         name = type(model).__name__
@@ -467,13 +467,25 @@ def _scalar_name(model: Module) -> str:
     return f"{type(model).__name__} (of {type(model).__module__})"
 
 
-def _scalar_advice(model: Module) -> str:
-    loop = "or train it with a loop over samples (micrograd's way; see README)"
-    if not isinstance(model, ScalarMLP) or len(set(model.activations[:-1])) > 1:
-        return f"Build it of nn.Linear layers in nn.Sequential, {loop}"
-    hidden = model.activations[0] if len(model.activations) > 1 else model.activations[-1]
-    built = f"nn.MLP({model.nin}, {model.nouts[-1]}, {model.nouts[:-1]}, {hidden!r})"
-    return f"Build the same layers as {built} (is_softmax=True for cross-entropy), {loop}"
+def _scalar_advice(model: Module, lossfn: str) -> str:
+    """The Tensor network that computes what a scalar MLP does, where there is one to name."""
+    loop = "or train it with your own loop over samples (micrograd's way)"
+    general = f"Build it of nn.Linear layers and activation modules in nn.Sequential, {loop}"
+    if not isinstance(model, ScalarMLP):
+        return general
+    *hidden, out = model.activations
+    act = hidden[0] if hidden else out
+    sizes = f"{model.nin}, {model.nouts[-1]}, {model.nouts[:-1]}, {act!r}"
+    if any(a != act for a in hidden):
+        return general
+    if out == act:
+        return f"The same network is nn.MLP({sizes}): train that, {loop}"
+    if out == "none" and lossfn == "cross-entropy":  # the trainer takes its logits: the same
+        return (
+            f"The same network, trained on its logits, is nn.MLP({sizes}, is_softmax=True): "
+            f"train that, {loop}"
+        )
+    return general
 
 
 def _linears(model: Any, from_end: bool) -> Iterator[Any]:

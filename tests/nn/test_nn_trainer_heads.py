@@ -133,10 +133,28 @@ def test_the_sizes_are_read_through_the_tree() -> None:
         t.evaluate(X, Y)
 
 
-def test_a_scalar_mlp_is_refused_when_the_trainer_is_built() -> None:
-    model = nn.scalar.MLP(3, [4, 2], "tanh")
-    with pytest.raises(TypeError, match=r"nn\.scalar.*Values.*nn\.MLP\(3, 2, \[4\], 'tanh'\)"):
-        trainer(model, "cross-entropy")
+@pytest.mark.parametrize(
+    ("model", "loss", "advice"),
+    [
+        (
+            nn.scalar.MLP(3, [4, 2], "tanh"),
+            "cross-entropy",
+            r"The same network, trained on its logits, is nn\.MLP\(3, 2, \[4\], 'tanh', "
+            r"is_softmax=True\)",
+        ),
+        (
+            nn.scalar.MLP(3, [4, 1], "sigmoid", "sigmoid"),
+            "sq-error",
+            r"The same network is nn\.MLP\(3, 1, \[4\], 'sigmoid'\)",
+        ),
+        (nn.scalar.MLP(3, [4, 2], "tanh"), "sq-error", r"nn\.Linear layers .* nn\.Sequential"),
+    ],
+)
+def test_a_scalar_mlp_is_refused_when_the_trainer_is_built(
+    model: nn.Module, loss: str, advice: str
+) -> None:
+    with pytest.raises(TypeError, match=rf"nn\.scalar\.MLP\(nin=3, .*network of Values.*{advice}"):
+        trainer(model, loss)
 
 
 # -- predict and predict_proba take batches -----------------------------------------------------
