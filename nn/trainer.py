@@ -405,8 +405,9 @@ class MLPTrainer:
 
 Logits = Callable[[Tensor], Tensor]
 
-# What a module's output may be: raw scores ("none"), or an activation's outputs.
-_OUTPUTS = ("none", "tanh", "relu", "sigmoid", "softmax")
+# What a module may say it ends in (applied_activation): raw scores ("none"), or an elementwise
+# activation. A softmax needs its logits too, so it is said with is_softmax and logits().
+_OUTPUTS = ("none", "tanh", "relu", "sigmoid")
 
 
 def output_of(model: Module) -> tuple[str, Logits | None]:

@@ -109,6 +109,10 @@ class Scores(nn.Module):
 def test_a_model_whose_output_cannot_be_told_is_refused(loss: str) -> None:
     with pytest.raises(TypeError, match=r"cannot tell .*Scores.* logits or probabilities"):
         trainer(Scores(), loss)
+    said = Scores()
+    said.applied_activation = "softmax"  # type: ignore[attr-defined]  # but no logits to train on
+    with pytest.raises(TypeError, match=r"is_softmax = True and a logits\(x\) method"):
+        trainer(said, loss)
 
 
 def test_a_model_that_says_what_it_ends_in_is_taken_at_its_word() -> None:
