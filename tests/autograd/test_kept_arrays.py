@@ -195,3 +195,21 @@ def test_labels_and_a_condition_written_after_a_compiled_forward(call: int) -> N
     w.zero_grad()
     step(x, np.array([2, 0, 1]), np.array([[True, False, True]] * 3)).backward()
     npt.assert_allclose(compiled_grad, w.grad, rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["one-hot", "bce", "mse"])
+def test_the_other_losses_targets_written_after_the_forward(loss: str) -> None:
+    # their targets become constant Tensors (copies) already: guarded here with the rest
+    from backproplab.nn.losses import binary_cross_entropy, mse
+
+    def run(target: np.ndarray, write: bool) -> np.ndarray:
+        scores = Tensor(np.array([[0.2, 0.7], [0.9, 0.4]]), requires_grad=True)
+        fn = {"one-hot": cross_entropy, "bce": binary_cross_entropy, "mse": mse}[loss]
+        out = fn(scores, target)
+        if write:
+            target[...] = 0.5 if loss != "one-hot" else [[0.0, 1.0], [0.0, 1.0]]
+        out.backward()
+        return np.asarray(scores.grad)
+
+    target = np.array([[1.0, 0.0], [0.0, 1.0]])
+    npt.assert_array_equal(run(target.copy(), True), run(target.copy(), False))
