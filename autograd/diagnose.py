@@ -293,7 +293,8 @@ def _factor(
                 name, "factor", f"{head} {words}", factor=factor, factor_name=factor_name
             )
     # Any other constant: the least-squares factor, confirmed elementwise.
-    c = float(np.sum(m * ref) / np.sum(ref * ref))
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        c = float(np.sum(m * ref) / np.sum(ref * ref))
     if np.isfinite(c) and c != 0 and close(m, c * ref):
         text = f"{head} exactly {c:.6g} times the engine's everywhere: a constant factor is off"
         return Diagnosis(name, "factor", text, factor=c)
@@ -311,7 +312,12 @@ def _wrong(name: str, m: np.ndarray, ref: np.ndarray, atol: float, rtol: float) 
     )
     mv, rv = float(m[where]), float(ref[where])
     at = f" at {list(where)}" if where else ""
-    if np.isnan(mv) or np.isinf(mv):
+    if not np.any(m) and m.size > 1:
+        says = (
+            f"{name}: your gradient is all zeros, where the engine's is not (it is {rv:.6g}{at}): "
+            f"no gradient reached {name}"
+        )
+    elif np.isnan(mv) or np.isinf(mv):
         says = f"{name}: your gradient is {mv}{at}, where the engine's is {rv:.6g}"
     else:
         says = f"{name}: your gradient is wrong{at}: yours {mv:.6g}, the engine's {rv:.6g}"
