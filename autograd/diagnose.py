@@ -292,7 +292,10 @@ def _factor(
             return Diagnosis(
                 name, "factor", f"{head} {words}", factor=factor, factor_name=factor_name
             )
-    # Any other constant: the least-squares factor, confirmed elementwise.
+    # Any other constant: the least-squares factor, confirmed elementwise. One number is always
+    # some multiple of another, so for a scalar that would say nothing.
+    if m.size == 1:
+        return None
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         c = float(np.sum(m * ref) / np.sum(ref * ref))
     if np.isfinite(c) and c != 0 and close(m, c * ref):

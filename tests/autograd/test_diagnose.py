@@ -217,3 +217,12 @@ def test_a_number_against_an_infinity_is_wrong_not_close() -> None:
     d = diagnose("w", np.array([5.0, 1.0]), np.array([np.inf, 1.0]))
     assert (d.kind, d.where) == ("wrong", (0,))
     assert diagnose("w", np.array([np.inf, 1.0]), np.array([np.inf, 1.0])).ok
+
+
+def test_a_scalar_is_never_called_a_constant_factor_off() -> None:
+    d = diagnose("a", 1.7, 0.3)
+    assert (d.kind, d.message) == (
+        "wrong",
+        "a: your gradient is wrong: yours 1.7, the engine's 0.3",
+    )
+    assert diagnose("a", -0.3, 0.3).factor_name == "the sign"  # a named factor still is named
