@@ -77,24 +77,14 @@ _KEYWORD_NOTES = {
 def attribute_error(obj: Any, name: str) -> AttributeError:
     """The AttributeError for ``obj.name``: ours when ``name`` is PyTorch's, else a near miss.
 
-    The message is worked out only when it is read: ``hasattr`` and ``getattr(x, name, None)``
-    meet this error on purpose, and cost no more than a plain one.
+    ``hasattr`` and ``getattr(x, name, None)`` meet this error on purpose, often with the same
+    name (the engine asks a Value for a ``shape``): the message is worked out once per class and
+    name, and then costs a dictionary look-up.
     """
-    return _Missing(type(obj), name)
+    return AttributeError(_attribute_message(type(obj), name))
 
 
-class _Missing(AttributeError):
-    def __init__(self, cls: type, name: str) -> None:
-        super().__init__()
-        self.cls, self.attribute = cls, name
-
-    def __str__(self) -> str:
-        return _attribute_message(self.cls, self.attribute)
-
-    def __repr__(self) -> str:
-        return f"AttributeError({str(self)!r})"
-
-
+@functools.lru_cache(maxsize=1024)
 def _attribute_message(cls: type, name: str) -> str:
     head = f"{cls.__name__!r} object has no attribute {name!r}"
     known = TORCH_ATTRIBUTES.get(name)
@@ -105,7 +95,7 @@ def _attribute_message(cls: type, name: str) -> str:
             f"{head}: in-place ops (PyTorch's {name}) are not recorded in the graph; "
             f"write x = x.{name[:-1]}(...)"
         )
-    near = difflib.get_close_matches(name, _public_names(cls), n=3, cutoff=0.7)
+    near = difflib.get_close_matches(name, _public_names(cls), n=2, cutoff=0.7)
     if near:
         return f"{head}; did you mean {' or '.join(repr(n) for n in near)}?"
     return head

@@ -66,6 +66,9 @@ def test_a_value_gets_only_hints_that_fit_a_value() -> None:
 
 def test_missing_attributes_still_behave_as_missing() -> None:
     t = Tensor(X)
+    with pytest.raises(AttributeError) as info:
+        t.view(-1)
+    assert type(info.value) is AttributeError  # a traceback names it AttributeError
     assert not hasattr(t, "view") and getattr(t, "nothing_like_it", 7) == 7
     assert not hasattr(Value(1.0), "shape")
     assert message(lambda: t.nothing_like_it, AttributeError) == (
