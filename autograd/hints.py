@@ -81,7 +81,8 @@ def attribute_error(obj: Any, name: str) -> AttributeError:
     name (the engine asks a Value for a ``shape``): the message is worked out once per class and
     name, and then costs a dictionary look-up.
     """
-    return AttributeError(_attribute_message(type(obj), name))
+    cls: type = type(obj)
+    return AttributeError(_attribute_message(cls, name))
 
 
 @functools.lru_cache(maxsize=1024)

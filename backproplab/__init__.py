@@ -33,4 +33,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "nn", "viz"})
+    # the public names and the three packages, the lazy two included (not typing's Any ...)
+    dunders = [name for name in globals() if name.startswith("__")]
+    return sorted({*__all__, "autograd", "nn", "viz", *dunders})
