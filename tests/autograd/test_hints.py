@@ -333,3 +333,10 @@ def test_dir_lists_the_lazy_names() -> None:
     assert {"draw_graph", "play", "render", "plots"} <= set(listed)
     assert {"compare", "Tensor", "nn", "viz"} <= set(dir(backproplab))
     assert backproplab.nn.MLPTrainer.__name__ == "MLPTrainer"
+
+
+def test_pytorchs_functions_on_the_package_name_ours() -> None:
+    assert "concatenate([a, b], axis=0)" in message(lambda: backproplab.cat, AttributeError)
+    assert "Tensor(data, requires_grad=True)" in message(lambda: backproplab.tensor, AttributeError)
+    assert "did you mean 'gradcheck'?" in message(lambda: backproplab.grad_check, AttributeError)
+    assert not hasattr(backproplab, "nothing_like_it")
