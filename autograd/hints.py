@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -137,8 +138,6 @@ def torch_keywords(f: F) -> F:
     """Let ``f`` answer a keyword it does not take with ours (``keepdim`` -> ``keepdims``) or a
     near miss, in the TypeError Python would raise anyway. A call with known keywords pays
     one set comparison."""
-    import inspect
-
     params = inspect.signature(f).parameters
     names = frozenset(params)
 
