@@ -16,6 +16,7 @@ reads it, and its refusals are ``graph``'s: one line on stderr, exit 2. The page
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,11 @@ def _run(args: argparse.Namespace) -> int:
         if name not in leaves:
             uses = ", ".join(leaves) if leaves else "no names"
             raise _Failed(f"--manual {name}: the expression has no such name (it uses {uses})")
+        if not math.isfinite(value):
+            raise _Failed(
+                f"--manual {name}={value}: a manual gradient must be a finite number "
+                f"(your derivation of d/d{name} is what to check, not NaN or infinity)"
+            )
         manual[name] = value
     if not root.requires_grad:
         raise _Failed("the expression has no names, so it has no backward pass to play")
@@ -123,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
         if first is None:
             print(f"your gradients ({', '.join(manual)}) agree with the engine's")
         else:
-            step = trace["steps"].index(first) + 1
+            step = trace["nodes"][first]["complete_at"]
             name = trace["nodes"][first]["name"]
             print(f"first wrong: {name} (step {step}): {trace['diagnosis']['text']}")
     try:
