@@ -322,3 +322,137 @@ def test_space_pauses_what_the_play_button_started(browser: Any, tmp_path: Path)
         assert view.counter() == shown
     finally:
         view.close()
+
+
+# -- what a learner sees, by geometry, at every step --------------------------------------------
+
+_GEOMETRY = """() => {
+  const r = (el) => {
+    const b = el.getBoundingClientRect();
+    return [b.left, b.top, b.right, b.bottom];
+  };
+  const nodes = [...document.querySelectorAll('[data-node]')].map(
+    g => ({id: +g.dataset.node, box: r(g.querySelector('rect'))}));
+  const labels = [...document.querySelectorAll('.e-label')]
+    .filter(t => getComputedStyle(t).visibility !== 'hidden')
+    .map(t => ({id: +t.dataset.label, box: r(t)}));
+  const edges = [...document.querySelectorAll('[data-edge]')].map(p => {
+    const n = p.getTotalLength(), m = p.getScreenCTM(), pts = [];
+    for (let i = 0; i <= 80; i++) {
+      const q = p.getPointAtLength(n * i / 80);
+      pts.push([m.a * q.x + m.c * q.y + m.e, m.b * q.x + m.d * q.y + m.f]);
+    }
+    return {id: +p.dataset.edge, pts: pts};
+  });
+  const t = document.querySelector('.node .t-data');
+  const font = parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a;
+  return {nodes, labels, edges, canvas: r(document.getElementById('canvas')), font};
+}"""
+
+
+def _overlap(a: list[float], b: list[float], slack: float = 0.5) -> bool:
+    return (
+        a[0] < b[2] - slack and b[0] < a[2] - slack and a[1] < b[3] - slack and b[1] < a[3] - slack
+    )
+
+
+def _inside(p: list[float], box: list[float], slack: float = 1.0) -> bool:
+    return box[0] + slack < p[0] < box[2] - slack and box[1] + slack < p[1] < box[3] - slack
+
+
+def _check_geometry(page: Any, trace: dict[str, Any], at: str) -> dict[str, Any]:
+    g = page.evaluate(_GEOMETRY)
+    boxes = {n["id"]: n["box"] for n in g["nodes"]}
+    ids = sorted(boxes)
+    for i in ids:
+        for j in ids:
+            if i < j:
+                assert not _overlap(boxes[i], boxes[j]), f"{at}: nodes {i} and {j} overlap"
+    for k, lab in enumerate(g["labels"]):
+        for i in ids:
+            assert not _overlap(lab["box"], boxes[i]), (
+                f"{at}: label of edge {lab['id']} on node {i}"
+            )
+        for other in g["labels"][k + 1 :]:
+            assert not _overlap(lab["box"], other["box"]), (
+                f"{at}: labels of edges {lab['id']} and {other['id']} overlap"
+            )
+    by_id = {e["id"]: e for e in trace["edges"]}
+    for edge in g["edges"]:
+        ends = {by_id[edge["id"]]["source"], by_id[edge["id"]]["target"]}
+        for p in edge["pts"]:
+            for i in ids:
+                assert i in ends or not _inside(p, boxes[i]), (
+                    f"{at}: edge {edge['id']} {sorted(ends)} passes behind node {i} at {p}"
+                )
+    return g
+
+
+def _value_feeding_three() -> Value:
+    a, b = Value(0.7, label="a"), Value(-1.3, label="b")
+    return a.tanh() + a * b + a.exp()
+
+
+def _a_times_b_plus_a() -> Value:
+    a, b = Value(2.0, label="a"), Value(-3.0, label="b")
+    return a * b + a
+
+
+def _a_plus_a() -> Value:
+    a = Value(2.0, label="a")
+    return a + a
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_a_times_b_plus_a, _a_plus_a, lambda: _neuron()[0], _value_feeding_three, _mlp_loss],
+    ids=["a*b + a", "a + a", "neuron", "fan-out-3", "mlp"],
+)
+def test_drawn_right_at_every_step(browser: Any, tmp_path: Path, make: Any) -> None:
+    made = make()
+    root, model = made if isinstance(made, tuple) and not isinstance(made, Value) else (made, None)
+    page = play(root, model=model)
+    trace = page.trace
+    view = Opened(browser, page.save(tmp_path / "geometry.html"), width=1280, height=720)
+    try:
+        steps = trace["steps"]
+        for k in range(len(steps) + 1):
+            if k:
+                view.page.keyboard.press("ArrowRight")
+            g = _check_geometry(view.page, trace, f"step {k}")
+            if k:  # the node being stepped is on screen
+                box = next(n["box"] for n in g["nodes"] if n["id"] == steps[k - 1])
+                c = g["canvas"]
+                assert c[0] <= box[0] and box[2] <= c[2] and c[1] <= box[1] and box[3] <= c[3]
+            if make is not _mlp_loss:  # a scalar graph this small opens readable at 1280x720
+                assert g["font"] >= 14, f"step {k}: node text {g['font']:.1f} px"
+        # at the end every edge that carried a gradient shows its label, each in a place of its own
+        carried = [e for e in trace["edges"] if e["contribution"] is not None or "summary" in e]
+        assert len(g["labels"]) == len(carried)
+        assert view.errors == [] and view.requests == [view.url]
+    finally:
+        view.close()
+
+
+def test_a_graph_wider_than_the_window_opens_fitted_and_zooms(browser: Any, tmp_path: Path) -> None:
+    x = Value(0.3, label="x")
+    y = x
+    for _ in range(30):  # a chain thirty rules long: far wider than 1280 px at full size
+        y = y.tanh()
+    view = Opened(browser, play(y).save(tmp_path / "wide.html"), width=1280, height=720)
+    try:
+        scale = float(view.page.get_attribute("#graph", "data-scale") or "nan")
+        assert scale < 1
+        g = view.page.evaluate(_GEOMETRY)
+        c = g["canvas"]
+        for n in g["nodes"]:  # all of it on screen
+            assert c[0] - 1 <= n["box"][0] and n["box"][2] <= c[2] + 1
+        view.page.click("#zoom-in")
+        assert float(view.page.get_attribute("#graph", "data-scale") or "nan") > scale
+        view.page.click("#fit")
+        assert float(view.page.get_attribute("#graph", "data-scale") or "nan") == scale
+        for _ in range(31):  # the view follows the step, readable, to the far left end
+            view.page.keyboard.press("ArrowRight")
+        _check_geometry(view.page, play(y).trace, "end")
+    finally:
+        view.close()
