@@ -583,3 +583,48 @@ def test_the_tour_writes_the_page_beside_its_pictures(
         ).group(1)
     )
     assert by_label(trace, "w1")["grad"] == pytest.approx(1.0)
+
+
+# -- odd input (issue 23) -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rtol": math.inf}, "rtol must be a finite number >= 0, got inf"),
+        ({"atol": math.nan}, "atol must be a finite number >= 0, got nan"),
+        ({"rtol": -1e-3}, "rtol must be a finite number >= 0, got -0.001"),
+        ({"rtol": 0.0, "atol": 0.0}, "rtol and atol are both 0"),
+    ],
+)
+def test_a_tolerance_that_cannot_judge_is_refused_by_name(
+    kwargs: dict[str, float], message: str
+) -> None:
+    o, _ = neuron()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        play(o, manual={"w1": 1.0}, **kwargs)
+
+
+def test_a_label_with_a_lone_surrogate_is_refused_naming_it() -> None:
+    x = Value(2.0, label="x\udc80y")
+    with pytest.raises(ValueError, match=re.escape("the label 'x\\udc80y' holds a lone surrogate")):
+        play(x * x)
+
+
+def test_a_manual_gradient_must_be_finite() -> None:
+    o, _ = neuron()
+    with pytest.raises(ValueError, match=re.escape("manual= gives 'x1' nan: a manual gradient")):
+        play(o, manual={"x1": math.nan})
+    with pytest.raises(ValueError, match="must be a finite number"):
+        play(o, manual={"w1": math.inf})
+
+
+def test_manual_nan_on_the_command_line_says_it_must_be_finite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*NEURON_ARGV, "--manual", "x1=nan", "-o", str(tmp_path / "p.html")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--manual x1=nan: a manual gradient must be a finite number" in err
+    assert "means you had" not in err
