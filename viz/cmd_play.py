@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from backproplab.autograd import naming
+
 from .argtypes import int_from
 
 # graph's parsing and refusals, shared so that the two commands refuse the same text alike
@@ -119,8 +121,9 @@ def _run(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as e:
         raise _Failed(str(e)) from None
     print(f"value = {_fmt(root.data)}")
-    for name, leaf in leaves.items():
-        print(f"d/d{name} = {_fmt(leaf.grad)}")
+    names = naming.names(root)  # what the page calls each node
+    for leaf in leaves.values():
+        print(f"d/d{names[id(leaf)]} = {_fmt(leaf.grad)}")
     trace = page.trace
     if trace.get("too_big"):
         print(f"the graph has {trace['too_big']['nodes']:,} nodes: the page says so and draws none")
