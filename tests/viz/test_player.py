@@ -16,7 +16,7 @@ import pytest
 from backproplab.autograd import Tensor, Value, parse
 from backproplab.autograd.parse import expression_names
 from backproplab.nn.losses import mse
-from backproplab.viz import cli
+from backproplab.viz import cmd_demo
 from backproplab.viz.cli import main
 from backproplab.viz.player import MANUAL_RTOL, Page, play
 from hypothesis import given
@@ -574,7 +574,7 @@ def test_the_tour_writes_the_page_beside_its_pictures(
 
     monkeypatch.setattr(backproplab.autograd.demo, "main", lambda: None)
     for name in ("demo_circle", "demo_relu", "demo_mlp"):
-        monkeypatch.setattr(cli, name, lambda *a: 0)
+        monkeypatch.setattr(cmd_demo, name, lambda *a: 0)
     assert main(["demo", "--out", str(tmp_path)]) == 0
     assert f"wrote {tmp_path / 'backward.html'}" in capsys.readouterr().out
     trace = json.loads(
