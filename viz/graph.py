@@ -131,6 +131,29 @@ _WITH_NUMBER = {
 }
 
 
+class _Picture(graphviz.Digraph):
+    """A Digraph whose inline SVG is as wide as the notebook cell that shows it (never wider
+    than its own size), instead of its fixed size in points, which a wide graph would cut."""
+
+    def _repr_image_svg_xml(self) -> str:
+        svg: str = super()._repr_image_svg_xml()
+        return fit_svg(svg)
+
+
+def fit_svg(svg: str) -> str:
+    """The SVG with its root's fixed width and height replaced by 100% of the width it is given,
+    at most its own; the viewBox keeps the proportions."""
+    root = re.search(r"<svg\b[^>]*>", svg)
+    if root is None:
+        return svg
+    tag = root.group(0)
+    width = re.search(r'\swidth="([^"]*)"', tag)
+    fitted = re.sub(r'\s(width|height)="[^"]*"', "", tag)
+    limit = f"max-width: {width.group(1)}; " if width else ""
+    fitted = fitted.replace("<svg", f'<svg width="100%" style="{limit}height: auto"', 1)
+    return svg[: root.start()] + fitted + svg[root.end() :]
+
+
 @dataclass
 class _Overlay:
     """One node's hand gradient against the engine's: the verdict and the text that shows it."""
@@ -216,7 +239,7 @@ def draw_graph(
     graph_attr = {"rankdir": rankdir}
     if size is not None:
         graph_attr["size"] = size if isinstance(size, str) else f"{size[0]:g},{size[1]:g}"
-    g = graphviz.Digraph(
+    g = _Picture(
         "computation_graph",
         format=format,
         graph_attr=graph_attr,

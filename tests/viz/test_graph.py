@@ -538,3 +538,18 @@ def test_an_op_with_a_number_argument_is_written_with_the_number() -> None:
     y = x * 2 - 3  # MulNumber(x; 2), then AddNumber(...; -3): numbers are the ops' params
     src = draw_graph(y).source
     assert '"{ x*2 | data 3' in src and '"{ x*2 - 3 | data 0' in src
+
+
+def test_the_inline_svg_fits_the_notebook_cell() -> None:
+    # a graph far wider than a notebook cell: shown at 100% of the cell's width, at most its own
+    xs = [Value(float(i), label=f"x{i}") for i in range(40)]
+    y = xs[0]
+    for x in xs[1:]:
+        y = (y * x).tanh()
+    svg = draw_graph(y)._repr_mimebundle_()["image/svg+xml"]
+    root = re.search(r"<svg\b[^>]*>", svg)
+    assert root is not None
+    tag = root.group(0)
+    assert 'width="100%"' in tag and "height: auto" in tag
+    assert re.search(r"max-width: \d+pt", tag)
+    assert "viewBox=" in tag and 'height="' not in tag

@@ -426,6 +426,7 @@ def test_repr_html_is_an_iframe_of_the_whole_page() -> None:
     page = play(o)
     shown = page._repr_html_()
     assert shown.startswith("<iframe srcdoc=")
+    assert "width: 100%" in shown and "640px" not in shown  # as wide as the notebook's cell
     assert html.unescape(re.search(r'srcdoc="(.*?)"', shown, re.S).group(1)) == page.html  # type: ignore[union-attr]
 
 

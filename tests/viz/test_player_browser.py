@@ -456,3 +456,18 @@ def test_a_graph_wider_than_the_window_opens_fitted_and_zooms(browser: Any, tmp_
         _check_geometry(view.page, play(y).trace, "end")
     finally:
         view.close()
+
+
+def test_a_narrow_notebook_cell_shows_the_whole_page(browser: Any, tmp_path: Path) -> None:
+    # the width of a notebook's cell, where the page sits in an iframe of the cell's width
+    view = Opened(browser, play(_neuron()[0]).save(tmp_path / "cell.html"), width=700, height=680)
+    try:
+        width = view.page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 700
+        g = _check_geometry(view.page, play(_neuron()[0]).trace, "cell")
+        c = g["canvas"]
+        assert c[2] - c[0] >= 690  # the picture keeps the cell's width; the panel goes under it
+        for n in g["nodes"]:
+            assert c[0] - 1 <= n["box"][0] and n["box"][2] <= c[2] + 1
+    finally:
+        view.close()
