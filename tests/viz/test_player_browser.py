@@ -262,7 +262,7 @@ def test_a_tensor_mlp_page_and_a_screenshot_that_is_not_blank(browser: Any, tmp_
         # a Tensor edge's label: the contribution's shape and a summary
         labels = view.page.eval_on_selector_all(".e-label", "els => els.map(e => e.textContent)")
         shape = "×".join(map(str, model.layers[0].weight.data.shape))
-        assert any(t.startswith(shape + "mean ") and "max|·|" in t for t in labels), labels
+        assert any(t.startswith(f"shape {shape}mean ") and "max|·|" in t for t in labels), labels
         png = view.page.screenshot()
         image = matplotlib.image.imread(io.BytesIO(png), format="png")
         pixels = image[..., :3].reshape(-1, 3)

@@ -92,7 +92,7 @@
   function edgeLines(e) {
     if (!carried(e)) return null;
     if (e.summary) {
-      return [shapeText(e.shape || []),
+      return ["shape " + shapeText(e.shape || []),
         "mean " + fmt(e.summary.mean) + ", max|·| " + fmt(e.summary.maxabs)];
     }
     return [fmt(e.local) + " × " + signed(nodes[e.target].grad), "= " + fmt(e.contribution)];
@@ -170,12 +170,14 @@
     // dagre's layered layout; every edge label is a box of its own in the layout, so no label
     // lies on a node or another label, and the two edges of a * a get two places
     var g = new dagre.graphlib.Graph({multigraph: true, compound: trace.groups.length > 0});
-    g.setGraph({rankdir: "LR", nodesep: 16, ranksep: 26, edgesep: 12, marginx: 12, marginy: 12});
+    // a layer's box has its name above it, in room the wider separation leaves
+    var grouped = trace.groups.length > 0;
+    g.setGraph({rankdir: "LR", nodesep: grouped ? 34 : 16, ranksep: 26, edgesep: 12, marginx: 12, marginy: grouped ? 30 : 12});
     g.setDefaultEdgeLabel(function () { return {}; });
     var sizes = {}, lsize = {};
     nodes.forEach(function (n) { sizes[n.id] = fillNode(n); g.setNode("n" + n.id, {width: sizes[n.id].w, height: sizes[n.id].h}); });
     trace.groups.forEach(function (grp, k) {
-      g.setNode("g" + k, {paddingTop: 26});
+      g.setNode("g" + k, {});
       grp.members.forEach(function (i) { g.setParent("n" + i, "g" + k); });
     });
     edges.forEach(function (e) {
@@ -210,7 +212,7 @@
     var r = grp.querySelector("rect"), t = grp.querySelector("text");
     r.setAttribute("x", p.x - p.width / 2); r.setAttribute("y", p.y - p.height / 2);
     r.setAttribute("width", p.width); r.setAttribute("height", p.height);
-    t.setAttribute("x", p.x - p.width / 2 + 8); t.setAttribute("y", p.y - p.height / 2 + 17);
+    t.setAttribute("x", p.x - p.width / 2 + 4); t.setAttribute("y", p.y - p.height / 2 - 5);
   }
   function endOffset(list, e, h) {
     var i = list.indexOf(e), n = list.length;
@@ -375,7 +377,7 @@
     return "Its gradient: " + g + ".";
   }
   function sumWords(n, uses) {
-    var terms = uses.map(function (e) { return brief(e.contribution, e.summary); });
+    var terms = uses.map(function (e, i) { return i ? signed(e.contribution) : fmt(e.contribution); });
     var from = uses.map(function (e) { return name(nodes[e.target]); }).join(", ");
     if (n.shape) return name(n) + " = " + uses.length + " arrays added (from " + from + ")";
     return d(name(n)) + " = " + terms.join(" + ") + " = " + brief(n.grad, null) + " (from " + from + ")";
@@ -403,7 +405,7 @@
       var a = arrived(src, k), words;
       if (a.all === 1) words = name(src) + " is a leaf: its gradient, " + brief(src.grad, src.summary && src.summary.grad) + ", is complete.";
       else if (a.got.length === a.all) words = sumWords(src, a.got) + ": complete, all " + a.all + " uses have sent theirs.";
-      else words = name(src) + " so far: " + a.got.map(function (x) { return brief(x.contribution, x.summary); }).join(" + ") + " (" + a.got.length + " of its " + a.all + " uses).";
+      else words = name(src) + " so far: " + a.got.map(function (x, i) { return src.shape ? brief(x.contribution, x.summary) : i ? signed(x.contribution) : fmt(x.contribution); }).join(" + ") + " (" + a.got.length + " of its " + a.all + " uses).";
       detail.appendChild(el("div", "sum", words));
       verdicts(src.id, a.got.length === a.all);
     });
