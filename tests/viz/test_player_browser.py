@@ -209,7 +209,7 @@ def test_fan_out_is_shown_as_the_sum_being_built(browser: Any, tmp_path: Path) -
             re.match(r"d\(a\) = (.*) = (\S+) \(from .*\): complete, all 3 uses", t) for t in sums
         ]
         (m,) = [x for x in found if x is not None]
-        terms = [float(t) for t in m.group(1).split(" + ")]
+        terms = [float(t.strip("()")) for t in m.group(1).split(" + ")]
         expected = sorted([1 - math.tanh(0.7) ** 2, -1.3, math.exp(0.7)])
         assert sorted(terms) == pytest.approx(expected, rel=5e-4)
         assert float(m.group(2)) == pytest.approx(a.grad, rel=5e-4)
