@@ -91,7 +91,11 @@ def register(commands: Any) -> None:
     )
     demo.set_defaults(run=_run_tour)
     demos = demo.add_subparsers(title="demos", metavar="NAME", dest="demo")
+    _add_circle_and_relu(demos)
+    _add_mlp(demos)
 
+
+def _add_circle_and_relu(demos: Any) -> None:
     from backproplab.nn.seed_circle import ENGINES
 
     circle = demos.add_parser(
@@ -126,6 +130,8 @@ def register(commands: Any) -> None:
     )
     relu.set_defaults(run=lambda a: demo_relu(a.seed))
 
+
+def _add_mlp(demos: Any) -> None:
     mlp = demos.add_parser(
         "mlp",
         help=f"{CONFIGURABLE_MLP}: an MLP classifier trained by MLPTrainer on two moons or spirals",
@@ -339,11 +345,25 @@ def demo_mlp(data: str = "moons", epochs: int | None = None, out: Path | None = 
         _say(line)
     _say(f"trained {epochs} epochs in {elapsed:.1f} s")
     _say(f"final validation accuracy: {history[-1]['val_acc']:.1%}")
-    if out is None or (folder := _picture_dir(out)) is None:
-        return 0
+    if out is not None and (folder := _picture_dir(out)) is not None:
+        _mlp_pictures(model, history, x, y, x_train, y_train, data, folder)
+    return 0
 
+
+def _mlp_pictures(
+    model: Any,
+    history: list[dict[str, float]],
+    x: np.ndarray,
+    y: np.ndarray,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    data: str,
+    folder: Path,
+) -> None:
+    """The configurable MLP's loss curves, decision regions and gradient check, as PNGs."""
     from .plots import plot_function_2d, plot_loss_curve
 
+    dataset, classes = DATASETS[data], int(y.max()) + 1
     _write(
         plot_loss_curve,
         "training and validation loss per epoch",
@@ -384,7 +404,6 @@ def demo_mlp(data: str = "moons", epochs: int | None = None, out: Path | None = 
         title="The configurable MLP's gradients: by hand against the engine, the engine "
         "against central differences",
     )
-    return 0
 
 
 DATASETS = {"moons": "two moons", "spirals": "three spirals"}

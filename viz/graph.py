@@ -212,25 +212,7 @@ def draw_graph(
             parameter or leaf, or a hand gradient of the wrong shape.
         TypeError: root is not a Value or Tensor, or a gradients key is neither name nor node.
     """
-    if not isinstance(root, Node):
-        raise TypeError(f"draw_graph() draws a Value or a Tensor, got {type(root).__name__}")
-    if rankdir not in ("LR", "TB"):
-        raise ValueError(f"rankdir must be 'LR' or 'TB', got {rankdir!r}")
-    if isinstance(decimals, bool) or not isinstance(decimals, int) or decimals < 1:
-        raise ValueError(f"decimals must be an int >= 1, got {decimals!r}")
-    if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1:
-        raise ValueError(f"max_nodes must be an int >= 1, got {max_nodes!r}")
-
-    nodes = naming.walk(root)
-    ops = sum(1 for n in nodes if n.op is not None)
-    if len(nodes) + ops > max_nodes:
-        raise ValueError(
-            f"the graph has {len(nodes) + ops:,} nodes ({len(nodes):,} values and {ops:,} ops), "
-            f"more than max_nodes={max_nodes:,}: draw a smaller piece of it (one sub-expression, "
-            "one layer or one sample), build it from Tensors instead of scalar Values (one node "
-            "per array, not per number), or raise max_nodes and pass model= to group the "
-            "parameters by layer so that it stays readable"
-        )
+    nodes = _checked(root, rankdir, decimals, max_nodes)
 
     names, layers = naming.model_names(model) if model is not None else ({}, {})
     fmt = _Format(decimals)
@@ -259,20 +241,10 @@ def draw_graph(
         full = names.get(id(n))
         layer = layers.get(full) if full is not None else None
         shown = _shown_name(n, full, layer, expressions[id(n)])
-        fields = (
-            _value_fields(n, shown, fmt) if isinstance(n, Value) else _tensor_fields(n, shown, fmt)
-        )
-        attrs = dict(STYLES[kind])
         over = overlays.get(id(n))
         if over is not None:
-            fields.append(over.text)
-            attrs.update(STYLES["agrees" if over.ok else "disagrees"])
             kinds_seen.add("agrees" if over.ok else "disagrees")
-        # A record lays its top-level fields out across the flow (a column in LR) and braces
-        # flip that; so a Value is one row in either direction, as micrograd draws it, and a
-        # Tensor, whose fields are longer, one column.
-        flip = isinstance(n, Value) == (rankdir == "LR")
-        attrs["label"] = _record(fields, flip)
+        attrs = _attributes(n, kind, shown, over, fmt, rankdir)
         if layer is not None:
             clusters.setdefault(layer, []).append((name, attrs))
         else:
@@ -297,6 +269,46 @@ def draw_graph(
     if legend:
         _add_legend(g, kinds_seen, _cluster_name("legend", used))
     return g
+
+
+def _checked(root: Any, rankdir: str, decimals: Any, max_nodes: Any) -> list[Node]:
+    """The graph's nodes, parents first, once the arguments and the graph's size are checked."""
+    if not isinstance(root, Node):
+        raise TypeError(f"draw_graph() draws a Value or a Tensor, got {type(root).__name__}")
+    if rankdir not in ("LR", "TB"):
+        raise ValueError(f"rankdir must be 'LR' or 'TB', got {rankdir!r}")
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or decimals < 1:
+        raise ValueError(f"decimals must be an int >= 1, got {decimals!r}")
+    if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1:
+        raise ValueError(f"max_nodes must be an int >= 1, got {max_nodes!r}")
+    nodes = naming.walk(root)
+    ops = sum(1 for n in nodes if n.op is not None)
+    if len(nodes) + ops > max_nodes:
+        raise ValueError(
+            f"the graph has {len(nodes) + ops:,} nodes ({len(nodes):,} values and {ops:,} ops), "
+            f"more than max_nodes={max_nodes:,}: draw a smaller piece of it (one sub-expression, "
+            "one layer or one sample), build it from Tensors instead of scalar Values (one node "
+            "per array, not per number), or raise max_nodes and pass model= to group the "
+            "parameters by layer so that it stays readable"
+        )
+    return nodes
+
+
+def _attributes(
+    n: Node, kind: str, shown: str, over: _Overlay | None, fmt: _Format, rankdir: str
+) -> dict[str, str]:
+    """A node's DOT attributes: its kind's style (or the overlay's), and its record."""
+    fields = _value_fields(n, shown, fmt) if isinstance(n, Value) else _tensor_fields(n, shown, fmt)
+    attrs = dict(STYLES[kind])
+    if over is not None:
+        fields.append(over.text)
+        attrs.update(STYLES["agrees" if over.ok else "disagrees"])
+    # A record lays its top-level fields out across the flow (a column in LR) and braces flip
+    # that; so a Value is one row in either direction, as micrograd draws it, and a Tensor, whose
+    # fields are longer, one column.
+    flip = isinstance(n, Value) == (rankdir == "LR")
+    attrs["label"] = _record(fields, flip)
+    return attrs
 
 
 def render(graph: graphviz.Digraph, path: str | os.PathLike[str], *, quiet: bool = False) -> Path:
