@@ -305,15 +305,28 @@
   }
 
   // -- stepping -------------------------------------------------------------------------------
-  function paint(kk) {
-    nodes.forEach(function (n) {
+  var partEl = {};
+  function touched(from, to) {
+    // the nodes and edges whose look can change between step `from` and step `to`: the
+    // stepped nodes in between and the inputs their rules fed (a big page repaints no more)
+    var ids = {}, es = [];
+    for (var s = Math.max(1, Math.min(from, to)); s <= Math.max(from, to); s++) {
+      var id = steps[s - 1];
+      ids[id] = true;
+      (into[id] || []).forEach(function (e) { ids[e.source] = true; es.push(e); });
+    }
+    return {nodes: Object.keys(ids).map(function (i) { return nodes[i]; }), edges: es};
+  }
+  function paint(kk, from) {
+    var which = from === undefined ? {nodes: nodes, edges: edges} : touched(from, kk);
+    which.nodes.forEach(function (n) {
       var g = nodeEl[n.id], st = stateAt(n, kk), shown = gradShown(n, kk);
       if (g.getAttribute("data-state") !== st) g.setAttribute("data-state", st);
       if (g.getAttribute("data-grad") !== shown) g.setAttribute("data-grad", shown);
-      var part = g.querySelector(".t-part");
-      if (part && shown === "part") part.textContent = partText(n, arrived(n, kk).got);
+      if (!(n.id in partEl)) partEl[n.id] = g.querySelector(".t-part");
+      if (partEl[n.id] && shown === "part") partEl[n.id].textContent = partText(n, arrived(n, kk).got);
     });
-    edges.forEach(function (e) {
+    which.edges.forEach(function (e) {
       var s = stepOf[e.target], st = s > kk ? "waiting" : s === kk ? "active" : "done";
       var path = edgeEl[e.id];
       if (path.getAttribute("data-state") !== st) path.setAttribute("data-state", st);
@@ -332,8 +345,9 @@
   function go(kk) {
     kk = Math.max(0, Math.min(steps.length, kk));
     if (kk === k && kk !== 0) return;
+    var from = k;
     k = kk;
-    paint(k);
+    paint(k, from === k ? undefined : from);
     counter.textContent = "step " + k + " / " + steps.length;
     describe();
     if (k > 0) follow(steps[k - 1]);
