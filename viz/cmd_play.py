@@ -54,7 +54,7 @@ def register(commands: Any) -> None:
         help="an expression's backward pass, as a page that plays it step by step",
         description="Build the expression with autograd.parse (as 'graph' does), run it forward "
         "and backward, and write a self-contained HTML page that plays the backward pass one "
-        "node at a time. --manual gives your own gradients: the page marks the wrong ones and "
+        "rule at a time. --manual gives your own gradients: the page marks the wrong ones and "
         "names the first, in backward order.",
         epilog='example: backproplab play "tanh(x1*w1 + x2*w2 + b)" --var x1=2 --var x2=0 '
         "--param w1=-3 --param w2=1 --param b=6.8813735870195432 --manual w1=1",

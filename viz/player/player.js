@@ -75,6 +75,7 @@
     var s = stepOf[n.id];
     if (s !== undefined) return s > kk ? "waiting" : s === kk ? "active" : "done";
     var a = arrived(n, kk);  // a leaf: its gradient arrives with the rules that feed it
+    if (!a.all && n.complete_at) return kk >= n.complete_at ? "done" : "waiting";  // no rule sent any
     if (!a.got.length) return "waiting";
     if (a.now) return "arriving";
     return a.got.length === a.all ? "done" : "partial";
@@ -82,6 +83,7 @@
   function gradShown(n, kk) {
     if (stepOf[n.id] !== undefined) return stepOf[n.id] <= kk ? "full" : "none";
     var a = arrived(n, kk);
+    if (!a.all) return n.complete_at && kk >= n.complete_at ? "full" : "none";
     return !a.got.length ? "none" : a.got.length === a.all ? "full" : "part";
   }
   function partText(n, got) {

@@ -116,7 +116,7 @@ def build(views: list[View], model: Any) -> dict[str, Any]:
     # A leaf takes no step of its own: its gradient arrives with the rules that feed it.
     steps = [i for i in order if views[i].op is not None or i == root]
     step_of = {i: k + 1 for k, i in enumerate(steps)}
-    complete = {i: step_of.get(i, 0) for i in order}
+    complete = {i: step_of.get(i, 1) for i in order}  # one no rule reached is whole (0) at once
     for e in edges:
         if e["contribution"] is not None or "summary" in e:
             s = e["source"]
