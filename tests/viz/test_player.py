@@ -511,8 +511,10 @@ def test_play_writes_the_page_and_reports_the_learners_first_mistake(
     lines = capsys.readouterr().out.splitlines()
     assert lines[:3] == ["value = 0.7071", "d/dx1 = -1.5", "d/dw1 = 1"]
     # x1's gradient is whole after step 5 (x1*w1's rule): leaves take no step of their own
-    assert lines[-2].startswith("first wrong: x1 (step 5): x1: your gradient is twice the engine's")
-    assert "Your -3 is the local derivative d(x1*w1)/d(x1) alone" in lines[-2]
+    assert lines[-2] == (
+        "first wrong: x1 (step 5): x1: your -3 is the local derivative d(x1*w1)/d(x1) alone: "
+        "it was never multiplied by the upstream gradient 0.5 of x1*w1"
+    )
     assert lines[-1] == f"wrote {target}"
     trace = json.loads(
         re.search(r'id="backprop-trace">(.*?)</script>', target.read_text()).group(1)  # type: ignore[union-attr]

@@ -136,6 +136,10 @@ def explain(
     else:
         cause, more = _upstream(nodes, views, i, out, consumers, given, close)
     text = found.message + (f". {more}" if more else "")
+    if more.startswith("Your ") and " alone: " in more:
+        # the local derivative alone: what the pass tells is the whole story, and a factor
+        # named from the values (here 2, by chance) would only mislead
+        text = f"{name}: y{more[1:]}"
     return {
         "node": i,
         "cause": cause,
