@@ -22,6 +22,10 @@ class AnomalyError(FloatingPointError):
 # context variable is the cheaper read.
 grad_enabled = contextvars.ContextVar("grad_enabled", default=True)
 anomaly = contextvars.ContextVar("anomaly", default=False)
+# The trace compile is recording in this context, or None (autograd/compile/trace.py). While one
+# is set, reading a node's data refuses (the function sees stand-ins, never numbers) and every op
+# and leaf is reported to it; any other thread runs as if no trace existed.
+tracing: contextvars.ContextVar[Any] = contextvars.ContextVar("tracing", default=None)
 
 
 def is_grad_enabled() -> bool:

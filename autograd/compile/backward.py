@@ -36,7 +36,9 @@ def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callabl
     return _define_backward(prog, kind, _backward_lines(prog, k, seed, implied))
 
 
-def _backward_lines(prog: _Program, k: int, seed: Any, implied: bool) -> list[_Line | str]:
+def _backward_lines(
+    prog: _Program, k: int, seed: Any, implied: bool
+) -> tuple[list[_Line | str], list[str]]:
     """The lines of the backward of output k for a seed like ``seed``, following the engine's
     loop. The names of forward values they read are left to _define_backward to bind.
 
@@ -62,7 +64,7 @@ def _backward_lines(prog: _Program, k: int, seed: Any, implied: bool) -> list[_L
     def param(p: Any) -> Any:
         if isinstance(p, tuple):
             return tuple(param(v) for v in p)
-        if isinstance(p, np.ndarray) and p.dtype == bool:
+        if isinstance(p, np.ndarray):  # a comparison or an index, made again on every call
             for m, s in prog.mask_syms:
                 if _same_array(p, m):
                     b = again.get(s.name)
@@ -72,7 +74,6 @@ def _backward_lines(prog: _Program, k: int, seed: Any, implied: bool) -> list[_L
         return p
 
     root = prog.roots[k]
-    value_grad = prog.helper("value_grad", Node._accumulate)  # as the eager pass hands it over
     # engine.backward_pass, run once on symbols: the gradients summed in a dict in the order
     # they arrive, each node's rule once all its uses have sent theirs
     grads: dict[int, Any] = {id(root): _Sym(em, "G", seed)}
@@ -205,47 +206,51 @@ def _backward_lines(prog: _Program, k: int, seed: Any, implied: bool) -> list[_L
                 add(n, _Sym(em, name, ends[q].val))
                 nodes[id(n)] = n
         visit_all(order[first + len(pattern) * reps :])
-    em.comment("each leaf takes its gradient, in the order the eager pass hands them over")
-    # A gradient a leaf may own: a new array made by a line here, read by no other line, sent
-    # to one leaf. Any other (a view, a kept constant, the seed) is copied, as Tensor's own
-    # _accumulate copies; a gradient the leaf already has is added to, as there.
+    return _returns(prog, em, grads, root)
+
+
+def _returns(
+    prog: _Program, em: _Emitter, grads: dict[int, Any], root: Node
+) -> tuple[list[_Line | str], list[str]]:
+    """The backward's lines and what it returns: one gradient per parent of the compiled op
+    (None for a parent it sends none), which the engine's pass hands on as any op's. A Tensor's
+    gradient is an array that parent may own: a new array made by a line here and read by no
+    other line; any other (a view, a kept constant, the seed) is copied, as the engine copies
+    the gradients of an op whose rule may share them."""
+    returns = ["None"] * prog.n_parents
     made = {ln.target for ln in em.lines if isinstance(ln, _Line) and ln.fresh}
     reads = collections.Counter(u for ln in em.lines if isinstance(ln, _Line) for u in ln.uses)
     reads.update(g.name for g in grads.values())
     for key, g in grads.items():
-        n = nodes[key]
-        ref = prog.leaf_refs.get(key)
-        if ref is None or n is root:  # a constant made inside that requires grad: unreadable
+        at = prog.parent_index.get(key)
+        if at is None or key == id(root):  # a constant made inside that requires grad
             continue
-        if tensor:
-            kept = prog.helper("kept", prog.kept)
-            j = len(prog.kept)
-            # the array is also kept (kept[j]) until the leaf takes its next gradient, as NumPy
-            # written by hand keeps d_w1 until the next step replaces it, rather than handing
-            # a parameter-sized array back to the system every step
-            prog.kept.append(None)
-            owned = g.name in made and reads[g.name] == 1 and g.val.__class__ is np.ndarray
-            mine = g.name if owned else f"{prog.helper('array', np.array)}({g.name})"
-            grad = f"{ref}.grad"
-            expr = f"{grad} = {kept}[{j}] = {mine} if {grad} is None else {grad} + {g.name}"
-        else:
-            expr = f"{value_grad}({ref}, {g.name})"
-        em.lines.append(_Effect("", expr, (g.name,)))
-    return _prune(em.lines, set())
+        name = g.name
+        if prog.kind is Tensor:
+            owned = name in made and reads[name] == 1 and g.val.__class__ is np.ndarray
+            if not owned:
+                name = f"r{at}"
+                em.lines.append(
+                    _Line(name, f"{prog.helper('array', np.array)}({g.name})", (g.name,))
+                )
+        returns[at] = name
+    live = {r for r in returns if r != "None"}
+    return _prune(em.lines, live), returns
 
 
 def _define_backward(
-    prog: _Program, kind: tuple[Any, ...], lines: list[_Line | str]
+    prog: _Program, kind: tuple[Any, ...], built: tuple[list[_Line | str], list[str]]
 ) -> Callable[..., Any]:
     """Define a backward from its lines, each forward value it reads bound where it is kept
     (S[i], a leaf, an argument). A value the forward did not save raises KeyError here, which
     sends the step to its eager rerun; the rules read the same values whatever the seed, so
     the backwards built at the trace have asked for all that any later one reads."""
-    used = {u for ln in lines if isinstance(ln, _Line) for u in ln.uses}
+    lines, returns = built
+    used = {*returns} | {u for ln in lines if isinstance(ln, _Line) for u in ln.uses}
     wanted = used & (set(prog.where) | prog.saveable)
     head = [_Line(name, prog.where[name], ()) for name in sorted(wanted, key=_name_key)]
     name = f"backward{len(prog.backwards)}"
-    src, _ = _functions(name, ["G", "S", "A", "L"], [*head, *lines], [], set())
+    src, _ = _functions(name, ["G", "S", "A", "L"], [*head, *lines], returns, set())
     prog.backward_sources[kind] = "\n".join(src)
     fn = prog.backwards[kind] = _define(prog, src, name)
     return fn

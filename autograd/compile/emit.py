@@ -71,7 +71,9 @@ class _Sym:
         return self.em.emit(f"~{self.name}", ~self.val, (self,))
 
     def __getitem__(self, index: Any) -> _Sym:
-        return self.em.emit(f"{self.name}[{self.em.fmt(index)}]", self.val[index], (self,))
+        em = self.em  # an index may hold symbols (an index array computed on every call)
+        val = self.val[em.value(index)]
+        return em.emit(f"{self.name}[{em.fmt(index)}]", val, (self, *em.used(index)))
 
     @property
     def T(self) -> _Sym:

@@ -12,12 +12,12 @@ from .. import tensor as _tensor_mod
 from ..engine import Node
 from ..tensor import Tensor
 from ..value import Value
-from .emit import _Emitter, _Line, _Sym, _SymMath
+from .emit import _call, _Emitter, _Line, _Sym, _SymMath
 from .errors import CompileError
 from .fold import FOLD_OPS, _forward_loop, _plan_fold
 from .program import _op_note, _Program
 from .source import _define, _functions, _prune
-from .trace import _COMPARE, _Mask, _same_array, _Trace
+from .trace import _COMPARE, _Derived, _Trace
 
 # The engine's view (one place to follow the engine's interface)
 
@@ -28,10 +28,12 @@ def _order(root: Node) -> list[Node]:
 
 
 def _build(
-    outs: tuple[Node, ...], trace: _Trace, flat: list[Any], fold: int = 2
+    outs: tuple[Node, ...], trace: _Trace, flat: list[Any], arrays: dict[int, bool], fold: int = 2
 ) -> tuple[_Program, list[Node]]:
     """Emit the forward's lines (defined by _define_forward once the backwards show what they
-    read again); return the program and the leaves it reads."""
+    read again); return the program and the leaves it reads. ``flat``: the arguments' nodes as
+    the trace saw them; ``arrays``: which of them stand in for a NumPy array (True where the
+    stand-in holds it converted to float64)."""
     prog = _Program(Tensor if isinstance(outs[0], Tensor) else Value)
     if any(isinstance(o, Tensor) != (prog.kind is Tensor) for o in outs):
         raise CompileError("a compiled function returns Values or Tensors, not both")
@@ -42,19 +44,10 @@ def _build(
 
     arg_index: dict[int, int] = {}
     for i, a in enumerate(flat):
-        if isinstance(a, Node):
-            arg_index.setdefault(id(a), i)
-            if isinstance(a.data, np.ndarray):
-                prog.arg_arrays.append((a.data, f"x{i}"))
-        elif isinstance(a, np.ndarray):
-            prog.arg_arrays.append((a, f"x{i}"))
-
-    def mask_of(p: Any) -> _Mask | None:
-        if isinstance(p, np.ndarray) and p.dtype == bool:
-            for m in trace.masks:
-                if _same_array(p, m):
-                    return m
-        return None
+        arg_index.setdefault(id(a), i)
+        if isinstance(a._data, np.ndarray):
+            prog.arg_arrays.append((a._data, f"x{i}"))
+    mask_of = trace.mask_of
 
     # Every op the outputs depend on (through parents, and through traced masks in params):
     # one pass over the trace from its end, as an op's inputs were all made before it.
@@ -104,28 +97,14 @@ def _build(
         data = n._data
         if id(n) in arg_index:
             i = arg_index[id(n)]
-            sym[id(n)] = fwd.bind(f"x{i}", f"A[{i}]._data", data)
-            prog.where[f"x{i}"] = f"A[{i}]._data"
-            prog.leaf_refs[id(n)] = f"A[{i}]"
-            continue
-        if id(n) in trace.from_arg:  # a leaf made inside from an argument's array: Tensor(X)
-            i = trace.from_arg[id(n)]
-            arg = flat[i]
-            array = arg._data if isinstance(arg, Node) else arg
-            name = f"x{i}"
-            if name not in prog.where:
-                expr = f"A[{i}]._data" if isinstance(arg, Node) else f"A[{i}]"
-                fwd.bind(name, expr, array)
-                prog.where[name] = expr
-            if data.dtype == array.dtype and data.shape == array.shape and data.dtype != bool:
-                # the same numbers: read the argument itself (the copy Tensor() makes only
-                # guards the graph against later writes, and the replay reads it at once)
-                sym[id(n)] = _Sym(fwd, name, data)
-            else:  # Tensor's own conversion (integer labels to float64, say)
+            expr = f"A[{i}]._data"
+            if i in arrays:  # a NumPy array, read as it is or made float64 as Tensor() does
                 to_array = prog.helper("to_array", _tensor_mod._to_array)
-                sym[id(n)] = fwd.emit(
-                    f"{to_array}({name}, {fwd.fmt(data.dtype)})", data, (_Sym(fwd, name, array),)
-                )
+                expr = f"{to_array}(A[{i}])" if arrays[i] else f"A[{i}]"
+            sym[id(n)] = fwd.bind(f"x{i}", expr, data)
+            prog.where[f"x{i}"] = expr
+            if i not in arrays:
+                prog.leaf_refs[id(n)] = f"A[{i}]"
             continue
         bound = prog.array_name(data, fwd) if isinstance(data, np.ndarray) else None
         if bound is not None:
@@ -133,7 +112,9 @@ def _build(
                 "the function made a leaf that shares an argument's memory in a way compile "
                 "cannot follow: make Tensors from the argument itself"
             )
-        if id(n) in trace.inside and not n.requires_grad:  # a constant made inside: kept
+        # A leaf made inside is a constant, kept: each eager run makes a new one, so even one
+        # that requires grad has a gradient no caller can read (not a parent of the op)
+        if id(n) in trace.inside:
             sym[id(n)] = _Sym(fwd, fwd.fmt(data), data)
         else:
             j = len(leaves)
@@ -144,6 +125,7 @@ def _build(
 
     def forward_op(n: Node, ins: list[Any], sparams: tuple[Any, ...]) -> _Sym:
         op = prog.entries[id(n)][0]
+        before = len(fwd.lines)
         out = op.forward(xp, *ins, *sparams)
         if not isinstance(out, _Sym):  # a rule that returned a constant
             out = _Sym(fwd, fwd.fmt(out), out)
@@ -154,8 +136,9 @@ def _build(
                 f"internal: the generated forward of {_op_note(op)} differs from the eager "
                 "engine's; the function runs as it is without @compile"
             )
-        if isinstance(fwd.lines[-1], _Line) and fwd.lines[-1].target == out.name:
-            fwd.lines[-1].expr += f"  # {_op_note(op)}"
+        last = fwd.lines[-1]
+        if len(fwd.lines) > before and isinstance(last, _Line) and last.target == out.name:
+            last.expr += f"  # {_op_note(op)}"
         return out
 
     if fold and prog.kind is Value and len(ops) >= FOLD_OPS:
@@ -226,7 +209,7 @@ def _mask_reads(params: tuple[Any, ...], mask_of: Callable[[Any], Any]) -> list[
             for x in m.src[1:]:
                 if isinstance(x, Node):
                     out.append(x)
-                elif isinstance(x, _Mask):
+                elif isinstance(x, _Derived):
                     masks.append(x)
     return out
 
@@ -254,11 +237,13 @@ def _param_sym(prog: _Program, em: _Emitter, p: Any, mask_of: Callable[[Any], An
     def operand(x: Any) -> Any:
         if isinstance(x, Node):
             return prog.fsym[id(x)]
-        if isinstance(x, _Mask):
+        if isinstance(x, _Derived):
             return _param_sym(prog, em, x, mask_of)
         return x
 
-    if op_sym == "~":
+    if op_sym == "call":  # an index (or labels) computed from a traced Tensor: a, the function
+        s = _call(em, f"computed{len(prog.mask_syms)}", a, operand(b))
+    elif op_sym == "~":
         s = ~operand(a)
     else:
         s = em.binary(op_sym, _COMPARE[op_sym], operand(a), operand(b))

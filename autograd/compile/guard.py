@@ -9,8 +9,11 @@ from typing import Any
 import numpy as np
 
 from ..engine import Node
+from ..modes import grad_enabled
 from ..tensor import Tensor
 from .source import _tuple
+
+_MISSING = object()  # a name the function reads that is not bound
 
 
 def _signature(
@@ -30,7 +33,7 @@ def _signature(
         if isinstance(x, (Node, np.ndarray)):
             alias = first.setdefault(id(x), len(flat))
             if isinstance(x, Tensor):
-                key.append(("T", x.data.shape, x.data.dtype.str, x.requires_grad, alias))
+                key.append(("T", x._data.shape, x._data.dtype.str, x.requires_grad, alias))
             elif isinstance(x, Node):
                 key.append(("V", x.requires_grad, alias))
             else:
@@ -66,7 +69,7 @@ def _array_key(args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         if c is np.ndarray:
             key.append((c, a.shape, a.dtype))
         elif c is Tensor:
-            d = a.data
+            d = a._data
             key.append((c, d.shape, d.dtype, a.requires_grad))
         else:
             return None
@@ -80,7 +83,7 @@ MAX_GUARDED = 64
 
 
 def _make_guard(
-    args: tuple[Any, ...], leaves: list[Node]
+    args: tuple[Any, ...], leaves: list[Node], watch: list[tuple[Any, Any, Any]]
 ) -> Callable[[tuple[Any, ...], list[Node]], bool] | None:
     """One generated test of what _array_key and _Entry.fresh check between them, for a trace
     made from ``args`` (arrays and Tensors only, no object twice): the same number of
@@ -93,9 +96,13 @@ def _make_guard(
     array objects (a training loop's data, parameters updated in place), only their shapes are
     read again (``a.shape = ...`` reshapes an array in place). This keeps those arrays alive
     until the next call.
+
+    It checks too what the trace is keyed on besides the arguments: the grad mode, each leaf's
+    requires_grad, and each name the function reads (``watch``: a global or a closure cell, and
+    the object it was bound to), by identity.
     """
     checked = [j for j, leaf in enumerate(leaves) if isinstance(leaf._data, np.ndarray)]
-    if len(args) + len(checked) > MAX_GUARDED:
+    if len(args) + len(checked) > MAX_GUARDED or len(leaves) + len(watch) > 4 * MAX_GUARDED:
         return None
     n = len(args)
     a = [f"a{i}" for i in range(n)]
@@ -113,7 +120,15 @@ def _make_guard(
         "DTYPES": tuple(x.dtype for x in arrays),
         "GRADS": tuple(args[i].requires_grad for i in tensors),
         "Tensor": Tensor,
+        "GRAD_MODE": grad_enabled,
+        "MISSING": _MISSING,
     }
+    extra = [f"GRAD_MODE.get() is {grad_enabled.get()}"]
+    extra += [f"L[{j}].requires_grad is {leaf.requires_grad}" for j, leaf in enumerate(leaves)]
+    for i, (where, name, value) in enumerate(watch):
+        space[f"NS{i}"], space[f"N{i}"], space[f"W{i}"] = where, name, value
+        read = f"NS{i}.get(N{i}, MISSING)" if isinstance(where, dict) else f"NS{i}.cell_contents"
+        extra.append(f"{read} is W{i}")
     seen = [f"S{i}" for i in range(len(d))]
     space.update(zip(seen, arrays, strict=True))
     src = ["def guard(A, L):"]
@@ -122,6 +137,7 @@ def _make_guard(
     if not n:
         src += ["    if A:", "        return False"]
     src.append("    try:")  # another number of arguments, or an array where a Tensor was
+    src += [f"        if not ({' and '.join(extra)}):", "            return False"]
     if n:
         src.append(f"        {_tuple(a)[1:-1]} = A")
     src += [f"        {name} = {expr}" for name, expr in zip(d, datas, strict=True)]

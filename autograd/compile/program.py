@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -10,10 +11,9 @@ import numpy as np
 
 from .. import engine
 from ..engine import Node
-from ..tensor import Tensor
 from .emit import _Emitter, _Line, _Sym
 from .errors import CompileError
-from .trace import _Mask, _same_array
+from .trace import _Derived, _same_array
 
 if TYPE_CHECKING:
     from .fold import _Fold
@@ -30,7 +30,7 @@ class _Program:
         self.constants: dict[int, str] = {}
         self.const_notes: list[str] = []
         self.arg_arrays: list[tuple[np.ndarray, str]] = []
-        self.mask_syms: list[tuple[_Mask, _Sym]] = []
+        self.mask_syms: list[tuple[_Derived, _Sym]] = []
         self.roots: list[Node] = []
         self.orders: dict[int, list[Node]] = {}
         self.entries: dict[int, tuple[Any, tuple[Node, ...], tuple[Any, ...]]] = {}
@@ -44,9 +44,8 @@ class _Program:
         self.backward_sources: dict[Any, str] = {}
         self.backwards: dict[Any, Callable[..., Any]] = {}
         self.leaf_refs: dict[int, str] = {}  # node id -> "L[j]" / "A[i]", for gradients
-        self.kept: list[Any] = []  # each leaf's last gradient array, alive until its next
-        self.implied: dict[int, Callable[..., Any]] = {}  # output -> backward() without grad
-        self.seeds: dict[int, Any] = {}  # output -> its implied seed 1
+        self.parent_index: dict[int, int] = {}  # node id -> its place among the op's parents
+        self.n_parents = 0
         self.fold: _Fold | None = None  # a run of repetitions written as a loop
 
     def function(self, name: str, fn: Any) -> str:
@@ -91,12 +90,8 @@ class _Program:
         return None
 
     def release(self) -> None:
-        """Drop the traced graph once the code is built, except where a backward for another
-        kind of seed may still be asked for (a Tensor output: a 0-d array or a NumPy scalar).
-        A scalar graph's thousands of nodes would otherwise stay alive for the collector to
-        walk at every collection, slowing the whole program."""
-        if self.kind is Tensor:
-            return
+        """Drop the traced graph once the code is built: a scalar graph's thousands of nodes
+        would otherwise stay alive for the collector to walk at every collection."""
         self.fsym.clear()
         self.fold = None
         self.entries.clear()
@@ -107,7 +102,19 @@ class _Program:
     @property
     def source(self) -> str:
         head = [f"# {note}" for note in self.const_notes]
-        return "\n".join([*head, self.forward_source, *self.backward_sources.values()])
+        parts = [_LEGEND, *head, self.forward_source, *self.backward_sources.values()]
+        return "\n".join(parts)
+
+
+_LEGEND = """\
+# The names of this code:
+#   A  the call's arguments (x0, x1 ... their numbers), L  the leaves it reads on every call,
+#      the op's other parents (p0, p1 ... their numbers), S  what the forward saves for a backward
+#   t0 ... values of the forward, k0 ... constants kept from the trace (listed below)
+#   G  the gradient of the output, g0 ... gradients, r0 ... a gradient copied for its parent
+#   loops (a repeated scalar block): R0 its saved rows, c0 ... a row's numbers, u0 ... what one
+#      repetition passes the next, h0 ... a0 ... the gradients carried between repetitions
+#   forward and backward0 ... return what the compiled op's forward and backward return"""
 
 
 def _describe(x: Any) -> str:
@@ -121,7 +128,7 @@ def _describe(x: Any) -> str:
     if isinstance(x, type) and issubclass(x, engine.Op):
         return "an op of ops.py" if x.__module__ == _OPS_MODULE else "an op class"
     if isinstance(x, float):
-        return "a float that is not finite"
+        return "a float" if math.isfinite(x) else "a float that is not finite"
     if isinstance(x, tuple) and x and isinstance(x[0], tuple):
         return f"a table of {len(x)} rows of {len(x[0])} numbers, a row per repetition"
     return f"a {type(x).__name__}"

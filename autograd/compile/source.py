@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import builtins
+import itertools
+import linecache
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +17,8 @@ if TYPE_CHECKING:
 # Statements per generated function. A straight-line function of 100,000 statements takes
 # seconds to build and makes each call's frame enormous; chunks keep both small.
 CHUNK = 2_000
+
+_DEFINED = itertools.count()  # a new file name for each generated source
 
 
 # Ops in one trace above which the step is replayed by running the function eagerly: building
@@ -154,10 +158,13 @@ def _prune(lines: list[_Line | str], live: set[str]) -> list[_Line | str]:
 
 
 def _define(prog: _Program, src: list[str], name: str) -> Callable[..., Any]:
-    text = "\n".join(src)
+    text = "\n".join(src) + "\n"
     # Generated from the op table, our own names and number literals only (see _Emitter.fmt):
-    # no text of the user's reaches this source.
-    code = builtins.compile(text, f"<backproplab.compile {name}>", "exec")
+    # no text of the user's reaches this source. Registered with linecache under a name of its
+    # own, so that tracebacks and pdb show the generated lines.
+    filename = f"<backproplab.compile {name} {next(_DEFINED)}>"
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    code = builtins.compile(text, filename, "exec")
     exec(code, prog.globals)
     fn: Callable[..., Any] = prog.globals[name]
     return fn

@@ -1,0 +1,209 @@
+"""One trace of a compiled function: its program, what it reads, and how a call runs it."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..engine import Node, record
+from ..value import Value
+from .backward import _backward_lines, _define_backward, _seed_kind
+from .emit import _Line
+from .errors import CompileError
+from .fold import _NoFold
+from .forward import _build, _define_forward
+from .guard import _MISSING
+from .op import CompiledCall, _Call
+from .program import _Program
+from .trace import _Trace
+
+if TYPE_CHECKING:
+    from .api import Compiled
+
+
+class _Entry:
+    """A trace of the function for one signature: its program, the leaves it reads (the op's
+    parameters), the names it was traced with, and whether the self-check has passed."""
+
+    def __init__(
+        self, compiled: Compiled, program: _Program, leaves: list[Node], node_args: list[int]
+    ) -> None:
+        self.compiled = compiled
+        self.program = program
+        self.leaves = leaves
+        self.node_args = node_args  # the arguments that are nodes: the op's first parents
+        self.kind: type[Node] = program.kind
+        self.structure: Any = None  # None: one output; else the output tuple's type
+        # per output: (the backward from the implied seed 1 or None, the general one), or None
+        self.backwards: list[tuple[Any, Any] | None] = []
+        self.seeds: list[Any] = []
+        self.guard: Any = None
+        self.watch: list[tuple[Any, Any, Any]] = []  # (namespace or cell, name, value)
+        self.grad_mode = True
+        self.unchecked = True  # the self-check has not compared gradients yet
+        self.failed: str | None = None
+        self.tolerance = 0.0  # bit for bit
+        self.keep: list[Any] = []  # objects of the key, alive so their ids stay theirs
+        self.checks = [
+            (leaf, leaf._data.shape, leaf._data.dtype, leaf.requires_grad)
+            if isinstance(leaf._data, np.ndarray)
+            else (leaf, None, None, leaf.requires_grad)
+            for leaf in leaves
+        ]
+
+    def fresh(self) -> bool:
+        """Whether a call may replay this trace: the leaves have the shapes, dtypes and
+        requires_grad it was traced with, and every name the function reads is bound as then."""
+        for leaf, shape, dtype, needs in self.checks:
+            if leaf.requires_grad is not needs:
+                return False
+            if shape is not None:
+                d = leaf._data
+                if d.__class__ is not np.ndarray or d.shape != shape or d.dtype != dtype:
+                    return False
+        return self.watched_unchanged()
+
+    def watched_unchanged(self) -> bool:
+        for space, name, value in self.watch:
+            now = space.get(name, _MISSING) if isinstance(space, dict) else _cell(space)
+            if now is not value:
+                return False
+        return True
+
+    def run(self, flat: Any, args: Any, kwargs: Any) -> Any:
+        """Run the generated forward; return its outputs as nodes of the graph, recorded by the
+        engine as outputs of one CompiledCall op whose parents are the arguments and leaves."""
+        saved: list[Any] = []
+        outs = self.program.forward(flat, self.leaves, saved)  # type: ignore[misc]
+        parents = (*[flat[i] for i in self.node_args], *self.leaves)
+        kind = self.kind
+        if self.structure is None:
+            call = _Call(self, saved, 0, flat, args, kwargs, parents)
+            return record(kind, outs[0], CompiledCall, parents, (call,))
+        return self.structure(
+            [
+                record(
+                    kind,
+                    data,
+                    CompiledCall,
+                    parents,
+                    (_Call(self, saved, k, flat, args, kwargs, parents),),
+                )
+                for k, data in enumerate(outs)
+            ]
+        )
+
+    def same(self, got: Any, want: Any) -> bool:
+        """got and want agree: to the bit, or within the program's stated tolerance."""
+        if got is None or want is None:
+            return got is want
+        a = np.asarray(got)
+        b = np.asarray(want)
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        if self.tolerance == 0.0:  # the same floats, signed zeros and NaNs included
+            return bool(
+                np.array_equal(a, b, equal_nan=True) and np.all(np.signbit(a) == np.signbit(b))
+            )
+        return bool(np.allclose(a, b, rtol=self.tolerance, atol=0.0, equal_nan=True))
+
+    def fail(self, reason: str) -> None:
+        """The self-check found a difference: this trace is never replayed; raise (or, where
+        the caller chose fallback="eager", warn once and run eagerly from now on)."""
+        self.failed = f"the self-check of compile found the compiled step wrong: {reason}"
+        self.compiled._hot = None
+        self.compiled._give_up(CompileError(self.failed))
+
+
+def _cell(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell: a name not bound yet
+        return _MISSING
+
+
+def build_entry(
+    compiled: Compiled,
+    outs: tuple[Node, ...],
+    trace: _Trace,
+    flat: list[Any],
+    arrays: dict[int, bool],
+) -> _Entry:
+    """The generated forward and backwards of a trace. A repeated scalar block is tried first as
+    a loop whose first repetition reads its own start (fold 2), then after a first repetition
+    written out (1), then as straight code (0): the first that replays exactly."""
+    for fold in (2, 1):
+        try:
+            return _entry(compiled, outs, trace, flat, arrays, fold)
+        except _NoFold:
+            pass
+    return _entry(compiled, outs, trace, flat, arrays, 0)
+
+
+def _entry(
+    compiled: Compiled,
+    outs: tuple[Node, ...],
+    trace: _Trace,
+    flat: list[Any],
+    arrays: dict[int, bool],
+    fold: int,
+) -> _Entry:
+    """The backwards come first, while the trace is at hand: one from ``backward()``'s implied
+    seed 1 for a single-element output, one for any seed. The forward then saves just what
+    they read again."""
+    program, leaves = _build(outs, trace, flat, arrays, fold)
+    seen: set[int] = set()
+    node_args = []
+    for i, a in enumerate(flat):
+        if i not in arrays and id(a) not in seen:
+            seen.add(id(a))
+            node_args.append(i)
+    parents = [*(flat[i] for i in node_args), *leaves]
+    program.parent_index = {id(p): j for j, p in enumerate(parents)}
+    program.n_parents = len(parents)
+    entry = _Entry(compiled, program, leaves, node_args)
+    built = []
+    for k, root in enumerate(program.roots):
+        if k not in program.orders:
+            continue
+        implied = isinstance(root, Value) or root._data.size == 1
+        if implied:
+            seed = root._seed(None, False)
+            built.append((k, True, seed, _backward_lines(program, k, seed, True)))
+        general = root._seed(1.0 if isinstance(root, Value) else np.ones_like(root._data), False)
+        built.append((k, False, general, _backward_lines(program, k, general, False)))
+    reads = {
+        u for *_, (lines, _r) in built for ln in lines if isinstance(ln, _Line) for u in ln.uses
+    }
+    _define_forward(program, reads)
+    entry.backwards = [None] * len(program.roots)
+    entry.seeds = [None] * len(program.roots)
+    for k, implied, seed, lines in built:
+        fn = _define_backward(program, _seed_kind(k, seed, implied), lines)
+        was = entry.backwards[k]
+        if implied:
+            entry.seeds[k] = seed
+            entry.backwards[k] = (fn, None)
+        else:
+            entry.backwards[k] = (was[0] if was else None, fn)
+    program.release()
+    return entry
+
+
+def describe_output(k: int, got: Any, want: Any) -> str:
+    """What differs between the compiled output k and the eager one, for the self-check."""
+    if isinstance(want, Node) and isinstance(got, Node):
+        a, b = got._data, want._data
+        if isinstance(a, float) and isinstance(b, float):
+            return f"output {k}: {a!r} compiled, {b!r} eager"
+        if a.shape != b.shape:
+            return f"output {k}: shape {a.shape} compiled, {b.shape} eager"
+        if a.dtype != b.dtype:
+            return f"output {k}: dtype {a.dtype} compiled, {b.dtype} eager"
+        diff = np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0)
+        return f"output {k}: largest difference {diff!r}" + (
+            "" if math.isfinite(diff) else " (a NaN or infinity in one of them)"
+        )
+    return f"output {k}: a {type(got).__name__} compiled, a {type(want).__name__} eager"
