@@ -40,118 +40,152 @@ def _backward_lines(
     prog: _Program, k: int, seed: Any, implied: bool
 ) -> tuple[list[_Line | str], list[str]]:
     """The lines of the backward of output k for a seed like ``seed``, following the engine's
-    loop. The names of forward values they read are left to _define_backward to bind.
+    loop, and what it returns. The names of forward values they read are left to
+    _define_backward to bind.
 
     ``implied``: the seed is the implied 1 of ``backward()`` with no grad, the same on every
     call, so what follows from it alone is computed here once.
     """
-    em = _Emitter(prog, "g")
-    if implied:
-        em.fixed = {"G"}
-    xp = _SymMath(em, prog.real_math)
-    tensor = prog.kind is Tensor
-    again: dict[str, _Sym] = {}
+    bw = _Pass(prog, k, seed, implied)
+    order = prog.orders[k]
+    run = _fold_order(prog.fold, order) if prog.fold is not None else None
+    if run is None:
+        bw.visit_all(order)
+    else:
+        first, pattern = run
+        bw.visit_all(order[:first])
+        bw.loop(pattern)
+        bw.visit_all(order[first + len(pattern) * prog.fold.reps :])  # type: ignore[union-attr]
+    return _returns(prog, bw.em, bw.grads, bw.root)
 
-    def fwd_name(s: _Sym) -> _Sym:
-        b = again.get(s.name)
+
+class _Pass:
+    """engine.backward_pass, run once on symbols: the gradients summed in a dict in the order
+    they arrive, each node's rule once all its uses have sent theirs."""
+
+    def __init__(self, prog: _Program, k: int, seed: Any, implied: bool) -> None:
+        self.prog = prog
+        self.em = em = _Emitter(prog, "g")
+        if implied:
+            em.fixed = {"G"}
+        self.xp = _SymMath(em, prog.real_math)
+        self.again: dict[str, _Sym] = {}  # forward values, as the backward reads them
+        self.root = root = prog.roots[k]
+        self.grads: dict[int, Any] = {id(root): _Sym(em, "G", seed)}
+        self.nodes: dict[int, Node] = {id(root): root}
+        # While the loop's block is written: the sums it carries from one repetition to the
+        # next (a leaf's gradient: "a0 = a0 + d" on every pass), by node id.
+        self.sums: dict[int, str] = {}
+        self.before_loop: list[_Line | str] = []
+        self.looping: _Fold | None = None
+
+    def fwd_name(self, s: _Sym) -> _Sym:
+        b = self.again.get(s.name)
         if b is None:
-            b = again[s.name] = _Sym(em, s.name, s.val)
+            b = self.again[s.name] = _Sym(self.em, s.name, s.val)
         return b
 
-    def fwd(n: Node) -> _Sym:
-        return fwd_name(prog.fsym[id(n)])
+    def fwd(self, n: Node) -> _Sym:
+        return self.fwd_name(self.prog.fsym[id(n)])
 
-    def param(p: Any) -> Any:
+    def param(self, p: Any) -> Any:
         if isinstance(p, tuple):
-            return tuple(param(v) for v in p)
+            return tuple(self.param(v) for v in p)
         if isinstance(p, np.ndarray):  # a comparison or an index, made again on every call
-            for m, s in prog.mask_syms:
+            for m, s in self.prog.mask_syms:
                 if _same_array(p, m):
-                    b = again.get(s.name)
-                    if b is None:
-                        b = again[s.name] = _Sym(em, s.name, s.val)
-                    return b
+                    return self.fwd_name(s)
         return p
 
-    root = prog.roots[k]
-    # engine.backward_pass, run once on symbols: the gradients summed in a dict in the order
-    # they arrive, each node's rule once all its uses have sent theirs
-    grads: dict[int, Any] = {id(root): _Sym(em, "G", seed)}
-    nodes: dict[int, Node] = {id(root): root}
-
-    # While the loop's block is written: the sums it carries from one repetition to the next
-    # (a leaf's gradient: "a0 = a0 + d" on every pass), by node id.
-    sums: dict[int, str] = {}
-    before_loop: list[_Line | str] = []
-    looping: list[_Fold] = []
-
-    def add(p: Node, d: _Sym) -> None:
-        key = id(p)
-        if not looping or looping[0].locate(key) is not None:
+    def add(self, p: Node, d: _Sym) -> None:
+        key, em, grads = id(p), self.em, self.grads
+        if self.looping is None or self.looping.locate(key) is not None:
             grads[key] = grads[key] + d if key in grads else d
             return
-        name = sums.get(key)
+        name = self.sums.get(key)
         if name is None:  # the first sum over repetitions into p: from what p has, or from -0.0,
             # which adds to any float giving it back to the bit, as the eager pass's first d
-            name = sums[key] = f"a{len(sums)}"
+            name = self.sums[key] = f"a{len(self.sums)}"
             old = grads.get(key)
-            before_loop.append(
+            self.before_loop.append(
                 _Line(name, old.name, (old.name,)) if old is not None else _Line(name, "-0.0", ())
             )
         grads[key] = em.emit(f"{name} + {d.name}", d.val, (_Sym(em, name, d.val), d), target=name)
 
-    def visit(n: Node, out: _Sym, ins: list[Any], params: tuple[Any, ...]) -> None:
-        g = grads.pop(id(n), None)
+    def visit(self, n: Node, out: _Sym, ins: list[Any], params: tuple[Any, ...]) -> None:
+        prog, em = self.prog, self.em
+        g = self.grads.pop(id(n), None)
         if g is None:  # no use of n sent a gradient (every rule skipped it)
             z = prog.kind.zeros_like(n, False)  # type: ignore[attr-defined]
             g = _Sym(em, em.fmt(z), z)
         op, parents, _ = prog.entries[id(n)]
         em.comment(f"{_op_note(op)}: {out.name}")
-        input_grads = engine.call_backward(op, xp, g, out, ins, params, parents)
+        input_grads = engine.call_backward(op, self.xp, g, out, ins, params, parents)
         for i, (p, d) in enumerate(zip(parents, input_grads)):  # noqa: B905 - call_backward
             if d is None or not p.requires_grad:
                 continue
             if not isinstance(d, _Sym):
                 d = _Sym(em, em.fmt(d), d)
-            if tensor:
+            if prog.kind is Tensor:
                 d = _fit(em, d, p._data)
             elif not (d.val.__class__ is float or isinstance(d.val, (int, float))):
                 p.fit_gradient(d.val, op, i)  # raises, naming the op
-            add(p, d)
-            nodes[id(p)] = p
+            self.add(p, d)
+            self.nodes[id(p)] = p
 
-    def visit_all(order: list[Node]) -> None:
+    def visit_all(self, order: list[Node]) -> None:
+        entries = self.prog.entries
         for n in order:
-            params = prog.entries[id(n)][2]
-            visit(n, fwd(n), [fwd(p) for p in prog.entries[id(n)][1]], param(params))
+            _, parents, params = entries[id(n)]
+            self.visit(n, self.fwd(n), [self.fwd(p) for p in parents], self.param(params))
 
-    order = prog.orders[k]
-    run = _fold_order(prog.fold, order) if prog.fold is not None else None
-    if run is None:
-        visit_all(order)
-    else:
-        first, pattern = run
-        fold = prog.fold
+    def loop(self, pattern: list[Node]) -> None:
+        """The run of repetitions as one loop over R0, the last repetition first, as the eager
+        pass visits them; ``pattern``: the last repetition's nodes in the order visited."""
+        fold, em = self.prog.fold, self.em
         assert fold is not None
-        visit_all(order[:first])
-        reps = fold.reps
         em.comment(
-            f"the {reps} repetitions, the last first as the eager pass visits them: "
+            f"the {fold.reps} repetitions, the last first as the eager pass visits them: "
             f"{fold.rows}[i] holds repetition i's values"
         )
-        # what the last repetition has been sent so far (the seed, the code after the run)
+        slots, unsent = self._loop_slots(fold)
+        outer, body = em.lines, list[_Line | str]()
+        em.lines = body
+        cols = [_Column(em, f"c{i}", x) for i, x in enumerate(fold.table[-1])]
+        col_of = {qs: cols[c] for qs, c in fold.columns.items()}
+        names = [self.fwd_name(s) for s in fold.names]
+        carried = {q: _Sym(em, f"u{i}", fold.names[q].val) for i, q in enumerate(fold.carried)}
+        body.append(_Unpack(fold.row, f"{fold.rows}[i]", (fold.rows,)))
+        if cols:
+            body.append(_Unpack([c.name for c in cols], f"{self.prog.constant(fold.table)}[i]", ()))
+        self.looping = fold
+        position = {id(n): q for q, n in enumerate(fold.last)}
+        for n in pattern:
+            q = position[id(n)]
+            if id(n) in unsent and self.grads[id(n)].name == slots[q]:
+                # the eager pass starts this one from zero, not from what the block adds to it
+                raise _NoFold("a value the next repetition reads gets no gradient of its own")
+            ins, sparams = _block_inputs(self.prog, n, q, names, carried, col_of, self.fwd)
+            self.visit(n, names[q], ins, sparams)
+        self.looping = None
+        em.lines = outer
+        self._loop_close(fold, slots, body)
+
+    def _loop_slots(self, fold: _Fold) -> tuple[dict[int, str], set[int]]:
+        """The gradients carried into the loop (h0 ...), by position in the block: what the last
+        repetition has been sent so far (the seed, the code after the run), and -0.0 for a value
+        the next repetition reads (the last has no next; -0.0 adds to any float to the bit)."""
+        em, grads = self.em, self.grads
         slots: dict[int, str] = {}
         for key in list(grads):
             loc = fold.locate(key)
             if loc is None:
                 continue
-            if loc[0] != reps - 1:
+            if loc[0] != fold.reps - 1:
                 raise _NoFold("a gradient reaches an earlier repetition before the loop")
             name = slots[loc[1]] = f"h{len(slots)}"
             em.lines.append(_Line(name, grads[key].name, (grads[key].name,)))
             grads[key] = _Sym(em, name, grads[key].val)
-        # A value the next repetition reads gets a gradient back from it; the last one has no
-        # next, so it starts from -0.0, which adds to the first gradient it gets to the bit.
         unsent: set[int] = set()
         for q in fold.carried:
             n = fold.last[q]
@@ -160,53 +194,34 @@ def _backward_lines(
                 em.lines.append(_Line(name, "-0.0", ()))
                 grads[id(n)] = _Sym(em, name, n._data)
                 unsent.add(id(n))
-        outer, body = em.lines, list[_Line | str]()
-        em.lines = body
-        cols = [_Column(em, f"c{i}", x) for i, x in enumerate(fold.table[-1])]
-        col_of = {qs: cols[c] for qs, c in fold.columns.items()}
-        names = [fwd_name(s) for s in fold.names]
-        carried = {q: _Sym(em, f"u{i}", fold.names[q].val) for i, q in enumerate(fold.carried)}
-        body.append(_Unpack(fold.row, f"{fold.rows}[i]", (fold.rows,)))
-        if cols:
-            body.append(_Unpack([c.name for c in cols], f"{prog.constant(fold.table)}[i]", ()))
-        looping.append(fold)
-        position = {id(n): q for q, n in enumerate(fold.last)}
-        for n in pattern:
-            q = position[id(n)]
-            if id(n) in unsent and grads[id(n)].name == slots[q]:
-                # the eager pass starts this one from zero, not from what the block adds to it
-                raise _NoFold("a value the next repetition reads gets no gradient of its own")
-            ins, sparams = _block_inputs(prog, n, q, names, carried, col_of, fwd)
-            visit(n, names[q], ins, sparams)
-        looping.clear()
-        em.lines = outer
-        # what the block sent to the repetition before it: the same places, on every pass
+        return slots, unsent
+
+    def _loop_close(self, fold: _Fold, slots: dict[int, str], body: list[_Line | str]) -> None:
+        """What the block sent to the repetition before it (the same places, on every pass)
+        moves into the slots; after the loop, the first repetition's go to what it read."""
+        em = self.em
         ends: dict[int, _Sym] = {}
-        for key in list(grads):
+        for key in list(self.grads):
             loc = fold.locate(key)
             if loc is not None:
-                if loc[0] != reps - 2:
+                if loc[0] != fold.reps - 2:
                     raise _NoFold("the block sends a gradient further than one repetition back")
-                ends[loc[1]] = grads.pop(key)
+                ends[loc[1]] = self.grads.pop(key)
         if set(ends) != set(slots):
             raise _NoFold("the gradients the block sends back differ from those it receives")
         moves = [(slots[q], ends[q].name) for q in sorted(slots) if ends[q].name != slots[q]]
         if moves:
             news = tuple(b for _, b in moves)
             body.append(_Effect("", f"{', '.join(a for a, _ in moves)} = {', '.join(news)}", news))
-        carry = set(slots.values()) | set(sums.values())
-        em.lines += before_loop
-        em.lines.append(
-            _Loop(f"for i in range({reps - 1}, -1, -1):", ["i"], _prune(body, carry), carry)
-        )
-        # after the loop: what the first repetition sent to what it read before it
+        carry = set(slots.values()) | set(self.sums.values())
+        em.lines += self.before_loop
+        header = f"for i in range({fold.reps - 1}, -1, -1):"
+        em.lines.append(_Loop(header, ["i"], _prune(body, carry), carry))
         for q, name in slots.items():
             n = fold.initial[q]
             if n.requires_grad:
-                add(n, _Sym(em, name, ends[q].val))
-                nodes[id(n)] = n
-        visit_all(order[first + len(pattern) * reps :])
-    return _returns(prog, em, grads, root)
+                self.add(n, _Sym(em, name, ends[q].val))
+                self.nodes[id(n)] = n
 
 
 def _returns(

@@ -17,6 +17,11 @@ from .forward import _build, _define_forward
 from .guard import _MISSING
 from .op import CompiledCall, _Call
 from .program import _Program
+
+# THE SEAM of the scalar back end (issue 20): when autograd/compile/scalar.py lands, this line
+# becomes `from .scalar import build_scalar_program`. Until then, today's straight-line (or
+# folded) scalar code serves behind the same interface.
+from .scalar_legacy import build_scalar_program
 from .trace import _Trace
 
 if TYPE_CHECKING:
@@ -131,29 +136,48 @@ def build_entry(
     flat: list[Any],
     arrays: dict[int, bool],
 ) -> _Entry:
-    """The generated forward and backwards of a trace. A repeated scalar block is tried first as
-    a loop whose first repetition reads its own start (fold 2), then after a first repetition
-    written out (1), then as straight code (0): the first that replays exactly."""
+    """The entry of a trace: its generated forward and backwards, or for a scalar (Value) trace
+    the program of the scalar back end (see the seam at the top of this file)."""
+    if isinstance(outs[0], Value):
+        return _scalar_entry(compiled, outs, trace, flat)
+    program, leaves, node_args, backwards, seeds = generate(outs, trace, flat, arrays)
+    entry = _Entry(compiled, program, leaves, node_args)
+    entry.backwards, entry.seeds = backwards, seeds
+    return entry
+
+
+def generate(
+    outs: tuple[Node, ...],
+    trace: _Trace,
+    flat: list[Any],
+    arrays: dict[int, bool],
+    plain: bool = False,
+) -> tuple[_Program, list[Node], list[int], list[Any], list[Any]]:
+    """The generated forward and backwards of a trace, and the op's parents: the arguments that
+    are nodes (their places in ``flat``) and the leaves it reads. A repeated scalar block is
+    tried first as a loop whose first repetition reads its own start (fold 2), then after a
+    first repetition written out (1), then as straight code (0): the first that replays
+    exactly."""
     for fold in (2, 1):
         try:
-            return _entry(compiled, outs, trace, flat, arrays, fold)
+            return _generate(outs, trace, flat, arrays, fold, plain)
         except _NoFold:
             pass
-    return _entry(compiled, outs, trace, flat, arrays, 0)
+    return _generate(outs, trace, flat, arrays, 0, plain)
 
 
-def _entry(
-    compiled: Compiled,
+def _generate(
     outs: tuple[Node, ...],
     trace: _Trace,
     flat: list[Any],
     arrays: dict[int, bool],
     fold: int,
-) -> _Entry:
+    plain: bool,
+) -> tuple[_Program, list[Node], list[int], list[Any], list[Any]]:
     """The backwards come first, while the trace is at hand: one from ``backward()``'s implied
     seed 1 for a single-element output, one for any seed. The forward then saves just what
     they read again."""
-    program, leaves = _build(outs, trace, flat, arrays, fold)
+    program, leaves = _build(outs, trace, flat, arrays, fold, plain)
     seen: set[int] = set()
     node_args = []
     for i, a in enumerate(flat):
@@ -163,7 +187,6 @@ def _entry(
     parents = [*(flat[i] for i in node_args), *leaves]
     program.parent_index = {id(p): j for j, p in enumerate(parents)}
     program.n_parents = len(parents)
-    entry = _Entry(compiled, program, leaves, node_args)
     built = []
     for k, root in enumerate(program.roots):
         if k not in program.orders:
@@ -178,18 +201,95 @@ def _entry(
         u for *_, (lines, _r) in built for ln in lines if isinstance(ln, _Line) for u in ln.uses
     }
     _define_forward(program, reads)
-    entry.backwards = [None] * len(program.roots)
-    entry.seeds = [None] * len(program.roots)
+    backwards: list[Any] = [None] * len(program.roots)
+    seeds: list[Any] = [None] * len(program.roots)
     for k, implied, seed, lines in built:
         fn = _define_backward(program, _seed_kind(k, seed, implied), lines)
-        was = entry.backwards[k]
         if implied:
-            entry.seeds[k] = seed
-            entry.backwards[k] = (fn, None)
+            seeds[k] = seed
+            backwards[k] = (fn, None)
         else:
-            entry.backwards[k] = (was[0] if was else None, fn)
+            backwards[k] = (backwards[k][0] if backwards[k] else None, fn)
     program.release()
+    return program, leaves, node_args, backwards, seeds
+
+
+def _scalar_entry(
+    compiled: Compiled, outs: tuple[Node, ...], trace: _Trace, flat: list[Any]
+) -> _Entry:
+    """A Value trace through the scalar back end's interface: its inputs are the op's parents
+    (the arguments, then the leaves read in order of first use); it is handed their numbers."""
+    if not all(isinstance(a, Value) for a in flat):
+        raise CompileError("a compiled function that returns Values takes Values, not arrays")
+    order, inputs, node_args, leaves = scalar_graph(trace, outs, flat)
+    scalar = build_scalar_program(order, inputs, list(outs))
+    entry = _Entry(compiled, _ScalarView(scalar, node_args), leaves, node_args)  # type: ignore[arg-type]
+    entry.tolerance = scalar.tolerance
+    entry.backwards = [(None, _scalar_backward(scalar, k, len(outs))) for k in range(len(outs))]
+    entry.seeds = [None] * len(outs)
     return entry
+
+
+def scalar_graph(
+    trace: _Trace, outs: tuple[Node, ...], flat: list[Any]
+) -> tuple[list[Node], list[Node], list[int], list[Node]]:
+    """(order, inputs, the arguments' places, the leaves read) of a scalar trace, as the scalar
+    back end takes them: every node the outputs depend on in the order it was made, leaves
+    first, each with its op, parents and params set (the trace's own nodes: one recorded
+    without a gradient has none of its own otherwise)."""
+    made = trace.made
+    reached = {id(o) for o in outs}
+    rows = []
+    for row in reversed(made.values()):
+        if id(row[0]) in reached:
+            rows.append(row)
+            reached.update(id(p) for p in row[2])
+    rows.reverse()
+    seen: set[int] = set()
+    node_args = []
+    for i, a in enumerate(flat):
+        if id(a) not in seen:
+            seen.add(id(a))
+            node_args.append(i)
+    leaves: list[Node] = []
+    constants: list[Node] = []
+    for _, _, parents, _ in rows:
+        for p in parents:
+            if id(p) in made or id(p) in seen:
+                continue
+            seen.add(id(p))
+            (constants if id(p) in trace.inside else leaves).append(p)
+    for n, op, parents, params in rows:
+        n.op, n.parents, n.params = op, parents, params
+    inputs = [*(flat[i] for i in node_args), *leaves]
+    return [*inputs, *constants, *(row[0] for row in rows)], inputs, node_args, leaves
+
+
+class _ScalarView:
+    """A scalar program as an entry runs it: handed the parents' numbers on each call."""
+
+    kind = Value
+
+    def __init__(self, scalar: Any, node_args: list[int]) -> None:
+        self.scalar = scalar
+        self.node_args = node_args
+        self.source: str = scalar.source
+
+    def forward(self, flat: Any, leaves: list[Node], saved: list[Any]) -> Any:
+        values = [flat[i]._data for i in self.node_args]
+        values += [leaf._data for leaf in leaves]
+        outs, state = self.scalar.forward(values)
+        saved.append(state)
+        return outs
+
+
+def _scalar_backward(scalar: Any, k: int, n: int) -> Any:
+    def backward(g: Any, saved: list[Any], flat: Any, leaves: Any) -> tuple[Any, ...]:
+        seeds = [0.0] * n
+        seeds[k] = g
+        return tuple(scalar.backward(saved[0], seeds))
+
+    return backward
 
 
 def describe_output(k: int, got: Any, want: Any) -> str:

@@ -148,14 +148,48 @@ def _check_fold(
 ) -> _Fold | None:
     """The run (start, period, repetitions) as a _Fold, its reads and its table worked out.
 
-    How the block reads each parent is taken from its second repetition: an op of its own, an
-    op of the previous repetition ("prev"), a constant made inside ("number") or a leaf. The
+    How the block reads each parent is taken from its second repetition (see _block_refs). The
     first repetition may read something else where the others read the previous repetition
     (the running sum's start, ``Value(0.0)``): with ``extend``, a repetition before the run that
     differs only so joins it. None where the block reads further back than one repetition, or
     code after the run reads anything but the last repetition.
     """
     start, period, reps = run
+    refs = _block_refs(ops, index, entries, constant, start, period)
+    if refs is None:
+        return None
+    block = (ops, index, entries, constant, refs, start, period)
+    initial = _first_reads(block, start)
+    if extend and start >= period:
+        before = _first_reads(block, start - period)
+        if before is not None:
+            start, reps, initial = start - period, reps + 1, before
+    if initial is None:
+        return None
+    fold = _Fold(start, period, reps, ops, index)
+    fold.initial = initial
+    _fold_table(fold, ops, entries, refs, run[0] + period)
+    end = fold.end
+    for j in range(end, len(ops)):
+        for p in entries[id(ops[j])][1]:
+            i = index.get(id(p))
+            if i is not None and start <= i < end - period:
+                return None  # code after the run reads an earlier repetition
+    fold.carried = sorted(initial)
+    return fold
+
+
+def _block_refs(
+    ops: list[Node],
+    index: dict[int, int],
+    entries: dict[int, Any],
+    constant: Callable[[Node], bool],
+    start: int,
+    period: int,
+) -> list[list[tuple[str, Any]]] | None:
+    """How the block reads each parent, from its second repetition: an op of its own ("op"),
+    an op of the previous repetition ("prev"), a constant made inside ("number") or a leaf;
+    None when it reads two repetitions back, or a value from before the run."""
     second = start + period
     refs: list[list[tuple[str, Any]]] = []
     for q in range(period):
@@ -169,64 +203,70 @@ def _check_fold(
             elif i >= start:
                 row.append(("prev", i - start))
             else:
-                return None  # two repetitions back, or a value from before the run
-        refs.append(row)
-
-    def first_reads(base: int) -> dict[int, Node] | None:
-        """What the repetition at ``base`` reads where the others read the one before, if it
-        is the block otherwise."""
-        initial: dict[int, Node] = {}
-        leaves = {id(x) for row in refs for kind, x in row if kind == "leaf"}
-        for q in range(period):
-            op, parents, params = entries[id(ops[base + q])]
-            like, parents_like, params_like = entries[id(ops[second + q])]
-            if (
-                op is not like
-                or ops[base + q].requires_grad != ops[second + q].requires_grad
-                or len(parents) != len(parents_like)
-                or len(params) != len(params_like)
-                or any(
-                    (a.__class__ is float) != (b.__class__ is float)
-                    or (a.__class__ is not float and a != b)
-                    for a, b in zip(params, params_like, strict=True)
-                )
-            ):
                 return None
-            for (kind, x), p in zip(refs[q], parents, strict=True):
-                i = index.get(id(p))
-                if kind == "op":
-                    ok = i == base + x
-                elif kind == "number":
-                    ok = i is None and constant(p)
-                elif kind == "leaf":
-                    ok = p is x
-                else:  # read once, before the loop: it must need a gradient as the value does
-                    was = initial.setdefault(x, p)
-                    ok = (
-                        was is p
-                        and (i is None or i < base)
-                        and id(p) not in leaves
-                        and p.requires_grad == ops[start + x].requires_grad
-                    )
-                if not ok:
-                    return None
-        if len({id(p) for p in initial.values()}) != len(initial):
-            return None
-        return initial
+        refs.append(row)
+    return refs
 
-    initial = first_reads(start)
-    if extend and start >= period:
-        before = first_reads(start - period)
-        if before is not None:
-            start, reps, initial = start - period, reps + 1, before
-    if initial is None:
+
+def _first_reads(block: tuple[Any, ...], base: int) -> dict[int, Node] | None:
+    """What the repetition at ``base`` reads where the others read the one before, if it is
+    the block otherwise (``block``: the ops, their index and entries, the constant test, the
+    block's reads, the run's start and period)."""
+    ops, index, entries, constant, refs, start, period = block
+    second = start + period
+    initial: dict[int, Node] = {}
+    leaves = {id(x) for row in refs for kind, x in row if kind == "leaf"}
+    for q in range(period):
+        op, parents, params = entries[id(ops[base + q])]
+        like, parents_like, params_like = entries[id(ops[second + q])]
+        if (
+            op is not like
+            or ops[base + q].requires_grad != ops[second + q].requires_grad
+            or len(parents) != len(parents_like)
+            or len(params) != len(params_like)
+            or any(
+                (a.__class__ is float) != (b.__class__ is float)
+                or (a.__class__ is not float and a != b)
+                for a, b in zip(params, params_like, strict=True)
+            )
+        ):
+            return None
+        for (kind, x), p in zip(refs[q], parents, strict=True):
+            i = index.get(id(p))
+            if kind == "op":
+                ok = i == base + x
+            elif kind == "number":
+                ok = i is None and constant(p)
+            elif kind == "leaf":
+                ok = p is x
+            else:  # read once, before the loop: it must need a gradient as the value does
+                was = initial.setdefault(x, p)
+                ok = (
+                    was is p
+                    and (i is None or i < base)
+                    and id(p) not in leaves
+                    and p.requires_grad == ops[start + x].requires_grad
+                )
+            if not ok:
+                return None
+    if len({id(p) for p in initial.values()}) != len(initial):
         return None
-    fold = _Fold(start, period, reps, ops, index)
-    fold.initial = initial
-    end = fold.end
+    return initial
+
+
+def _fold_table(
+    fold: _Fold,
+    ops: list[Node],
+    entries: dict[int, Any],
+    refs: list[list[tuple[str, Any]]],
+    second: int,
+) -> None:
+    """The numbers that differ between repetitions, as the columns of the table: a number every
+    repetition shares stays a literal; each other one is read from a column, one column per
+    distinct sequence (x0 of a sample, used 16 times)."""
     columns: dict[tuple[str, ...], int] = {}  # a column's numbers (as hex) -> its index
     table: list[list[float]] = []
-    for q in range(period):
+    for q in range(fold.period):
         slot = 0
         kinds = []
         for kind, x in refs[q]:
@@ -244,11 +284,9 @@ def _check_fold(
         fold.params.append(floats)
         if not slot:
             continue
-        # a number every repetition shares stays a literal; each other one is read from a
-        # column of the table, one column per distinct sequence (x0 of a sample, used 16 times)
         rows = []
-        for r in range(reps):
-            _, parents, params = entries[id(ops[start + r * period + q])]
+        for r in range(fold.reps):
+            _, parents, params = entries[id(ops[fold.start + r * fold.period + q])]
             numbers = [
                 p._data for (kind, _), p in zip(refs[q], parents, strict=True) if kind == "number"
             ]
@@ -262,14 +300,7 @@ def _check_fold(
                 c = columns[seq] = len(table)
                 table.append([row[s] for row in rows])
             fold.columns[(q, s)] = c
-    for j in range(end, len(ops)):
-        for p in entries[id(ops[j])][1]:
-            i = index.get(id(p))
-            if i is not None and start <= i < end - period:
-                return None  # code after the run reads an earlier repetition
-    fold.carried = sorted(initial)
     fold.table = tuple(zip(*table, strict=True)) if table else ()
-    return fold
 
 
 def _forward_loop(prog: _Program, fwd: _Emitter, forward_op: Callable[..., _Sym]) -> None:

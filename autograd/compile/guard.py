@@ -82,6 +82,20 @@ def _array_key(args: tuple[Any, ...]) -> tuple[Any, ...] | None:
 MAX_GUARDED = 64
 
 
+def _keyed_on(
+    leaves: list[Node], watch: list[tuple[Any, Any, Any]], space: dict[str, Any]
+) -> list[str]:
+    """The guard's tests of what a trace is keyed on besides its arguments: the grad mode, each
+    leaf's requires_grad, each name the function reads (bound to the very object it was)."""
+    extra = [f"GRAD_MODE.get() is {grad_enabled.get()}"]
+    extra += [f"L[{j}].requires_grad is {leaf.requires_grad}" for j, leaf in enumerate(leaves)]
+    for i, (where, name, value) in enumerate(watch):
+        space[f"NS{i}"], space[f"N{i}"], space[f"W{i}"] = where, name, value
+        read = f"NS{i}.get(N{i}, MISSING)" if isinstance(where, dict) else f"NS{i}.cell_contents"
+        extra.append(f"{read} is W{i}")
+    return extra
+
+
 def _make_guard(
     args: tuple[Any, ...], leaves: list[Node], watch: list[tuple[Any, Any, Any]]
 ) -> Callable[[tuple[Any, ...], list[Node]], bool] | None:
@@ -118,17 +132,11 @@ def _make_guard(
         "ARRAYS": (np.ndarray,) * len(arrays),
         "SHAPES": tuple(x.shape for x in arrays),
         "DTYPES": tuple(x.dtype for x in arrays),
-        "GRADS": tuple(args[i].requires_grad for i in tensors),
         "Tensor": Tensor,
         "GRAD_MODE": grad_enabled,
         "MISSING": _MISSING,
     }
-    extra = [f"GRAD_MODE.get() is {grad_enabled.get()}"]
-    extra += [f"L[{j}].requires_grad is {leaf.requires_grad}" for j, leaf in enumerate(leaves)]
-    for i, (where, name, value) in enumerate(watch):
-        space[f"NS{i}"], space[f"N{i}"], space[f"W{i}"] = where, name, value
-        read = f"NS{i}.get(N{i}, MISSING)" if isinstance(where, dict) else f"NS{i}.cell_contents"
-        extra.append(f"{read} is W{i}")
+    extra = _keyed_on(leaves, watch, space)
     seen = [f"S{i}" for i in range(len(d))]
     space.update(zip(seen, arrays, strict=True))
     src = ["def guard(A, L):"]
@@ -159,12 +167,8 @@ def _make_guard(
     if grads or distinct:
         src += [f"    if not ({' and '.join(grads + distinct)}):", "        return False"]
     if d:
-        src += [
-            f"    if {_tuple([x + '.__class__' for x in d])} != ARRAYS:",
-            "        return False",
-        ]
-        src += [f"    if {_tuple([x + '.shape' for x in d])} != SHAPES:", "        return False"]
-        src += [f"    if {_tuple([x + '.dtype' for x in d])} != DTYPES:", "        return False"]
+        for fact, known in ((".__class__", "ARRAYS"), (".shape", "SHAPES"), (".dtype", "DTYPES")):
+            src += [f"    if {_tuple([x + fact for x in d])} != {known}:", "        return False"]
         src.append(f"    {_tuple(seen)[1:-1]} = {_tuple(d)[1:-1]}")
     src.append("    return True")
     exec(builtins.compile("\n".join(src), "<backproplab.compile guard>", "exec"), space)

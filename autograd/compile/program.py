@@ -43,7 +43,6 @@ class _Program:
         self.forward_source = ""
         self.backward_sources: dict[Any, str] = {}
         self.backwards: dict[Any, Callable[..., Any]] = {}
-        self.leaf_refs: dict[int, str] = {}  # node id -> "L[j]" / "A[i]", for gradients
         self.parent_index: dict[int, int] = {}  # node id -> its place among the op's parents
         self.n_parents = 0
         self.fold: _Fold | None = None  # a run of repetitions written as a loop
