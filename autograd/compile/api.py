@@ -188,6 +188,8 @@ class Compiled:
 
         Raises CompileError before the first call (nothing has been traced yet).
         """
+        if self._last is None and self.eager_reason is not None:
+            return f"# runs eagerly (fallback='eager'): {self.eager_reason}\n"
         if self._last is None:
             raise CompileError("nothing traced yet: call the compiled function first")
         return self._last.program.source

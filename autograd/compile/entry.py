@@ -38,6 +38,7 @@ class _Entry:
         self.compiled = compiled
         self.program = program
         self.leaves = leaves
+        self.leaves_tuple = tuple(leaves)
         self.node_args = node_args  # the arguments that are nodes: the op's first parents
         self.kind: type[Node] = program.kind
         self.structure: Any = None  # None: one output; else the output tuple's type
@@ -82,7 +83,8 @@ class _Entry:
         engine as outputs of one CompiledCall op whose parents are the arguments and leaves."""
         saved: list[Any] = []
         outs = self.program.forward(flat, self.leaves, saved)  # type: ignore[misc]
-        parents = (*[flat[i] for i in self.node_args], *self.leaves)
+        leaves = self.leaves_tuple
+        parents = (*[flat[i] for i in self.node_args], *leaves) if self.node_args else leaves
         kind = self.kind
         if self.structure is None:
             call = _Call(self, saved, 0, flat, args, kwargs, parents)

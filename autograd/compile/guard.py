@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import builtins
+import itertools
+import linecache
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +16,7 @@ from ..tensor import Tensor
 from .source import _tuple
 
 _MISSING = object()  # a name the function reads that is not bound
+_GUARDS = itertools.count()
 
 
 def _signature(
@@ -171,6 +174,9 @@ def _make_guard(
             src += [f"    if {_tuple([x + fact for x in d])} != {known}:", "        return False"]
         src.append(f"    {_tuple(seen)[1:-1]} = {_tuple(d)[1:-1]}")
     src.append("    return True")
-    exec(builtins.compile("\n".join(src), "<backproplab.compile guard>", "exec"), space)
+    text = "\n".join(src) + "\n"
+    filename = f"<backproplab.compile guard {next(_GUARDS)}>"  # shown in tracebacks and pdb
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    exec(builtins.compile(text, filename, "exec"), space)
     guard: Callable[[tuple[Any, ...], list[Node]], bool] = space["guard"]
     return guard

@@ -315,3 +315,35 @@ def test_np_array_of_a_tensor_in_another_thread_while_one_traces() -> None:
         release.set()
         th.join(10)
     assert f.traces == 1
+
+
+def test_the_self_check_compares_gradients_at_the_first_backward() -> None:
+    """A rule that reads a number outside the graph at backward time (FACTOR): the trace writes
+    the number it saw; by the first backward it has changed, and the eager pass's gradient
+    differs. The check names the parameter; the trace is never replayed again."""
+    from backproplab.autograd import OPS, Op
+
+    factor = [2.0]
+    before = dict(OPS)
+    try:
+
+        class Scaled(Op):
+            @staticmethod
+            def forward(xp: Any, x: Any) -> Any:
+                return x * 1.0
+
+            @staticmethod
+            def backward(xp: Any, g: Any, out: Any, x: Any) -> tuple[Any, ...]:
+                return (g * factor[0],)
+
+        w = Tensor(np.array([1.0, 2.0]), requires_grad=True, label="w")
+        f = compile(lambda x: Tensor.apply(Scaled, x * w).sum())
+        loss = f(np.ones(2))
+        factor[0] = 3.0
+        with pytest.raises(CompileError, match=r"self-check.*'w' of shape \(2,\).*differs"):
+            loss.backward()
+        with pytest.raises(CompileError, match="self-check"):
+            f(np.ones(2))
+    finally:
+        OPS.clear()
+        OPS.update(before)
