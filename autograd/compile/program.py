@@ -107,8 +107,9 @@ class _Program:
 
 _LEGEND = """\
 # The names of this code:
-#   A  the call's arguments (x0, x1 ... their numbers), L  the leaves it reads on every call,
-#      the op's other parents (p0, p1 ... their numbers), S  what the forward saves for a backward
+#   A  the call's arguments (x0, x1 ... their numbers; a scalar step's parameters too),
+#   L  the leaves it reads on every call, the op's other parents (p0, p1 ... their numbers),
+#   S  what the forward saves for a backward
 #   t0 ... values of the forward, k0 ... constants kept from the trace (listed below)
 #   G  the gradient of the output, g0 ... gradients, r0 ... a gradient copied for its parent
 #   loops (a repeated scalar block): R0 its saved rows, c0 ... a row's numbers, u0 ... what one
