@@ -103,9 +103,14 @@ class _Entry:
         )
 
     def same(self, got: Any, want: Any) -> bool:
-        """got and want agree: to the bit, or within the program's stated tolerance."""
+        """got and want agree: to the bit, or within the program's stated tolerance (relative,
+        and as much absolute near zero). No gradient agrees with a Value's gradient 0.0, which
+        adds nothing to a ``.grad``."""
         if got is None or want is None:
-            return got is want
+            other = want if got is None else got
+            if other is None:
+                return True
+            return bool(other.__class__ is float and other == 0.0 and math.copysign(1.0, other) > 0)
         a = np.asarray(got)
         b = np.asarray(want)
         if a.shape != b.shape or a.dtype != b.dtype:
@@ -114,7 +119,8 @@ class _Entry:
             return bool(
                 np.array_equal(a, b, equal_nan=True) and np.all(np.signbit(a) == np.signbit(b))
             )
-        return bool(np.allclose(a, b, rtol=self.tolerance, atol=0.0, equal_nan=True))
+        tol = self.tolerance
+        return bool(np.allclose(a, b, rtol=tol, atol=tol, equal_nan=True))
 
     def fail(self, reason: str) -> None:
         """The self-check found a difference: this trace is never replayed; raise (or, where
