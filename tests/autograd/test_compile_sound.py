@@ -347,3 +347,32 @@ def test_the_self_check_compares_gradients_at_the_first_backward() -> None:
     finally:
         OPS.clear()
         OPS.update(before)
+
+
+def test_a_users_step_a_module_a_helper_an_l2_penalty_and_inputs_made_inside() -> None:
+    """Written as a user writes it: an nn.MLP, a helper computing the loss, Tensor(X) made
+    inside, a penalty summed over the parameters with Python's sum, the update outside."""
+    from backproplab.nn.layers import MLP
+    from backproplab.nn.losses import mse
+
+    models = [MLP(2, 1, [8, 8], "tanh", seed=0), MLP(2, 1, [8, 8], "tanh", seed=0)]
+
+    def loss_of(model: MLP, X: np.ndarray, y: np.ndarray) -> Tensor:
+        pred = model(Tensor(X, name="x"))
+        penalty = sum((p * p).sum() for p in model.parameters())
+        return mse(pred, Tensor(y)) + 1e-3 * penalty
+
+    f = compile(lambda X, y: loss_of(models[0], X, y))
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        X, y = rng.standard_normal((16, 2)), rng.standard_normal((16, 1))
+        losses = [f(X, y), loss_of(models[1], X, y)]
+        assert bits(losses[0].data) == bits(losses[1].data)
+        for loss, model in zip(losses, models, strict=True):
+            loss.backward()
+            for p in model.parameters():
+                p.data -= 0.1 * p.grad
+                p.grad = None
+    for p, q in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        assert bits(p.data) == bits(q.data)
+    assert f.stats == {"traces": 1, "replays": 4, "eager": 0}
