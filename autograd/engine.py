@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import attrgetter
 from typing import Any, ClassVar
 
 # The math namespaces (xp) the pass hands to rules: FloatMath for Values, ArrayMath for Tensors,
@@ -21,6 +20,7 @@ from .modes import (  # noqa: F401
     is_grad_enabled,
     no_grad,
     short,
+    tracing,
 )
 from .ops import OPS, Op  # noqa: F401
 
@@ -60,8 +60,11 @@ class Node:
         _data_writes += 1
         self._data, self._version = value, _data_writes
 
-    # Read as the attribute it is (attrgetter runs no Python frame); set with a new version.
-    data = property(attrgetter("_data"), _set_data, doc="The value: a float, or an ndarray.")
+    def _get_data(self) -> Any:  # in a compile trace, a number read here would be frozen
+        trace = tracing.get()
+        return self._data if trace is None else trace.read_data(self)
+
+    data = property(_get_data, _set_data, doc="The value: a float, or an ndarray.")
 
     def backward(
         self,
@@ -117,6 +120,8 @@ def record(cls: type[Node], data: Any, op: type[Op], parents: tuple, params: tup
     node.requires_grad = needed
     if anomaly.get():
         check_finite(data, f"op {op.name} (forward)")
+    if (trace := tracing.get()) is not None:  # compile is tracing: constants' ops too
+        trace.node(node, op, parents, params)
     return node
 
 

@@ -22,6 +22,10 @@ class AnomalyError(FloatingPointError):
 # context variable is the cheaper read.
 grad_enabled = contextvars.ContextVar("grad_enabled", default=True)
 anomaly = contextvars.ContextVar("anomaly", default=False)
+# The trace compile is recording in this context, or None (autograd/compile/trace.py). While one
+# is set, reading a node's data refuses (the function sees stand-ins, never numbers) and every op
+# and leaf is reported to it; any other thread runs as if no trace existed.
+tracing: contextvars.ContextVar[Any] = contextvars.ContextVar("tracing", default=None)
 
 
 def is_grad_enabled() -> bool:
@@ -70,17 +74,20 @@ def detect_anomaly() -> Iterator[None]:
         anomaly.set(previous)
 
 
-@contextlib.contextmanager
-def cycle_collector_paused() -> Iterator[None]:
+class cycle_collector_paused:  # named as the function it replaced: with cycle_collector_paused()
     """Keep Python's cycle collector from running inside, for work that makes no reference
     cycles (a backward pass, a trace): there it would only walk the graph, freeing nothing.
-    Restores the collector as it was (left off if it was off)."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
+    Restores the collector as it was (left off if it was off). A class rather than a
+    generator: every backward pass enters it, and a generator's set-up costs more than this."""
+
+    __slots__ = ("collecting",)
+
+    def __enter__(self) -> None:
+        self.collecting = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.collecting:
             gc.enable()
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from .engine import ArrayMath, Node, Op, record
+from .engine import ArrayMath, Node, Op, record, tracing
 from .hints import attribute_error, records, torch_keywords
 from .ops import (
     ACTIVATIONS,
@@ -58,6 +58,7 @@ from .ops import kept_param as _kept
 
 __all__ = [
     "Tensor",
+    "computed_from",
     "concatenate",
     "dense",
     "maximum",
@@ -123,6 +124,8 @@ class Tensor(Node):
             raise ValueError("a boolean Tensor cannot require grad: make it float first")
         self._leaf(array, label if name is None else name, requires_grad)
         self.grad = None
+        if (trace := tracing.get()) is not None:  # compile is tracing: a leaf made inside
+            trace.leaf(self, data)
 
     @property
     def name(self) -> str:
@@ -206,7 +209,7 @@ class Tensor(Node):
     def zeros_like(x: Tensor, create_graph: bool = False) -> Any:
         """A zero gradient for x (an array, or a constant Tensor when the pass is recorded).
         For a Tensor of zeros, use the function ``zeros_like``."""
-        zeros = np.zeros_like(x.data)
+        zeros = np.zeros_like(x._data)
         return Tensor(zeros) if create_graph else zeros
 
     def zero_grad(self) -> None:
@@ -226,6 +229,8 @@ class Tensor(Node):
         leaf = Tensor.__new__(Tensor)
         leaf._leaf(self._data, self.label, False)
         leaf.grad = None
+        if (trace := tracing.get()) is not None:  # compile reads it from self on every call
+            trace.leaf(leaf, self)
         return leaf
 
     # -- array facts ------------------------------------------------------------------------------
@@ -233,26 +238,27 @@ class Tensor(Node):
     @property
     def shape(self) -> tuple[int, ...]:
         """The data's shape."""
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
         """The number of axes."""
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
         """The number of elements."""
-        return self.data.size
+        return self._data.size
 
     @property
     def dtype(self) -> np.dtype:
         """float64 or float32."""
-        return self.data.dtype
+        return self._data.dtype
 
+    # These read .data, not ._data: inside a compile trace a number read is refused there.
     def item(self) -> float:
         """Return the single element as a float. Raises ValueError when there are several."""
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item() needs a single-element Tensor, got shape {self.shape}")
         return self.data.item()  # type: ignore[no-any-return]
 
@@ -264,7 +270,7 @@ class Tensor(Node):
         return self.data if dtype is None else self.data.astype(dtype)
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self._data)
 
     def __bool__(self) -> bool:
         """The truth of a one-element Tensor, as PyTorch. Raises RuntimeError for more."""
@@ -273,7 +279,7 @@ class Tensor(Node):
                 f"the truth value of a Tensor of shape {self.shape} is ambiguous: "
                 "use .any() or .all() on its data"
             )
-        return bool(self._data.item())
+        return bool(self.data.item())
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, precision=4, threshold=20, prefix="Tensor(")
@@ -392,22 +398,22 @@ class Tensor(Node):
 
     # Comparisons give plain boolean arrays: they have no gradient.
     def __lt__(self, other: Operand) -> np.ndarray:  # type: ignore[override]
-        return self.data < _data(other)
+        return _compare(operator.lt, self, other)
 
     def __le__(self, other: Operand) -> np.ndarray:  # type: ignore[override]
-        return self.data <= _data(other)
+        return _compare(operator.le, self, other)
 
     def __gt__(self, other: Operand) -> np.ndarray:  # type: ignore[override]
-        return self.data > _data(other)
+        return _compare(operator.gt, self, other)
 
     def __ge__(self, other: Operand) -> np.ndarray:  # type: ignore[override]
-        return self.data >= _data(other)
+        return _compare(operator.ge, self, other)
 
     def __eq__(self, other: object) -> np.ndarray:  # type: ignore[override]
-        return self.data == _data(other)
+        return _compare(operator.eq, self, other)
 
     def __ne__(self, other: object) -> np.ndarray:  # type: ignore[override]
-        return self.data != _data(other)
+        return _compare(operator.ne, self, other)
 
     __hash__ = Node.__hash__  # identity, so Tensors can be set members despite the == above
 
@@ -481,7 +487,7 @@ class Tensor(Node):
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Mean over axis (an int, a tuple, or None for all); NaN over an empty axis, as NumPy."""
         axis = _axis(axis, self, Sum)
-        n = self.data.size if axis is None else int(np.prod([self.shape[a] for a in axis]))
+        n = self._data.size if axis is None else int(np.prod([self.shape[a] for a in axis]))
         total = _apply(Sum, (self,), (axis, keepdims))
         return _apply(MulNumber, (total,), (1.0 / n if n else math.nan,))
 
@@ -647,7 +653,7 @@ def stack(tensors: Sequence[Operand], axis: int = 0) -> Tensor:
 @records(Where)
 def where(cond: ArrayLike, a: Operand, b: Operand) -> Tensor:
     """Elementwise ``a`` where ``cond`` holds, else ``b``; cond is data (a boolean array)."""
-    mask = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
+    mask = np.asarray(cond._data if isinstance(cond, Tensor) else cond, dtype=bool)
     xs = _lift_all((a, b), Where)
     return _apply(Where, xs, (_kept(mask),))  # a copy: a later write into cond changes nothing
 
@@ -685,7 +691,7 @@ def dense(
     w = weight if weight.__class__ is Tensor else _lift(weight, None, Dense)
     if x.__class__ is not Tensor:
         x = _lift(x, w, Dense)
-    xs, ws = x.data.shape, w.data.shape
+    xs, ws = x._data.shape, w._data.shape
     if len(xs) != 2 or len(ws) != 2 or xs[1] != ws[0]:
         raise ValueError(
             f"dense: x of shape {xs} does not fit weight of shape {ws}: "
@@ -694,8 +700,8 @@ def dense(
     if bias is None:
         return _apply(Dense, (x, w), (act,))
     b = bias if bias.__class__ is Tensor else _lift(bias, w, Dense)
-    if b.data.shape != ws[1:]:
-        raise ValueError(f"dense: bias of shape {b.data.shape} does not fit weight of shape {ws}")
+    if b._data.shape != ws[1:]:
+        raise ValueError(f"dense: bias of shape {b._data.shape} does not fit weight of shape {ws}")
     return _apply(Dense, (x, w, b), (act,))
 
 
@@ -713,11 +719,11 @@ def squared_error(pred: Operand, target: Operand, reduction: str = "mean") -> Te
         p, t = pred, target
     else:
         p, t = _lift_all((pred, target), SquaredError)
-    if p.data.shape != t.data.shape:
+    if p._data.shape != t._data.shape:
         raise ValueError(
-            f"squared_error: pred of shape {p.data.shape} and target of shape {t.data.shape} differ"
+            f"squared_error: pred of shape {p.shape} and target of shape {t.shape} differ"
         )
-    count = float(max(p.data.size, 1)) if reduction == "mean" else 1.0
+    count = float(max(p._data.size, 1)) if reduction == "mean" else 1.0
     return _apply(SquaredError, (p, t), (count,))
 
 
@@ -777,7 +783,7 @@ def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Node) and not isinstance(data, Tensor):
         raise TypeError(f"cannot make a Tensor from a {type(data).__name__}: use .data or .item()")
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data  # a Tensor of a compile trace: Tensor.__init__ tells the trace
     try:
         arr = np.array(data, dtype=dtype)  # a copy: later writes to data must not reach the graph
     except (TypeError, ValueError) as e:
@@ -798,7 +804,7 @@ def _lift(x: Any, like: Tensor | None, op: type[Op]) -> Tensor:
             "make both Tensors, or use .item() to take the scalar out"
         )
     # Constants take the other operand's dtype, so float32 work stays float32.
-    return Tensor(x, dtype=like.data.dtype if like is not None else None)
+    return Tensor(x, dtype=like._data.dtype if like is not None else None)
 
 
 def _lift_all(xs: Sequence[Any], op: type[Op]) -> tuple[Tensor, ...]:
@@ -808,9 +814,25 @@ def _lift_all(xs: Sequence[Any], op: type[Op]) -> tuple[Tensor, ...]:
     return tuple(_lift(x, first, op) for x in xs)
 
 
+def computed_from(fn: Callable[[np.ndarray], np.ndarray], x: Tensor) -> np.ndarray:
+    """fn(x's data): an array computed from a Tensor's numbers outside the graph (labels made
+    class indices), with no gradient. Inside a compile trace it is recorded, so that each replay
+    computes it again from that call's x (``fn`` must be a function of its argument alone)."""
+    trace = tracing.get()
+    return fn(x._data) if trace is None else trace.computed(fn, x)  # type: ignore[no-any-return]
+
+
+def _compare(fn: Any, a: Tensor, b: Any) -> np.ndarray:
+    """fn(a, b) on the data: a boolean array, data with no gradient (a where's mask). Inside a
+    compile trace, the trace records how it was made, so that each replay makes it again."""
+    result = fn(a._data, _data(b))
+    trace = tracing.get()
+    return result if trace is None else trace.mask(fn, a, b, result)  # type: ignore[no-any-return]
+
+
 def _data(x: Any) -> Any:
     if isinstance(x, Tensor):
-        return x.data
+        return x._data
     if isinstance(x, Node):
         raise TypeError(f"cannot compare a Tensor with a {type(x).__name__}")
     return x
@@ -840,13 +862,22 @@ def _index(index: Any) -> Any:
     fixed = []
     for part in parts:
         if isinstance(part, Tensor):
-            part = part.data  # a boolean Tensor is a mask, as a boolean array is
+            trace = tracing.get()
+            if trace is not None:  # compile: an index computed again on every call
+                fixed.append(trace.computed(_index_array, part))
+                continue
+            part = part._data  # a boolean Tensor is a mask, as a boolean array is
         if isinstance(part, (list, np.ndarray)):
-            arr = np.asarray(part)
-            if arr.dtype.kind == "f" and np.all(arr == np.round(arr)):
-                arr = arr.astype(np.intp)  # a Tensor's data is float; whole numbers are fine
-            if arr.dtype.kind not in "biu":
-                raise IndexError(f"an index array must hold integers or booleans, got {arr.dtype}")
-            part = _kept(arr)  # a copy: a later write into the caller's index changes nothing
+            # a copy: a later write into the caller's index changes nothing
+            part = _kept(_index_array(part))
         fixed.append(part)
     return tuple(fixed) if isinstance(index, tuple) else fixed[0]
+
+
+def _index_array(part: Any) -> np.ndarray:
+    arr = np.asarray(part)
+    if arr.dtype.kind == "f" and np.all(arr == np.round(arr)):
+        arr = arr.astype(np.intp)  # a Tensor's data is float; whole numbers are fine
+    if arr.dtype.kind not in "biu":
+        raise IndexError(f"an index array must hold integers or booleans, got {arr.dtype}")
+    return arr

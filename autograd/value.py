@@ -6,7 +6,7 @@ import numbers
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
-from .engine import FloatMath, Node, Op, record
+from .engine import FloatMath, Node, Op, record, tracing
 from .hints import attribute_error, records
 from .ops import (
     Abs,
@@ -70,6 +70,8 @@ class Value(Node):
         """
         self._leaf(_to_float(data), label, requires_grad)
         self.grad = 0.0
+        if (trace := tracing.get()) is not None:  # compile is tracing: a leaf made inside
+            trace.leaf(self, None)
 
     @classmethod
     def constant(cls, data: Number, label: str = "") -> Value:
@@ -110,23 +112,27 @@ class Value(Node):
 
     def detach(self) -> Value:
         """Return a new leaf with the same data and no history."""
-        return Value(self._data, self.label)
+        leaf = Value(self._data, self.label)
+        if (trace := tracing.get()) is not None:  # compile reads it from self on every call
+            trace.leaf(leaf, self)
+        return leaf
 
+    # These read .data, not ._data: inside a compile trace a number read is refused there.
     def item(self) -> float:
         """Return the data as a float."""
-        return self._data  # type: ignore[no-any-return]
+        return self.data  # type: ignore[no-any-return]
 
     def __float__(self) -> float:
-        return self._data  # type: ignore[no-any-return]
+        return self.data  # type: ignore[no-any-return]
 
     def __bool__(self) -> bool:
         """The truth of the number, as PyTorch's one-element tensors: False only for 0."""
-        return bool(self._data)
+        return bool(self.data)
 
     def __repr__(self) -> str:
         label = f", label={self.label!r}" if self.label else ""
         grad = self.grad.data if isinstance(self.grad, Value) else self.grad
-        return f"Value(data={self._data:.6g}, grad={grad:.6g}{label})"
+        return f"Value(data={self.data:.6g}, grad={grad:.6g}{label})"
 
     if not TYPE_CHECKING:  # mypy would take every attribute to exist
 
@@ -202,16 +208,16 @@ class Value(Node):
     # Comparisons look at the data and give plain bools; == stays identity so Values can be
     # dict keys and set members, as the engine's bookkeeping needs.
     def __lt__(self, other: Operand) -> bool:
-        return self._data < _data(other)  # type: ignore[no-any-return]
+        return self.data < _data(other)  # type: ignore[no-any-return]
 
     def __le__(self, other: Operand) -> bool:
-        return self._data <= _data(other)  # type: ignore[no-any-return]
+        return self.data <= _data(other)  # type: ignore[no-any-return]
 
     def __gt__(self, other: Operand) -> bool:
-        return self._data > _data(other)  # type: ignore[no-any-return]
+        return self.data > _data(other)  # type: ignore[no-any-return]
 
     def __ge__(self, other: Operand) -> bool:
-        return self._data >= _data(other)  # type: ignore[no-any-return]
+        return self.data >= _data(other)  # type: ignore[no-any-return]
 
     __hash__ = Node.__hash__
 

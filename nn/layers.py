@@ -127,7 +127,7 @@ class Linear(Module):
         """
         if not isinstance(x, Tensor):
             x = Tensor(x, name="x")  # named, so that a drawn graph shows the input as x
-        shape = x.data.shape
+        shape = x.shape
         if len(shape) == 2 and shape[1] == self.input_size and self.fused:
             # the usual batch: the whole layer as one node (autograd.dense)
             y = dense(x, self.weight, self.bias, self.applied_activation)

@@ -8,12 +8,14 @@ symmetric and a target may be another model's output.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 from backproplab.autograd import Tensor, Value, squared_error, where
+from backproplab.autograd.tensor import computed_from
 
 __all__ = [
     "LOSSES",
@@ -76,19 +78,41 @@ def cross_entropy(scores: Any, labels: Any, from_logits: bool = True) -> Tensor:
             f"cross_entropy needs scores of shape (batch, classes), both > 0; got {s.shape}"
         )
     batch, classes = s.shape
+    rows = functools.partial(_label_rows, batch, classes)
+    # Tensor labels through computed_from: inside a compiled step, each call's own labels
+    y = computed_from(rows, labels) if isinstance(labels, Tensor) else rows(_data(labels))
+    logp = s.log_softmax(axis=-1) if from_logits else _clipped_log(s)
+    if y.ndim == 1:
+        return -logp[np.arange(batch), y].mean()
+    return -(logp * y).sum() * (1.0 / batch)
+
+
+def _bce_targets(shape: tuple[int, ...], dtype: Any, targets: Any) -> np.ndarray:
+    """Targets checked, in the scores' shape and dtype."""
+    given = Tensor(_data(targets, "binary_cross_entropy", "targets"), dtype=dtype)
+    t: np.ndarray = _fit_target(Tensor(np.zeros(shape, dtype)), given, "binary_cross_entropy").data
+    if not np.all((t >= 0.0) & (t <= 1.0)):  # NaN fails this too
+        bad = np.flatnonzero(~((t >= 0.0) & (t <= 1.0)))
+        raise ValueError(
+            f"binary_cross_entropy: targets must lie in [0, 1], got {_few(t.reshape(-1)[bad])} "
+            f"at flat index {_few(bad)}"
+        )
+    return t  # type: ignore[no-any-return]
+
+
+def _label_rows(batch: int, classes: int, labels: np.ndarray) -> np.ndarray:
+    """Labels checked: class indices (an intp array of shape (batch,)) or distributions."""
     y = _data(labels, "cross_entropy", "labels")
     if y.shape == (batch, 1) and classes > 1:
         y = y.reshape(batch)  # a column of class indices
-    logp = s.log_softmax(axis=-1) if from_logits else _clipped_log(s)
     if y.shape == (batch,):
-        index = _class_indices(y, classes)
-        return -logp[np.arange(batch), index].mean()
+        return _class_indices(y, classes)
     if y.shape == (batch, classes):
         _check_distributions(y)
-        return -(logp * y).sum() * (1.0 / batch)
+        return y
     raise ValueError(
-        f"cross_entropy: labels of shape {y.shape} do not fit scores of shape {s.shape}: give "
-        f"class indices of shape ({batch},) or one-hot rows of shape ({batch}, {classes})"
+        f"cross_entropy: labels of shape {y.shape} do not fit scores of shape {(batch, classes)}: "
+        f"give class indices of shape ({batch},) or one-hot rows of shape ({batch}, {classes})"
     )
 
 
@@ -103,14 +127,9 @@ def binary_cross_entropy(scores: Any, targets: Any, from_logits: bool = True) ->
     Raises ValueError for targets outside [0, 1] or of a shape that does not fit.
     """
     x = _as_tensor(scores, "binary_cross_entropy", "scores")
-    t = _data(targets, "binary_cross_entropy", "targets")
-    t = _fit_target(x, Tensor(t, dtype=x.dtype), "binary_cross_entropy").data
-    if not np.all((t >= 0.0) & (t <= 1.0)):  # NaN fails this too
-        bad = np.flatnonzero(~((t >= 0.0) & (t <= 1.0)))
-        raise ValueError(
-            f"binary_cross_entropy: targets must lie in [0, 1], got {_few(t.reshape(-1)[bad])} "
-            f"at flat index {_few(bad)}"
-        )
+    checked = functools.partial(_bce_targets, x.shape, x.dtype)
+    # Tensor targets through computed_from: inside a compiled step, each call's own targets
+    t = Tensor(computed_from(checked, targets) if isinstance(targets, Tensor) else checked(targets))
     if from_logits:
         # maximum, not relu: at x = 0 the tie shares its gradient (1/2), and with abs's zero
         # gradient there the total is sigmoid(0) - t, as it should be. relu would give -t.
@@ -209,7 +228,7 @@ def _as_tensor(x: Any, loss: str, argument: str) -> Tensor:
     return out
 
 
-def _data(x: Any, loss: str, argument: str) -> np.ndarray:
+def _data(x: Any, loss: str = "cross_entropy", argument: str = "labels") -> np.ndarray:
     if isinstance(x, Value):
         raise TypeError(f"{loss}: {argument} must be a Tensor or an array, got a Value")
     arr = np.asarray(x.data if isinstance(x, Tensor) else x)

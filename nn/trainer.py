@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 from backproplab.autograd import Tensor, Value, no_grad
-from backproplab.autograd.compile import Compiled, CompileError
+from backproplab.autograd.compile import Compiled
 from backproplab.autograd.compile import compile as compile_step
 from backproplab.autograd.seeding import draw_seed
 
@@ -55,12 +56,12 @@ class MLPTrainer:
             text bar elsewhere, never a warning; one printed line per epoch without tqdm);
             False shows nothing.
         compile: with True (the default) each training step runs as generated code
-            (``autograd.compile``): the step is traced once per batch shape and replayed, with
-            the same results to the bit and a fraction of the eager engine's per-node cost.
-            It falls back to eager steps, on its own, for a model that draws dropout masks (a
-            random mask drawn inside a traced step would be replayed unchanged) or a step
-            compile cannot follow; ``compiled`` then says False. ``compile=False`` always
-            runs the eager engine.
+            (``autograd.compile``): the step, the batch's labels among its arguments, is traced
+            once per batch shape and replayed, with the same results to the bit and a fraction
+            of the eager engine's per-node cost. A model with dropout in any of its modules (a
+            mask drawn inside a traced step would be replayed unchanged), or a step compile
+            refuses, runs eager steps after one warning; ``compiled`` then says False, and the
+            printed output says which. ``compile=False`` always runs the eager engine.
 
     How the loss is computed: what the model ends in is read through the module tree
     (``output_of``: Sequentials and MLPs, however nested). "cross-entropy" takes the logits
@@ -111,7 +112,10 @@ class MLPTrainer:
         self.verbose: bool = bool(verbose)
         self.history: History = []
         self.compile = bool(compile)
-        self._step: Compiled | None = compile_step(self._loss_and_scores) if compile else None
+        self._step: Compiled | None = None
+        if compile:
+            self._step = compile_step(self._loss_and_scores, fallback="eager")
+        self._warned: bool = False  # about dropout, once
 
     def _make_optimizer(self, optimizer: str | Any) -> Any:
         if isinstance(optimizer, str):
@@ -238,13 +242,8 @@ class MLPTrainer:
             self.optimizer.zero_grad()
             if step is None:
                 loss, scores = self._loss_and_scores(xb, yb)
-            else:
-                try:
-                    loss, scores = step(xb, self._target_for_step(yb))
-                except CompileError:
-                    # a step compile cannot follow: eager from here on, as with compile=False
-                    self._step = step = None
-                    loss, scores = self._loss_and_scores(xb, yb)
+            else:  # a step compile refuses runs eagerly, after one warning (fallback="eager")
+                loss, scores = step(xb, self._target_for_step(yb))
             loss.backward(retain_grads=False)
             self.optimizer.step()
             total += loss.item() * len(xb)
@@ -282,15 +281,24 @@ class MLPTrainer:
 
     @property
     def compiled(self) -> bool:
-        """True when training steps run as generated code (see the ``compile`` argument)."""
-        return self._step is not None and self._can_compile()
+        """True when training steps run as generated code (see the ``compile`` argument):
+        compile was asked for, the model has no dropout, and compile has not refused the step."""
+        step = self._step
+        return step is not None and self._can_compile() and step.eager_reason is None
 
     def _can_compile(self) -> bool:
-        # Dropout draws a new mask inside every training step: a trace would freeze one.
-        layers = getattr(self.model, "layers", None)
-        if not isinstance(layers, Sequence):
-            return True
-        return not any(float(getattr(layer, "dropout", 0.0) or 0.0) > 0.0 for layer in layers)
+        # Dropout draws a new mask inside every training step: a trace would freeze one (the
+        # self-check would refuse it). Looked for in every module of the tree.
+        dropout = [m for m in self.model.modules() if float(getattr(m, "dropout", 0.0) or 0.0)]
+        if dropout and self._step is not None and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"MLPTrainer runs eager steps: {type(dropout[0]).__name__} has dropout, whose "
+                "random mask a compiled step would freeze",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return not dropout
 
     def _loss_and_scores(self, x: np.ndarray, y: np.ndarray) -> tuple[Tensor, Tensor]:
         """One training step's loss (penalty included) and the scores it was computed from."""
@@ -395,12 +403,14 @@ class MLPTrainer:
         if not self.verbose:
             return
         metrics = {k: v for k, v in row.items() if k != "epoch"}
+        how = "compiled" if self.compiled else "eager"
         if bar is not None:
-            bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items()}, refresh=False)
+            shown = {"steps": how, **{k: f"{v:.4g}" for k, v in metrics.items()}}
+            bar.set_postfix(shown, refresh=False)
             bar.update(1)
         else:
-            shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-            print(f"epoch {int(row['epoch'])}/{epochs}: {shown}")
+            shown_text = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+            print(f"epoch {int(row['epoch'])}/{epochs} ({how} steps): {shown_text}")
 
 
 # -- what the model ends in, read through the module tree ------------------------------------

@@ -326,7 +326,7 @@ def test_plain_lines_without_tqdm(
     _trainer(verbose=True).train(x_tr, y_tr, x_val, y_val, 3)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
-    assert lines[0].startswith("epoch 1/3: train_loss=") and "val_acc=" in lines[0]
+    assert lines[0].startswith("epoch 1/3 (compiled steps): train_loss=") and "val_acc=" in lines[0]
 
 
 # --- compiled steps (issue 12) ------------------------------------------------------------------
@@ -372,3 +372,36 @@ def test_compiled_training_equals_eager_training(
     assert h1 == h2
     assert all(np.array_equal(a, b) for a, b in zip(p1, p2, strict=True))
     assert c1 is compiles and c2 is False
+
+
+# -- compiled steps: really replayed, and the truth about it (issue 20) ----------------------------
+
+
+def test_cross_entropy_steps_are_replayed_as_generated_code() -> None:
+    """The labels are an argument of the compiled step: every step after the first replays
+    the generated code (before, each replay failed on the labels and silently ran eagerly)."""
+    x_tr, y_tr, _, _ = _moons()
+    trainer = _trainer()
+    trainer.train(x_tr, y_tr, epochs=2)
+    stats = trainer._step.stats  # type: ignore[union-attr]
+    batches = 2 * -(-len(x_tr) // 32)
+    assert trainer.compiled and stats["eager"] == 0
+    assert stats["replays"] == batches and 1 <= stats["traces"] <= 2  # the last, smaller batch
+
+
+def test_dropout_in_a_nested_module_runs_eager_steps_after_one_warning() -> None:
+    from backproplab.nn.module import Module
+
+    class Wrapper(Module):
+        def __init__(self) -> None:
+            self.inner = [MLP(2, 2, [8], "tanh", True, layer_dropout=0.5, seed=1)]
+
+        def forward(self, x: Any) -> Any:
+            return self.inner[0](x)
+
+    x_tr, y_tr, _, _ = _moons()
+    trainer = _trainer(Wrapper())
+    with pytest.warns(RuntimeWarning, match="has dropout") as caught:
+        trainer.train(x_tr, y_tr, epochs=2)
+    assert len([w for w in caught if "dropout" in str(w.message)]) == 1
+    assert not trainer.compiled and trainer._step.stats["traces"] == 0  # type: ignore[union-attr]

@@ -1,0 +1,256 @@
+"""The public object: ``compile`` and ``Compiled``, the cache of traces and the self-check."""
+
+from __future__ import annotations
+
+import functools
+import types
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..engine import Node
+from ..modes import grad_enabled, tracing
+from .entry import _MISSING, _cell, _Entry, build_entry, describe_output
+from .errors import CompileError
+from .guard import _array_key, _make_guard, _signature
+from .trace import _Trace, stand_in
+
+# Ops in one trace above which compile refuses it: building generated code costs time and memory
+# per statement, and past this size the build's memory, not the replay's speed, is what a user
+# notices (bench/README.md has the measured costs).
+MAX_OPS = 200_000
+
+# Traces kept per compiled function: one per argument signature (shapes, dtypes, constants).
+MAX_TRACES = 16
+
+
+class Compiled:
+    """A function traced once per argument signature and replayed as generated code.
+
+    Call it as the function: its results are nodes of the graph, outputs of one op whose
+    forward and backward are the generated code. ``source`` is the latest trace's code;
+    ``stats`` counts the traces made, the calls replayed and the calls run eagerly.
+    """
+
+    def __init__(self, fn: Callable[..., Any], fallback: str | None = None) -> None:
+        if not callable(fn):
+            raise TypeError(f"compile() needs a function, got {type(fn).__name__}")
+        if fallback not in (None, "eager"):
+            raise ValueError(f"compile: fallback must be None or 'eager', got {fallback!r}")
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.fallback = fallback
+        self.traces = 0
+        self.replays = 0
+        self.eager_runs = 0
+        self.eager_reason: str | None = None  # why it runs eagerly (fallback="eager" only)
+        self._entries: dict[tuple[Any, ...], _Entry] = {}
+        self._last: _Entry | None = None
+        self._hot: _Entry | None = None  # the latest checked trace, when it has a guard
+        self._names = _read_names(fn)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """How many traces were made, calls replayed as generated code, and calls run eagerly."""
+        return {"traces": self.traces, "replays": self.replays, "eager": self.eager_runs}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        entry = self._hot
+        if entry is not None and not kwargs and entry.guard(args, entry.leaves):
+            self.replays += 1
+            return entry.run(args, args, kwargs)
+        return self._call(args, kwargs)
+
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if tracing.get() is not None:  # inside another compiled function's trace: its ops
+            return self.fn(*args, **kwargs)  # are that trace's own
+        if self.eager_reason is not None:
+            self.eager_runs += 1
+            return self.fn(*args, **kwargs)
+        fast = None if kwargs else _array_key(args)  # arrays and Tensors only: flat is args
+        flat: Any
+        if fast is None:
+            flat, key, keep = _signature(args, kwargs)
+        else:
+            flat, key, keep = args, fast, []
+        key = (*key, grad_enabled.get())
+        entry = self._entries.get(key)
+        if entry is None or not entry.fresh():
+            return self._trace(key, args, kwargs, list(flat), keep)
+        if entry.failed is not None:
+            raise CompileError(entry.failed)
+        self._last = entry
+        if entry.unchecked and grad_enabled.get():
+            return self._checked_run(entry, flat, args, kwargs)
+        self._hot = entry if entry.guard is not None and fast is not None else None
+        self.replays += 1
+        return entry.run(flat, args, kwargs)
+
+    def _trace(
+        self,
+        key: tuple[Any, ...],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        flat: list[Any],
+        keep: list[Any],
+    ) -> Any:
+        try:
+            entry = self._build(args, kwargs, flat)
+        except CompileError as e:
+            self._give_up(e)
+            self.eager_runs += 1
+            return self.fn(*args, **kwargs)
+        entry.keep = keep
+        entry.grad_mode = grad_enabled.get()
+        entry.watch = [(space, name, _value(space, name)) for space, name in self._names]
+        if not kwargs and _array_key(args) is not None:
+            entry.guard = _make_guard(args, entry.leaves, entry.watch)
+        if len(self._entries) >= MAX_TRACES:
+            self._entries.clear()
+        self._entries[key] = entry
+        self._last = entry
+        self._hot = None
+        self.traces += 1
+        return self._checked_run(entry, args if entry.guard is not None else flat, args, kwargs)
+
+    def _build(self, args: tuple[Any, ...], kwargs: dict[str, Any], flat: list[Any]) -> _Entry:
+        """Run the function on stand-ins, recording it, and generate the code of what it did."""
+        trace = _Trace()
+        traced_args, traced_kwargs = stand_in(args), stand_in(kwargs)
+        traced_flat = _signature(traced_args, traced_kwargs)[0]
+        arrays = {
+            i: a.dtype not in (np.float64, np.float32, np.bool_)
+            for i, a in enumerate(flat)
+            if isinstance(a, np.ndarray)
+        }
+        with trace.recording():
+            result = self.fn(*traced_args, **traced_kwargs)
+        try:
+            outs, structure = _outputs(result)
+            if len(trace.made) > MAX_OPS:
+                raise CompileError(
+                    f"the trace has {len(trace.made):,} ops, more than compile.MAX_OPS "
+                    f"({MAX_OPS:,}): generating its code would cost more than it saves"
+                )
+            entry = build_entry(self, outs, trace, traced_flat, arrays)
+        finally:
+            trace.clear()
+        entry.structure = structure
+        return entry
+
+    def _checked_run(
+        self, entry: _Entry, flat: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """The self-check: the generated forward and the function run eagerly, side by side;
+        their outputs must agree to the bit (their gradients are compared at the first
+        backward, see op._Call.check_gradients)."""
+        result = entry.run(flat, args, kwargs)
+        eager = self.fn(*args, **kwargs)
+        got = (result,) if entry.structure is None else tuple(result)
+        want = (eager,) if entry.structure is None else tuple(eager)
+        for k, (a, b) in enumerate(zip(got, want, strict=False)):
+            if not (isinstance(b, Node) and entry.same(a._data, b._data)):
+                entry.fail(f"the forward's {describe_output(k, a, b)}")
+                self.eager_runs += 1
+                return eager
+        if len(got) != len(want):
+            entry.fail(f"{len(got)} outputs compiled, {len(want)} eager")
+            return eager
+        if grad_enabled.get():
+            pending = False  # compared at the first backward of this call's results
+            for a, b in zip(got, want, strict=True):
+                if a.requires_grad and b.requires_grad:
+                    a.params[0].check = b
+                    pending = True
+            entry.unchecked = pending
+        if not entry.unchecked and entry.guard is not None and flat is args:
+            self._hot = entry
+        self.replays += 1
+        return result
+
+    def _give_up(self, error: CompileError) -> None:
+        """Raise ``error``; or, with fallback="eager", warn once and run eagerly from now on."""
+        if self.fallback != "eager":
+            raise error
+        self.eager_reason = str(error)
+        self._hot = None
+        warnings.warn(
+            f"compile: {getattr(self.fn, '__name__', 'the function')} runs eagerly: {error}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+    @property
+    def source(self) -> str:
+        """The generated source of the latest trace: its forward and its backwards.
+
+        Raises CompileError before the first call (nothing has been traced yet).
+        """
+        if self._last is None and self.eager_reason is not None:
+            return f"# runs eagerly (fallback='eager'): {self.eager_reason}\n"
+        if self._last is None:
+            raise CompileError("nothing traced yet: call the compiled function first")
+        return self._last.program.source
+
+
+def _outputs(result: Any) -> tuple[tuple[Node, ...], Any]:
+    if isinstance(result, Node):
+        outs: tuple[Node, ...] = (result,)
+        structure = None
+    elif isinstance(result, (tuple, list)) and result and all(isinstance(r, Node) for r in result):
+        outs = tuple(result)
+        structure = type(result)
+    else:
+        raise CompileError(
+            f"a compiled function must return a Value or a Tensor (or a tuple of them), "
+            f"got {type(result).__name__}"
+        )
+    kinds = {type(o).__name__ for o in outs}
+    if len(kinds) > 1:
+        raise CompileError("a compiled function returns Values or Tensors, not both")
+    return outs, structure
+
+
+def _read_names(fn: Any) -> list[tuple[Any, Any]]:
+    """(namespace, name) for each global the function's code reads (nested code included), and
+    (cell, None) for each closure cell: a call checks they are bound as at the trace."""
+    fn = getattr(fn, "__func__", fn)
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return []
+    space = fn.__globals__
+    names: set[str] = set()
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        names.update(c.co_names)
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    out: list[tuple[Any, Any]] = [(space, n) for n in sorted(names) if n in space]
+    out += [(cell, None) for cell in fn.__closure__ or ()]
+    return out
+
+
+def _value(space: Any, name: Any) -> Any:
+    return space.get(name, _MISSING) if isinstance(space, dict) else _cell(space)
+
+
+def compile(fn: Callable[..., Any] | None = None, *, fallback: str | None = None) -> Any:
+    """Trace ``fn`` with stand-ins on its first call and replay it as generated code.
+
+    ``fn`` takes Tensors, Values, NumPy arrays (read afresh on every call; an array enters the
+    trace as a Tensor) and other arguments (a number, a string, an object: part of the trace,
+    so a new value traces again), and returns a Value or a Tensor, or a tuple of them. The
+    result of a call is one op of the graph, so it composes, nests and differentiates (also
+    with ``create_graph``) as any node does.
+
+    The first call of each signature also runs ``fn`` eagerly and compares the outputs, and
+    the first backward compares the gradients, to the bit; a difference raises CompileError.
+    What a trace cannot replay (a number read from a traced value, a random draw) raises
+    CompileError naming the line; with ``fallback="eager"`` the function runs eagerly instead,
+    after one warning. Use as ``@compile`` or ``@compile(fallback="eager")``.
+    """
+    if fn is None:
+        return functools.partial(Compiled, fallback=fallback)
+    return Compiled(fn, fallback)

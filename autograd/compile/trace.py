@@ -1,0 +1,252 @@
+"""The trace: the function run on stand-ins, every op and leaf it makes recorded.
+
+While a trace is set in ``modes.tracing`` (this thread or task only), the engine reports to it
+every op (``record``) and every leaf made (``Tensor()``, ``Value()``, ``detach()``), and reading
+a node's number (``.data``, ``.item()``, ``float``, ``bool``, printing, ``np.asarray``) is
+refused here, naming the user's line: a number computed outside the graph would be frozen into
+every replay. The few things computed from data on purpose (a comparison for ``where``, an
+index array, class labels) are made by the front ends through ``mask`` and ``computed``, which
+remember how, so that the generated code makes them again on every call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from ..engine import Node
+from ..modes import cycle_collector_paused, tracing
+from ..tensor import Tensor
+from .errors import CompileError
+
+_INSTEAD = (
+    "compile traces the function with stand-ins, so a number read from a {what} inside it "
+    "would be the first call's, frozen into every later call. Compute with the {what} itself: "
+    "where(cond, a, b), maximum or minimum for a decision, a Tensor op for the arithmetic; "
+    "pass a number the function needs as an argument; or call the function without @compile"
+)
+
+
+def user_line() -> str:
+    """``file:line`` of the innermost frame outside backproplab: the user's own line."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("backproplab."):
+        frame = frame.f_back  # type: ignore[assignment]
+    return "?" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def refuse(what: str) -> CompileError:
+    """The error for ``what`` done to a traced value, at the user's line."""
+    return CompileError(f"{user_line()}: {what}: " + _INSTEAD.format(what="value"))
+
+
+class _Derived(np.ndarray):
+    """An array the trace made from traced data (a comparison, an index): its ``src`` says how,
+    ``(symbol, a, b)`` for a comparison or combination, ``("call", fn, node)`` otherwise. Masks
+    combine (``&``, ``|``, ``~``); any other NumPy on one would be frozen, so it is refused."""
+
+    src: tuple[Any, ...]
+    trace: _Trace | None  # type: ignore[assignment]  # ndarray has a method of that name
+
+    def __bool__(self) -> bool:
+        raise refuse("bool() of a comparison of Tensors")
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        sym = _MASK_UFUNCS.get(ufunc)
+        if sym is None or method != "__call__" or kwargs or self.trace is None:
+            raise CompileError(
+                f"{user_line()}: NumPy's {ufunc.__name__} on a comparison of traced Tensors (or "
+                "an index made from one) would run once, at the trace: pass comparisons "
+                "(combined with &, | and ~) to where(cond, a, b), or compute with Tensors"
+            )
+        plain = [x.view(np.ndarray) if isinstance(x, _Derived) else x for x in inputs]
+        src = (sym, *inputs) if len(inputs) == 2 else (sym, inputs[0], None)
+        return self.trace.derived(ufunc(*plain), src)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        if func in (np.shape, np.ndim, np.size, np.result_type):
+            return super().__array_function__(func, types, args, kwargs)
+        raise CompileError(
+            f"{user_line()}: np.{func.__name__} on a comparison of traced Tensors would run "
+            "once, at the trace: use where(cond, a, b) or compute with Tensors"
+        )
+
+    def item(self, *args: Any) -> Any:
+        raise refuse(".item() of a comparison of Tensors")
+
+    def tolist(self) -> Any:
+        raise refuse(".tolist() of a comparison of Tensors")
+
+
+_MASK_UFUNCS = {
+    np.bitwise_and: "&",
+    np.logical_and: "&",
+    np.bitwise_or: "|",
+    np.logical_or: "|",
+    np.invert: "~",
+    np.logical_not: "~",
+}
+
+_COMPARE = {
+    "&": operator.and_,
+    "|": operator.or_,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_SYMBOL = {fn: sym for sym, fn in _COMPARE.items()}
+
+
+def _root_buffer(a: np.ndarray) -> Any:
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return a
+
+
+def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    """a is b, or a full view of b's memory (what np.asarray of a subclass gives)."""
+    if a is b:
+        return True
+    return (
+        _root_buffer(a) is _root_buffer(b)
+        and a.shape == b.shape
+        and a.dtype == b.dtype
+        and a.strides == b.strides
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )
+
+
+class _StopGradient:
+    """out = x (a leaf made inside from a traced node: ``detach()``, ``Tensor(t)``); no dx.
+    Not an Op of the table: it exists only in traces, and the backward never reaches it."""
+
+    name = "detach"
+
+    @staticmethod
+    def forward(xp: Any, x: Any) -> Any:
+        return x
+
+
+class _FromData:
+    """out = an array computed from traced data (Tensor(labels) made inside); no gradient."""
+
+    name = "from data"
+
+    @staticmethod
+    def forward(xp: Any, data: Any) -> Any:
+        return data
+
+
+class _Trace:
+    """What one run of the function on stand-ins made, in the order it made it."""
+
+    def __init__(self) -> None:
+        # node id -> (node, op, parents, params), in the order the ops ran
+        self.made: dict[int, tuple[Node, Any, tuple[Node, ...], tuple[Any, ...]]] = {}
+        self.inside: dict[int, Node] = {}  # leaves made inside the function (constants)
+        self.masks: list[_Derived] = []  # every array made from traced data
+        self.keep: list[Any] = []  # what the ids above refer to stays alive while tracing
+
+    # -- what the engine and the front ends report (see modes.tracing) --------------------------
+
+    def node(self, out: Node, op: Any, parents: tuple[Node, ...], params: tuple[Any, ...]) -> None:
+        self.made[id(out)] = (out, op, tuple(parents), tuple(params))  # keeps out alive too
+
+    def leaf(self, x: Node, source: Any) -> None:
+        """A leaf made inside; ``source``: the node or data it was made from, if any."""
+        if isinstance(source, Node):  # detach(), Tensor(t): the same numbers, on every call
+            if isinstance(x, Tensor) and x._data.dtype != source._data.dtype:
+                raise CompileError(
+                    f"{user_line()}: a Tensor made with another dtype from a traced Tensor: "
+                    "make it in that dtype outside the function, or pass it as an argument"
+                )
+            self.made[id(x)] = (x, _StopGradient, (source,), ())
+            return
+        if isinstance(source, _Derived) and x._data.dtype == source.dtype:
+            self.made[id(x)] = (x, _FromData, (), (source,))  # computed again on every call
+            return
+        if isinstance(source, _Derived):
+            raise CompileError(
+                f"{user_line()}: an array computed from traced Tensors (a comparison, labels) "
+                "made into a Tensor would be frozen: use where(X > 0, X, 0.0) or maximum(X, "
+                "0.0) rather than X * (X > 0); give class labels as indices"
+            )
+        self.inside[id(x)] = x
+        self.keep.append(x)
+
+    def read_data(self, x: Node) -> Any:
+        raise CompileError(
+            f"{user_line()}: .data (or .item(), float(), bool(), printing, np.asarray) of a "
+            f"{type(x).__name__}: " + _INSTEAD.format(what=type(x).__name__)
+        )
+
+    def mask(self, fn: Any, a: Tensor, b: Any, result: np.ndarray) -> _Derived:
+        return self.derived(result, (_SYMBOL[fn], a, b))
+
+    def computed(self, fn: Callable[[np.ndarray], np.ndarray], x: Tensor) -> _Derived:
+        """fn(x's data), remembered so that each replay computes it again from x. fn runs as
+        it will at a replay, outside the trace: on numbers, recording nothing."""
+        token = tracing.set(None)
+        try:
+            result = fn(x._data)
+        finally:
+            tracing.reset(token)
+        return self.derived(result, ("call", fn, x))
+
+    def derived(self, result: Any, src: tuple[Any, ...]) -> _Derived:
+        m = np.asarray(result).view(_Derived)
+        m.src, m.trace = src, self
+        self.masks.append(m)
+        self.keep.append(m)
+        return m
+
+    def mask_of(self, p: Any) -> _Derived | None:
+        """The derived array p is (or a full view of), else None."""
+        if isinstance(p, np.ndarray):
+            for m in self.masks:
+                if _same_array(p, m):
+                    return m
+        return None
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        """Set this trace for this context. No collection while it runs: the trace keeps every
+        node alive until the code is built, and nodes make no reference cycles."""
+        token = tracing.set(self)
+        try:
+            with cycle_collector_paused():
+                yield
+        finally:
+            tracing.reset(token)
+
+    def clear(self) -> None:
+        """Let go of the traced graph (a derived array keeps its trace otherwise)."""
+        for m in self.masks:
+            m.trace = None
+        self.made.clear()
+        self.inside.clear()
+        self.keep.clear()
+
+
+def stand_in(x: Any) -> Any:
+    """An argument as the trace passes it: an array enters as a Tensor (no gradient), so that
+    what the function computes from it is recorded; lists, tuples and dicts are walked."""
+    if isinstance(x, np.ndarray):
+        t = Tensor.__new__(Tensor)
+        floats = x.dtype in (np.float64, np.float32) or x.dtype == bool
+        t._leaf(x if floats else x.astype(np.float64), "", False)
+        t.grad = None
+        return t
+    if isinstance(x, (list, tuple)):
+        return type(x)(stand_in(v) for v in x)
+    if isinstance(x, dict):
+        return {k: stand_in(v) for k, v in x.items()}
+    return x
