@@ -16,14 +16,30 @@ step that compile refuses is printed as one line for its row; the other rows sti
 from __future__ import annotations
 
 import gc
+import importlib
+import importlib.util
+import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from backproplab.autograd import CompileError, Value, compile
 
-from ._timing import Row, emit, have, header, info, measure, runs_for, side, speed_text, verdict
+from ._timing import (
+    Row,
+    emit,
+    have,
+    header,
+    info,
+    measure,
+    measure_interleaved,
+    runs_for,
+    side,
+    speed_text,
+    verdict,
+)
 from .scalar_mlp import ScalarMLP, init_weights, two_moons
 
 NAME = "scalar_steps"
@@ -204,10 +220,165 @@ def _case_rows(key: str, about: str, make: Callable[[], Case], n: int) -> list[R
     return out
 
 
+# --- the scalar program (autograd/compile/scalar.py) on its own, before compile uses it ---------
+
+
+def _scalar_module() -> Any:
+    """compile/scalar.py: from the package once autograd/compile/ is one, else from its file."""
+    try:
+        return importlib.import_module("backproplab.autograd.compile.scalar")
+    except ImportError:
+        path = Path(__file__).resolve().parents[1] / "autograd" / "compile" / "scalar.py"
+        spec = importlib.util.spec_from_file_location("backproplab.autograd.compile.scalar", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+def full_order(root: Any) -> list[Any]:
+    """Every node root depends on, leaves included, each after its parents."""
+    seen: set[int] = set()
+    order: list[Any] = []
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack += [(p, False) for p in reversed(node.parents) if id(p) not in seen]
+    return order
+
+
+def circle_case() -> Case:
+    from backproplab.autograd import sum_values
+    from backproplab.nn.seed_circle import CircleNet, circle_dataset
+
+    net = CircleNet()
+    data = circle_dataset()
+    points = [[Value.constant(x), Value.constant(y)] for x, y, _ in data]
+    targets = [Value.constant(z) for _, _, z in data]
+
+    def loss() -> Any:
+        preds = [net(p) for p in points]
+        return sum_values([(y - z) ** 2 for y, z in zip(preds, targets, strict=True)]) / len(data)
+
+    return net.parameters(), loss
+
+
+def program_step(prog: Any, params: list[Any], lr: float) -> Callable[[], None]:
+    """A training step on the program: forward, backward, ``p.data -= lr * grad``."""
+
+    def step() -> None:
+        _, saved = prog.forward([p.data for p in params])
+        for p, g in zip(params, prog.backward(saved, [1.0]), strict=True):
+            p.data -= lr * g
+
+    return step
+
+
+def _program_rows(key: str, about: str, make: Callable[[], Case], n: int) -> list[Row]:
+    work = f"{WORKLOAD}; {about}; the trace run as compile/scalar.py's program"
+    build = _scalar_module().build_scalar_program
+    params, loss_fn = make()
+    root = loss_fn()
+    gc.collect()
+    t0 = time.perf_counter()
+    prog = build(full_order(root), params, [root])
+    build_s = time.perf_counter() - t0
+    ops = prog.n_ops
+    out = [
+        emit(
+            Row(
+                NAME,
+                f"{key}: scalar program build",
+                work + "; build_scalar_program on the recorded graph (the trace not included)",
+                ours_s=build_s,
+                ratio=build_s,
+                ratio_text=f"{build_s:.2f} s ({ops:,} ops)",
+                goal="<= 1 s",
+                status=verdict(build_s <= 1.0),
+                extra={"ops": ops},
+            )
+        )
+    ]
+    lr = 10.0 if key == "circle" else LR
+    sides = {"program": program_step(prog, params, lr), "eager": training_step(*make())}
+    t = measure_interleaved(sides, n, before={"program": gc.collect, "eager": gc.collect})
+    side(f"{key}: scalar program", t["program"], f"build {build_s:.2f} s")
+    side(f"{key}: eager", t["eager"])
+    speedup = t["eager"].median / t["program"].median
+    out.append(
+        _speed_row(
+            f"{key}: scalar program vs eager", work, t["program"], t["eager"], "eager", speedup
+        )
+    )
+    return out + _peer_rows(key, work, t["program"], n)
+
+
+def _speed_row(
+    case: str, work: str, ours: Any, peer: Any, peer_name: str, speedup: float, goal: str = "",
+    ok: bool | None = None,
+) -> Row:  # fmt: skip
+    return emit(
+        Row(
+            NAME,
+            case,
+            work,
+            ours_s=ours.median,
+            peer=peer_name,
+            peer_s=peer.median,
+            ratio=speedup,
+            ratio_text=speed_text(speedup) if speedup >= 1 or not goal.startswith("<=") else "",
+            goal=goal,
+            status="INFO" if ok is None else verdict(ok),
+            extra={"ours_runs": ours.runs, "peer_runs": peer.runs},
+        )
+    )
+
+
+def _peer_rows(key: str, work: str, ours: Any, n: int) -> list[Row]:
+    if key == "mlp" and have("micrograd"):
+        from .scalar_mlp import _micrograd
+
+        x, y = two_moons()
+        gc.collect()
+        peer = measure(_micrograd(init_weights(), x.tolist(), y.tolist())["step"], n)
+        side("mlp: micrograd 0.1.0 (GC on, back to back)", peer)
+        speedup = peer.median / ours.median
+        case = "mlp: scalar program vs micrograd (GC on)"
+        return [
+            _speed_row(
+                case, work, ours, peer, "micrograd 0.1.0", speedup, ">= 30x faster", speedup >= 30
+            )
+        ]
+    if key == "circle":
+        from .seed001_writeup import MyNet, make_dataset, one_step
+
+        random.seed(0)
+        net, dataset = MyNet(2, [4]), make_dataset()
+        peer = measure(lambda: one_step(net, dataset, 10.0), max(n, 20))
+        side("circle: the write-up's pure Python", peer)
+        ratio = ours.median / peer.median
+        row = _speed_row(
+            "circle: scalar program vs pure Python", work, ours, peer, "pure Python", 1 / ratio
+        )
+        row.ratio, row.ratio_text = ratio, f"{ratio:.3f}x pure Python's time"
+        row.goal, row.status = "<= 0.5x pure Python's time", verdict(ratio <= 0.5)
+        return [row]
+    return []
+
+
 def run(quick: bool) -> list[Row]:
     header(NAME, WORKLOAD)
     n = runs_for(quick, full=5, fast=2)
     out: list[Row] = []
     for key, (about, make) in CASES.items():
         out += _case_rows(key, about, make, n)
+    info("compile/scalar.py's program on the same steps (compile does not use it yet)")
+    cases = {**CASES, "circle": ("seed 001's circle classifier on Values", circle_case)}
+    for key, (about, make) in cases.items():
+        out += _program_rows(key, about, make, max(n, 20) if key == "circle" else n)
     return out

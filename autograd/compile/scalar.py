@@ -418,12 +418,12 @@ def _uses(parents: list, req: list, out_idx: list[int]) -> list[int]:
 def _backward_steps(
     prog: ScalarProgram, order: list, groups: list, parents: list, req: list, uses: list,
     n_out: int,
-) -> tuple[dict[int, tuple[int, int, int]], dict[int, _Tape]]:  # fmt: skip
+) -> tuple[list[Any], list[Any]]:  # fmt: skip
     """The batches and tapes of the nodes some output uses, deepest first. Returns where each
     node's edges are (the r-th of a batch's m nodes sends its k-th input's gradient to edge
     ``first + k * m + r``; the first edges hold the seeds) and the tape of each taped node."""
-    where: dict[int, tuple[int, int, int]] = {}
-    tape_of: dict[int, _Tape] = {}
+    where: list[Any] = [None] * len(parents)
+    tape_of: list[Any] = [None] * len(parents)
     base, steps = n_out, prog.backward_steps
     for (depth, op, arity, params), nodes in reversed(groups):
         if len(nodes) < TAPE_BELOW:  # _visit writes the entries, with their needs_grad
@@ -456,17 +456,14 @@ def _backward_steps(
 
 
 def _visit(
-    where: dict, tape_of: dict, order: list, parents: list, req: list, uses: list,
+    where: list, tape_of: list, order: list, parents: list, req: list, uses: list,
     out_idx: list[int], in_idx: list[int],
-) -> dict[int, list[int]]:  # fmt: skip
+) -> list[Any]:  # fmt: skip
     """Walk the nodes in the order of the engine's backward pass (engine.toposort's, from a root
     whose parents are the outputs) and list each node's uses in that order, the order the engine
     adds their gradients in. A node's uses are all listed when the walk reaches it: then its
     tape entry is written, so a tape runs in the engine's order too. Returns the uses."""
-    cons: dict[int, list[int]] = {i: [] for i in where}
-    for i in in_idx:
-        if uses[i]:
-            cons[i] = []
+    cons: list[Any] = [[] if u else None for u in uses]
     left = uses[:]
     ready = []
     for j, i in enumerate(out_idx):
@@ -487,7 +484,7 @@ def _visit(
                     left[p] -= 1
                     if left[p] == 0:
                         ready.append(p)
-        tape = tape_of.get(i)
+        tape = tape_of[i]
         if tape is not None:
             node, op = order[i], order[i].op
             extra = {"needs_grad": tuple([req[p] for p in ps])} if op.takes_needs_grad else {}
@@ -495,7 +492,7 @@ def _visit(
     return cons
 
 
-def _gathers(nodes: list[int], cons: dict[int, list[int]]) -> tuple[list, list]:
+def _gathers(nodes: list[int], cons: list[Any]) -> tuple[list, list]:
     """How ``_gather`` sums the uses of ``nodes`` (sorted, most uses first): a node with many
     uses alone (one cumsum), the rest a column at a time; the cut is where that costs least
     (a column and a cumsum cost alike; a cumsum grows a little with its length)."""
