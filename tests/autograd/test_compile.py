@@ -22,7 +22,8 @@ from backproplab.autograd import (
     where,
 )
 from backproplab.autograd import maths as maths_mod
-from backproplab.autograd.compile import _INLINE, _Emitter, _Program, _Sym
+from backproplab.autograd.compile.emit import _INLINE, _Emitter, _Sym
+from backproplab.autograd.compile.program import _Program
 from backproplab.nn.seed_circle import CircleNet, CircleTensorNet, circle_dataset
 
 from backproplab import compile
@@ -669,7 +670,7 @@ def test_copying_a_compiled_function_keeps_it_working() -> None:
 def test_code_in_many_chunks_matches_eager(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    module = sys.modules["backproplab.autograd.compile"]
+    module = sys.modules["backproplab.autograd.compile.source"]
     monkeypatch.setattr(module, "CHUNK", 4)
     traces = lockstep(make_mlp, lambda i: (X100, Y100), steps=5, lr=0.1)
     assert traces == 1
@@ -682,7 +683,7 @@ def test_code_in_many_chunks_matches_eager(monkeypatch: pytest.MonkeyPatch) -> N
 def test_a_graph_above_max_ops_runs_eagerly(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    module = sys.modules["backproplab.autograd.compile"]
+    module = sys.modules["backproplab.autograd.compile.api"]
     monkeypatch.setattr(module, "MAX_OPS", 5)
     traces = lockstep(make_mlp, lambda i: (X100, Y100), steps=3, lr=0.1)
     assert traces == 1
@@ -845,7 +846,7 @@ def fold_small(monkeypatch: pytest.MonkeyPatch) -> None:
     """Look for repetitions in small traces too (the default is for traces of thousands of ops)."""
     import sys
 
-    monkeypatch.setattr(sys.modules["backproplab.autograd.compile"], "FOLD_OPS", 10)
+    monkeypatch.setattr(sys.modules["backproplab.autograd.compile.forward"], "FOLD_OPS", 10)
 
 
 def folded(f: Any) -> bool:

@@ -1,0 +1,279 @@
+"""From a trace to the generated forward."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .. import engine
+from .. import tensor as _tensor_mod
+from ..engine import Node
+from ..tensor import Tensor
+from ..value import Value
+from .emit import _Emitter, _Line, _Sym, _SymMath
+from .errors import CompileError
+from .fold import FOLD_OPS, _forward_loop, _plan_fold
+from .program import _op_note, _Program
+from .source import _define, _functions, _prune
+from .trace import _COMPARE, _Mask, _same_array, _Trace
+
+# The engine's view (one place to follow the engine's interface)
+
+
+def _order(root: Node) -> list[Node]:
+    """The eager backward pass's order (root first): the generated backward follows it exactly."""
+    return engine.toposort(root)
+
+
+def _build(
+    outs: tuple[Node, ...], trace: _Trace, flat: list[Any], fold: int = 2
+) -> tuple[_Program, list[Node]]:
+    """Emit the forward's lines (defined by _define_forward once the backwards show what they
+    read again); return the program and the leaves it reads."""
+    prog = _Program(Tensor if isinstance(outs[0], Tensor) else Value)
+    if any(isinstance(o, Tensor) != (prog.kind is Tensor) for o in outs):
+        raise CompileError("a compiled function returns Values or Tensors, not both")
+    prog.roots = list(outs)
+    fwd = _Emitter(prog, "t")
+    xp = _SymMath(fwd, prog.real_math)
+    prog.helper("asarray", np.asarray)
+
+    arg_index: dict[int, int] = {}
+    for i, a in enumerate(flat):
+        if isinstance(a, Node):
+            arg_index.setdefault(id(a), i)
+            if isinstance(a.data, np.ndarray):
+                prog.arg_arrays.append((a.data, f"x{i}"))
+        elif isinstance(a, np.ndarray):
+            prog.arg_arrays.append((a, f"x{i}"))
+
+    def mask_of(p: Any) -> _Mask | None:
+        if isinstance(p, np.ndarray) and p.dtype == bool:
+            for m in trace.masks:
+                if _same_array(p, m):
+                    return m
+        return None
+
+    # Every op the outputs depend on (through parents, and through traced masks in params):
+    # one pass over the trace from its end, as an op's inputs were all made before it.
+    entries, made = prog.entries, trace.made
+    reached = {id(o) for o in outs}
+    outside = [o for o in outs if id(o) not in made]  # leaves, arguments, nodes made before
+    rows: list[tuple[Node, Any, tuple[Node, ...], tuple[Any, ...]]] = []
+    # a leaf's id -> where the first op reading it reads it: (-ops after it, its input number)
+    first_read: dict[int, tuple[int, int]] = {}
+    masks = bool(trace.masks)
+    for row in reversed(made.values()):
+        if id(row[0]) not in reached:
+            continue
+        entries[id(row[0])] = row[1:]
+        rows.append(row)
+        here = -len(rows)
+        reads: Any = [*row[2], *_mask_reads(row[3], mask_of)] if masks else row[2]
+        for i, p in enumerate(reads):
+            key = id(p)
+            if key in made:
+                reached.add(key)
+                continue
+            if key not in reached:
+                reached.add(key)
+                outside.append(p)
+            was = first_read.get(key)
+            if was is None or was[0] != here:  # its first input here, not a later one
+                first_read[key] = (here, i)
+    rows.reverse()  # the order the ops ran in
+    ops = [row[0] for row in rows]
+    for n in outside:
+        if n.op is not None and id(n) not in arg_index:
+            raise CompileError(
+                "the function reads a node computed outside it that has a graph of its own "
+                "(its gradient would flow back through that graph): compute it inside the "
+                "function, pass it as an argument, or detach() it"
+            )
+
+    leaves: list[Node] = []
+    sym = prog.fsym
+    fwd.comment("arguments (x) and the leaves read on every call (p), in order of first use")
+    # leaves numbered as the ops first read them, so that p0 is the first weight of the step
+    first_use = sorted(outside, key=lambda n: first_read.get(id(n), (1, 0)))  # outputs last
+    for n in first_use:
+        if id(n) in sym:
+            continue
+        data = n._data
+        if id(n) in arg_index:
+            i = arg_index[id(n)]
+            sym[id(n)] = fwd.bind(f"x{i}", f"A[{i}]._data", data)
+            prog.where[f"x{i}"] = f"A[{i}]._data"
+            prog.leaf_refs[id(n)] = f"A[{i}]"
+            continue
+        if id(n) in trace.from_arg:  # a leaf made inside from an argument's array: Tensor(X)
+            i = trace.from_arg[id(n)]
+            arg = flat[i]
+            array = arg._data if isinstance(arg, Node) else arg
+            name = f"x{i}"
+            if name not in prog.where:
+                expr = f"A[{i}]._data" if isinstance(arg, Node) else f"A[{i}]"
+                fwd.bind(name, expr, array)
+                prog.where[name] = expr
+            if data.dtype == array.dtype and data.shape == array.shape and data.dtype != bool:
+                # the same numbers: read the argument itself (the copy Tensor() makes only
+                # guards the graph against later writes, and the replay reads it at once)
+                sym[id(n)] = _Sym(fwd, name, data)
+            else:  # Tensor's own conversion (integer labels to float64, say)
+                to_array = prog.helper("to_array", _tensor_mod._to_array)
+                sym[id(n)] = fwd.emit(
+                    f"{to_array}({name}, {fwd.fmt(data.dtype)})", data, (_Sym(fwd, name, array),)
+                )
+            continue
+        bound = prog.array_name(data, fwd) if isinstance(data, np.ndarray) else None
+        if bound is not None:
+            raise CompileError(
+                "the function made a leaf that shares an argument's memory in a way compile "
+                "cannot follow: make Tensors from the argument itself"
+            )
+        if id(n) in trace.inside and not n.requires_grad:  # a constant made inside: kept
+            sym[id(n)] = _Sym(fwd, fwd.fmt(data), data)
+        else:
+            j = len(leaves)
+            leaves.append(n)
+            sym[id(n)] = fwd.bind(f"p{j}", f"L[{j}]._data", data)
+            prog.where[f"p{j}"] = f"L[{j}]._data"
+            prog.leaf_refs[id(n)] = f"L[{j}]"
+
+    def forward_op(n: Node, ins: list[Any], sparams: tuple[Any, ...]) -> _Sym:
+        op = prog.entries[id(n)][0]
+        out = op.forward(xp, *ins, *sparams)
+        if not isinstance(out, _Sym):  # a rule that returned a constant
+            out = _Sym(fwd, fwd.fmt(out), out)
+        if prog.kind is Tensor and out.val.__class__ is not np.ndarray:
+            out = fwd.emit(f"asarray({out.name})", np.asarray(out.val), (out,))
+        if not _identical(out.val, n._data):
+            raise CompileError(
+                f"internal: the generated forward of {_op_note(op)} differs from the eager "
+                "engine's; the function runs as it is without @compile"
+            )
+        if isinstance(fwd.lines[-1], _Line) and fwd.lines[-1].target == out.name:
+            fwd.lines[-1].expr += f"  # {_op_note(op)}"
+        return out
+
+    if fold and prog.kind is Value and len(ops) >= FOLD_OPS:
+
+        def constant(p: Node) -> bool:
+            return id(p) in trace.inside and not p.requires_grad
+
+        plan = _plan_fold(rows, prog.entries, constant, extend=fold > 1)
+        # an output is returned by name: one inside the loop must be of its last repetition
+        locs = [plan.locate(id(o)) for o in outs] if plan is not None else []
+        if all(loc is None or loc[0] == plan.reps - 1 for loc in locs):  # type: ignore[union-attr]
+            prog.fold = plan
+
+    def straight(n: Node) -> None:
+        _, parents, params = prog.entries[id(n)]
+        sparams = tuple(_param_sym(prog, fwd, p, mask_of) for p in params)
+        sym[id(n)] = forward_op(n, [sym[id(p)] for p in parents], sparams)
+
+    fwd.comment("forward")
+    if prog.fold is None:
+        for n in ops:
+            straight(n)
+    else:  # the ops before the run, the run as one loop, the ops after it
+        for n in ops[: prog.fold.start]:
+            straight(n)
+        _forward_loop(prog, fwd, forward_op)
+        for n in ops[prog.fold.end :]:
+            straight(n)
+    for k, root in enumerate(outs):
+        if root.requires_grad:
+            prog.orders[k] = _order(root)
+    # what a backward may read again: each computed value (and comparison) by its name
+    saveable = {s.name for s in sym.values() if s.name[:1] in "tx" and s.name[1:].isdigit()}
+    prog.saveable = saveable | {s.name for _, s in prog.mask_syms}
+    prog.returns = [sym[id(o)].name for o in outs]
+    prog.forward_lines = fwd.lines
+    return prog, leaves
+
+
+def _define_forward(prog: _Program, reads: set[str]) -> None:
+    """Define the forward function, saving for the backward (in the list S) only the values in
+    ``reads``, the names the backwards read again: the others are let go of when the forward
+    returns, as a hand-written step lets go of what its backward does not use."""
+    saved = reads & prog.saveable
+    if prog.fold is not None:
+        saved.add(prog.fold.rows)
+    lines = _prune(prog.forward_lines, set(prog.returns) | saved)
+    src, saved_order = _functions("forward", ["A", "L", "S"], lines, prog.returns, saved)
+    for i, name in enumerate(saved_order):
+        prog.where[name] = f"S[{i}]"
+    if prog.fold is not None:  # the last repetition's values, for a backward of code after it
+        for i, name in enumerate(prog.fold.row):
+            prog.where.setdefault(name, f"{prog.fold.rows}[{prog.fold.reps - 1}][{i}]")
+    prog.forward_source = "\n".join(src)
+    prog.forward = _define(prog, src, "forward")
+    prog.forward_lines = []
+
+
+def _mask_reads(params: tuple[Any, ...], mask_of: Callable[[Any], Any]) -> list[Node]:
+    """The nodes an op reads through the traced comparisons among its params (a where's mask)."""
+    out: list[Node] = []
+    for p in _flat_params(params):
+        masks = [mask_of(p)]
+        while masks:
+            m = masks.pop()
+            if m is None:
+                continue
+            for x in m.src[1:]:
+                if isinstance(x, Node):
+                    out.append(x)
+                elif isinstance(x, _Mask):
+                    masks.append(x)
+    return out
+
+
+def _flat_params(params: tuple[Any, ...]) -> Iterator[Any]:
+    for p in params:
+        if isinstance(p, tuple):
+            yield from _flat_params(p)
+        else:
+            yield p
+
+
+def _param_sym(prog: _Program, em: _Emitter, p: Any, mask_of: Callable[[Any], Any]) -> Any:
+    """A param as the rules should see it: a traced comparison becomes its recomputation."""
+    if isinstance(p, tuple):
+        return tuple(_param_sym(prog, em, v, mask_of) for v in p)
+    m = mask_of(p)
+    if m is None:
+        return p
+    for known, s in prog.mask_syms:
+        if known is m:
+            return s
+    op_sym, a, b = m.src
+
+    def operand(x: Any) -> Any:
+        if isinstance(x, Node):
+            return prog.fsym[id(x)]
+        if isinstance(x, _Mask):
+            return _param_sym(prog, em, x, mask_of)
+        return x
+
+    if op_sym == "~":
+        s = ~operand(a)
+    else:
+        s = em.binary(op_sym, _COMPARE[op_sym], operand(a), operand(b))
+    prog.mask_syms.append((m, s))
+    return s
+
+
+def _identical(a: Any, b: Any) -> bool:
+    if isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray)
+            and a.shape == b.shape
+            and a.dtype == b.dtype
+            and bool(np.array_equal(a, b, equal_nan=True))
+        )
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (a != a and b != b)
+    return bool(a == b)

@@ -1,0 +1,163 @@
+"""Functions from lines: chunked, so that no generated function grows enormous."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .emit import _Line
+
+if TYPE_CHECKING:
+    from .program import _Program
+
+
+# Statements per generated function. A straight-line function of 100,000 statements takes
+# seconds to build and makes each call's frame enormous; chunks keep both small.
+CHUNK = 2_000
+
+
+# Ops in one trace above which the step is replayed by running the function eagerly: building
+class _Effect(_Line):
+    """A statement kept for what it does (a leaf taking its gradient), not for a value."""
+
+
+class _Unpack(_Effect):
+    """``a, b = row``: names bound from a row of saved values."""
+
+    def __init__(self, names: list[str], expr: str, uses: tuple[str, ...]) -> None:
+        super().__init__("", f"{', '.join(names)}{',' if len(names) == 1 else ''} = {expr}", uses)
+        self.binds = tuple(names)
+
+
+class _Loop(_Effect):
+    """A for loop, kept whole by the chunker. ``uses``: the names its body reads from before
+    the loop; ``defines``: the names it leaves for the code after it."""
+
+    def __init__(
+        self, header: str, binds: list[str], body: list[_Line | str], defines: set[str]
+    ) -> None:
+        bound: set[str] = set(binds)
+        outside: set[str] = set()
+        for ln in body:
+            if isinstance(ln, _Line):
+                outside.update(u for u in ln.uses if u not in bound)
+                if isinstance(ln, _Unpack):
+                    bound.update(ln.binds)
+                elif not isinstance(ln, _Effect):
+                    bound.add(ln.target)
+        super().__init__("", header, tuple(sorted(outside - (bound - defines))))
+        self.body = body
+        self.defines = defines
+
+
+def _render(ln: _Line | str, pad: str) -> list[str]:
+    if isinstance(ln, _Loop):
+        return [f"{pad}{ln.expr}", *(t for b in ln.body for t in _render(b, pad + "    "))]
+    if isinstance(ln, _Effect):
+        return [f"{pad}{ln.expr}"]
+    if isinstance(ln, _Line):
+        return [f"{pad}{ln.target} = {ln.expr}"]
+    return [f"{pad}{ln}"]
+
+
+def _functions(
+    name: str, head: list[str], lines: list[_Line | str], returns: list[str], saved: set[str]
+) -> tuple[list[str], list[str]]:
+    """Source of ``def name(*head)``: the lines, in pieces of at most CHUNK statements.
+
+    The values in ``saved`` are appended to the list ``S`` (a head argument) as they are made;
+    the second result is their order there. The function returns the names in ``returns``.
+    """
+    pieces: list[list[_Line | str]] = [[]]
+    count = 0
+    for ln in lines:
+        if isinstance(ln, _Line):
+            if count == CHUNK:
+                pieces.append([])
+                count = 0
+            count += 1
+        pieces[-1].append(ln)
+    order: list[str] = []
+    bodies: list[list[str]] = []
+    for piece in pieces:
+        body = [text for ln in piece for text in _render(ln, "    ")]
+        keep = [ln.target for ln in piece if isinstance(ln, _Line) and ln.target in saved]
+        if keep:
+            body.append(
+                f"    S.extend({_tuple(keep)})" if len(keep) > 1 else f"    S.append({keep[0]})"
+            )
+            order += keep
+        bodies.append(body)
+    if len(pieces) == 1:
+        return [
+            f"def {name}({', '.join(head)}):",
+            *bodies[0],
+            f"    return {_tuple(returns)}",
+            "",
+        ], order
+    # Each piece is a function of the head and of the values earlier pieces made that it uses;
+    # it returns the values it made that later pieces (or the result) use.
+    made = [
+        {ln.target for ln in p if isinstance(ln, _Line) and not isinstance(ln, _Effect)}
+        | {name for ln in p if isinstance(ln, _Loop) for name in ln.defines}
+        for p in pieces
+    ]
+    uses = [{u for ln in p if isinstance(ln, _Line) for u in ln.uses} for p in pieces]
+    later: set[str] = set(returns)
+    outs: list[list[str]] = [[] for _ in pieces]
+    for i in range(len(pieces) - 1, -1, -1):
+        outs[i] = sorted(made[i] & later, key=_name_key)
+        later |= uses[i]
+    src: list[str] = []
+    calls: list[str] = []
+    earlier: set[str] = set()
+    for i, body in enumerate(bodies):
+        ins = sorted((uses[i] & earlier) - set(head), key=_name_key)
+        args = ", ".join([*head, *ins])
+        src += [f"def {name}_{i}({args}):", *body, f"    return {_tuple(outs[i])}", ""]
+        call = f"{name}_{i}({args})"
+        calls.append(f"    {_tuple(outs[i])} = {call}" if outs[i] else f"    {call}")
+        earlier |= made[i]
+    src += [f"def {name}({', '.join(head)}):", *calls, f"    return {_tuple(returns)}", ""]
+    return src, order
+
+
+def _tuple(names: list[str]) -> str:
+    if not names:
+        return "()"
+    return f"({names[0]},)" if len(names) == 1 else "(" + ", ".join(names) + ")"
+
+
+def _name_key(name: str) -> tuple[str, int]:
+    head = name.rstrip("0123456789")
+    return head, int(name[len(head) :] or 0)
+
+
+def _prune(lines: list[_Line | str], live: set[str]) -> list[_Line | str]:
+    """Drop assignments nothing uses (the product a skipped input would have had)."""
+    need = set(live)
+    kept: list[_Line | str] = []
+    for ln in reversed(lines):
+        if isinstance(ln, _Line):
+            if not isinstance(ln, _Effect) and ln.target not in need:
+                continue
+            need.update(ln.uses)
+        kept.append(ln)
+    kept.reverse()
+    out: list[_Line | str] = []  # a comment whose lines all went goes too
+    for i, ln in enumerate(kept):
+        if isinstance(ln, str) and (i + 1 == len(kept) or isinstance(kept[i + 1], str)):
+            continue
+        out.append(ln)
+    return out
+
+
+def _define(prog: _Program, src: list[str], name: str) -> Callable[..., Any]:
+    text = "\n".join(src)
+    # Generated from the op table, our own names and number literals only (see _Emitter.fmt):
+    # no text of the user's reaches this source.
+    code = builtins.compile(text, f"<backproplab.compile {name}>", "exec")
+    exec(code, prog.globals)
+    fn: Callable[..., Any] = prog.globals[name]
+    return fn
