@@ -16,16 +16,14 @@ step that compile refuses is printed as one line for its row; the other rows sti
 from __future__ import annotations
 
 import gc
-import importlib
-import importlib.util
 import random
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from backproplab.autograd import CompileError, Value, compile
+from backproplab.autograd.compile.scalar import build_scalar_program as build
 
 from ._timing import (
     Row,
@@ -223,19 +221,6 @@ def _case_rows(key: str, about: str, make: Callable[[], Case], n: int) -> list[R
 # --- the scalar program (autograd/compile/scalar.py) on its own, before compile uses it ---------
 
 
-def _scalar_module() -> Any:
-    """compile/scalar.py: from the package once autograd/compile/ is one, else from its file."""
-    try:
-        return importlib.import_module("backproplab.autograd.compile.scalar")
-    except ImportError:
-        path = Path(__file__).resolve().parents[1] / "autograd" / "compile" / "scalar.py"
-        spec = importlib.util.spec_from_file_location("backproplab.autograd.compile.scalar", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-
 def full_order(root: Any) -> list[Any]:
     """Every node root depends on, leaves included, each after its parents."""
     seen: set[int] = set()
@@ -281,7 +266,6 @@ def program_step(prog: Any, params: list[Any], lr: float) -> Callable[[], None]:
 
 def _program_rows(key: str, about: str, make: Callable[[], Case], n: int) -> list[Row]:
     work = f"{WORKLOAD}; {about}; the trace run as compile/scalar.py's program"
-    build = _scalar_module().build_scalar_program
     params, loss_fn = make()
     root = loss_fn()
     gc.collect()
@@ -377,7 +361,7 @@ def run(quick: bool) -> list[Row]:
     out: list[Row] = []
     for key, (about, make) in CASES.items():
         out += _case_rows(key, about, make, n)
-    info("compile/scalar.py's program on the same steps (compile does not use it yet)")
+    info("compile/scalar.py's program on the same steps (until compile uses it)")
     cases = {**CASES, "circle": ("seed 001's circle classifier on Values", circle_case)}
     for key, (about, make) in cases.items():
         out += _program_rows(key, about, make, max(n, 20) if key == "circle" else n)

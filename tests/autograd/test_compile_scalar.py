@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import itertools
 import math
 import random
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from backproplab.autograd import OPS, Op, Tensor, Value, dense, dot, sum_values
+from backproplab.autograd.compile.scalar import build_scalar_program as build
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-
-
-def _load() -> Any:
-    """The module, from the package once autograd/compile/ is one, else from its file."""
-    try:
-        return importlib.import_module("backproplab.autograd.compile.scalar")
-    except ImportError:
-        path = Path(__file__).parents[2] / "autograd" / "compile" / "scalar.py"
-        spec = importlib.util.spec_from_file_location("backproplab.autograd.compile.scalar", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-
-scalar = _load()
-build = scalar.build_scalar_program
-
 
 # --- helpers ------------------------------------------------------------------------------------
 
