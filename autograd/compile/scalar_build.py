@@ -31,9 +31,9 @@ def build(order: list[Node], inputs: list[Node], outputs: list[Node]) -> ScalarP
     if len(set(in_idx)) != len(in_idx):
         raise ValueError("an input is given twice: each leaf can be one input only")
     out_idx = [_index(pos, x, "output") for x in outputs]
-    parents, req, groups, consts = _scan(order, pos, set(in_idx))
+    parents, req, depth, width, consts = _scan(order, pos, set(in_idx))
     prog = ScalarProgram(len(order), in_idx, consts, [order[i]._data for i in consts])
-    groups = _by_depth(groups)
+    groups = _group(order, depth, width)
     prog.forward_steps = _forward_steps(order, groups, parents)
     prog.out_slots = np.array(out_idx, np.intp)
     uses = _uses(parents, req, out_idx)
@@ -56,13 +56,12 @@ def _index(pos: dict[int, int], x: Node, what: str) -> int:
 
 
 def _scan(order: list[Node], pos: dict[int, int], is_input: set[int]) -> tuple[Any, ...]:
-    """Each node's parents (as indices in ``order``, which are also its value's slot) and
-    whether it depends on an input; the groups of computed nodes by (depth, op, arity, params)
-    (a node's depth: one more than its deepest parent's); the constant leaves."""
+    """Each node's parents (as indices in ``order``, which are also its value's slot), depth
+    (one more than its deepest parent's) and whether it depends on an input; how many nodes
+    each depth has; the constant leaves."""
     n = len(order)
     parents: list[tuple[int, ...]] = [()] * n
-    depth, req = [0] * n, [False] * n
-    groups: dict[tuple[Any, ...], list[int]] = {}
+    depth, req, width = [0] * n, [False] * n, [0]
     consts = []
     at, get, needs = pos.__getitem__, depth.__getitem__, req.__getitem__
     for i, node in enumerate(order):
@@ -92,8 +91,32 @@ def _scan(order: list[Node], pos: dict[int, int], is_input: set[int]) -> tuple[A
                 "program runs Value ops only"
             )
         d = depth[i] = d + 1
-        key = (d, op, len(nodes), None if op in _ARRAY_PARAMS else node.params)
-        # A batch is a group that is large enough; a group is keyed by what its rule is run with
+        if d == len(width):
+            width.append(1)
+        else:
+            width[d] += 1
+    return parents, req, depth, width, consts
+
+
+def _group(order: list[Node], depth: list[int], width: list[int]) -> list[tuple[Any, list[int]]]:
+    """The computed nodes in the order they run: a run of depths each with too few nodes for a
+    batch goes on one tape whole, as ``((lo, None, hi, None), its nodes in order)``; at a wide
+    depth, one group per (depth, op, arity, params), what the op's rule is run with."""
+    run_of = [0] * len(width)  # the depth its run of narrow depths starts at; 0 if wide
+    for d in range(1, len(width)):
+        if width[d] < TAPE_BELOW:
+            run_of[d] = run_of[d - 1] or d
+    runs: dict[int, list[int]] = {}
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, node in enumerate(order):
+        op = node.op
+        if op is None:
+            continue
+        d = depth[i]
+        if run_of[d]:
+            runs.setdefault(run_of[d], []).append(i)
+            continue
+        key = (d, op, len(node.parents), None if op in _ARRAY_PARAMS else node.params)
         try:
             group = groups.get(key)
         except TypeError:
@@ -104,20 +127,27 @@ def _scan(order: list[Node], pos: dict[int, int], is_input: set[int]) -> tuple[A
             groups[key] = [i]
         else:
             group.append(i)
-    return parents, req, groups, consts
-
-
-def _by_depth(groups: dict[tuple[Any, ...], list[int]]) -> list[tuple[Any, list[int]]]:
-    buckets: dict[int, list[tuple[Any, list[int]]]] = {}
+    at_depth: dict[int, list[tuple[Any, list[int]]]] = {}
+    for lo, nodes in runs.items():
+        hi = lo
+        while hi + 1 < len(width) and run_of[hi + 1] == lo:
+            hi += 1
+        at_depth[lo] = [((lo, None, hi, None), nodes)]
     for item in groups.items():
-        buckets.setdefault(item[0][0], []).append(item)
-    return [item for d in sorted(buckets) for item in buckets[d]]
+        at_depth.setdefault(item[0][0], []).append(item)
+    return [item for d in sorted(at_depth) for item in at_depth[d]]
 
 
 def _forward_steps(order: list[Node], groups: list, parents: list) -> list[_Batch | _Tape]:
     """A batch for each group large enough for arrays; the others, in order, on tapes."""
     steps: list[_Batch | _Tape] = []
-    for (depth, op, _, params), nodes in groups:
+    for (depth, op, hi, params), nodes in groups:
+        if op is None:  # a run of narrow depths
+            tape = _Tape(depth)
+            tape.depths[1] = hi
+            tape.entries = [(order[i].op, parents[i], order[i].params, i) for i in nodes]
+            steps.append(tape)
+            continue
         if len(nodes) >= TAPE_BELOW:
             batch = _Batch(op, depth, nodes, params, None)
             _fill(batch, order, parents)
@@ -126,13 +156,9 @@ def _forward_steps(order: list[Node], groups: list, parents: list) -> list[_Batc
             continue
         if not steps or steps[-1].__class__ is not _Tape:
             steps.append(_Tape(depth))
-        tape: Any = steps[-1]
-        tape.depths[1] = depth
-        if len(nodes) == 1:
-            i = nodes[0]
-            tape.entries.append((op, parents[i], order[i].params, i))
-        else:
-            tape.entries += [(op, parents[i], order[i].params, i) for i in nodes]
+        last: Any = steps[-1]
+        last.depths[1] = depth
+        last.entries += [(op, parents[i], order[i].params, i) for i in nodes]
     return steps
 
 
@@ -174,16 +200,16 @@ def _backward_steps(
     tape_of: list[Any] = [None] * len(parents)
     base, steps = n_out, prog.backward_steps
     for (depth, op, arity, params), nodes in reversed(groups):
-        if len(nodes) < TAPE_BELOW:  # _visit writes the entries, with their needs_grad
-            if not steps or steps[-1].__class__ is not _Tape:
-                steps.append(_Tape(depth))
+        if op is None or len(nodes) < TAPE_BELOW:  # _visit writes the entries, in its order
+            if op is None or not steps or steps[-1].__class__ is not _Tape:
+                steps.append(_Tape(arity if op is None else depth))  # a run: from its deepest
             tape: Any = steps[-1]
             tape.depths[0] = depth
             for i in nodes:
                 if uses[i]:
                     tape_of[i] = tape
                     where[i] = (base, 0, 1)
-                    base += arity
+                    base += len(parents[i])
             continue
         split: dict[Any, list[int]] = {}
         for i in nodes:  # needs_grad is part of what the rule is called with
