@@ -278,8 +278,10 @@ def _gathers(nodes: list[int], cons: list[Any]) -> tuple[list, list]:
         if cost + rest < best:
             best, cut = cost + rest, w + 1
     wide = [np.array(cons[i], np.intp) for i in nodes[:cut]]
-    narrow = nodes[cut:]
-    columns = []
+    narrow, columns = nodes[cut:], []
+    n = len(narrow)
     for j in range(counts[cut] if cut < len(counts) else 0):
-        columns.append(np.array([cons[i][j] for i in narrow if len(cons[i]) > j], np.intp))
+        while counts[cut + n - 1] <= j:  # the nodes with more than j uses: a prefix
+            n -= 1
+        columns.append(np.array([cons[i][j] for i in narrow[:n]], np.intp))
     return wide, columns
