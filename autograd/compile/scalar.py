@@ -145,14 +145,21 @@ class _Tape:
             v[o] = op.forward(fm, *[item(i) for i in ins], *params)
 
     def backward(self, v: np.ndarray, e: np.ndarray) -> None:
-        item, use = v.item, e.item
+        item, use, fm = v.item, e.item, FloatMath
         for op, o, ins, params, extra, uses, first in self.entries:
             g = use(uses[0])
-            for j in uses[1:]:
-                g += use(j)  # in the engine's order, as it adds them
+            if len(uses) > 1:
+                for j in uses[1:]:
+                    g += use(j)  # in the engine's order, as it adds them
             xs = [item(i) for i in ins]
-            for d in _float_backward(op, g, item(o), xs, params, extra):
-                e[first] = d
+            try:  # _float_backward, written out: this loop runs once a node
+                grads = op.backward(fm, g, item(o), *xs, *params, **extra)
+            except (ZeroDivisionError, OverflowError) as err:
+                raise _infinite(op, xs, err) from None
+            if grads.__class__ is not tuple or len(grads) != len(xs):
+                _check_count(op, grads, len(xs))
+            for d in grads:
+                e[first] = -0.0 if d is None else d  # -0.0 + d is d: a use sending nothing
                 first += 1
 
 
@@ -161,10 +168,15 @@ def _float_backward(op: Any, g: float, out: float, xs: list, params: Any, extra:
     try:
         grads = op.backward(FloatMath, g, out, *xs, *params, **extra)
     except (ZeroDivisionError, OverflowError) as err:
-        at = ", ".join(repr(x) for x in xs)
-        raise ArithmeticError(f"the backward of {op.name} at ({at}) is infinite: {err}") from None
+        raise _infinite(op, xs, err) from None
     _check_count(op, grads, len(xs))
     return [-0.0 if d is None else d for d in grads]  # -0.0 + d is d: a use that sends nothing
+
+
+def _infinite(op: Any, xs: list, err: Exception) -> ArithmeticError:
+    """The engine's words for a float rule that divided by zero or overflowed."""
+    at = ", ".join(repr(x) for x in xs)
+    return ArithmeticError(f"the backward of {op.name} at ({at}) is infinite: {err}")
 
 
 def _check_count(op: Any, grads: Any, n: int) -> None:
@@ -290,7 +302,7 @@ def _describe(prog: ScalarProgram) -> str:
         f"v[inputs] = the {n_in:,} inputs",
     ]
     if n_const:
-        lines.append(f"v[constants] = {n_const:,} constants")
+        lines.append(f"v[constants] = the {n_const:,} constant(s), read when the program was built")
     lines.append("# forward")
     lines += _lines(prog.forward_steps, "v[out] = {}.forward(v[ins])")
     lines.append("# backward")
