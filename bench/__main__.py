@@ -19,6 +19,8 @@ ROWS = {
     "circle": "circle",
     "relu_net": "relu_net",
     "small_mlp": "small_mlp",
+    "mnist": "mnist",
+    "scalar_steps": "scalar_steps",
     "memory_flat": "memory",
     "player": "player",
 }

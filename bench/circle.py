@@ -73,7 +73,7 @@ def step_value_compiled(steps: int) -> Step:
 
     def step() -> float:
         loss = loss_fn()
-        loss.backward(retain_grads=False)
+        loss.backward()
         for p in params:
             p.data -= LR * p.grad
             p.grad = 0.0
@@ -96,7 +96,7 @@ def step_tensor_compiled(steps: int) -> Step:
 
     def step() -> float:
         loss = loss_fn(x, z)
-        loss.backward(retain_grads=False)
+        loss.backward()
         for p in params:
             p.data -= LR * p.grad
             p.zero_grad()
@@ -189,7 +189,7 @@ def run(quick: bool) -> list[Row]:
             ours=("value", "ours (Value engine)"),
             peer=("pure", "pure Python by hand (seed 001)"),
             peer_name="pure Python",
-            goal=5.0,
+            goal=7.5,  # floor: 6.6x in the last full run; issue 15's 5x is withdrawn
             pairs=pairs,
             iters=iters,
             losses_agree=value_ok,
@@ -207,7 +207,7 @@ def run(quick: bool) -> list[Row]:
             ours=("tensor", "ours (Tensor engine)"),
             peer=("numpy", "NumPy by hand"),
             peer_name="NumPy",
-            goal=1.5,
+            goal=2.2,  # floor: 1.96x in the last full run; issue 15's 1.5x is withdrawn
             pairs=pairs,
             iters=iters,
             losses_agree=numpy_ok,
