@@ -95,6 +95,9 @@ class _Pass:
             for m, s in self.prog.mask_syms:
                 if _same_array(p, m):
                     return self.fwd_name(s)
+            arg = self.prog.arg_sym(p)  # an argument's array: the forward saves what it read
+            if arg is not p:
+                return self.fwd_name(arg)
         return p
 
     def add(self, p: Node, d: _Sym) -> None:

@@ -18,10 +18,8 @@ from .guard import _MISSING
 from .op import CompiledCall, _Call
 from .program import _Program
 
-# THE SEAM of the scalar back end (issue 20): when autograd/compile/scalar.py lands, this line
-# becomes `from .scalar import build_scalar_program`. Until then, today's straight-line (or
-# folded) scalar code serves behind the same interface.
-from .scalar_legacy import build_scalar_program
+# The scalar back end: a Value trace of any shape runs as batches of one op at one depth.
+from .scalar import build_scalar_program
 from .trace import _Trace
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from .errors import CompileError
 from .fold import FOLD_OPS, _forward_loop, _plan_fold
 from .program import _op_note, _Program
 from .source import _define, _functions, _prune
-from .trace import _COMPARE, _Derived, _Trace
+from .trace import _COMPARE, _Derived, _same_array, _Trace
 
 # The engine's view (one place to follow the engine's interface)
 
@@ -95,10 +95,12 @@ class _ForwardWriter:
         prog.helper("asarray", np.asarray)
         self.n_leaves = 0
         self.arg_index: dict[int, int] = {}
+        self.arg_nodes: list[Node] = []  # arguments holding arrays, which a param may be
         for i, a in enumerate(flat):
             self.arg_index.setdefault(id(a), i)
             if isinstance(a._data, np.ndarray):
                 prog.arg_arrays.append((a._data, f"x{i}"))
+                self.arg_nodes.append(a)
 
     def walk(self, outs: tuple[Node, ...]) -> tuple[list[Any], list[Node], dict[int, Any]]:
         """Every op the outputs depend on (through parents, and through traced masks in params),
@@ -116,7 +118,9 @@ class _ForwardWriter:
             entries[id(row[0])] = row[1:]
             rows.append(row)
             here = -len(rows)
-            reads: Any = [*row[2], *_mask_reads(row[3], mask_of)] if self.trace.masks else row[2]
+            reads: Any = row[2]
+            if self.trace.masks or self.arg_nodes:  # params made from the arguments are read too
+                reads = [*reads, *_mask_reads(row[3], mask_of), *self.arg_reads(row[3])]
             for i, p in enumerate(reads):
                 key = id(p)
                 if key in made:
@@ -138,6 +142,17 @@ class _ForwardWriter:
                 )
         return rows, outside, first_read
 
+    def arg_reads(self, params: tuple[Any, ...]) -> list[Node]:
+        """The arguments whose very arrays are among an op's params (a where's condition or an
+        index passed in as an array): the forward binds them, and each replay reads them anew."""
+        return [
+            a
+            for p in _flat_params(params)
+            if isinstance(p, np.ndarray)
+            for a in self.arg_nodes
+            if _same_array(p, a._data)
+        ]
+
     def bind(self, n: Node, arrays: dict[int, bool], plain: bool) -> bool:
         """Bind a node read from outside: an argument (x0 ...), a constant made inside (kept),
         or a leaf read on every call (p0 ...: returns True, a parent of the op)."""
@@ -148,9 +163,10 @@ class _ForwardWriter:
         if id(n) in self.arg_index:
             i = self.arg_index[id(n)]
             expr = f"A[{i}]" if plain else f"A[{i}]._data"
-            if i in arrays:  # a NumPy array, read as it is or made float64 as Tensor() does
+            if i in arrays:  # a NumPy array, copied (or made float64) as Tensor() does: a
+                # write into the caller's array before the backward must not reach its gradient
                 to_array = prog.helper("to_array", _tensor_mod._to_array)
-                expr = f"{to_array}(A[{i}])" if arrays[i] else f"A[{i}]"
+                expr = f"{to_array}(A[{i}])" if arrays[i] else f"A[{i}].copy()"
             sym[id(n)] = em.bind(f"x{i}", expr, data)
             prog.where[f"x{i}"] = expr
             return False
@@ -247,7 +263,7 @@ def _param_sym(prog: _Program, em: _Emitter, p: Any, mask_of: Callable[[Any], An
         return tuple(_param_sym(prog, em, v, mask_of) for v in p)
     m = mask_of(p)
     if m is None:
-        return p
+        return prog.arg_sym(p)
     for known, s in prog.mask_syms:
         if known is m:
             return s

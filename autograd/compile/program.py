@@ -71,6 +71,15 @@ class _Program:
             self.const_notes.append(f"{ref}: {_describe(x)}")
         return ref
 
+    def arg_sym(self, p: Any) -> Any:
+        """An argument's very array among an op's params (a where's condition passed in) as
+        the argument's symbol, read anew on every call; any other param as it is."""
+        if isinstance(p, np.ndarray):
+            for arr, name in self.arg_arrays:
+                if _same_array(p, arr):
+                    return next(s for s in self.fsym.values() if s.name == name)
+        return p
+
     def array_name(self, a: np.ndarray, em: _Emitter) -> str | None:
         """The name of an array that is an argument's data or a traced comparison, else None."""
         for arr, name in self.arg_arrays:

@@ -490,16 +490,25 @@ def test_a_mask_used_as_a_python_bool_is_refused() -> None:
 
 def test_an_error_in_the_generated_forward_is_raised_from_its_line() -> None:
     """No eager rerun hides it: the generated line raises, and the traceback shows that line
-    (the source is registered with linecache)."""
-    w = Value(2.0)
-    f = compile(lambda x: (x * w).log())
-    f(Value(1.0))
-    assert f(Value(1.5)).data == pytest.approx(np.log(3.0))
-    with pytest.raises(ValueError) as compiled_error:
-        f(Value(-1.0))
+    (the source is registered with linecache). A Value step runs on the scalar program's tape,
+    and raises from the op's own rule, naming the value."""
+    w = Tensor(np.array([2.0]), requires_grad=True)
+    f = compile(lambda x: (Tensor(x) @ w).log().sum())
+    f(np.array([[1.0]]))
+    assert f(np.array([[1.5]])).data == pytest.approx(np.log(3.0))
+    with np.errstate(invalid="raise"), pytest.raises(FloatingPointError) as compiled_error:
+        f(np.array([[-1.0]]))
     assert f.stats == {"traces": 1, "replays": 2, "eager": 0}
     shown = "".join(traceback.format_tb(compiled_error.tb))
-    assert "<backproplab.compile forward" in shown and "= log(" in shown
+    assert "<backproplab.compile forward" in shown and "log(" in shown
+
+    v = Value(2.0)
+    g = compile(lambda x: (x * v).log())
+    g(Value(1.0))
+    assert g(Value(1.5)).data == pytest.approx(np.log(3.0))
+    with pytest.raises(ValueError, match=r"log\(-2\.0\)"):
+        g(Value(-1.0))
+    assert g.stats == {"traces": 1, "replays": 2, "eager": 0}
 
 
 def test_an_error_in_the_generated_backward_writes_nothing() -> None:
@@ -568,7 +577,9 @@ def test_source_never_holds_a_users_string() -> None:
     for f in (fv, ft):
         source = f.source
         assert HOSTILE not in source and "import" not in source and "os" not in source.split()
-        tree = ast.parse(source)
+        assert "__import__" not in source
+    for f in (ft,):  # a Value step's program is a table the tape reads, not Python source
+        tree = ast.parse(f.source)
         strings = [
             n.value
             for n in ast.walk(tree)
@@ -877,9 +888,8 @@ def test_two_threads_trace_at_once_and_the_hooks_go_when_both_are_done() -> None
     assert {n: Value.__dict__[n] for n in originals} == originals
 
 
-# --- a scalar trace that repeats one block: written once, as a loop -------------------------------
+# --- a scalar trace that repeats one block (the scalar program batches it): as eager
 
-LOOP_NAME = re.compile(r"^(x|p|t|g|k|u|c|a|h)\d+$")
 
 
 @pytest.fixture
@@ -890,22 +900,12 @@ def fold_small(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys.modules["backproplab.autograd.compile.forward"], "FOLD_OPS", 10)
 
 
-def folded(f: Any) -> bool:
-    return "repetitions of one block" in f.source
-
-
 def test_repetitions_are_written_once_as_a_loop_that_matches_eager(fold_small: None) -> None:
     make = scalar_mlp(12)
     assert lockstep(make, lambda i: (), steps=10, lr=0.05) == 1
     f_plain, _ = make()
     f = compile(f_plain)
     f()
-    source = f.source
-    assert folded(f)
-    # the block once: its 12 samples are rows of a table, not 12 copies of the block
-    assert source.count("# MulNumber") < 2 * 6 * 2 + 6 * 6 + 6 + 1
-    assert "for c0, c1, c2 in k" in source and "for i in range(" in source
-    ast.parse(source)
 
 
 def test_a_big_scalar_trace_folds_at_the_default_size() -> None:
@@ -915,8 +915,6 @@ def test_a_big_scalar_trace_folds_at_the_default_size() -> None:
     f_plain, _ = make()
     f = compile(f_plain)
     f()
-    assert folded(f)
-    assert len(f.source.splitlines()) < 8_000
 
 
 def test_an_argument_read_by_every_repetition_is_read_on_every_call(fold_small: None) -> None:
@@ -926,7 +924,6 @@ def test_an_argument_read_by_every_repetition_is_read_on_every_call(fold_small: 
     f_plain, _ = make()
     f = compile(f_plain)
     f(scales[0])
-    assert folded(f)
 
 
 def test_signed_zero_gradients_sum_as_eager_does(fold_small: None) -> None:
@@ -952,7 +949,6 @@ def test_signed_zero_gradients_sum_as_eager_does(fold_small: None) -> None:
     f_plain, _ = make()
     f = compile(f_plain)
     f()
-    assert folded(f)
 
 
 @pytest.mark.parametrize(
@@ -972,7 +968,6 @@ def test_a_block_that_differs_in_one_sample_is_not_folded_wrongly(
     f_plain, _ = make()
     f = compile(f_plain)
     f()
-    assert folded(f)  # the longest run alike (or all, the numbers in a table), the rest as it is
 
 
 def test_a_rule_deciding_on_a_number_that_differs_refuses_the_loop(fold_small: None) -> None:
@@ -994,7 +989,6 @@ def test_a_rule_deciding_on_a_number_that_differs_refuses_the_loop(fold_small: N
     f_plain, _ = make()
     f = compile(f_plain)
     f()
-    assert not folded(f)
 
 
 def test_a_loop_source_never_holds_a_users_string(fold_small: None) -> None:
@@ -1009,22 +1003,7 @@ def test_a_loop_source_never_holds_a_users_string(fold_small: None) -> None:
 
     f = compile(loss_fn)
     f(Value(0.5, label=HOSTILE)).backward()
-    source = f.source
-    assert folded(f)
-    assert HOSTILE not in source and "import" not in source
-    tree = ast.parse(source)
-    assert not [
-        n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
-    ]
-    program = f._last.program.scalar._program  # type: ignore[union-attr]  # a Value step's
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            assert (
-                LOOP_NAME.match(node.id)
-                or node.id in ("A", "L", "S", "G", "R0", "i", "_", "range")
-                or node.id in program.globals
-                or node.id.startswith(("forward", "backward"))
-            ), node.id
+    assert HOSTILE not in f.source and "import" not in f.source
 
 
 def test_an_output_from_inside_the_repetitions_is_returned_as_eager_does(fold_small: None) -> None:
@@ -1072,8 +1051,6 @@ def test_two_running_sums_and_code_after_the_loop_match_eager(fold_small: None) 
     f_plain, _ = make()
     f = compile(f_plain)
     f()
-    assert folded(f)
-    assert "u0, u1 = " in f.source
 
 
 def random_op(kind: str, h: Value, w: Value, x: list[float], k: int) -> Value:
@@ -1158,7 +1135,3 @@ def test_what_the_running_sum_starts_from(fold_small: None, start: str) -> None:
     f_plain, _ = make()
     f = compile(f_plain)
     f()
-    assert folded(f)
-    before_loop = f.source[: f.source.index("R0 = []")]
-    first_sample_written_out = "# MulNumber" in before_loop  # the block's w * x
-    assert first_sample_written_out == (start in ("a constant", "a weight the block reads too"))
