@@ -53,8 +53,8 @@ from .ops import (
     Tanh,
     Transpose,
     Where,
+    kept_param,
 )
-from .ops import kept_param
 
 __all__ = [
     "Tensor",
