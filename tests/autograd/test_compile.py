@@ -891,7 +891,6 @@ def test_two_threads_trace_at_once_and_the_hooks_go_when_both_are_done() -> None
 # --- a scalar trace that repeats one block (the scalar program batches it): as eager
 
 
-
 @pytest.fixture
 def fold_small(monkeypatch: pytest.MonkeyPatch) -> None:
     """Look for repetitions in small traces too (the default is for traces of thousands of ops)."""
