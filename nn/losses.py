@@ -161,8 +161,13 @@ def hinge(
         raise ValueError(
             f"hinge needs one score per sample, shape (batch,) or (batch, 1); got {s.shape}"
         )
-    y = _data(labels, "hinge", "labels")
-    check_signed_labels(y, "hinge: labels")
+    # Tensor labels through computed_from: inside a compiled step, each call's own labels,
+    # checked on every call
+    y = (
+        computed_from(_signed_labels, labels)
+        if isinstance(labels, Tensor)
+        else _signed_labels(_data(labels, "hinge", "labels"))
+    )
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha < math.inf:
         raise ValueError(f"hinge: alpha must be a finite number >= 0, got {alpha!r}")
     # Tensor(y) from the caller's own array (not a reshaped copy): a compiled step then reads
@@ -176,6 +181,11 @@ def hinge(
     for p in params[1:]:
         penalty = penalty + (p * p).sum()
     return loss + penalty * float(alpha)
+
+
+def _signed_labels(y: np.ndarray) -> np.ndarray:
+    check_signed_labels(y, "hinge: labels")
+    return y
 
 
 def check_signed_labels(y: Any, name: str) -> None:

@@ -393,11 +393,16 @@ def test_dropout_in_a_nested_module_runs_eager_steps_after_one_warning() -> None
     from backproplab.nn.module import Module
 
     class Wrapper(Module):
+        is_softmax = True  # says what it ends in, as MLPTrainer asks of a module of one's own
+
         def __init__(self) -> None:
             self.inner = [MLP(2, 2, [8], "tanh", True, layer_dropout=0.5, seed=1)]
 
         def forward(self, x: Any) -> Any:
             return self.inner[0](x)
+
+        def logits(self, x: Any) -> Any:
+            return self.inner[0].logits(x)
 
     x_tr, y_tr, _, _ = _moons()
     trainer = _trainer(Wrapper())
