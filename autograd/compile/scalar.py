@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from functools import partial
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -60,6 +62,8 @@ _SUMS = {SumValues, Dot} if sys.version_info < (3, 12) else set()  # 3.12's sum 
 _ARRAY_FORWARD = {Add, Sub, Mul, Neg, AddNumber, MulNumber, NumberSub, DivNumber, Div, NumberDiv}
 _ARRAY_FORWARD |= _SUMS
 _ARRAY_BACKWARD = _ARRAY_FORWARD | {Exp, Log, Tanh, Sigmoid, ReLU} | {SumValues, Dot}
+# Pow's rule is arithmetic for these powers (g * (x * 2.0), g * 0.0); for others it calls pow.
+_ARITHMETIC_POWERS = (2.0, 0.0)
 # A number operand that differs from node to node is passed as an array: one batch for all.
 _ARRAY_PARAMS = {AddNumber, MulNumber, DivNumber, NumberSub, NumberDiv}
 # The input a division's forward divides by: the float rule raises where it is 0.
@@ -100,8 +104,8 @@ class _Batch:
             v[self.slots] = [
                 fwd(fm, x, c) for x, c in zip(cols[0], params[0].tolist(), strict=True)
             ]
-        elif len(cols) == 1 and not params:
-            v[self.slots] = [fwd(fm, x) for x in cols[0]]
+        elif len(cols) == 1:
+            v[self.slots] = list(map(partial(fwd, fm), cols[0], *[repeat(p) for p in params]))
         else:
             v[self.slots] = [fwd(fm, *xs, *params) for xs in zip(*cols, strict=True)]
 

@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 
 from ..engine import Node
+from ..ops import Pow
 from .scalar import (
+    _ARITHMETIC_POWERS,
     _ARRAY_BACKWARD,
     _ARRAY_FORWARD,
     _ARRAY_PARAMS,
@@ -220,7 +222,10 @@ def _backward_steps(
             live.sort(key=lambda i: -uses[i])
             batch = _Batch(op, depth, live, None if op in _ARRAY_PARAMS else params, needs)
             _fill(batch, order, parents)
-            batch.vector, batch.first = op in _ARRAY_BACKWARD and len(live) >= TAPE_BELOW, base
+            batch.vector = op in _ARRAY_BACKWARD or (
+                op is Pow and batch.params[0] in _ARITHMETIC_POWERS
+            )
+            batch.first = base
             steps.append(batch)
             for r, i in enumerate(live):
                 where[i] = (base, r, len(live))
