@@ -129,6 +129,7 @@ class Compiled:
             result = self.fn(*traced_args, **traced_kwargs)
         try:
             outs, structure = _outputs(result)
+            _computed_inside(outs, trace)
             if len(trace.made) > MAX_OPS:
                 raise CompileError(
                     f"the trace has {len(trace.made):,} ops, more than compile.MAX_OPS "
@@ -211,6 +212,18 @@ def _outputs(result: Any) -> tuple[tuple[Node, ...], Any]:
     if len(kinds) > 1:
         raise CompileError("a compiled function returns Values or Tensors, not both")
     return outs, structure
+
+
+def _computed_inside(outs: tuple[Node, ...], trace: _Trace) -> None:
+    """Refuse an output the function did not compute (an argument, a parameter, a leaf it
+    made): as an output of the compiled op it would be a new node, cut off from its gradient."""
+    for k, o in enumerate(outs):
+        if id(o) not in trace.made:
+            raise CompileError(
+                f"output {k} of the function is a {type(o).__name__} it did not compute (an "
+                "argument, a parameter or a leaf made inside): return it from outside the "
+                "compiled function, or return what is computed from it"
+            )
 
 
 def _read_names(fn: Any) -> list[tuple[Any, Any]]:

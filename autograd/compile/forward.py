@@ -148,9 +148,9 @@ class _ForwardWriter:
         if id(n) in self.arg_index:
             i = self.arg_index[id(n)]
             expr = f"A[{i}]" if plain else f"A[{i}]._data"
-            if i in arrays:  # a NumPy array, read as it is or made float64 as Tensor() does
-                to_array = prog.helper("to_array", _tensor_mod._to_array)
-                expr = f"{to_array}(A[{i}])" if arrays[i] else f"A[{i}]"
+            if i in arrays:  # a NumPy array, copied (made float64) as the eager Tensor() does:
+                # one written in place after the call must not reach the backward or a result
+                expr = f"{prog.helper('to_array', _tensor_mod._to_array)}(A[{i}])"
             sym[id(n)] = em.bind(f"x{i}", expr, data)
             prog.where[f"x{i}"] = expr
             return False

@@ -188,6 +188,15 @@ class _Trace:
             f"{type(x).__name__}: " + _INSTEAD.format(what=type(x).__name__)
         )
 
+    def backward_inside(self) -> CompileError:
+        """backward() (or gradients()) run inside the function: it writes numbers, computed
+        once at the trace, into ``.grad``, and a replay would never compute them again."""
+        return CompileError(
+            f"{user_line()}: backward() inside a compiled function would run once, at the "
+            "trace, and never on a replay: return the loss and call .backward() on the "
+            "compiled call's result"
+        )
+
     def mask(self, fn: Any, a: Tensor, b: Any, result: np.ndarray) -> _Derived:
         return self.derived(result, (_SYMBOL[fn], a, b))
 
