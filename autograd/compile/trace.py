@@ -32,10 +32,14 @@ _INSTEAD = (
 )
 
 
+_LIBRARIES = ("backproplab.", "numpy.")
+
+
 def user_line() -> str:
-    """``file:line`` of the innermost frame outside backproplab: the user's own line."""
+    """``file:line`` of the innermost frame outside backproplab and NumPy (``np.clip(x, ...)``
+    reaches the refusal through NumPy's own Python code): the user's own line."""
     frame = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("backproplab."):
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(_LIBRARIES):
         frame = frame.f_back  # type: ignore[assignment]
     return "?" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
 

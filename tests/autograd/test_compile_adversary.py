@@ -799,3 +799,87 @@ def test_mlp_trainer_compiled_equals_eager(loss: str, dropout: float) -> None:
     assert repr(h1) == repr(h2)
     for a, b in zip(p1, p2, strict=True):
         assert bits(a) == bits(b)
+
+
+@pytest.mark.parametrize("use", ["clip", "argsort"])
+def test_numpy_on_a_traced_value_names_the_users_line_not_numpys(use: str) -> None:
+    w = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+
+    def step(x: np.ndarray) -> Tensor:
+        if use == "clip":
+            return (np.clip(x, -1, 1) * w).sum()
+        return (x * w)[np.argsort(x)].sum()
+
+    with pytest.raises(CompileError, match=r"test_compile_adversary\.py:\d+"):
+        compile(step)(np.array([2.0, -0.5]))
+
+
+# --- names read by the functions the step calls ------------------------------------------------
+
+
+def _scaled(t: Tensor) -> Tensor:
+    return t * SCALE
+
+
+def _scaled_twice(t: Tensor) -> Tensor:
+    return t * SCALE * 2.0
+
+
+HELPER = _scaled
+
+
+def test_a_global_read_by_a_helper_that_changes() -> None:
+    """Each call backpropagates, so the self-check has passed: before, every replay kept the
+    first SCALE (5.0 where eager gives 15.0, 45.0)."""
+    global SCALE
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+
+    def step(x: np.ndarray) -> Tensor:
+        return _scaled(x * w).sum()
+
+    f = compile(step)
+    try:
+        for s in (1.0, 3.0, 0.5, 3.0):
+            SCALE = s
+            x = RNG.standard_normal(2)
+            got = f(x)
+            got.backward()
+            assert bits(got) == bits(step(x)), s
+    finally:
+        SCALE = 1.0
+
+
+def test_a_helper_rebound_to_one_reading_other_names() -> None:
+    global HELPER, SCALE
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+
+    def step(x: np.ndarray) -> Tensor:
+        return HELPER(x * w).sum()
+
+    f = compile(step)
+    try:
+        for helper, s in ((_scaled, 1.0), (_scaled_twice, 1.0), (_scaled_twice, 4.0)):
+            HELPER, SCALE = helper, s
+            x = RNG.standard_normal(2)
+            got = f(x)
+            got.backward()
+            assert bits(got) == bits(step(x)), (helper.__name__, s)
+    finally:
+        HELPER, SCALE = _scaled, 1.0
+
+
+def test_a_compiled_function_inside_another_reading_a_changing_closure() -> None:
+    w = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    k = 1.0
+    inner = compile(lambda x: (x * w * k).tanh())
+
+    def outer_fn(x: np.ndarray) -> Tensor:
+        return (inner(x) * 2.0).sum()
+
+    outer = compile(outer_fn)
+    for kk in (1.0, 2.0, 3.0):
+        k = kk
+        x = RNG.standard_normal(2)
+        got = outer(x)
+        got.backward()
+        assert bits(got) == bits(((x * w * k).tanh() * 2.0).sum()), kk
