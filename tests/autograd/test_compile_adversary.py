@@ -883,3 +883,39 @@ def test_a_compiled_function_inside_another_reading_a_changing_closure() -> None
         got = outer(x)
         got.backward()
         assert bits(got) == bits(((x * w * k).tanh() * 2.0).sum()), kk
+
+
+# --- no_grad() and detach() inside the step ------------------------------------------------------
+
+
+def test_no_grad_and_detach_inside_the_step() -> None:
+    """A statistic made under no_grad() inside is a constant, as eager's is: before, the
+    compiled one said requires_grad=True and its backward() ran, where eager's refuses."""
+
+    def make(ps: list[Tensor]) -> Callable[..., Any]:
+        (w,) = ps
+
+        def step(x: np.ndarray) -> tuple[Tensor, Tensor]:
+            h = (x @ w).tanh()
+            with no_grad():
+                stat = (h * h).mean()
+            base = (x @ w).detach()
+            return (h * base).sum() + (h * stat).sum(), stat
+
+        return step
+
+    pc, pe = params((2, 2))
+    f, g = compile(make(pc)), make(pe)
+    for k in range(4):
+        x = RNG.standard_normal((3, 2))
+        (a, s), (b, s2) = f(x), g(x)
+        assert bits(a) == bits(b) and bits(s) == bits(s2), k
+        assert s.requires_grad is s2.requires_grad is False
+        with pytest.raises(RuntimeError, match="does not require grad"):
+            s.backward()
+        a.backward()
+        b.backward()
+        assert bits(pc[0].grad) == bits(pe[0].grad), k
+        pc[0].data -= 0.1 * pc[0].grad
+        pe[0].data -= 0.1 * pe[0].grad
+        pc[0].grad = pe[0].grad = None
