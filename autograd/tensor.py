@@ -146,6 +146,8 @@ class Tensor(Node):
     # -- the graph's view ------------------------------------------------------------------------
 
     def _seed(self, grad: Any, create_graph: bool) -> Any:
+        if not create_graph and (trace := tracing.get()) is not None:
+            raise trace.backward_inside()  # its gradients would be the trace's, never replayed
         if grad is None:
             if self._data.size != 1:
                 raise RuntimeError(

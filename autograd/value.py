@@ -87,6 +87,8 @@ class Value(Node):
     # -- the graph's view --------------------------------------------------------------------
 
     def _seed(self, grad: Any, create_graph: bool) -> Any:
+        if not create_graph and (trace := tracing.get()) is not None:
+            raise trace.backward_inside()  # its gradients would be the trace's, never replayed
         seed = 1.0 if grad is None else _to_float(grad.data if isinstance(grad, Value) else grad)
         return Value(seed, requires_grad=False) if create_graph else seed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import types
 import warnings
 from collections.abc import Callable
@@ -49,7 +50,6 @@ class Compiled:
         self._entries: dict[tuple[Any, ...], _Entry] = {}
         self._last: _Entry | None = None
         self._hot: _Entry | None = None  # the latest checked trace, when it has a guard
-        self._names = _read_names(fn)
 
     @property
     def stats(self) -> dict[str, int]:
@@ -104,7 +104,8 @@ class Compiled:
             return self.fn(*args, **kwargs)
         entry.keep = keep
         entry.grad_mode = grad_enabled.get()
-        entry.watch = [(space, name, _value(space, name)) for space, name in self._names]
+        names = _read_names(self.fn)  # again: a helper rebound since reads names of its own
+        entry.watch = [(space, name, _value(space, name)) for space, name in names]
         if not kwargs and _array_key(args) is not None:
             entry.guard = _make_guard(args, entry.leaves, entry.watch)
         if len(self._entries) >= MAX_TRACES:
@@ -129,6 +130,7 @@ class Compiled:
             result = self.fn(*traced_args, **traced_kwargs)
         try:
             outs, structure = _outputs(result)
+            _computed_inside(outs, trace)
             if len(trace.made) > MAX_OPS:
                 raise CompileError(
                     f"the trace has {len(trace.made):,} ops, more than compile.MAX_OPS "
@@ -213,23 +215,58 @@ def _outputs(result: Any) -> tuple[tuple[Node, ...], Any]:
     return outs, structure
 
 
+def _computed_inside(outs: tuple[Node, ...], trace: _Trace) -> None:
+    """Refuse an output the function did not compute (an argument, a parameter, a leaf it
+    made): as an output of the compiled op it would be a new node, cut off from its gradient."""
+    for k, o in enumerate(outs):
+        if id(o) not in trace.made:
+            raise CompileError(
+                f"output {k} of the function is a {type(o).__name__} it did not compute (an "
+                "argument, a parameter or a leaf made inside): return it from outside the "
+                "compiled function, or return what is computed from it"
+            )
+
+
 def _read_names(fn: Any) -> list[tuple[Any, Any]]:
     """(namespace, name) for each global the function's code reads (nested code included), and
-    (cell, None) for each closure cell: a call checks they are bound as at the trace."""
-    fn = getattr(fn, "__func__", fn)
-    code = getattr(fn, "__code__", None)
-    if code is None:
-        return []
-    space = fn.__globals__
-    names: set[str] = set()
-    stack = [code]
-    while stack:
-        c = stack.pop()
-        names.update(c.co_names)
-        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-    out: list[tuple[Any, Any]] = [(space, n) for n in sorted(names) if n in space]
-    out += [(cell, None) for cell in fn.__closure__ or ()]
+    (cell, None) for each closure cell: a call checks they are bound as at the trace. Followed
+    into each function of the user's these hold (a helper, a compiled function called inside):
+    a global a helper reads changes the step as much as one of the function's own."""
+    out: list[tuple[Any, Any]] = []
+    seen: set[int] = set()
+    todo = [fn]
+    while todo:
+        f = todo.pop()
+        f = f.fn if isinstance(f, Compiled) else getattr(f, "__func__", f)
+        code = getattr(f, "__code__", None)
+        if not isinstance(code, types.CodeType) or id(f) in seen:
+            continue
+        seen.add(id(f))
+        space = f.__globals__
+        if f is not fn and _library(str(space.get("__name__", ""))):
+            continue  # the library's own functions: not state a user changes between calls
+        names: set[str] = set()
+        stack = [code]
+        while stack:
+            c = stack.pop()
+            names.update(c.co_names)
+            stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+        read = [n for n in sorted(names) if n in space]
+        out += [(space, n) for n in read]
+        out += [(cell, None) for cell in f.__closure__ or ()]
+        todo += [v for v in (*(space[n] for n in read), *map(_cell, f.__closure__ or ())) if _fn(v)]
     return out
+
+
+def _library(module: str) -> bool:
+    """The library's, NumPy's or the standard library's module: functions _read_names does not
+    follow (their globals are not what a user rebinds between calls, and would swell the guard)."""
+    top = module.partition(".")[0]
+    return top in ("backproplab", "numpy") or top in sys.stdlib_module_names
+
+
+def _fn(v: Any) -> bool:
+    return isinstance(v, (types.FunctionType, types.MethodType, Compiled))
 
 
 def _value(space: Any, name: Any) -> Any:

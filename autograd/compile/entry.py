@@ -86,19 +86,24 @@ class _Entry:
         kind = self.kind
         if self.structure is None:
             call = _Call(self, saved, 0, flat, args, kwargs, parents)
-            return record(kind, outs[0], CompiledCall, parents, (call,))
+            return record(kind, outs[0], CompiledCall, self._from(0, parents), (call,))
         return self.structure(
             [
                 record(
                     kind,
                     data,
                     CompiledCall,
-                    parents,
+                    self._from(k, parents),
                     (_Call(self, saved, k, flat, args, kwargs, parents),),
                 )
                 for k, data in enumerate(outs)
             ]
         )
+
+    def _from(self, k: int, parents: tuple[Node, ...]) -> tuple[Node, ...]:
+        """Output k's parents: none when no gradient reaches it (made under no_grad() inside, or
+        from constants only), so that it is a constant, as the eager run's output is."""
+        return parents if self.backwards[k] is not None else ()
 
     def same(self, got: Any, want: Any) -> bool:
         """got and want agree: to the bit, or within the program's stated tolerance (relative,

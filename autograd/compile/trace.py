@@ -32,10 +32,14 @@ _INSTEAD = (
 )
 
 
+_LIBRARIES = ("backproplab.", "numpy.")
+
+
 def user_line() -> str:
-    """``file:line`` of the innermost frame outside backproplab: the user's own line."""
+    """``file:line`` of the innermost frame outside backproplab and NumPy (``np.clip(x, ...)``
+    reaches the refusal through NumPy's own Python code): the user's own line."""
     frame = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("backproplab."):
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(_LIBRARIES):
         frame = frame.f_back  # type: ignore[assignment]
     return "?" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
@@ -186,6 +190,15 @@ class _Trace:
         raise CompileError(
             f"{user_line()}: .data (or .item(), float(), bool(), printing, np.asarray) of a "
             f"{type(x).__name__}: " + _INSTEAD.format(what=type(x).__name__)
+        )
+
+    def backward_inside(self) -> CompileError:
+        """backward() (or gradients()) run inside the function: it writes numbers, computed
+        once at the trace, into ``.grad``, and a replay would never compute them again."""
+        return CompileError(
+            f"{user_line()}: backward() inside a compiled function would run once, at the "
+            "trace, and never on a replay: return the loss and call .backward() on the "
+            "compiled call's result"
         )
 
     def mask(self, fn: Any, a: Tensor, b: Any, result: np.ndarray) -> _Derived:
