@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 
 # The three folders install as backproplab.autograd, .nn and .viz (pyproject's package-dir).
 PKGS      := autograd nn viz
-LINT_DIRS := backproplab $(PKGS) tests bench
+LINT_DIRS := backproplab $(PKGS) tests bench notebooks
 
 # Root commands (apt-get) run directly as root, else through non-interactive sudo if
 # there is one; CAN_ROOT is empty when neither works.
