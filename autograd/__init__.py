@@ -9,6 +9,7 @@ from .check import (
     gradcheck,
     numerical_gradient,
 )
+from .cmp import NodeComparison, compare
 from .compile import Compiled, CompileError, compile
 from .engine import (
     OPS,
@@ -51,11 +52,13 @@ __all__ = [
     "GradientReport",
     "GradientRow",
     "Node",
+    "NodeComparison",
     "NodeMath",
     "Op",
     "ParseError",
     "Tensor",
     "Value",
+    "compare",
     "compare_gradients",
     "compile",
     "concatenate",

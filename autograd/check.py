@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .diagnose import Diagnosis, diagnose
 from .engine import Node, gradients, no_grad
 from .functional import scalar_root
 from .tensor import Tensor
@@ -21,6 +23,7 @@ __all__ = [
     "compare",
     "compare_gradients",
     "gradcheck",
+    "manual_row",
     "numerical_gradient",
 ]
 
@@ -138,12 +141,13 @@ def gradcheck(
     return True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class GradientRow:
     """One input's line in a report: its name and shape, and the two comparisons.
 
     ``problem`` says why a comparison could not be made at all (say, a hand-derived gradient of
     the wrong shape, or none); such a row fails, and the report's last line gives the reason.
+    ``diagnosis`` (from ``autograd.diagnose``) says what is wrong with a failed manual gradient.
     """
 
     name: str
@@ -151,18 +155,82 @@ class GradientRow:
     manual: Comparison | None  # manual against automatic
     numeric: Comparison | None  # automatic against central differences
     problem: str | None = None
+    diagnosis: Diagnosis | None = None
 
     @property
     def ok(self) -> bool:
         """True when there is no problem and both comparisons that were made passed."""
         return self.problem is None and all(c is None or c.ok for c in (self.manual, self.numeric))
 
+    @property
+    def reasons(self) -> list[str]:
+        """Why the row failed, in words: what is wrong with the manual gradient (its diagnosis,
+        else its problem or worst element), then any automatic-vs-numeric disagreement."""
+        out = []
+        if self.diagnosis is not None and not self.diagnosis.ok:
+            out.append(self.diagnosis.message)
+        elif self.problem is not None:
+            out.append(f"{self.name} ({self.problem})")
+        elif self.manual is not None and not self.manual.ok:
+            out.append(_disagreement(self.name, "manual vs automatic", self.manual))
+        if self.numeric is not None and not self.numeric.ok:
+            out.append(_disagreement(self.name, "automatic vs numeric", self.numeric))
+        return out
 
-@dataclass(frozen=True)
+    def __repr__(self) -> str:
+        verdict = "ok" if self.ok else "FAIL: " + "; ".join(self.reasons)
+        return f"<GradientRow {self.name} {_shape_text(self.shape)}: {verdict}>"
+
+
+def _disagreement(name: str, what: str, c: Comparison) -> str:
+    at = f" at {list(c.worst)}" if c.worst else ""
+    return f"{name} ({what}{at}: {c.a_worst:.6g} vs {c.b_worst:.6g})"
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "×".join(map(str, shape)) if shape else "scalar"
+
+
+def manual_row(
+    name: str,
+    shape: tuple[int, ...],
+    manual: Any,
+    auto: Any,
+    numeric: Comparison | None,
+    atol: float,
+    rtol: float,
+    *,
+    batch: int | None = None,
+) -> GradientRow:
+    """A report's row for a hand-derived gradient: compared with the engine's, diagnosed if wrong.
+
+    Every checker builds its rows here, so the same mistake is said in the same words whichever
+    checker finds it. A manual gradient that is missing (None), not numbers, or of the wrong
+    shape gives a failed row whose ``problem`` is its diagnosis, never an exception. ``batch``
+    lets the diagnosis name a factor N or 1/N as the batch size.
+    """
+    shape = tuple(shape)
+    if manual is not None and not isinstance(manual, (str, bytes)):
+        try:
+            same_shape = np.shape(manual) == shape
+            c = compare(manual, auto, atol, rtol) if same_shape else None
+        except (TypeError, ValueError):
+            c = None  # not numbers (a dict, ragged lists): the diagnosis below says so
+        if c is not None:
+            found = (
+                None if c.ok else diagnose(name, manual, auto, batch=batch, atol=atol, rtol=rtol)
+            )
+            return GradientRow(name, shape, c, numeric, diagnosis=found)
+    found = diagnose(name, manual, auto, batch=batch, atol=atol, rtol=rtol)
+    return GradientRow(name, shape, None, numeric, problem=found.message, diagnosis=found)
+
+
+@dataclass(frozen=True, repr=False)
 class GradientReport:
     """Hand-derived, automatic and numeric gradients side by side, one row per input.
 
-    ``str(report)`` is a table; its last line names every input that disagrees.
+    ``str(report)`` is a table; its last line names every input that disagrees, with what is
+    wrong with it. In Jupyter the report shows as an HTML table.
     """
 
     rows: list[GradientRow]
@@ -181,42 +249,75 @@ class GradientReport:
         """Names of the rows that failed."""
         return [r.name for r in self.rows if not r.ok]
 
-    def __str__(self) -> str:
-        head = (self.label, "shape", "|man-auto|", "rel", "|auto-num|", "rel", "")
-        lines: list[tuple[str, ...]] = [head]
+    @property
+    def tolerance(self) -> str:
+        """The tolerances, as the line under the table says them."""
+        (ma, mr), (na, nr) = self.manual_tol, self.numeric_tol
+        return (
+            f"tolerance: manual vs automatic atol {ma:g} rtol {mr:g}; "
+            f"automatic vs numeric atol {na:g} rtol {nr:g}"
+        )
+
+    @property
+    def verdict(self) -> str:
+        """The last line: that all agree, or every failed row with what is wrong with it."""
+        if self.ok:
+            return "all gradients agree"
+        return "FAILED: " + "; ".join(reason for r in self.rows for reason in r.reasons)
+
+    def cells(self) -> list[tuple[str, ...]]:
+        """The table's rows as text: name, shape, both comparisons, verdict."""
+        lines = []
         for r in self.rows:
-            shape = "×".join(map(str, r.shape)) if r.shape else "scalar"
-            cells = [r.name, shape]
+            cells = [r.name, _shape_text(r.shape)]
             for c in (r.manual, r.numeric):
                 cells += ["-", "-"] if c is None else [f"{c.max_abs:.2e}", f"{c.max_rel:.2e}"]
             cells.append("ok" if r.ok else "FAIL")
             lines.append(tuple(cells))
+        return lines
+
+    def __str__(self) -> str:
+        head = (self.label, "shape", "|man-auto|", "rel", "|auto-num|", "rel", "")
+        lines = [head, *self.cells()]
         widths = [max(len(line[k]) for line in lines) for k in range(len(head))]
         body = [
             "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
             for line in lines
         ]
-        (ma, mr), (na, nr) = self.manual_tol, self.numeric_tol
-        foot = (
-            f"tolerance: manual vs automatic atol {ma:g} rtol {mr:g}; "
-            f"automatic vs numeric atol {na:g} rtol {nr:g}"
+        return "\n".join([self.title, *body, self.tolerance, self.verdict])
+
+    def __repr__(self) -> str:
+        # The table itself: a report is read, not rebuilt from its repr.
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        """The report as an HTML table for Jupyter, with what is wrong beside each failed row."""
+        return _html(self)
+
+
+def _html(report: GradientReport) -> str:
+    esc = html.escape
+    head = (report.label, "shape", "|manual − auto|", "rel", "|auto − numeric|", "rel", "", "")
+    th = "".join(f"<th>{esc(h)}</th>" for h in head)
+    trs = []
+    for row, cells in zip(report.rows, report.cells(), strict=True):
+        color = "#1a7f37" if row.ok else "#cf222e"
+        tds = "".join(f"<td>{esc(c)}</td>" for c in cells[:-1])
+        why = esc("; ".join(row.reasons))
+        trs.append(
+            f'<tr>{tds}<td style="color:{color};font-weight:bold">{esc(cells[-1])}</td>'
+            f'<td style="text-align:left">{why}</td></tr>'
         )
-        if self.ok:
-            verdict = "all gradients agree"
-        else:
-            parts = []
-            for r in self.rows:
-                if r.problem is not None:
-                    parts.append(f"{r.name} ({r.problem})")
-                for what, c in (
-                    ("manual vs automatic", r.manual),
-                    ("automatic vs numeric", r.numeric),
-                ):
-                    if c is not None and not c.ok:
-                        at = f" at {list(c.worst)}" if c.worst else ""
-                        parts.append(f"{r.name} ({what}{at}: {c.a_worst:.6g} vs {c.b_worst:.6g})")
-            verdict = "FAILED: " + "; ".join(parts)
-        return "\n".join([self.title, *body, foot, verdict])
+    verdict_color = "#1a7f37" if report.ok else "#cf222e"
+    verdict = "all gradients agree" if report.ok else f"FAILED: {', '.join(report.failures)}"
+    return (
+        '<table class="backproplab-report" style="font-family:monospace">'
+        f'<caption style="text-align:left;font-weight:bold">{esc(report.title)}</caption>'
+        f"<thead><tr>{th}</tr></thead><tbody>{''.join(trs)}</tbody>"
+        f'<tfoot><tr><td colspan="8" style="text-align:left">{esc(report.tolerance)}</td></tr>'
+        f'<tr><td colspan="8" style="text-align:left;color:{verdict_color};font-weight:bold">'
+        f"{esc(verdict)}</td></tr></tfoot></table>"
+    )
 
 
 def compare_gradients(
@@ -229,6 +330,7 @@ def compare_gradients(
     rtol: float = 1e-3,
     manual_atol: float = 1e-12,
     manual_rtol: float = 1e-9,
+    batch: int | None = None,
 ) -> GradientReport:
     """Set your hand-derived gradient beside the engine's and beside central differences.
 
@@ -236,7 +338,14 @@ def compare_gradients(
     same inputs as plain floats and float64 arrays and returns one gradient per input, in order
     (a lone gradient for a single input is fine). Returns a GradientReport: ``.ok``, and per
     input the largest absolute and relative |manual - automatic| and |automatic - numeric|.
-    Raises ValueError when manual_grad returns the wrong number of gradients or a wrong shape.
+
+    A manual gradient that is wrong is diagnosed (``autograd.diagnose``): a wrong shape (say, a
+    bias gradient not summed over the batch), a transpose, a factor such as -1 or 2, or else the
+    worst element. A wrong shape, or None, fails its row; it is never an exception. Give
+    ``batch`` (the batch size N) to have a gradient off by N or 1/N named as such.
+
+    Raises ValueError when manual_grad returns the wrong number of gradients, or ``names`` has
+    the wrong length.
     """
     auto, numeric, raw = _engine_and_numeric(f, inputs, eps)
     manual = manual_grad(*[r if isinstance(r, float) else r.copy() for r in raw])
@@ -250,21 +359,19 @@ def compare_gradients(
     labels = list(names) if names is not None else [_name(x, i) for i, x in enumerate(inputs)]
     if len(labels) != len(raw):
         raise ValueError(f"names has {len(labels)} entries for {len(raw)} inputs")
-    rows = []
-    for label, r, m, a, n in zip(labels, raw, manual, auto, numeric, strict=True):
-        shape = () if isinstance(r, float) else r.shape
-        if np.shape(m) != shape:
-            raise ValueError(
-                f"manual gradient for {label} has shape {np.shape(m)}, the input has shape {shape}"
-            )
-        rows.append(
-            GradientRow(
-                label,
-                shape,
-                manual=compare(m, a, manual_atol, manual_rtol),
-                numeric=compare(a, n, atol, rtol),
-            )
+    rows = [
+        manual_row(
+            label,
+            () if isinstance(r, float) else r.shape,
+            m,
+            a,
+            compare(a, n, atol, rtol),
+            manual_atol,
+            manual_rtol,
+            batch=batch,
         )
+        for label, r, m, a, n in zip(labels, raw, manual, auto, numeric, strict=True)
+    ]
     return GradientReport(rows, (manual_atol, manual_rtol), (atol, rtol))
 
 

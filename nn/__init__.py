@@ -8,7 +8,15 @@ the same; the scalar modules on Values (micrograd's ``MLP(nin, nouts)``) are in 
 from . import datasets, scalar
 from .functional import ACTIVATIONS, activate
 from .layers import MLP, Linear
-from .losses import LOSSES, binary_cross_entropy, cross_entropy, get_loss, mse, sum_squared_error
+from .losses import (
+    LOSSES,
+    binary_cross_entropy,
+    cross_entropy,
+    get_loss,
+    hinge,
+    mse,
+    sum_squared_error,
+)
 from .module import Module, StateError
 from .optim import SGD, Adam, Optimizer
 from .sequential import ReLU, Sequential, Sigmoid, Tanh
@@ -34,6 +42,7 @@ __all__ = [
     "cross_entropy",
     "datasets",
     "get_loss",
+    "hinge",
     "mse",
     "scalar",
     "sum_squared_error",

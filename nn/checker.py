@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from backproplab.autograd import Tensor, enable_grad, gradients, no_grad
-from backproplab.autograd.check import GradientReport, GradientRow, compare, numerical_gradient
+from backproplab.autograd.check import GradientReport, compare, manual_row, numerical_gradient
 
 from .layers import MLP, Linear
 from .losses import cross_entropy, mse, sum_squared_error
@@ -106,20 +106,25 @@ def check_model(
         numeric_rtol, numeric_atol: the tolerance for automatic vs central differences.
         eps: the central differences' step.
         manual: the hand derivation, called as ``manual(model, x, y, loss)`` and returning a
-            gradient per parameter name; by default ``nn.manual.manual_grads``.
+            dict {parameter name: gradient}, or a list of gradients in ``named_parameters()``
+            order; by default ``nn.manual.manual_grads``.
         title: the report's first line; by default it describes the model, loss and batch.
 
     Returns:
         A GradientReport with one row per parameter, in ``named_parameters()`` order: its
         name and shape, the largest absolute and relative |manual − automatic| and
-        |automatic − numeric|, and pass or fail. A manual gradient that is missing or of the
-        wrong shape fails its row and the report says so. ``str(report)`` is the table; its
-        last line names every parameter that disagrees.
+        |automatic − numeric|, and pass or fail. A wrong manual gradient is diagnosed as
+        ``compare_gradients`` does (``autograd.diagnose``, knowing the batch size): one that
+        is missing or of the wrong shape (a bias not summed over the batch) fails its row,
+        never raises. ``str(report)`` is the table; its last line names every parameter that
+        disagrees, with what is wrong.
 
     Raises:
         ValueError: for an unknown loss, a model of mixed or non-float dtypes, an x that is not
-            2-D, or a manual gradient for a parameter the model does not have.
-        TypeError: when the model is not an ``nn.Linear`` or ``nn.MLP``.
+            2-D, a manual gradient for a parameter the model does not have, or a list of
+            manual gradients of the wrong length.
+        TypeError: when the model is not an ``nn.Linear`` or ``nn.MLP``, ``manual`` is not a
+            function, or it returns neither a dict nor a list.
 
     The model is left as it was: parameters, gradients, generators and ``last_mask``.
 
@@ -152,6 +157,12 @@ def check_model(
         default_atol, default_rtol = FLOAT32_TOL if dtype == np.float32 else FLOAT64_TOL
         atol = default_atol if atol is None else atol
         rtol = default_rtol if rtol is None else rtol
+    if manual is not None and not callable(manual):
+        raise TypeError(
+            "manual= takes a function (model, x, y, loss) that returns the gradients, as a dict "
+            f"{{parameter name: gradient}} or a list in named_parameters() order; got a "
+            f"{type(manual).__name__}"
+        )
     derive = manual_grads if manual is None else manual
 
     layers = model.layers if isinstance(model, MLP) else [model]
@@ -180,7 +191,7 @@ def check_model(
             root = model_loss(model, Tensor(xs, name="x"), ys, loss)
             auto = [np.asarray(g) for g in gradients(root, [p for _, p in named])]
         # By hand, on the same weights and the masks the engine's forward just drew.
-        derived = dict(derive(model, xs.copy(), ys.copy(), loss))
+        derived = _by_name(derive(model, xs.copy(), ys.copy(), loss), [n for n, _ in named])
         # Central differences, in float64 whatever the model's dtype.
         x64 = xs.astype(np.float64)
         y64 = ys.astype(np.float64) if ys.dtype.kind == "f" else ys
@@ -200,30 +211,46 @@ def check_model(
             layer.rng = g
             layer.last_mask = mask
 
-    names = [n for n, _ in named]
-    unknown = sorted(set(derived) - set(names))
-    if unknown:
-        raise ValueError(
-            f"the manual gradient names {', '.join(unknown)}, which the model does not have "
-            f"(its parameters: {', '.join(names)})"
+    rows = [
+        manual_row(
+            name,
+            tuple(p.data.shape),
+            derived.get(name),
+            a,
+            compare(a, n, numeric_atol, numeric_rtol),
+            atol,
+            rtol,
+            batch=len(xs),
         )
-    rows = []
-    for (name, p), a, n in zip(named, auto, numeric, strict=True):
-        shape = tuple(p.data.shape)
-        num = compare(a, n, numeric_atol, numeric_rtol)
-        if name not in derived:
-            rows.append(GradientRow(name, shape, None, num, "no manual gradient"))
-            continue
-        m = np.asarray(derived[name])
-        if m.shape != shape:
-            problem = f"manual gradient has shape {m.shape}, the parameter {shape}"
-            rows.append(GradientRow(name, shape, None, num, problem))
-            continue
-        rows.append(GradientRow(name, shape, compare(m, a, atol, rtol), num))
+        for (name, p), a, n in zip(named, auto, numeric, strict=True)
+    ]
     if title is None:
         title = describe(model, len(xs), loss, dtype)
     return GradientReport(
         rows, (atol, rtol), (numeric_atol, numeric_rtol), title=title, label="parameter"
+    )
+
+
+def _by_name(result: Any, names: list[str]) -> dict[str, Any]:
+    """A derivation's result as {name: gradient}: a mapping as it is, a list in parameter order."""
+    if isinstance(result, Mapping):
+        unknown = sorted(set(result) - set(names))
+        if unknown:
+            raise ValueError(
+                f"the manual gradient names {', '.join(map(str, unknown))}, which the model does "
+                f"not have (its parameters: {', '.join(names)})"
+            )
+        return dict(result)
+    if isinstance(result, (list, tuple)):
+        if len(result) != len(names):
+            raise ValueError(
+                f"the manual derivation returned {len(result)} gradients, the model has "
+                f"{len(names)} parameters ({', '.join(names)}), in that order"
+            )
+        return dict(zip(names, result, strict=True))
+    raise TypeError(
+        "the manual derivation must return a dict {parameter name: gradient} or a list in "
+        f"named_parameters() order ({', '.join(names)}); it returned a {type(result).__name__}"
     )
 
 

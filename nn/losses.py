@@ -1,4 +1,4 @@
-"""Loss functions on Tensors: squared error, cross-entropy and binary cross-entropy.
+"""Loss functions on Tensors: squared error, cross-entropy, binary cross-entropy and hinge.
 
 Each returns a scalar Tensor. Predictions and scores are Tensors (or arrays, made constants);
 targets and labels may be arrays or Tensors. Labels for the cross-entropies are data: no gradient
@@ -8,7 +8,8 @@ symmetric and a target may be another model's output.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -18,8 +19,10 @@ __all__ = [
     "LOSSES",
     "PROB_FLOOR",
     "binary_cross_entropy",
+    "check_signed_labels",
     "cross_entropy",
     "get_loss",
+    "hinge",
     "mse",
     "sum_squared_error",
 ]
@@ -117,11 +120,63 @@ def binary_cross_entropy(scores: Any, targets: Any, from_logits: bool = True) ->
     return loss.mean()
 
 
+def hinge(
+    scores: Any, labels: Any, *, alpha: float = 0.0, parameters: Iterable[Tensor] = ()
+) -> Tensor:
+    """micrograd's max-margin ("SVM") loss: mean(relu(1 - y * score)) + alpha * Σ p², labels ±1.
+
+    The loss of micrograd's demo.ipynb, ``(1 + -yi*scorei).relu()`` averaged over the batch,
+    plus an L2 penalty ``alpha * sum(p*p)`` over ``parameters`` (every element of each Tensor;
+    say ``model.parameters()``). A score on the right side of the label by a margin of 1 costs
+    nothing; the gradient is -y / batch where 1 - y * score > 0, else 0 (0 at the kink too).
+
+    ``scores`` has shape (batch,) or (batch, 1); ``labels`` are -1 or +1, batch of them (for
+    0/1 labels pass ``2 * y - 1``). Raises ValueError naming the values for labels that are
+    not ±1, for an alpha that is negative or not finite, or for shapes that do not fit.
+
+    >>> hinge(Tensor([2.0, 0.5, -0.5]), [1, 1, 1]).item()  # (0 + 0.5 + 1.5) / 3
+    0.6666666666666666
+    """
+    s = _as_tensor(scores, "hinge", "scores")
+    if s.ndim > 2 or (s.ndim == 2 and s.shape[1] != 1):
+        raise ValueError(
+            f"hinge needs one score per sample, shape (batch,) or (batch, 1); got {s.shape}"
+        )
+    y = _data(labels, "hinge", "labels")
+    check_signed_labels(y, "hinge: labels")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha < math.inf:
+        raise ValueError(f"hinge: alpha must be a finite number >= 0, got {alpha!r}")
+    # Tensor(y) from the caller's own array (not a reshaped copy): a compiled step then reads
+    # each batch's labels (see cross_entropy's labels).
+    t = _fit_target(s, Tensor(y, dtype=s.dtype), "hinge")
+    loss = (1.0 - s * t).relu().mean()
+    params = list(parameters) if alpha else []
+    if not params:
+        return loss
+    penalty = (params[0] * params[0]).sum()
+    for p in params[1:]:
+        penalty = penalty + (p * p).sum()
+    return loss + penalty * float(alpha)
+
+
+def check_signed_labels(y: Any, name: str) -> None:
+    """Raise ValueError naming the first few bad values when ``y`` holds anything but -1 and +1."""
+    y = np.asarray(y)
+    bad = (y != 1) & (y != -1)
+    if np.any(bad):
+        hint = " (for 0/1 labels pass 2 * y - 1)" if np.all((y == 0) | (y == 1)) else ""
+        raise ValueError(
+            f"{name} must be -1 or +1, got {_few(y[bad])} at flat index "
+            f"{_few(np.flatnonzero(bad))}{hint}"
+        )
+
+
 LOSSES: dict[str, Callable[..., Tensor]] = {
     "sq-error": mse,
     "sum-sq-error": sum_squared_error,
     "cross-entropy": cross_entropy,
     "bce": binary_cross_entropy,
+    "hinge": hinge,
 }
 """The losses by name; "sq-error" and "cross-entropy" are the configurable MLP's write-up's
 ``lossfn`` names."""

@@ -1,18 +1,20 @@
-"""Scalar networks on ``autograd.Value``: micrograd's Neuron, Layer and MLP as Modules."""
+"""Scalar networks on ``autograd.Value``: micrograd's Neuron, Layer and MLP as Modules, and the
+max-margin loss of micrograd's demo."""
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Union
 
-from backproplab.autograd import Value, dot
+from backproplab.autograd import Value, dot, sum_values
 from backproplab.autograd.seeding import draw_seed
 
 from .functional import check_activation
 from .module import Module
 
-__all__ = ["INITS", "MLP", "Layer", "Neuron"]
+__all__ = ["INITS", "MLP", "Layer", "Neuron", "hinge"]
 
 Scalar = Union[Value, int, float]  # noqa: UP007 - a runtime alias; `|` needs 3.10 objects
 
@@ -252,3 +254,55 @@ def _checked_input(xs: Sequence[Scalar], nin: int, who: str) -> Sequence[Scalar]
     if n != nin:
         raise ValueError(f"{who} takes {nin} inputs (nin), got {n}: {xs!r:.80}")
     return xs
+
+
+def hinge(
+    scores: Sequence[Value],
+    labels: Sequence[float],
+    *,
+    alpha: float = 0.0,
+    parameters: Iterable[Value] = (),
+) -> Value:
+    """micrograd's max-margin ("SVM") loss on Values, as its demo.ipynb writes it.
+
+    ``sum((1 + -y*score).relu() for each sample) / n + alpha * sum(p*p for p in parameters)``:
+    a score on the right side of its label by a margin of 1 costs nothing, and the L2 penalty
+    (micrograd's demo takes ``alpha = 1e-4`` and ``model.parameters()``) keeps the weights small.
+
+    Args:
+        scores: one Value per sample (``[model(x) for x in X]``).
+        labels: -1 or +1 per sample (for 0/1 labels pass ``2 * y - 1``).
+        alpha: the L2 penalty's weight, a finite number >= 0.
+        parameters: the Values the penalty covers.
+
+    Returns a Value; ``loss.backward()`` reaches the scores and the parameters.
+
+    Raises:
+        ValueError: naming the values, for a label that is not ±1, scores and labels of
+            different lengths, no samples, or a bad alpha.
+        TypeError: when a score is not a Value.
+
+    >>> hinge([Value(2.0), Value(0.5), Value(-0.5)], [1, 1, 1]).data  # (0 + 0.5 + 1.5) / 3
+    0.6666666666666666
+    """
+    scores, labels = list(scores), list(labels)
+    if len(scores) != len(labels) or not scores:
+        raise ValueError(
+            f"hinge needs one label per score and at least one of each, got {len(scores)} "
+            f"scores and {len(labels)} labels"
+        )
+    for i, (s, y) in enumerate(zip(scores, labels, strict=True)):
+        if not isinstance(s, Value):
+            raise TypeError(f"hinge: score {i} is a {type(s).__name__}, not a Value")
+        if isinstance(y, bool) or y not in (-1, 1):
+            zero_one = all(v in (0, 1) for v in labels)
+            hint = " (for 0/1 labels pass 2 * y - 1)" if zero_one else ""
+            raise ValueError(f"hinge: labels must be -1 or +1, got {y!r} at index {i}{hint}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha < math.inf:
+        raise ValueError(f"hinge: alpha must be a finite number >= 0, got {alpha!r}")
+    losses = [(1 + -float(y) * s).relu() for s, y in zip(scores, labels, strict=True)]
+    loss = sum_values(losses) * (1.0 / len(losses))
+    params = list(parameters) if alpha else []
+    if not params:
+        return loss
+    return loss + alpha * sum_values([p * p for p in params])

@@ -13,13 +13,13 @@ from backproplab.autograd.compile import Compiled, CompileError
 from backproplab.autograd.compile import compile as compile_step
 from backproplab.autograd.seeding import draw_seed
 
-from .losses import LOSSES, get_loss
+from .losses import LOSSES, check_signed_labels, get_loss
 from .module import Module
 from .optim import SGD, Adam
 
 __all__ = ["CLASSIFICATION_LOSSES", "OPTIMIZERS", "MLPTrainer"]
 
-CLASSIFICATION_LOSSES: tuple[str, ...] = ("cross-entropy", "bce")
+CLASSIFICATION_LOSSES: tuple[str, ...] = ("cross-entropy", "bce", "hinge")
 """Loss names whose labels are classes: their history also records accuracies."""
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
@@ -40,7 +40,7 @@ class MLPTrainer:
         learning_rate: the optimizer's step size, > 0.
         batch_size: rows per training step, >= 1; the last batch of an epoch may be smaller.
         lossfn: "sq-error" (mean squared error), "cross-entropy", or any name
-            ``nn.losses.get_loss`` knows ("sum-sq-error", "bce").
+            ``nn.losses.get_loss`` knows ("sum-sq-error", "bce", "hinge").
         optimizer: "sgd", "adam", or an optimizer built on ``model.parameters()`` (anything with
             ``step()`` and ``zero_grad()``, e.g. ``nn.optim.SGD(params, lr, momentum=0.9)``); an
             instance keeps its own step size and ``learning_rate`` is then only checked.
@@ -332,9 +332,10 @@ class MLPTrainer:
 
     def _correct(self, scores: np.ndarray, y: np.ndarray) -> int:
         """How many rows the scores classify as the labels do."""
-        if self.lossfn == "bce":
-            # A probability above 1/2 and a logit above 0 are the same decision.
-            threshold = 0.5 if self._sigmoid_output() else 0.0
+        if self.lossfn in ("bce", "hinge"):
+            # A probability above 1/2 and a logit above 0 are the same decision; hinge: the sign.
+            threshold = 0.5 if self.lossfn == "bce" and self._sigmoid_output() else 0.0
+            y = (y > 0).astype(np.int64) if self.lossfn == "hinge" else y
             predicted = (scores.reshape(len(y), -1) > threshold).astype(np.int64)
             return int(np.all(predicted == y.reshape(len(y), -1), axis=1).sum())
         labels = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)
@@ -365,6 +366,8 @@ class MLPTrainer:
                 f"{x_name} has {xa.shape[1]} features per row, the model takes {features}"
             )
         outputs = self.out_features
+        if self.lossfn == "hinge":
+            check_signed_labels(ya, y_name)
         if self.lossfn == "cross-entropy":
             ya = _check_classes(ya, y_name, outputs)
         elif self.lossfn == "bce":

@@ -190,6 +190,18 @@ class DropoutNotRescaled(ManualBackprop):
         return grad_y * mask
 
 
+DIAGNOSED = {
+    ForgotActivationDerivative: "wrong",
+    TransposedWeightGradient: "transposed",
+    BiasNotSummed: "not-summed",
+    BiasAveraged: "factor",  # 1/B: the batch size
+    CrossEntropyWithoutOneOverBatch: "factor",  # B: the batch size
+    ForwardWithoutBias: "wrong",
+    L2WithoutTheTwo: "wrong",  # the penalty's part is halved, the loss's is not
+    DropoutMaskNotApplied: "wrong",
+    DropoutNotRescaled: "factor",  # (1 - p) per dropped layer
+}
+
 ALL = ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias"]
 ALL += ["layers.2.weight", "layers.2.bias"]
 WEIGHTS = ALL[::2]
@@ -225,11 +237,13 @@ def test_each_mutant_is_caught_and_named(mutant, case, loss, failing) -> None:
     verdict = text[-1]
     assert verdict.startswith("FAILED: ")
     for name in failing:
-        assert f"{name} (" in verdict
+        assert f"{name}: your gradient " in verdict
         (line,) = [row for row in text if row.startswith(f"{name} ")]
         assert line.endswith("FAIL")
     for name in set(ALL) - set(failing):
-        assert f"{name} (" not in verdict
+        assert f"{name}:" not in verdict
+    # Each mistake is named by what it is (autograd.diagnose), as the player would name it.
+    assert {row.diagnosis.kind for row in report.rows if not row.ok} == {DIAGNOSED[mutant]}
     # The engine agrees with central differences throughout: only the hand side is wrong.
     assert all(row.numeric is not None and row.numeric.ok for row in report.rows)
 
@@ -245,7 +259,10 @@ def test_a_wrong_shape_is_named_with_both_shapes() -> None:
     model, x, y = _case(hidden=(4, 3))
     report = check_model(model, x, y, manual=TransposedWeightGradient())
     verdict = str(report).splitlines()[-1]
-    assert "layers.0.weight (manual gradient has shape (4, 3), the parameter (3, 4))" in verdict
+    assert (
+        "layers.0.weight: your gradient has shape (4, 3), layers.0.weight has shape (3, 4): it "
+        "is the right gradient, transposed (use its .T)"
+    ) in verdict
     assert report.rows[0].manual is None and report.rows[0].problem is not None
 
 
@@ -259,7 +276,7 @@ def test_a_missing_gradient_fails_its_row_and_an_unknown_one_is_refused() -> Non
 
     report = check_model(model, x, y, manual=forgets_a_bias)
     assert report.failures == ["layers.1.bias"]
-    assert "layers.1.bias (no manual gradient)" in str(report)
+    assert str(report).splitlines()[-1] == "FAILED: layers.1.bias: no gradient was given"
 
     def invents_one(m, x_, y_, loss):
         return {**manual_grads(m, x_, y_, loss), "layers.9.weight": np.zeros(1)}
@@ -347,3 +364,101 @@ def test_a_kink_fools_central_differences_not_the_manual_column() -> None:
     assert bias.manual is not None and bias.manual.ok
     assert bias.numeric is not None and not bias.numeric.ok
     assert "layers.0.bias (automatic vs numeric" in str(report).splitlines()[-1]
+
+
+# -- the two checkers say the same mistake in the same words ---------------------------------
+
+
+def _one_layer() -> tuple[nn.Linear, np.ndarray, np.ndarray]:
+    layer = nn.Linear(4, 3, "sigmoid")
+    rng = np.random.default_rng(7)
+    layer.bias.data = rng.normal(0.0, 0.1, 3)
+    return layer, rng.standard_normal((8, 4)), rng.uniform(0, 1, (8, 3))
+
+
+def _delta(W: np.ndarray, b: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """dL/dz of mean((sigmoid(x W + b) - t)²), by hand."""
+    a = 1 / (1 + np.exp(-(x @ W + b)))
+    return 2 * (a - t) / t.size * a * (1 - a)
+
+
+@pytest.mark.parametrize(
+    ("mistake", "kind"),
+    [
+        (lambda x, d: (x.T @ d, d), "not-summed"),  # the bias's δ, one row per sample
+        (lambda x, d: (x.T @ d, d.sum(axis=0) * len(x)), "factor"),  # times the batch size
+        (lambda x, d: ((x.T @ d).T, d.sum(axis=0)), "transposed"),
+        (lambda x, d: (-(x.T @ d), d.sum(axis=0)), "factor"),  # the sign
+    ],
+    ids=["bias-not-summed", "times-batch", "transposed", "sign"],
+)
+def test_compare_gradients_and_check_model_say_the_same_words(mistake, kind: str) -> None:
+    from backproplab.autograd import compare_gradients
+    from backproplab.nn.losses import mse
+
+    layer, x, t = _one_layer()
+
+    def by_hand(lay, x_, t_, loss):
+        return dict(
+            zip(
+                ["weight", "bias"],
+                mistake(x_, _delta(lay.weight.data, lay.bias.data, x_, t_)),
+                strict=True,
+            )
+        )
+
+    def on_engine(W, b):
+        return mse((Tensor(x) @ W + b).sigmoid(), t)
+
+    via_model = check_model(layer, x, t, "sq-error", manual=by_hand)
+    via_function = compare_gradients(
+        on_engine,
+        lambda W, b: mistake(x, _delta(W, b, x, t)),
+        layer.weight.data,
+        layer.bias.data,
+        names=["weight", "bias"],
+        batch=len(x),
+    )
+    assert via_model.failures == via_function.failures != []
+    said = [
+        [r.diagnosis.message for r in rep.rows if not r.ok] for rep in (via_model, via_function)
+    ]
+    assert said[0] == said[1]
+    assert {r.diagnosis.kind for r in via_model.rows if not r.ok} == {kind}
+    assert str(via_model).splitlines()[-1] == str(via_function).splitlines()[-1]
+    if kind == "not-summed":
+        assert said[0] == [
+            "bias: your gradient has shape (8, 3), bias has shape (3,): it looks like the bias "
+            "gradient was not summed over the batch of 8 (sum over axis 0)"
+        ]
+
+
+# -- manual= takes a function returning a dict or a list in parameter order ------------------
+
+
+def test_manual_may_return_a_list_in_parameter_order() -> None:
+    model, x, y = _case()
+    names = [n for n, _ in model.named_parameters()]
+
+    def as_list(m, x_, y_, loss):
+        grads = manual_grads(m, x_, y_, loss)
+        return [grads[n] for n in names]
+
+    assert check_model(model, x, y, manual=as_list).ok
+
+    def short(m, x_, y_, loss):
+        return as_list(m, x_, y_, loss)[:-1]
+
+    with pytest.raises(ValueError, match=r"returned 5 gradients, the model has 6 parameters"):
+        check_model(model, x, y, manual=short)
+
+
+def test_manual_must_be_a_function_returning_a_dict_or_a_list() -> None:
+    model, x, y = _case()
+    grads = manual_grads(model, x, y, "sq-error")
+    with pytest.raises(
+        TypeError, match=r"manual= takes a function \(model, x, y, loss\).*got a dict"
+    ):
+        check_model(model, x, y, manual=grads)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"must return a dict .* or a list .*returned a float"):
+        check_model(model, x, y, manual=lambda *_: 0.0)  # type: ignore[arg-type,return-value]

@@ -240,10 +240,10 @@ def test_bce_refuses_bad_targets(targets: np.ndarray, pattern: str) -> None:
 
 
 def test_losses_by_name() -> None:
-    assert set(LOSSES) == {"sq-error", "sum-sq-error", "cross-entropy", "bce"}
+    assert set(LOSSES) == {"sq-error", "sum-sq-error", "cross-entropy", "bce", "hinge"}
     assert get_loss("sq-error") is mse
     assert get_loss("sum-sq-error") is sum_squared_error
     assert get_loss("cross-entropy") is cross_entropy
     assert get_loss("bce") is binary_cross_entropy
-    with pytest.raises(ValueError, match=r"'hinge'.*'sq-error'.*'cross-entropy'.*'bce'"):
-        get_loss("hinge")
+    with pytest.raises(ValueError, match=r"'svm'.*'sq-error'.*'cross-entropy'.*'bce'.*'hinge'"):
+        get_loss("svm")

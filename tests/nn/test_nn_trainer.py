@@ -143,7 +143,7 @@ def test_epochs_must_be_a_non_negative_integer() -> None:
         ({"learning_rate": 0.0}, r"learning_rate must be a positive finite number, got 0.0"),
         ({"learning_rate": -1}, r"learning_rate .* got -1"),
         ({"learning_rate": float("nan")}, r"learning_rate .* got nan"),
-        ({"lossfn": "hinge"}, r"unknown lossfn 'hinge': choose one of 'sq-error'"),
+        ({"lossfn": "svm"}, r"unknown lossfn 'svm': choose one of 'sq-error'"),
         ({"optimizer": "rmsprop"}, r"unknown optimizer 'rmsprop': choose one of 'sgd', 'adam'"),
         ({"seed": -3}, r"seed must be a non-negative integer or None, got -3"),
     ],

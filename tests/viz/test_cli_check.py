@@ -73,8 +73,8 @@ def test_a_wrong_formula_exits_1_and_names_it(
     assert (code, err) == (1, "")
     failed = [line.split()[0] for line in out[2:8] if line.endswith("FAIL")]
     assert failed == ["layers.0.weight", "layers.1.weight", "layers.2.weight"]
-    assert out[-1].startswith("FAILED: layers.0.weight (manual vs automatic at [")
-    assert "layers.2.weight (manual vs automatic" in out[-1]
+    assert out[-1].startswith("FAILED: layers.0.weight: your gradient is wrong at [")
+    assert "layers.2.weight: your gradient is wrong at [" in out[-1]
     assert "bias" not in out[-1]
 
 
@@ -85,7 +85,7 @@ def test_a_forgotten_activation_derivative_exits_1(
     code, out, _ = _run(["--activation", "sigmoid"], capsys)
     assert code == 1
     assert out[-1].startswith("FAILED: ")
-    assert all(f"{name} (manual vs automatic" in out[-1] for name in PARAMS)
+    assert all(f"{name}: your gradient is wrong at [" in out[-1] for name in PARAMS)
 
 
 @pytest.mark.parametrize(
