@@ -17,6 +17,7 @@ import re
 import struct
 import sys
 import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,9 @@ def test_lecture_trains_both_networks(executed: dict[str, Any]) -> None:
     found = re.search(r"after 20 steps: loss (\S+), accuracy (\d+)%", out)
     assert found, out
     assert float(found.group(1)) < 0.5 and int(found.group(2)) >= 85
+    # the same network on Tensors, from the same weights, takes the same steps
+    found = re.search(r"largest difference from the Values' losses: (\S+)", out)
+    assert found and float(found.group(1)) < 1e-12, out
     found = re.search(r"validation accuracy: (\d+)%", out)
     assert found and int(found.group(1)) >= 95, out
 
@@ -243,15 +247,54 @@ def test_makemore_exercise_compares_every_intermediate(executed: dict[str, Any])
     assert [o.data["text/plain"] for o in last if o.output_type == "execute_result"] == ["True"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="gradient reports show as HTML tables once the checkers branch is merged"
-)
-@pytest.mark.parametrize("name", NAMES)
-def test_gradient_reports_are_html_tables(executed: dict[str, Any], name: str) -> None:
-    tables = [h for h in _shown(executed[name], "text/html") if "<table" in h]
-    assert tables, f"{name}.ipynb shows no HTML table"
-    for table in tables:
-        assert table.count("<tr") >= 2  # a heading and a row per input
+def _tables(nb: Any) -> list[list[list[str]]]:
+    """Every HTML table the notebook shows, as rows of cell texts (heading rows included)."""
+    tables = []
+    for shown in _shown(nb, "text/html"):
+        if "<table" not in shown:
+            continue
+        reader = _TableReader()
+        reader.feed(shown)
+        tables.extend(reader.tables)
+    return tables
+
+
+class _TableReader(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _report_rows(table: list[list[str]]) -> dict[str, list[str]]:
+    """A gradient report's rows by input name: [name, shape, 4 differences, verdict, why]."""
+    return {row[0]: row for row in table if len(row) == 8 and row[0] != "input"}
+
+
+def test_lecture_gradient_reports_are_html_tables(executed: dict[str, Any]) -> None:
+    right, wrong = (_report_rows(t) for t in _tables(executed["lecture"]))
+    assert list(right) == list(wrong) == ["logits"]
+    assert right["logits"][6] == "ok" and right["logits"][7] == ""
+    assert wrong["logits"][6] == "FAIL"
+    assert "[2]" in wrong["logits"][7], "the reason names the wrong element: the label's"
+    assert float(wrong["logits"][2]) == pytest.approx(1.0)  # off by the one-hot's 1
 
 
 def test_teacher_shows_the_exercise_and_the_wrong_answer(executed: dict[str, Any]) -> None:
@@ -259,8 +302,11 @@ def test_teacher_shows_the_exercise_and_the_wrong_answer(executed: dict[str, Any
     texts = _svg_texts(_shown(nb, "image/svg+xml")[0])
     for label in ("x", "w", "b", "y", "z", "t", "L"):
         assert label in texts, f"the exercise's graph lacks {label!r}: {texts}"
-    reports = [t for t in _shown(nb, "text/plain") if "ok=False" in t or "FAIL" in t]
-    assert reports, "the teacher notebook shows no failing gradient report"
+    (table,) = _tables(nb)
+    rows = _report_rows(table)
+    assert list(rows) == ["w", "b"]
+    for row in rows.values():
+        assert row[6] == "FAIL" and row[7], f"a failed row says why: {row}"
     (trace,) = _players(nb)
     # the student forgot tanh's derivative: the player says z is the first wrong step, and why
     verdicts = {node["label"]: node.get("verdict") for node in trace["nodes"]}
