@@ -184,7 +184,7 @@ def test_lecture_plays_the_backward_pass(executed: dict[str, Any]) -> None:
         assert grads == pytest.approx(
             {**HAND, "o": 1.0, "x1*w1": 0.5, "x2*w2": 0.5, "x1*w1 + x2*w2": 0.5}
         )
-        assert len(trace["steps"]) == len(trace["nodes"])
+        assert 0 < len(trace["steps"]) <= len(trace["nodes"])  # a step per node that has one
     # the hand derivation, given as manual=, is right at every node it names
     verdicts = {node["label"]: node.get("verdict") for node in traces[1]["nodes"]}
     assert {k: verdicts[k] for k in HAND} == dict.fromkeys(HAND, "right")
