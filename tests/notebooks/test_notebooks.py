@@ -74,6 +74,7 @@ def _execute(name: str, folder: Path) -> Any:
         nb,
         km=_kernel_manager(folder),
         timeout=300,
+        startup_timeout=180,  # a busy CI machine can be slow to start a kernel
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     )
     client.execute()
