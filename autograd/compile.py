@@ -187,6 +187,8 @@ class _Trace:
         self.inside: dict[int, Node] = {}  # leaves made inside the function (constants)
         self.masks: list[_Mask] = []
         self.keep: list[Any] = []  # what the ids above refer to stays alive while tracing
+        # the array an op was given, by the id of the copy it keeps (see ops.kept_param)
+        self.copied: dict[int, Any] = {}
 
     def clear(self) -> None:
         """Let go of the traced graph (the masks keep their trace otherwise)."""
@@ -198,6 +200,7 @@ class _Trace:
         self.made_buffers.clear()
         self.inside.clear()
         self.keep.clear()
+        self.copied.clear()
 
     def arg_of(self, a: np.ndarray) -> int | None:
         """The index of the argument whose numbers ``a`` holds (it, a view of it, or the copy a
@@ -208,9 +211,19 @@ class _Trace:
         return None
 
     def node(self, out: Node, op: Any, parents: tuple[Node, ...], params: tuple[Any, ...]) -> None:
+        if self.copied:  # the arrays given, not the op's copies: an argument's is read anew
+            params = self.given(params)
         if isinstance(out._data, np.ndarray):
             self.made_buffers.add(id(_root_buffer(out._data)))
         self.made[id(out)] = (out, op, tuple(parents), tuple(params))  # keeps out alive too
+
+    def given(self, param: Any) -> Any:
+        """``param`` with each array an op copied replaced by the array it was given."""
+        if id(param) in self.copied:
+            return self.copied[id(param)]
+        if param.__class__ is tuple or param.__class__ is list:
+            return param.__class__([self.given(p) for p in param])
+        return param
 
     def leaf(self, x: Node) -> None:
         self.inside[id(x)] = x
@@ -249,6 +262,18 @@ def _hooks() -> list[tuple[Any, str, Any]]:
             return out
 
         return record
+
+    real_kept = tm._kept
+
+    def kept(param: Any) -> Any:
+        # The traced graph's op keeps a copy, as any graph's does; the trace notes the array it
+        # was given (a batch's labels, a traced comparison), which every replay reads anew.
+        copy = real_kept(param)
+        t = _current.get()
+        if t is not None and copy is not param:
+            t.copied[id(copy)] = param
+            t.keep.append(copy)
+        return copy
 
     def tensor_init(self: Tensor, data: Any, *args: Any, **kwargs: Any) -> None:
         t = _current.get()
@@ -324,6 +349,7 @@ def _hooks() -> list[tuple[Any, str, Any]]:
     hooks: list[tuple[Any, str, Any]] = [
         (tm, "record", recorder(tm)),
         (vm, "record", recorder(vm)),
+        (tm, "_kept", kept),
         (Node, "data", property(traced_data, data_prop.fset, doc=data_prop.__doc__)),
         (Tensor, "__init__", tensor_init),
         (Value, "__init__", value_init),

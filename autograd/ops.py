@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+import numpy as np
+
 OPS: dict[str, type[Op]] = {}
 """Every op class, by name: the table the tests walk so that no op goes unchecked."""
 
@@ -49,6 +51,22 @@ class Op:
     def backward(xp: Any, g: Any, out: Any, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
         """Return one gradient per input, given the output's gradient ``g``."""
         raise NotImplementedError
+
+
+def kept_param(param: Any) -> Any:
+    """``param`` as an op keeps it: an array, or a list or tuple holding one, is copied into a
+    read-only array, so that a write into the caller's array after the forward (``idx[:] = 0``)
+    cannot change the gradient. Anything else (numbers, slices, shapes) is kept as it is."""
+    if isinstance(param, np.ndarray):
+        # a plain ndarray of its own, never a view of the caller's (nor a subclass of theirs)
+        copy = param.copy() if param.__class__ is np.ndarray else np.array(param, subok=False)
+        copy.setflags(write=False)
+        return copy
+    if param.__class__ is tuple:
+        return tuple([kept_param(p) for p in param])
+    if param.__class__ is list:
+        return [kept_param(p) for p in param]
+    return param
 
 
 Any_ = Any  # rules take floats, arrays or nodes; one alias keeps the signatures short

@@ -53,6 +53,7 @@ from .ops import (
     Transpose,
     Where,
 )
+from .ops import kept_param as _kept
 
 __all__ = [
     "Tensor",
@@ -133,7 +134,8 @@ class Tensor(Node):
     def apply(op: type[Op], *inputs: Operand, params: Sequence[Any] = ()) -> Tensor:
         """Record ``op`` on Tensor inputs: how a user's own op (a subclass of Op) is called."""
         first = next((x for x in inputs if isinstance(x, Tensor)), None)
-        return _apply(op, tuple(_lift(x, first, op) for x in inputs), tuple(params))
+        kept = tuple([_kept(p) for p in params])  # an array param is copied (ops.kept_param)
+        return _apply(op, tuple(_lift(x, first, op) for x in inputs), kept)
 
     # -- the graph's view ------------------------------------------------------------------------
 
@@ -519,7 +521,7 @@ def where(cond: ArrayLike, a: Operand, b: Operand) -> Tensor:
     """Elementwise ``a`` where ``cond`` holds, else ``b``; cond is data (a boolean array)."""
     mask = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
     xs = _lift_all((a, b), Where)
-    return _apply(Where, xs, (mask,))
+    return _apply(Where, xs, (_kept(mask),))  # a copy: a later write into cond changes nothing
 
 
 def maximum(a: Operand, b: Operand) -> Tensor:
@@ -700,7 +702,8 @@ def _one_axis(axis: int, x: Tensor, op: type[Op]) -> int:
 
 
 def _index(index: Any) -> Any:
-    """Turn lists and Tensors in an index into integer or boolean arrays NumPy can take."""
+    """Turn lists and Tensors in an index into integer or boolean arrays NumPy can take, copied
+    (read-only) so that the graph keeps the index the forward used."""
     parts = index if isinstance(index, tuple) else (index,)
     fixed = []
     for part in parts:
@@ -712,6 +715,6 @@ def _index(index: Any) -> Any:
                 arr = arr.astype(np.intp)  # a Tensor's data is float; whole numbers are fine
             if arr.dtype.kind not in "biu":
                 raise IndexError(f"an index array must hold integers or booleans, got {arr.dtype}")
-            part = arr
+            part = _kept(arr)  # a copy: a later write into the caller's index changes nothing
         fixed.append(part)
     return tuple(fixed) if isinstance(index, tuple) else fixed[0]

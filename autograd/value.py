@@ -34,6 +34,7 @@ from .ops import (
     Sub,
     SumValues,
     Tanh,
+    kept_param,
 )
 
 __all__ = ["Value", "dot", "sum_values"]
@@ -77,7 +78,8 @@ class Value(Node):
     @staticmethod
     def apply(op: type[Op], *inputs: Operand, params: Sequence[Any] = ()) -> Value:
         """Record ``op`` on Value inputs: how a user's own op (a subclass of Op) is called."""
-        return _apply(op, tuple(_lift(x, op) for x in inputs), tuple(params))
+        kept = tuple([kept_param(p) for p in params])  # an array or list param is copied
+        return _apply(op, tuple(_lift(x, op) for x in inputs), kept)
 
     # -- the graph's view --------------------------------------------------------------------
 

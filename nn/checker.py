@@ -18,8 +18,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from backproplab.autograd import Tensor, enable_grad, gradients, no_grad
-from backproplab.autograd.check import GradientReport, compare, manual_row, numerical_gradient
+from backproplab.autograd import Tensor, Value, enable_grad, gradients, no_grad
+from backproplab.autograd.check import (
+    GradientReport,
+    compare,
+    compare_gradients,
+    manual_row,
+    numerical_gradient,
+)
 
 from .layers import MLP, Linear
 from .losses import cross_entropy, mse, sum_squared_error
@@ -29,7 +35,11 @@ __all__ = [
     "FLOAT32_TOL",
     "FLOAT64_TOL",
     "NUMERIC_TOL",
+    "DerivationError",
+    "Grads",
+    "Loss",
     "ManualGradient",
+    "check_derivation",
     "check_model",
     "model_loss",
 ]
@@ -263,3 +273,122 @@ def describe(model: Linear | MLP, batch: int, loss: str, dtype: Any) -> str:
     )
     objective = f"{loss} + penalty" if penalised else loss
     return f"{head}: {objective}, batch {batch}, {np.dtype(dtype).name}"
+
+
+class DerivationError(ValueError):
+    """A derivation given to ``check_derivation`` returned the wrong kind of thing."""
+
+
+Loss = Callable[[Mapping[str, Tensor], Any, Any], Any]
+"""A loss on the engine: (params as Tensors, x, y) -> a scalar Tensor."""
+
+Grads = Callable[[Mapping[str, np.ndarray], Any, Any], Mapping[str, Any]]
+"""A derivation by hand: (params as float64 arrays, x, y) -> {name: gradient}."""
+
+
+def check_derivation(
+    loss: Loss,
+    grads: Grads,
+    params: Mapping[str, Any],
+    x: Any,
+    y: Any,
+    *,
+    rtol: float = FLOAT64_TOL[1],
+    atol: float = FLOAT64_TOL[0],
+    numeric_rtol: float = NUMERIC_TOL[1],
+    numeric_atol: float = NUMERIC_TOL[0],
+    eps: float = 1e-6,
+    title: str | None = None,
+) -> GradientReport:
+    """Check your own backprop: ``grads`` by hand beside the engine's gradient of ``loss``.
+
+    Args:
+        loss: ``loss(params, x, y)``, written with backproplab's ops: ``params`` maps each name
+            to a Tensor, ``x`` and ``y`` are as given; it returns a scalar Tensor (or Value).
+        grads: ``grads(params, x, y)``, your derivation, in NumPy: ``params`` maps each name to
+            a float64 array (a copy); it returns {name: gradient of the loss}.
+        params: {name: array} where the gradients are taken; float64 throughout.
+        x, y: the batch (``len(x)`` is the batch size a diagnosis names).
+        rtol, atol: the tolerance for manual vs automatic (``FLOAT64_TOL``).
+        numeric_rtol, numeric_atol, eps: central differences and their tolerance.
+        title: the report's first line.
+
+    Returns:
+        A GradientReport, one row per parameter in ``params`` order, each wrong gradient
+        diagnosed (``autograd.diagnose``): missing, of the wrong shape, off by a factor...
+
+    Raises:
+        DerivationError: ``params`` is not a non-empty {name: numbers}, ``loss`` does not return
+            a scalar on the engine, or ``grads`` returns no dict or names a parameter that
+            ``params`` does not have. Whatever ``loss`` or ``grads`` raise goes through.
+    """
+    names, values = _parameters(params)
+    batch = len(x) if np.ndim(x) >= 1 else None
+
+    def on_engine(*tensors: Tensor) -> Any:
+        out = loss(dict(zip(names, tensors, strict=True)), x, y)
+        if not isinstance(out, (Tensor, Value)):
+            raise DerivationError(
+                f"loss(params, x, y) returned a {type(out).__name__}: it must compute the loss "
+                "with backproplab's ops on the Tensors in params and return a scalar Tensor"
+            )
+        if isinstance(out, Tensor) and out.size != 1:
+            raise DerivationError(
+                f"loss(params, x, y) returned a Tensor of shape {out.shape}: it must return a "
+                "scalar (take its .mean() or .sum())"
+            )
+        return out
+
+    def by_hand(*arrays: np.ndarray) -> list[Any]:
+        result = grads(dict(zip(names, arrays, strict=True)), x, y)
+        if not isinstance(result, Mapping):
+            raise DerivationError(
+                f"grads(params, x, y) returned a {type(result).__name__}: it must return a dict "
+                f"{{name: gradient}} for {', '.join(names)}"
+            )
+        unknown = sorted(map(str, set(result) - set(names)))
+        if unknown:
+            raise DerivationError(
+                f"grads(params, x, y) returned a gradient for {', '.join(unknown)}, which params "
+                f"does not have (its names: {', '.join(names)})"
+            )
+        return [result.get(n) for n in names]
+
+    report = compare_gradients(
+        on_engine,
+        by_hand,
+        *values,
+        names=names,
+        eps=eps,
+        atol=numeric_atol,
+        rtol=numeric_rtol,
+        manual_atol=atol,
+        manual_rtol=rtol,
+        batch=batch,
+    )
+    if title is None:
+        count = sum(v.size for v in values)
+        title = f"loss(params, x, y) and grads(params, x, y): {count} parameters, batch {batch}"
+    return GradientReport(report.rows, report.manual_tol, report.numeric_tol, title, "parameter")
+
+
+def _parameters(params: Any) -> tuple[list[str], list[np.ndarray]]:
+    """params as (names, float64 arrays), refused unless a non-empty {name: numbers}."""
+    if not isinstance(params, Mapping) or not params:
+        got = f"a {type(params).__name__}" if not isinstance(params, Mapping) else "an empty dict"
+        raise DerivationError(f"params must be a dict {{name: array}}, got {got}")
+    names, values = [], []
+    for name, value in params.items():
+        if not isinstance(name, str):
+            raise DerivationError(f"params' names must be strings, got {name!r}")
+        try:
+            if isinstance(value, (str, bytes)):
+                raise TypeError
+            array = np.array(value.data if isinstance(value, Tensor) else value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DerivationError(
+                f"params[{name!r}] is a {type(value).__name__}, not an array of numbers"
+            ) from None
+        names.append(name)
+        values.append(array)
+    return names, values

@@ -280,22 +280,28 @@ class MLP(Module):
         scikit-learn's ``predict``; ``predict_proba`` gives the probabilities. Without a softmax
         the model's outputs are returned as they are. No graph is recorded. It runs in the
         current mode: call ``eval()`` first for predictions without dropout.
+
+        ``x`` is a batch (n, input_size), as in scikit-learn: one sample is ``x.reshape(1, -1)``.
+        Raises ValueError naming the shape for any other.
         """
+        _check_batch(x, "predict")
         with no_grad():
             out = np.array(self.forward(x).data)
         return out.argmax(axis=-1) if self.is_softmax else out
 
     def predict_proba(self, x: Any) -> np.ndarray:
-        """Return the class probabilities of a softmax classifier, shape (n, output_size).
+        """Return the class probabilities of a softmax classifier, shape (n, output_size), for
+        ``x`` of shape (n, input_size) (one sample is ``x.reshape(1, -1)``).
 
         Raises ValueError for a model built without ``is_softmax``, whose outputs are not
-        probabilities.
+        probabilities, and for an ``x`` that is not 2-D (naming its shape), as scikit-learn.
         """
         if not self.is_softmax:
             raise ValueError(
                 f"predict_proba needs a classifier (MLP(..., is_softmax=True)); {self!r} gives "
                 "scores: use predict(x)"
             )
+        _check_batch(x, "predict_proba")
         with no_grad():
             return np.array(self.forward(x).data)
 
@@ -345,6 +351,17 @@ class MLP(Module):
 
 
 # --- argument checks ------------------------------------------------------------------------
+
+
+def _check_batch(x: Any, who: str) -> None:
+    # 1-D input is one sample to forward(), but predict's answer would then lose its row axis
+    # ((3,) probabilities where (n, 3) is promised): refused as scikit-learn refuses it.
+    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    if len(shape) != 2:
+        raise ValueError(
+            f"{who} takes a 2-D batch (n_samples, n_features), got shape {shape}: for a single "
+            "sample, reshape it with x.reshape(1, -1)"
+        )
 
 
 def _check_size(n: object, argument: str) -> int:

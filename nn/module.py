@@ -93,8 +93,9 @@ class Module:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Set every parameter from ``state``, all or nothing.
 
-        Raises StateError naming the key when one is missing, extra, or of the wrong shape;
-        the model is then left exactly as it was.
+        Raises StateError naming the key when one is missing, extra, or of the wrong shape, or
+        holds a value that is not finite, or not finite in the parameter's dtype (1e300 in a
+        float32 model); the model is then left exactly as it was.
         """
         params = dict(self.named_parameters())
         missing = sorted(params.keys() - state.keys())
@@ -124,12 +125,9 @@ class Module:
                 )
             if not np.all(np.isfinite(value)):
                 raise StateError(f"state[{name!r}] holds NaN or infinity")
-            staged[name] = value
+            staged[name] = value if isinstance(p, Value) else _fitted(name, value, p.data.dtype)
         for name, p in params.items():  # nothing above touched the model; now it all goes in
-            if isinstance(p, Value):
-                p.data = float(staged[name])
-            else:
-                p.data = staged[name].astype(p.data.dtype)
+            p.data = float(staged[name]) if isinstance(p, Value) else staged[name]
             p.zero_grad()
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -154,13 +152,18 @@ class Module:
         file's headers is checked against this model before any data is read.
         Raises FileNotFoundError, and StateError naming the path and the key for a missing,
         extra or misshapen key, an array that is not of floats (integers, bools, complex,
-        text), NaN or infinity, a header claiming more data than the file holds, or a file
-        that is not of its extension's format; the model is left as it was on any error.
+        text), NaN or infinity (in the model's dtype: 1e300 overflows a float32 model), a header
+        claiming more data than the file holds, or a file that is not of its extension's
+        format; the model is left as it was on any error.
         """
         from .weights import read_weights
 
         layout = {name: np.shape(p.data) for name, p in self.named_parameters()}
-        self.load_state_dict(read_weights(path, layout, type(self).__name__))
+        state = read_weights(path, layout, type(self).__name__)
+        try:
+            self.load_state_dict(state)
+        except StateError as e:  # a value this model cannot hold: say which file holds it
+            raise StateError(f"{os.fspath(path)!r}: {e}") from None
 
     # -- display ------------------------------------------------------------------------------
 
@@ -178,6 +181,21 @@ class Module:
             body = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
         return "\n".join(lines) + "\n)"
+
+
+def _fitted(name: str, value: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """value in the parameter's dtype; StateError naming the key and the value when a finite
+    number overflows it (1e300 would be inf in float32)."""
+    with np.errstate(over="ignore"):
+        fitted = value.astype(dtype)
+    if not np.all(np.isfinite(fitted)):
+        at = np.unravel_index(int(np.argmax(~np.isfinite(fitted))), value.shape)
+        big = np.finfo(dtype).max
+        raise StateError(
+            f"state[{name!r}] holds {value[at]:g} at index {list(map(int, at))}, beyond the "
+            f"range of the parameter's {dtype} (±{big:g})"
+        )
+    return fitted
 
 
 def _is_param(value: object) -> bool:

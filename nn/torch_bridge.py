@@ -30,6 +30,17 @@ _TO_TORCH = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 _FROM_TORCH = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Identity": "none"}
 
 
+def _class_name(x: object) -> str:
+    """x's class, with its module unless it is torch's own (``torch.nn.modules.linear.Linear``
+    is shown as Linear, a user's ``Linear`` as ``mymodule.Linear``)."""
+    cls = type(x)
+    return (
+        cls.__name__
+        if cls.__module__.startswith("torch.")
+        else f"{cls.__module__}.{cls.__qualname__}"
+    )
+
+
 def _import_torch() -> Any:
     try:
         import torch
@@ -127,30 +138,39 @@ def from_torch(module: Any) -> MLP:
     That is: Linear layers, each followed by at most one activation (ReLU, Sigmoid, Tanh or
     Identity, the same for every layer) and then at most one Dropout (the same p on every
     hidden layer, none after the last), and optionally a final Softmax over the last axis
-    (dim -1 or 1), in which case the last Linear has no activation. All Linears have a bias or
-    none does. The weights are copied (as float64); the mode follows ``module.training``.
+    (dim -1 or 1), in which case the last Linear has no activation. The last Linear may also
+    stand bare after hidden layers that share an activation (``Linear, Tanh, ..., Linear``,
+    PyTorch's usual network): the MLP's last layer then applies none (``use_act`` False).
+    All Linears have a bias or none does. The weights are copied (as float64); the mode follows
+    ``module.training``. Only torch.nn's own classes are taken, not subclasses of them, whose
+    forward may compute something else.
 
     Raises:
-        TypeError: ``module`` is not a Sequential, or holds a module we do not have (named
-            with its position).
+        TypeError: ``module`` is not a torch.nn.Sequential, or holds a module we do not have
+            (named with its class and position).
         ValueError: the Sequential is of modules we have but not in an MLP's arrangement
             (the message says what differs).
     """
     torch = _import_torch()
-    if not isinstance(module, torch.nn.Sequential):
+    # torch's own classes exactly: a subclass may have a forward of its own, which we would drop
+    if type(module) is not torch.nn.Sequential:
         raise TypeError(
             f"from_torch takes a torch.nn.Sequential of Linear and activation modules, "
-            f"got {type(module).__name__}"
+            f"got {_class_name(module)}"
         )
     children = list(module)
     known = ("Linear", "Dropout", "Softmax", *_FROM_TORCH)
     for position, child in enumerate(children):
         kind = type(child).__name__
-        if kind not in known or not isinstance(child, getattr(torch.nn, kind)):
-            raise TypeError(
-                f"from_torch cannot take {kind} (module {position} of the Sequential): an MLP "
-                f"is made of Linear, {', '.join(_FROM_TORCH)}, Dropout and a final Softmax"
-            )
+        if kind in known and type(child) is getattr(torch.nn, kind):
+            continue
+        lookalike = kind in known and isinstance(child, getattr(torch.nn, kind))
+        raise TypeError(
+            f"from_torch cannot take {_class_name(child)} (module {position} of the Sequential)"
+            + (f": it is not torch.nn.{kind}, and may compute something else" if lookalike else "")
+            + f"; an MLP is made of torch.nn's Linear, {', '.join(_FROM_TORCH)}, Dropout and a "
+            "final Softmax"
+        )
 
     def refuse(position: int, why: str) -> ValueError:
         return ValueError(
@@ -189,7 +209,10 @@ def from_torch(module: Any) -> MLP:
 
     last = groups[-1]
     acts = [g["act"] or "none" for g in groups]
-    hidden_acts = set(acts[:-1] if softmax else acts)
+    # PyTorch's usual network ends in a bare Linear (its loss applies softmax or sigmoid): ours
+    # is an MLP whose last layer applies no activation, like the output layer of is_softmax.
+    bare_output = len(groups) > 1 and acts[-1] == "none" and not softmax
+    hidden_acts = set(acts[:-1] if softmax or bare_output else acts)
     if len(hidden_acts) > 1:
         raise ValueError(
             f"from_torch: the layers have different activations ({', '.join(acts)}); an MLP "
@@ -222,6 +245,8 @@ def from_torch(module: Any) -> MLP:
         use_bias=biases.pop(),
         eval=module.training,
     )
+    if bare_output:
+        model.layers[-1].use_act = False
     state = {}
     for i, g in enumerate(groups):
         linear = g["linear"]

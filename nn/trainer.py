@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from backproplab.autograd import Tensor, no_grad
+from backproplab.autograd import Tensor, Value, no_grad
 from backproplab.autograd.compile import Compiled, CompileError
 from backproplab.autograd.compile import compile as compile_step
 from backproplab.autograd.seeding import draw_seed
 
+from .layers import MLP, Linear
 from .losses import LOSSES, check_signed_labels, get_loss
 from .module import Module
 from .optim import SGD, Adam
+from .progress import progress_bar
+from .scalar import MLP as ScalarMLP
+from .sequential import Sequential, _Activation
 
 __all__ = ["CLASSIFICATION_LOSSES", "OPTIMIZERS", "MLPTrainer"]
 
@@ -48,7 +52,7 @@ class MLPTrainer:
             the same sequence of batches. None (the default) takes a fresh seed from the shared
             generator that ``backproplab.manual_seed`` seeds; the seed used is ``self.seed``.
         verbose: show a progress bar during ``train`` (``tqdm.auto``: a widget in Jupyter, a
-            text bar in a terminal; one printed line per epoch if tqdm is not installed);
+            text bar elsewhere, never a warning; one printed line per epoch without tqdm);
             False shows nothing.
         compile: with True (the default) each training step runs as generated code
             (``autograd.compile``): the step is traced once per batch shape and replayed, with
@@ -92,6 +96,7 @@ class MLPTrainer:
         self.lossfn = lossfn
         self.loss = get_loss(lossfn)
         self.classification = lossfn in CLASSIFICATION_LOSSES
+        _check_model(model, lossfn)
         self.optimizer = self._make_optimizer(optimizer)
         if seed is None:
             seed = draw_seed()
@@ -303,28 +308,25 @@ class MLPTrainer:
             y = y.reshape(len(y), outputs)
         return y
 
-    def _softmax_model(self) -> bool:
-        return bool(getattr(self.model, "is_softmax", False)) and callable(
-            getattr(self.model, "logits", None)
-        )
-
-    def _sigmoid_output(self) -> bool:
-        layers = getattr(self.model, "layers", None)
-        last = layers[-1] if isinstance(layers, Sequence) and layers else None
-        return getattr(last, "applied_activation", None) == "sigmoid"
+    def _gives_probabilities(self) -> bool:
+        # a sigmoid's outputs, or a softmax's (each in [0, 1], whatever "bce" makes of them)
+        return output_of(self.model)[0] in ("sigmoid", "softmax")
 
     def _scores(self, x: np.ndarray) -> Tensor:
-        """What the loss takes: logits for cross-entropy on a softmax model, else forward."""
+        """What the loss takes: logits for cross-entropy on a model ending in a softmax (found
+        through the module tree), else forward."""
         xt = Tensor(x, name="x")
-        if self.lossfn == "cross-entropy" and self._softmax_model():
-            return self.model.logits(xt)  # type: ignore[attr-defined, no-any-return]
+        if self.lossfn == "cross-entropy":
+            kind, logits = output_of(self.model)
+            if kind == "softmax" and logits is not None:
+                return logits(xt)
         return self.model(xt)  # type: ignore[no-any-return]
 
     def _objective(self, scores: Tensor, y: np.ndarray) -> Tensor:
         if self.lossfn == "cross-entropy":
             loss = self.loss(scores, y, from_logits=True)
         elif self.lossfn == "bce":
-            loss = self.loss(scores, y, from_logits=not self._sigmoid_output())
+            loss = self.loss(scores, y, from_logits=not self._gives_probabilities())
         else:
             loss = self.loss(scores, y)
         penalty = getattr(self.model, "penalty", None)
@@ -334,7 +336,7 @@ class MLPTrainer:
         """How many rows the scores classify as the labels do."""
         if self.lossfn in ("bce", "hinge"):
             # A probability above 1/2 and a logit above 0 are the same decision; hinge: the sign.
-            threshold = 0.5 if self.lossfn == "bce" and self._sigmoid_output() else 0.0
+            threshold = 0.5 if self.lossfn == "bce" and self._gives_probabilities() else 0.0
             y = (y > 0).astype(np.int64) if self.lossfn == "hinge" else y
             predicted = (scores.reshape(len(y), -1) > threshold).astype(np.int64)
             return int(np.all(predicted == y.reshape(len(y), -1), axis=1).sum())
@@ -382,14 +384,8 @@ class MLPTrainer:
     # -- progress ---------------------------------------------------------------------------------
 
     def _progress_bar(self, epochs: int) -> Any:
-        if not self.verbose:
-            return None
-        try:
-            # optional (the `progress` extra); .auto picks the notebook widget in Jupyter
-            from tqdm.auto import tqdm
-        except ImportError:
-            return None
-        return tqdm(total=epochs, desc="training", unit="epoch")
+        # the `progress` extra: a widget in Jupyter, text elsewhere, None without tqdm
+        return progress_bar(epochs, "training", "epoch") if self.verbose else None
 
     def _report(self, bar: Any, row: dict[str, float], epochs: int) -> None:
         if not self.verbose:
@@ -403,14 +399,115 @@ class MLPTrainer:
             print(f"epoch {int(row['epoch'])}/{epochs}: {shown}")
 
 
+# -- what the model ends in, read through the module tree ------------------------------------
+
+Logits = Callable[[Tensor], Tensor]
+
+# What a module may say it ends in (applied_activation): raw scores ("none"), or an elementwise
+# activation. A softmax needs its logits too, so it is said with is_softmax and logits().
+_OUTPUTS = ("none", "tanh", "relu", "sigmoid")
+
+
+def output_of(model: Module) -> tuple[str, Logits | None]:
+    """What ``model``'s forward ends in, and a function giving its logits when that is a softmax.
+
+    The kind is "softmax", "sigmoid", "tanh", "relu", "none" (raw scores, logits), or "" when
+    it cannot be told. Sequentials are read through to their last module, an ``MLP`` to its
+    softmax or its output layer, however deep they nest; a module with a forward of its own
+    is taken at its word: its ``applied_activation`` (as ``Linear`` and ``nn.Tanh`` have), or
+    ``is_softmax`` with a ``logits`` method (as ``MLP`` has), else it cannot be told.
+    """
+    if isinstance(model, Sequential) and type(model).forward is Sequential.forward:
+        *first, last = model.layers
+        kind, logits = output_of(last)
+        if logits is None or not first:
+            return kind, logits
+        inner = logits  # the first modules' output, then the last one's logits
+
+        def through(x: Tensor) -> Tensor:
+            for m in first:
+                x = m(x)
+            return inner(x)
+
+        return kind, through
+    if isinstance(model, MLP) and type(model).forward is MLP.forward:
+        if model.is_softmax:
+            return "softmax", model.logits
+        return output_of(model.layers[-1])
+    said = getattr(model, "applied_activation", None)
+    if isinstance(said, str) and said in _OUTPUTS:
+        return said, None
+    logits = getattr(model, "logits", None)
+    if getattr(model, "is_softmax", False) is True and callable(logits):
+        return "softmax", logits
+    return "", None
+
+
+def _check_model(model: Module, lossfn: str) -> None:
+    """Refuse a model of Values, and a model whose output a classification loss cannot read."""
+    if any(isinstance(p, Value) for p in model.parameters()):
+        raise TypeError(
+            f"MLPTrainer trains networks of Tensors on batches; {_scalar_name(model)} is a "
+            f"network of Values that takes one sample at a time. {_scalar_advice(model, lossfn)}"
+        )
+    if lossfn in CLASSIFICATION_LOSSES and output_of(model)[0] == "":
+        name = type(model).__name__
+        raise TypeError(
+            f"MLPTrainer cannot tell whether {name}'s forward gives logits or probabilities, "
+            f"which {lossfn!r} must know: give {name} the attribute applied_activation "
+            "('none' for logits, or the 'sigmoid', 'tanh' or 'relu' it ends in), or is_softmax "
+            "= True and a logits(x) method giving the scores before its softmax"
+        )
+
+
+def _scalar_name(model: Module) -> str:
+    if isinstance(model, ScalarMLP):
+        return f"nn.scalar.MLP({model.extra_repr()})"
+    return f"{type(model).__name__} (of {type(model).__module__})"
+
+
+def _scalar_advice(model: Module, lossfn: str) -> str:
+    """The Tensor network that computes what a scalar MLP does, where there is one to name."""
+    loop = "or train it with your own loop over samples (micrograd's way)"
+    general = f"Build it of nn.Linear layers and activation modules in nn.Sequential, {loop}"
+    if not isinstance(model, ScalarMLP):
+        return general
+    *hidden, out = model.activations
+    act = hidden[0] if hidden else out
+    sizes = f"{model.nin}, {model.nouts[-1]}, {model.nouts[:-1]}, {act!r}"
+    if any(a != act for a in hidden):
+        return general
+    if out == act:
+        return f"The same network is nn.MLP({sizes}): train that, {loop}"
+    if out == "none" and lossfn == "cross-entropy":  # the trainer takes its logits: the same
+        return (
+            f"The same network, trained on its logits, is nn.MLP({sizes}, is_softmax=True): "
+            f"train that, {loop}"
+        )
+    return general
+
+
+def _linears(model: Any, from_end: bool) -> Iterator[Any]:
+    """The dense layers of model in the order the input meets them (or from the end), through
+    Sequentials and MLPs; the activation modules between them are passed over."""
+    if isinstance(model, Linear):
+        yield model
+    elif isinstance(model, (Sequential, MLP)):
+        for m in reversed(model.layers) if from_end else model.layers:
+            yield from _linears(m, from_end)
+    elif not isinstance(model, _Activation):
+        yield None  # a module of its own: its width is unknown
+
+
 # -- helpers ----------------------------------------------------------------------------------
 
 
 def _weight_dim(model: Module, layer: int, axis: int) -> int | None:
+    linear = next(_linears(model, from_end=layer == -1), None)
     layers = getattr(model, "layers", None)
-    if not isinstance(layers, Sequence) or not layers:
-        return None
-    shape = getattr(getattr(layers[layer], "weight", None), "shape", None)
+    if linear is None and isinstance(layers, Sequence) and layers:
+        linear = layers[layer]  # a module of its own with a list of layers: read as before
+    shape = getattr(getattr(linear, "weight", None), "shape", None)
     if not isinstance(shape, tuple) or len(shape) != 2:
         return None
     return int(shape[axis])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import reprlib
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -28,9 +29,13 @@ from .module import StateError, _names
 
 __all__ = ["format_of", "read_weights", "write_weights"]
 
-# What safetensors calls the float types NumPy can hold; every other dtype is refused by name.
+# What safetensors calls the float types we read, and how each is stored; every other dtype is
+# refused by name. NumPy has no bfloat16: its 16 bits are read as integers and widened to the
+# float32 they are the top half of (bfloat16 is float32 with the low 16 bits of its mantissa
+# dropped), which is exact.
 _SAFETENSORS_FLOATS: dict[str, np.dtype[Any]] = {
     "F16": np.dtype("<f2"),
+    "BF16": np.dtype("<u2"),
     "F32": np.dtype("<f4"),
     "F64": np.dtype("<f8"),
 }
@@ -44,7 +49,6 @@ _SAFETENSORS_NAMES = {
     "I32": "int32",
     "U64": "uint64",
     "I64": "int64",
-    "BF16": "bfloat16",
     "C64": "complex64",
 }
 # safetensors' own cap: a longer header is a broken or hostile file, not a model of ours.
@@ -86,7 +90,8 @@ def read_weights(
     headers before any array data is read. ``owner`` names the model in messages.
 
     Returns:
-        name -> array (float16, float32 or float64, as stored).
+        name -> array (float16, float32 or float64, as stored; bfloat16 as the float32 of the
+        same value).
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -192,12 +197,14 @@ def _read_safetensors(shown: str, layout: Layout, owner: str) -> dict[str, np.nd
         data = f.read(data_size)
     if len(data) != data_size:  # the file shrank while we read it
         raise _not_saved(shown, "safetensors", "it changed while being read")
-    import safetensors.numpy
-
-    try:
-        return safetensors.numpy.load(start + raw + data)
-    except Exception as e:  # SafetensorError; our checks above should have caught it first
-        raise _not_saved(shown, "safetensors", e) from None
+    state = {}
+    view = memoryview(data)
+    for name, (dtype_name, shape, begin, end) in entries.items():
+        flat = np.frombuffer(view[begin:end], _SAFETENSORS_FLOATS[dtype_name])
+        if dtype_name == "BF16":
+            flat = (flat.astype(np.uint32) << 16).view(np.float32)
+        state[name] = flat.reshape(shape).copy()  # writeable, and not holding the file's bytes
+    return state
 
 
 def _safetensors_entries(
@@ -216,6 +223,8 @@ def _safetensors_entries(
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=refuse_repeats)
     except (UnicodeDecodeError, ValueError) as e:
         raise _not_saved(shown, "safetensors", f"its header is not JSON: {e}") from None
+    except RecursionError:  # the parser recurses once per bracket: [[[[... is an attack
+        raise _not_saved(shown, "safetensors", "its header nests brackets too deeply") from None
     if not isinstance(header, dict):
         raise _not_saved(shown, "safetensors", "its header is not a JSON object")
     header.pop("__metadata__", None)
@@ -231,7 +240,9 @@ def _safetensors_entries(
                 raise TypeError("shape or offsets")
         except (KeyError, TypeError, ValueError):
             raise _not_saved(
-                shown, "safetensors", f"the header's entry for {name!r} is malformed: {entry!r}"
+                shown,
+                "safetensors",
+                f"the header's entry for {name!r} is malformed: {reprlib.repr(entry)}",
             ) from None
         entries[name] = (dtype, tuple(shape), begin, end)
     return entries

@@ -1,8 +1,11 @@
-"""Pictures of training runs as PNGs: loss curves, a 2-D model's function over the plane, and a
-gradient check's manual-vs-automatic chart.
+"""Pictures of training runs: loss curves, a 2-D model's function over the plane (decision
+regions), and a gradient check's manual-vs-automatic chart.
 
-Every PNG is at least ``MIN_WIDTH_PX`` pixels wide, wide enough for a slide, and every picture
-has a title in words and labelled axes (and colour bar).
+Each picture has a ``*_figure`` function that returns a matplotlib ``Figure``, which a Jupyter
+cell shows as its output with no ``%matplotlib`` magic and no ``plt.show()`` (the Figure has its
+own PNG display), and a ``plot_*`` function that writes it to a PNG file.
+Every PNG file is at least ``MIN_WIDTH_PX`` pixels wide, wide enough for a slide, and every
+picture has a title in words and labelled axes (and colour bar).
 
 matplotlib is optional (the ``plot`` extra: ``pip install 'backproplab[plot]'``) and imported
 only when a picture is drawn. The figures are drawn on matplotlib's ``Figure`` with the Agg
@@ -12,6 +15,7 @@ a program (or notebook) that imports this module.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +28,7 @@ from backproplab.nn.files import safe_write
 __all__ = [
     "MIN_WIDTH_PX",
     "PLOT_HINT",
+    "function_2d_figure",
     "gradient_check_figure",
     "have_matplotlib",
     "loss_curve_figure",
@@ -31,6 +36,7 @@ __all__ = [
     "plot_gradient_check",
     "plot_loss_curve",
     "plot_values_2d",
+    "values_2d_figure",
 ]
 
 PLOT_HINT = "pip install 'backproplab[plot]'"
@@ -51,16 +57,41 @@ def have_matplotlib() -> bool:
     return True
 
 
+_figure_class: type | None = None
+
+
+def _inline_figure_class() -> type:
+    """matplotlib's Figure with a PNG display of its own, made once, on first use."""
+    global _figure_class
+    if _figure_class is None:
+        from matplotlib.figure import Figure
+
+        class InlineFigure(Figure):  # type: ignore[misc]
+            """A Figure that Jupyter shows as a PNG by itself.
+
+            IPython shows a bare Figure as a picture only once pyplot has set up its inline
+            backend (``%matplotlib inline``, or importing pyplot); these figures never go
+            through pyplot, so they bring their own ``_repr_png_``.
+            """
+
+            def _repr_png_(self) -> bytes:
+                buffer = io.BytesIO()
+                self.savefig(buffer, format="png", bbox_inches="tight")
+                return buffer.getvalue()
+
+        _figure_class = InlineFigure
+    return _figure_class
+
+
 def _figure(width: float = 6.0, height: float = 4.0) -> Any:
     """A new Figure on the Agg canvas; ImportError with the install hint without matplotlib."""
     try:
         # matplotlib itself first: a stale submodule in sys.modules must not hide its absence.
         import matplotlib  # noqa: F401
         from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
     except ImportError as e:
         raise ImportError(f"drawing pictures needs matplotlib: {PLOT_HINT}") from e
-    fig = Figure(figsize=(width, height), dpi=100)
+    fig = _inline_figure_class()(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig
 
@@ -103,7 +134,6 @@ def loss_curve_figure(
         history_or_losses: either one loss per step (a sequence of numbers, drawn against the
             step 1, 2, ...), or an ``MLPTrainer`` history (a sequence of dicts with "epoch",
             "train_loss" and maybe "val_loss", drawn as one curve each against the epoch).
-        path: the file to write.
         log: a logarithmic y axis; ignored (linear) when some loss is not positive, since a log
             axis cannot show it.
         title: the figure's title.
@@ -165,24 +195,62 @@ def plot_function_2d(
 ) -> Path:
     """Draw a function of two inputs over the plane, with the data points on top, to a PNG.
 
+    The picture is ``function_2d_figure(predict_fn, X, y, ...)``; see it for the arguments.
+    Returns the path written, as a Path. Raises ValueError and ImportError as that function
+    does, and OSError when the file cannot be written.
+    """
+    fig = function_2d_figure(
+        predict_fn,
+        X,
+        y,
+        resolution,
+        title,
+        margin,
+        axis_labels=axis_labels,
+        value_label=value_label,
+        class_names=class_names,
+    )
+    return _save(fig, path)
+
+
+def function_2d_figure(
+    predict_fn: Callable[[np.ndarray], Any],
+    X: Any,
+    y: Any,
+    resolution: int = 100,
+    title: str = "the trained network's function",
+    margin: float = 0.25,
+    *,
+    axis_labels: tuple[str, str] = ("x1", "x2"),
+    value_label: str = "network output",
+    class_names: Sequence[str] | None = None,
+) -> Any:
+    """Draw a function of two inputs over the plane, with the data points on top, on a new
+    matplotlib ``Figure``, and return it: the decision regions of a classifier.
+
+    A predict_fn that gives class labels (whole numbers, at most 10 of them) draws decision
+    regions, one colour per class; one that gives scores or probabilities draws a shaded
+    surface (see ``values_2d_figure``). For micrograd's moons::
+
+        function_2d_figure(lambda pts: [model(list(p)).data > 0 for p in pts], X, y)
+
     Args:
         predict_fn: maps points of shape (m, 2) to m values (a probability, a score or a class
-            label per point; an (m, 1) result is fine).
+            label per point; an (m, 1) result, a Tensor or a list of Values is fine).
         X: the data points, shape (n, 2); the picture covers their bounding box, widened by
             ``margin`` (a fraction of each side's range).
         y: their labels or targets, n values, which colour the points.
-        path: the file to write.
         resolution: grid points along each axis (predict_fn sees resolution² points).
         title: the figure's title.
-        axis_labels, value_label, class_names: as for ``plot_values_2d``.
+        axis_labels, value_label, class_names: as for ``values_2d_figure``.
 
     Returns:
-        The path written, as a Path.
+        The Figure, with the plot's Axes first.
 
     Raises:
         ValueError: for X not of shape (n, 2), y not of length n, resolution < 2, or a
             predict_fn result that is not one value per point.
-        ImportError: when matplotlib is missing. OSError: when the file cannot be written.
+        ImportError: when matplotlib is missing.
     """
     points = np.asarray(X, dtype=float)
     if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
@@ -194,19 +262,18 @@ def plot_function_2d(
     xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution)
     ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution)
     gx, gy = np.meshgrid(xs, ys)
-    values = np.asarray(predict_fn(np.column_stack([gx.ravel(), gy.ravel()])))
+    values = np.asarray(predict_fn(np.column_stack([gx.ravel(), gy.ravel()])), dtype=float)
     if values.size != gx.size:
         raise ValueError(
             f"predict_fn returned {values.size} values for {gx.size} points (shape "
             f"{values.shape}); it must return one value per point"
         )
-    return plot_values_2d(
+    return values_2d_figure(
         xs,
         ys,
         values.reshape(gx.shape),
         points,
         y,
-        path,
         title=title,
         axis_labels=axis_labels,
         value_label=value_label,
@@ -244,6 +311,39 @@ def plot_values_2d(
 ) -> Path:
     """Draw values already computed on the grid xs × ys, with the data points on top, to a PNG.
 
+    The picture is ``values_2d_figure(xs, ys, values, X, y, ...)``; see it for the arguments.
+    Returns the path written. Raises ValueError when the shapes do not fit, ImportError
+    without matplotlib, OSError when the file cannot be written.
+    """
+    fig = values_2d_figure(
+        xs,
+        ys,
+        values,
+        X,
+        y,
+        title,
+        axis_labels=axis_labels,
+        value_label=value_label,
+        class_names=class_names,
+    )
+    return _save(fig, path)
+
+
+def values_2d_figure(
+    xs: Any,
+    ys: Any,
+    values: Any,
+    X: Any,
+    y: Any,
+    title: str = "the trained network's function",
+    *,
+    axis_labels: tuple[str, str] = ("x1", "x2"),
+    value_label: str = "network output",
+    class_names: Sequence[str] | None = None,
+) -> Any:
+    """Draw values already computed on the grid xs × ys, with the data points on top, on a new
+    matplotlib ``Figure``, and return it.
+
     ``values[i, j]`` is the function at (xs[j], ys[i]), the layout of ``np.meshgrid(xs, ys)``
     (and of ``nn.seed_circle.predict_grid``). Integer-valued results with at most 10 distinct
     values (class labels) are drawn as decision regions, each cell of the grid filled in the
@@ -254,10 +354,10 @@ def plot_values_2d(
     classes (``class_names[k]`` for label k, else "class k").
 
     ``axis_labels`` names the two inputs (x1 and x2 by default: ``y`` is the label). The rest
-    is as for ``plot_function_2d``.
+    is as for ``function_2d_figure``.
 
-    Returns the path written. Raises ValueError when the shapes do not fit, ImportError
-    without matplotlib, OSError when the file cannot be written.
+    Returns the Figure. Raises ValueError when the shapes do not fit, ImportError without
+    matplotlib.
     """
     xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
     grid = np.asarray(values, dtype=float)
@@ -353,7 +453,7 @@ def plot_values_2d(
     ax.set_title(title)
     ax.set_aspect("equal", adjustable="box")
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def plot_gradient_check(report: Any, path: PathLike, title: str | None = None) -> Path:

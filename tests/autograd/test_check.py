@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from html.parser import HTMLParser
 
 import numpy as np
 import numpy.testing as npt
@@ -399,3 +400,68 @@ def test_numerical_gradient_of_floats_and_arrays() -> None:
     assert ds == pytest.approx(np.sum(arr**2), rel=1e-8)
     npt.assert_allclose(darr, 2 * 1.5 * arr, rtol=1e-7)
     npt.assert_array_equal(arr, [[1.0, -2.0], [0.5, 3.0]])  # inputs are left as they were
+
+
+# --- the report in Jupyter and at the prompt ----------------------------------------------------
+
+
+class _Table(HTMLParser):
+    """The cells of an HTML table, row by row, and the caption."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.caption = ""
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self.rows[-1].append("")
+            self._in = "cell"
+        elif tag == "caption":
+            self._in = "caption"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th", "caption"):
+            self._in = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in == "cell":
+            self.rows[-1][-1] += data
+        elif self._in == "caption":
+            self.caption += data
+
+
+def test_the_report_shows_as_an_html_table_with_each_diagnosis() -> None:
+    def bias_not_summed(w, x, b):
+        dW, dx, db = by_hand(w, x, b)
+        return dW, dx, np.stack([db, db])  # two rows where one belongs
+
+    report = compare_gradients(layer_loss, bias_not_summed, W0, X0, B0, names=["W", "x", "b<1>"])
+    page = report._repr_html_()
+    assert page.startswith("<table") and page.endswith("</table>")
+    table = _Table()
+    table.feed(page)
+    assert table.caption == report.title
+    head, *rows, tolerance, verdict = table.rows
+    assert head[:2] == ["input", "shape"]
+    assert [r[0] for r in rows] == ["W", "x", "b<1>"]  # escaped in the page, read back as text
+    assert "<1>" not in page
+    assert [r[6] for r in rows] == ["ok", "ok", "FAIL"]
+    assert rows[2][7] == report.rows[2].diagnosis.message
+    assert rows[2][7].startswith("b<1>: your gradient has shape (2, 2), b<1> has shape (2,)")
+    assert rows[0][7] == ""
+    assert tolerance == [report.tolerance]
+    assert verdict == ["FAILED: b<1>"]
+
+
+def test_the_repr_is_the_table_and_a_row_reads_in_one_line() -> None:
+    report = compare_gradients(layer_loss, forgot_x_in_dw, W0, X0, B0, names=["W", "x", "b"])
+    assert repr(report) == str(report)
+    assert "GradientRow(" not in repr(report)
+    assert repr(report.rows[1]) == "<GradientRow x 3: ok>"
+    assert repr(report.rows[0]).startswith(
+        "<GradientRow W 2×3: FAIL: W: your gradient is wrong at ["
+    )

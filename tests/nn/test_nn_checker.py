@@ -6,6 +6,8 @@ formula each, as a person deriving backprop by hand might.
 
 from __future__ import annotations
 
+import html
+
 import backproplab.nn as nn
 import numpy as np
 import pytest
@@ -426,6 +428,8 @@ def test_compare_gradients_and_check_model_say_the_same_words(mistake, kind: str
     assert said[0] == said[1]
     assert {r.diagnosis.kind for r in via_model.rows if not r.ok} == {kind}
     assert str(via_model).splitlines()[-1] == str(via_function).splitlines()[-1]
+    # In Jupyter, check_model's report shows the same words in its HTML table.
+    assert all(html.escape(words) in via_model._repr_html_() for words in said[0])
     if kind == "not-summed":
         assert said[0] == [
             "bias: your gradient has shape (8, 3), bias has shape (3,): it looks like the bias "

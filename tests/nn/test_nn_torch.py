@@ -222,3 +222,98 @@ def test_importing_backproplab_never_imports_torch(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- PyTorch's usual network, and the classes that only look like ours --------------------------
+
+
+def bare_output_sequential(activation: type, dropout: float = 0.0) -> torch.nn.Sequential:
+    """Linear, act, [Dropout], Linear, act, [Dropout], Linear: the last layer bare."""
+    torch.manual_seed(1)
+    sizes = [3, 5, 6, 4]
+    layers: list[Any] = []
+    for i in range(3):
+        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1], dtype=torch.float64))
+        if i < 2:
+            layers.append(activation())
+            if dropout:
+                layers.append(torch.nn.Dropout(dropout))
+    return torch.nn.Sequential(*layers).eval()
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2], ids=["", "dropout"])
+@pytest.mark.parametrize("activation", [torch.nn.Tanh, torch.nn.ReLU, torch.nn.Sigmoid])
+def test_from_torch_takes_a_bare_output_layer(activation: type, dropout: float) -> None:
+    seq = bare_output_sequential(activation, dropout)
+    ours = MLP.from_torch(seq)
+    assert [layer.applied_activation for layer in ours.layers] == [
+        ours.activation,
+        ours.activation,
+        "none",
+    ]
+    x = torch.from_numpy(X).requires_grad_(True)
+    out = seq(x)
+    npt.assert_allclose(ours.predict(X), out.detach().numpy(), rtol=0, atol=1e-12)
+    # the same function: its gradients too, for the input and every weight
+    (out * torch.from_numpy(TARGET)).sum().backward()
+    xt = Tensor(X, requires_grad=True)
+    (ours(xt) * Tensor(TARGET)).sum().backward()
+    npt.assert_allclose(xt.grad, x.grad.numpy(), rtol=0, atol=1e-12)
+    linears = [m for m in seq if isinstance(m, torch.nn.Linear)]
+    for layer, linear in zip(ours.layers, linears, strict=True):
+        npt.assert_allclose(layer.weight.grad, linear.weight.grad.numpy().T, atol=1e-12)
+    # and back again: the same Sequential
+    again = ours.to_torch().eval()
+    assert [type(m) for m in again] == [type(m) for m in seq]
+    for a, b in zip(again.state_dict().values(), seq.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with torch.no_grad():
+        assert torch.equal(again(torch.from_numpy(X)), seq(torch.from_numpy(X)))
+
+
+class Linear(torch.nn.Linear):
+    """A Linear with a forward of its own: named Linear, but not torch's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2.0 * super().forward(x)
+
+
+class Tanh(torch.nn.Tanh):
+    """A Tanh that is not tanh."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(2.0 * x)
+
+
+class Sequential(torch.nn.Sequential):
+    """A Sequential that does not run its modules in order."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + 1.0
+
+
+@pytest.mark.parametrize(
+    ("module", "pattern"),
+    [
+        (
+            torch.nn.Sequential(Linear(3, 2)),
+            r"cannot take [\w.]*test_nn_torch\.Linear \(module 0 of the Sequential\): it is not "
+            r"torch\.nn\.Linear",
+        ),
+        (
+            torch.nn.Sequential(torch.nn.Linear(3, 2), Tanh()),
+            r"cannot take [\w.]*test_nn_torch\.Tanh \(module 1 of the Sequential\)",
+        ),
+        (
+            Sequential(torch.nn.Linear(3, 2)),
+            r"takes a torch\.nn\.Sequential .*got [\w.]*test_nn_torch\.Sequential",
+        ),
+    ],
+    ids=["linear", "tanh", "sequential"],
+)
+def test_from_torch_refuses_subclasses_with_their_own_forward(module: Any, pattern: str) -> None:
+    module.double()
+    ours_would_give = module(torch.from_numpy(X[:, :3])).detach().numpy()
+    assert ours_would_give.shape == (6, 2)  # they run, and differ from what an MLP computes
+    with pytest.raises(TypeError, match=pattern):
+        MLP.from_torch(module)

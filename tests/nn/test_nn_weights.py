@@ -331,3 +331,95 @@ def test_read_weights_reads_no_data_before_the_headers_pass(
     with pytest.raises(StateError, match=r"'layers.1.bias' holds int8"):
         read_weights(path, layout)
     assert built == []
+
+
+# --- values a model cannot hold, and the float formats others write ------------------------------
+
+
+def float32_model(seed: int = 42) -> MLP:
+    m = model(seed)
+    for p in m.parameters():
+        p.data = p.data.astype(np.float32)
+    return m
+
+
+def test_a_float64_file_overflowing_a_float32_model_is_refused(tmp_path: Path) -> None:
+    state = good_state()
+    state["layers.1.weight"][2, 1] = 1e300  # finite in the file, inf in float32
+    path = save_st(tmp_path / "big.safetensors", state)
+    m = float32_model()
+    before = snapshot(m)
+    with pytest.raises(StateError, match=r"'layers.1.weight'.* 1e\+300 .*float32") as e:
+        m.load(path)
+    assert str(path) in str(e.value)
+    assert_unchanged(m, before)
+    model().load(path)  # a float64 model holds it
+
+
+def test_a_state_dict_overflowing_a_float32_model_is_refused() -> None:
+    state = good_state()
+    state["layers.0.bias"][0] = -1e39
+    m = float32_model()
+    before = snapshot(m)
+    with pytest.raises(StateError, match=r"state\['layers.0.bias'\] holds -1e\+39 .*float32"):
+        m.load_state_dict(state)
+    assert_unchanged(m, before)
+
+
+def test_a_header_of_deeply_nested_brackets_is_refused(tmp_path: Path) -> None:
+    header = b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header)
+    message = refused(path, r"not a saved model \(.safetensors\): its header nests brackets too")
+    assert str(path) in message
+
+
+def bfloat16_bits(values: np.ndarray) -> np.ndarray:
+    """The bfloat16 bits of float32 values that bfloat16 holds exactly (their low 16 bits 0)."""
+    bits = values.astype(np.float32).view(np.uint32)
+    assert not np.any(bits & 0xFFFF)
+    return (bits >> 16).astype("<u2")
+
+
+def half_precision_file(path: Path, dtype: str) -> tuple[Path, dict[str, np.ndarray]]:
+    """A file of good_state()'s names and shapes in F16 or BF16, and the exact values it holds."""
+    header: dict[str, Any] = {}
+    data = b""
+    values = {}
+    for name, a in sorted(good_state().items()):
+        if dtype == "F16":
+            exact = a.astype(np.float16)
+            raw = exact.astype("<f2").tobytes()
+        else:  # bfloat16 keeps float32's exponent and 8 bits of its mantissa
+            exact = (a.astype(np.float32).view(np.uint32) & 0xFFFF0000).view(np.float32)
+            if name == "layers.0.weight":
+                exact = exact * np.float32(2.0**100)  # exact, and past float16's range
+            raw = bfloat16_bits(exact).tobytes()
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(a.shape),
+            "data_offsets": [len(data), len(data) + len(raw)],
+        }
+        data += raw
+        values[name] = exact
+    return handmade_st(path, header, data), values
+
+
+@pytest.mark.parametrize("dtype", ["F16", "BF16"])
+@pytest.mark.parametrize("model_dtype", [np.float32, np.float64])
+def test_half_precision_files_load_exactly(
+    tmp_path: Path, dtype: str, model_dtype: type[np.floating[Any]]
+) -> None:
+    path, values = half_precision_file(tmp_path / f"m-{dtype}.safetensors", dtype)
+    m = float32_model() if model_dtype is np.float32 else model(seed=42)
+    m.load(path)
+    for name, p in m.named_parameters():
+        assert p.data.dtype == model_dtype
+        npt.assert_array_equal(p.data, values[name].astype(np.float64), err_msg=name)
+    if dtype == "BF16":  # against safetensors' own reading, through torch, when it is there
+        torch = pytest.importorskip("torch")
+        import safetensors.torch
+
+        theirs = safetensors.torch.load_file(str(path))
+        for name, p in m.named_parameters():
+            npt.assert_array_equal(p.data, theirs[name].to(torch.float64).numpy(), err_msg=name)

@@ -103,7 +103,14 @@ def test_a_forgotten_activation_derivative_exits_1(
         (["--dropout", "x"], "argument --dropout: 'x' is not a number"),
         (["--hidden", "", "--dropout", "0.5"], "--dropout applies to hidden layers"),
         (["--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
-        (["--batch", "0"], "argument --batch: must be an integer >= 1, got 0"),
+        (["--batch", "0"], "argument --batch: must be an integer in [1, 10001), got 0"),
+        (["--batch", "10001"], "argument --batch: must be an integer in [1, 10001), got 10001"),
+        (
+            ["--hidden", "100000,100000"],
+            # refused before the 75 GiB it would ask for
+            "--hidden 100000,100000 gives a network of 10,000,900,003 parameters; the check "
+            "takes at most 100,000",
+        ),
         (["--batch", "two"], "argument --batch: 'two' is not an integer"),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
     ],
