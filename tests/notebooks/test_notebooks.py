@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import re
 import struct
@@ -225,15 +226,19 @@ def test_lecture_progress_bar_is_a_widget(executed: dict[str, Any]) -> None:
     assert widgets and all("model_id" in w for w in widgets)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="figures display themselves once the learner branch's plots are merged"
-)
 def test_lecture_shows_png_figures(executed: dict[str, Any]) -> None:
     figures = _shown(executed["lecture"], "image/png")
-    assert len(figures) >= 2, "the lecture shows its two loss curves"
+    assert len(figures) == 3, "two loss curves and micrograd's network's decision regions"
+    from PIL import Image  # matplotlib's own dependency
+
     for data in figures:
         width, height = _png_size(data)
         assert 300 <= width <= 4000 and 200 <= height <= 4000, (width, height)
+        with Image.open(io.BytesIO(base64.b64decode(data))) as picture:
+            picture.load()  # decodes every pixel: a truncated PNG fails here
+            assert picture.size == (width, height)
+            colours = picture.convert("RGB").getcolors(maxcolors=1 << 20) or []
+        assert len(colours) > 10, "a figure with lines, text and regions, not a blank picture"
 
 
 def test_makemore_exercise_compares_every_intermediate(executed: dict[str, Any]) -> None:
