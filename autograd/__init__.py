@@ -33,10 +33,12 @@ from .tensor import (
     dense,
     maximum,
     minimum,
+    ones_like,
     squared_error,
     stack,
     unbroadcast,
     where,
+    zeros_like,
 )
 from .value import Value, dot, sum_values
 
@@ -74,6 +76,7 @@ __all__ = [
     "minimum",
     "no_grad",
     "numerical_gradient",
+    "ones_like",
     "parse",
     "squared_error",
     "stack",
@@ -81,4 +84,5 @@ __all__ = [
     "unbroadcast",
     "value_and_grad",
     "where",
+    "zeros_like",
 ]

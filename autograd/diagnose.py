@@ -292,8 +292,12 @@ def _factor(
             return Diagnosis(
                 name, "factor", f"{head} {words}", factor=factor, factor_name=factor_name
             )
-    # Any other constant: the least-squares factor, confirmed elementwise.
-    c = float(np.sum(m * ref) / np.sum(ref * ref))
+    # Any other constant: the least-squares factor, confirmed elementwise. One number is always
+    # some multiple of another, so for a scalar that would say nothing.
+    if m.size == 1:
+        return None
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        c = float(np.sum(m * ref) / np.sum(ref * ref))
     if np.isfinite(c) and c != 0 and close(m, c * ref):
         text = f"{head} exactly {c:.6g} times the engine's everywhere: a constant factor is off"
         return Diagnosis(name, "factor", text, factor=c)
@@ -311,7 +315,12 @@ def _wrong(name: str, m: np.ndarray, ref: np.ndarray, atol: float, rtol: float) 
     )
     mv, rv = float(m[where]), float(ref[where])
     at = f" at {list(where)}" if where else ""
-    if np.isnan(mv) or np.isinf(mv):
+    if not np.any(m) and m.size > 1:
+        says = (
+            f"{name}: your gradient is all zeros, where the engine's is not (it is {rv:.6g}{at}): "
+            f"no gradient reached {name}"
+        )
+    elif np.isnan(mv) or np.isinf(mv):
         says = f"{name}: your gradient is {mv}{at}, where the engine's is {rv:.6g}"
     else:
         says = f"{name}: your gradient is wrong{at}: yours {mv:.6g}, the engine's {rv:.6g}"

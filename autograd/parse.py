@@ -36,6 +36,7 @@ import difflib
 import keyword
 import math
 import numbers
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -478,7 +479,7 @@ def _parse_piece(text: str, start: int, end: int, lines: _Lines) -> ast.expr:
             tree = ast.parse(source, mode="eval")
     except SyntaxError as e:
         offset = start - 1 + _source_offset(source, e.lineno or 1, (e.offset or 1) - 1, chars=True)
-        reason = e.msg or "invalid syntax"
+        reason = (e.msg or "invalid syntax") + _product_hint(text[start:end])
         raise lines.error(f"syntax error: {reason}", min(max(offset, start), end)) from None
     except (RecursionError, MemoryError):
         # The limits above keep ast.parse far from these; this is the backstop.
@@ -486,6 +487,19 @@ def _parse_piece(text: str, start: int, end: int, lines: _Lines) -> ast.expr:
     except ValueError as e:  # the scan refuses what raises this (null bytes ...); a backstop
         raise lines.error(f"Python's parser cannot read this: {e}", start) from None
     return tree.body
+
+
+_NUMBER_THEN_NAME = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)([A-Za-z_]\w*)")
+
+
+def _product_hint(piece: str) -> str:
+    """ "; write 2*x to multiply" for a number written against a name, as in 2x + 1."""
+    for m in _NUMBER_THEN_NAME.finditer(piece):
+        try:
+            float(m[0])  # 1e5 and 2e-3 are numbers, not 1 times e5
+        except ValueError:
+            return f"; write {m[1]}*{m[2]} to multiply"
+    return ""
 
 
 def _source_offset(source: str, line: int, column: int, chars: bool = False) -> int:

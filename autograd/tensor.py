@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from .engine import ArrayMath, Node, Op, record
+from .hints import attribute_error, records, torch_keywords
 from .ops import (
     ACTIVATIONS,
     Abs,
@@ -61,10 +62,12 @@ __all__ = [
     "dense",
     "maximum",
     "minimum",
+    "ones_like",
     "squared_error",
     "stack",
     "unbroadcast",
     "where",
+    "zeros_like",
 ]
 
 ArrayLike = Any  # whatever np.asarray accepts: numbers, nested lists, arrays
@@ -200,8 +203,9 @@ class Tensor(Node):
         self._delivered = self.grad if self.grad.__class__ is np.ndarray else None
 
     @staticmethod
-    def zeros_like(x: Tensor, create_graph: bool) -> Any:
-        """A zero gradient for x (an array, or a constant Tensor when the pass is recorded)."""
+    def zeros_like(x: Tensor, create_graph: bool = False) -> Any:
+        """A zero gradient for x (an array, or a constant Tensor when the pass is recorded).
+        For a Tensor of zeros, use the function ``zeros_like``."""
         zeros = np.zeros_like(x.data)
         return Tensor(zeros) if create_graph else zeros
 
@@ -277,78 +281,110 @@ class Tensor(Node):
         extra += f", label={self.label!r}" if self.label else ""
         return f"Tensor({body}{extra})"
 
+    if not TYPE_CHECKING:  # mypy would take every attribute to exist
+
+        def __getattr__(self, name: str) -> Any:
+            # Only a name the class lacks gets here: ours when it is PyTorch's, or a near miss
+            raise attribute_error(self, name)
+
     # -- arithmetic --------------------------------------------------------------------------------
 
     # A number operand is a param of the op (x * 0.5 is one node), never a leaf of its own.
     # The usual operand, a Tensor, is told apart first, by its class alone.
 
+    @records(Add, AddNumber)
     def __add__(self, other: Operand) -> Tensor:
+        """Return self + other (broadcast)."""
         if other.__class__ is not Tensor:
             if isinstance(other, _NUMBERS):
                 return _apply(AddNumber, (self,), (float(other),))
             other = _lift(other, self, Add)
         return _apply(Add, (self, other))
 
+    @records(Add, AddNumber)
     def __radd__(self, other: Operand) -> Tensor:
+        """Return other + self."""
         if isinstance(other, _NUMBERS):
             return _apply(AddNumber, (self,), (float(other),))  # c + x is x + c, exactly
         return _apply(Add, (_lift(other, self, Add), self))
 
+    @records(Sub, AddNumber)
     def __sub__(self, other: Operand) -> Tensor:
+        """Return self - other."""
         if other.__class__ is not Tensor:
             if isinstance(other, _NUMBERS):
                 return _apply(AddNumber, (self,), (-float(other),))  # x - c is x + (-c), exactly
             other = _lift(other, self, Sub)
         return _apply(Sub, (self, other))
 
+    @records(Sub, NumberSub)
     def __rsub__(self, other: Operand) -> Tensor:
+        """Return other - self."""
         if isinstance(other, _NUMBERS):
             return _apply(NumberSub, (self,), (float(other),))
         return _apply(Sub, (_lift(other, self, Sub), self))
 
+    @records(Mul, MulNumber)
     def __mul__(self, other: Operand) -> Tensor:
+        """Return self * other, elementwise."""
         if other.__class__ is not Tensor:
             if isinstance(other, _NUMBERS):
                 return _apply(MulNumber, (self,), (float(other),))
             other = _lift(other, self, Mul)
         return _apply(Mul, (self, other))
 
+    @records(Mul, MulNumber)
     def __rmul__(self, other: Operand) -> Tensor:
+        """Return other * self."""
         if isinstance(other, _NUMBERS):
             return _apply(MulNumber, (self,), (float(other),))  # c * x is x * c, exactly
         return _apply(Mul, (_lift(other, self, Mul), self))
 
+    @records(Div, DivNumber)
     def __truediv__(self, other: Operand) -> Tensor:
+        """Return self / other."""
         if other.__class__ is not Tensor:
             if isinstance(other, _NUMBERS):
                 return _apply(DivNumber, (self,), (float(other),))
             other = _lift(other, self, Div)
         return _apply(Div, (self, other))
 
+    @records(Div, NumberDiv)
     def __rtruediv__(self, other: Operand) -> Tensor:
+        """Return other / self."""
         if isinstance(other, _NUMBERS):
             return _apply(NumberDiv, (self,), (float(other),))
         return _apply(Div, (_lift(other, self, Div), self))
 
+    @records(MatMul)
     def __matmul__(self, other: Operand) -> Tensor:
+        """Return self @ other (matrix product, NumPy's rules)."""
         if other.__class__ is not Tensor:
             other = _lift(other, self, MatMul)
         return _apply(MatMul, (self, other))
 
+    @records(MatMul)
     def __rmatmul__(self, other: Operand) -> Tensor:
+        """Return other @ self."""
         return _apply(MatMul, (_lift(other, self, MatMul), self))
 
+    @records(Pow, PowV)
     def __pow__(self, other: Operand) -> Tensor:
+        """Return self ** other."""
         if isinstance(other, _NUMBERS):
             return _apply(Pow, (self,), (float(other),))
         return _apply(PowV, (self, _lift(other, self, PowV)))
 
+    @records(NumberPow, PowV)
     def __rpow__(self, other: Operand) -> Tensor:
+        """Return other ** self."""
         if isinstance(other, _NUMBERS):
             return _apply(NumberPow, (self,), (float(other),))
         return _apply(PowV, (_lift(other, self, PowV), self))
 
+    @records(Neg)
     def __neg__(self) -> Tensor:
+        """Return -self."""
         return _apply(Neg, (self,))
 
     def __pos__(self) -> Tensor:
@@ -377,56 +413,71 @@ class Tensor(Node):
 
     # -- elementwise functions --------------------------------------------------------------------
 
+    @records(Exp)
     def exp(self) -> Tensor:
         """Return e ** self."""
         return _apply(Exp, (self,))
 
+    @records(Log)
     def log(self) -> Tensor:
         """Return the natural log (NumPy's -inf at 0 and NaN below; see detect_anomaly)."""
         return _apply(Log, (self,))
 
+    @records(Tanh)
     def tanh(self) -> Tensor:
         """Return tanh(self)."""
         return _apply(Tanh, (self,))
 
+    @records(Sin)
     def sin(self) -> Tensor:
         """Return sin(self); its derivative is cos(self)."""
         return _apply(Sin, (self,))
 
+    @records(Cos)
     def cos(self) -> Tensor:
         """Return cos(self); its derivative is -sin(self)."""
         return _apply(Cos, (self,))
 
+    @records(Sigmoid)
     def sigmoid(self) -> Tensor:
         """Return 1 / (1 + exp(-self)), stable for any magnitude."""
         return _apply(Sigmoid, (self,))
 
+    @records(ReLU)
     def relu(self) -> Tensor:
         """Return max(self, 0); its gradient at 0 is 0."""
         return _apply(ReLU, (self,))
 
+    @records(Abs)
     def abs(self) -> Tensor:
         """Return |self|; its gradient at 0 is 0."""
         return _apply(Abs, (self,))
 
+    @records(Sqrt)
     def sqrt(self) -> Tensor:
         """Return the square root."""
         return _apply(Sqrt, (self,))
 
+    @records(Maximum)
     def maximum(self, other: Operand) -> Tensor:
         """Elementwise larger of self and other (ties share the gradient)."""
         return _apply(Maximum, (self, _lift(other, self, Maximum)))
 
+    @records(Minimum)
     def minimum(self, other: Operand) -> Tensor:
         """Elementwise smaller of self and other (ties share the gradient)."""
         return _apply(Minimum, (self, _lift(other, self, Minimum)))
 
     # -- reductions --------------------------------------------------------------------------------
 
+    @torch_keywords
+    @records(Sum)
     def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Sum over axis (an int, a tuple, or None for all)."""
         return _apply(Sum, (self,), (_axis(axis, self, Sum), keepdims))
 
+    @torch_keywords
+    @records(Sum, MulNumber)
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Mean over axis (an int, a tuple, or None for all); NaN over an empty axis, as NumPy."""
         axis = _axis(axis, self, Sum)
@@ -434,28 +485,76 @@ class Tensor(Node):
         total = _apply(Sum, (self,), (axis, keepdims))
         return _apply(MulNumber, (total,), (1.0 / n if n else math.nan,))
 
+    @torch_keywords
+    @records(Max)
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Max over axis; ties share the gradient evenly."""
         return _apply(Max, (self,), (_axis(axis, self, Max), keepdims))
 
+    @torch_keywords
+    @records(Min)
     def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Min over axis; ties share the gradient evenly."""
         return _apply(Min, (self,), (_axis(axis, self, Min), keepdims))
 
+    @torch_keywords
+    @records(LogSumExp)
     def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """log(sum(exp(self))) over axis, stable at any magnitude."""
         return _apply(LogSumExp, (self,), (_axis(axis, self, LogSumExp), keepdims))
 
+    @torch_keywords
+    @records(Sum, MulNumber, Sub, Mul, DivNumber)
+    def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+        """The variance over axis: Σ (x - mean)² / (n - ddof), n the count of elements summed.
+
+        ``ddof=0`` (the default) is NumPy's; ``ddof=1`` is Bessel's correction, PyTorch's
+        default (``unbiased=True``) and the batch norm of the makemore lectures.
+        Built from the ops below, so its gradient, 2 (x - mean) g / (n - ddof), is theirs.
+        Raises ValueError when ddof is not an int in [0, n).
+        """
+        axes = _axis(axis, self, Sum)
+        n = self.data.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
+        if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or not 0 <= ddof < n:
+            raise ValueError(
+                f"var: ddof must be an int in [0, {n}) for {n} elements over axis {axis}, "
+                f"got {ddof!r}"
+            )
+        d = self - self.mean(axes, keepdims=True)
+        return (d * d).sum(axes, keepdims) / float(n - ddof)
+
+    @torch_keywords
+    @records(Sum, MulNumber, Sub, Mul, DivNumber, Sqrt)
+    def std(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+        """The standard deviation over axis: ``var(axis, keepdims, ddof).sqrt()`` (see var).
+
+        Its gradient is infinite (NaN) where the variance is 0, as in NumPy and PyTorch.
+        """
+        return self.var(axis, keepdims, ddof).sqrt()
+
+    @torch_keywords
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> np.ndarray:
+        """The index of the largest element over axis (of the flattened data for None), as an
+        array of ints: an index has no gradient, so no node is recorded. Ties: the first."""
+        if axis is not None:
+            axis = _one_axis(axis, self, Max)
+        return np.asarray(np.argmax(self.data, axis=axis, keepdims=keepdims))
+
+    @torch_keywords
+    @records(Softmax)
     def softmax(self, axis: int = -1) -> Tensor:
         """exp(self) / sum(exp(self)) over axis, stable at any magnitude."""
         return _apply(Softmax, (self,), (_one_axis(axis, self, Softmax),))
 
+    @torch_keywords
+    @records(LogSoftmax)
     def log_softmax(self, axis: int = -1) -> Tensor:
         """self - logsumexp(self) over axis, stable at any magnitude."""
         return _apply(LogSoftmax, (self,), (_one_axis(axis, self, LogSoftmax),))
 
     # -- shape -------------------------------------------------------------------------------------
 
+    @records(Reshape)
     def reshape(self, *shape: Any) -> Tensor:
         """Return the same data in a new shape: ``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
         target = (
@@ -463,6 +562,7 @@ class Tensor(Node):
         )
         return _apply(Reshape, (self,), (tuple(target),))
 
+    @records(Transpose)
     def transpose(self, *axes: Any) -> Tensor:
         """Permute the axes (reversed when none are given)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
@@ -479,15 +579,19 @@ class Tensor(Node):
         return _apply(Transpose, (self,), (perm,))
 
     @property
+    @records(Transpose)
     def T(self) -> Tensor:
         """The transpose (axes reversed)."""
         return self.transpose()
 
+    @records(BroadcastTo)
     def broadcast_to(self, shape: tuple[int, ...]) -> Tensor:
         """Return self broadcast to shape (a view; its gradient is summed back)."""
         return _apply(BroadcastTo, (self,), (tuple(shape),))
 
+    @records(Index)
     def __getitem__(self, index: Any) -> Tensor:
+        """Return self[index] (NumPy indexing; repeated indices add up in the gradient)."""
         return _apply(Index, (self,), (_index(index),))
 
     def _scatter(self, shape: tuple[int, ...], index: Any) -> Tensor:
@@ -497,12 +601,35 @@ class Tensor(Node):
 # --- free functions ------------------------------------------------------------------------------
 
 
+def zeros_like(x: Operand, requires_grad: bool = False) -> Tensor:
+    """A Tensor of zeros with x's shape and dtype (x a Tensor or an array), as torch.zeros_like.
+
+    Its ``.data`` is a writable array: ``dC = zeros_like(C); np.add.at(dC.data, Xb, demb)``.
+    """
+    return Tensor(np.zeros_like(_like(x, "zeros_like")), requires_grad=requires_grad)
+
+
+def ones_like(x: Operand, requires_grad: bool = False) -> Tensor:
+    """A Tensor of ones with x's shape and dtype (x a Tensor or an array), as torch.ones_like."""
+    return Tensor(np.ones_like(_like(x, "ones_like")), requires_grad=requires_grad)
+
+
+def _like(x: Any, who: str) -> np.ndarray:
+    if isinstance(x, Node) and not isinstance(x, Tensor):
+        raise TypeError(f"{who} takes a Tensor or an array, got a {type(x).__name__}")
+    return _to_array(x.data if isinstance(x, Tensor) else x)
+
+
+@torch_keywords
+@records(Concatenate)
 def concatenate(tensors: Sequence[Operand], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
     xs = _lift_all(tensors, Concatenate)
     return _apply(Concatenate, xs, (_one_axis(axis, xs[0], Concatenate),))
 
 
+@torch_keywords
+@records(Reshape, Concatenate)
 def stack(tensors: Sequence[Operand], axis: int = 0) -> Tensor:
     """Join tensors along a new axis."""
     xs = _lift_all(tensors, Concatenate)
@@ -517,6 +644,7 @@ def stack(tensors: Sequence[Operand], axis: int = 0) -> Tensor:
     return concatenate(grown, axis)
 
 
+@records(Where)
 def where(cond: ArrayLike, a: Operand, b: Operand) -> Tensor:
     """Elementwise ``a`` where ``cond`` holds, else ``b``; cond is data (a boolean array)."""
     mask = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
@@ -524,16 +652,19 @@ def where(cond: ArrayLike, a: Operand, b: Operand) -> Tensor:
     return _apply(Where, xs, (_kept(mask),))  # a copy: a later write into cond changes nothing
 
 
+@records(Maximum)
 def maximum(a: Operand, b: Operand) -> Tensor:
     """Elementwise larger of a and b (ties share the gradient)."""
     return _apply(Maximum, _lift_all((a, b), Maximum))
 
 
+@records(Minimum)
 def minimum(a: Operand, b: Operand) -> Tensor:
     """Elementwise smaller of a and b (ties share the gradient)."""
     return _apply(Minimum, _lift_all((a, b), Minimum))
 
 
+@records(Dense)
 def dense(
     x: Operand, weight: Tensor, bias: Tensor | None = None, activation: str = "none"
 ) -> Tensor:
@@ -568,6 +699,7 @@ def dense(
     return _apply(Dense, (x, w, b), (act,))
 
 
+@records(SquaredError)
 def squared_error(pred: Operand, target: Operand, reduction: str = "mean") -> Tensor:
     """Return the mean (or, with reduction="sum", the sum) of (pred - target)², as one node.
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable, Sequence
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from .engine import FloatMath, Node, Op, record
+from .hints import attribute_error, records
 from .ops import (
     Abs,
     Add,
@@ -127,48 +128,72 @@ class Value(Node):
         grad = self.grad.data if isinstance(self.grad, Value) else self.grad
         return f"Value(data={self._data:.6g}, grad={grad:.6g}{label})"
 
+    if not TYPE_CHECKING:  # mypy would take every attribute to exist
+
+        def __getattr__(self, name: str) -> Any:
+            # Only a name the class lacks gets here: ours when it is PyTorch's, or a near miss
+            raise attribute_error(self, name)
+
     # -- arithmetic ----------------------------------------------------------------------------
     # A number operand is a param of the op (x + 2 is one node), never a leaf of its own.
 
+    @records(Add, AddNumber)
     def __add__(self, other: Operand) -> Value:
+        """Return self + other (other a Value or a number)."""
         if isinstance(other, Value):
             return _binary(Add, self, other)
         return _unary(AddNumber, self, _to_float(other, "+"))
 
     __radd__ = __add__  # c + x is x + c, exactly
 
+    @records(Sub, AddNumber)
     def __sub__(self, other: Operand) -> Value:
+        """Return self - other."""
         if isinstance(other, Value):
             return _binary(Sub, self, other)
         return _unary(AddNumber, self, -_to_float(other, "-"))
 
+    @records(NumberSub)
     def __rsub__(self, other: Operand) -> Value:
+        """Return other - self, for a number other."""
         return _unary(NumberSub, self, _to_float(other, "-"))
 
+    @records(Mul, MulNumber)
     def __mul__(self, other: Operand) -> Value:
+        """Return self * other (other a Value or a number)."""
         if isinstance(other, Value):
             return _binary(Mul, self, other)
         return _unary(MulNumber, self, _to_float(other, "*"))
 
     __rmul__ = __mul__  # c * x is x * c, exactly
 
+    @records(Div, DivNumber)
     def __truediv__(self, other: Operand) -> Value:
+        """Return self / other."""
         if isinstance(other, Value):
             return _binary(Div, self, other)
         return _unary(DivNumber, self, _to_float(other, "/"))
 
+    @records(NumberDiv)
     def __rtruediv__(self, other: Operand) -> Value:
+        """Return other / self, for a number other."""
         return _unary(NumberDiv, self, _to_float(other, "/"))
 
+    @records(Pow, PowV)
     def __pow__(self, other: Operand) -> Value:
+        """Return self ** other."""
         if isinstance(other, Value):
             return _binary(PowV, self, other)
         return _unary(Pow, self, _to_float(other, "**"))
 
+    @records(NumberPow)
     def __rpow__(self, other: Operand) -> Value:
+        """Return other ** self, for a number other."""
         return _unary(NumberPow, self, _to_float(other, "**"))
 
+    @records(Neg)
     def __neg__(self) -> Value:
+        """Return -self."""
         return _unary(Neg, self)
 
     def __pos__(self) -> Value:
@@ -192,51 +217,63 @@ class Value(Node):
 
     # -- functions -------------------------------------------------------------------------------
 
+    @records(Exp)
     def exp(self) -> Value:
         """Return e ** self."""
         return _unary(Exp, self)
 
+    @records(Log)
     def log(self) -> Value:
         """Return the natural log. Raises ValueError for data <= 0."""
         return _unary(Log, self)
 
+    @records(Tanh)
     def tanh(self) -> Value:
         """Return tanh(self)."""
         return _unary(Tanh, self)
 
+    @records(Sin)
     def sin(self) -> Value:
         """Return sin(self); its derivative is cos(self)."""
         return _unary(Sin, self)
 
+    @records(Cos)
     def cos(self) -> Value:
         """Return cos(self); its derivative is -sin(self)."""
         return _unary(Cos, self)
 
+    @records(Sigmoid)
     def sigmoid(self) -> Value:
         """Return 1 / (1 + exp(-self)), stable for any magnitude."""
         return _unary(Sigmoid, self)
 
+    @records(ReLU)
     def relu(self) -> Value:
         """Return max(self, 0); its gradient at 0 is 0, and NaN stays NaN."""
         return _unary(ReLU, self)
 
+    @records(Abs)
     def abs(self) -> Value:
         """Return |self|; its gradient at 0 is 0."""
         return _unary(Abs, self)
 
+    @records(Sqrt)
     def sqrt(self) -> Value:
         """Return the square root. Raises ValueError for data < 0."""
         return _unary(Sqrt, self)
 
+    @records(Maximum)
     def maximum(self, other: Operand) -> Value:
         """Return the larger of self and other (ties share the gradient; NaN wins)."""
         return _apply(Maximum, (self, _lift(other, Maximum)))
 
+    @records(Minimum)
     def minimum(self, other: Operand) -> Value:
         """Return the smaller of self and other (ties share the gradient; NaN wins)."""
         return _apply(Minimum, (self, _lift(other, Minimum)))
 
 
+@records(SumValues)
 def sum_values(values: Iterable[Operand]) -> Value:
     """Return the sum of many Values as one node (Python's sum() would make a chain of n adds)."""
     xs = tuple(_lift(v, SumValues) for v in values)
@@ -245,6 +282,7 @@ def sum_values(values: Iterable[Operand]) -> Value:
     return _apply(SumValues, xs)
 
 
+@records(Dot)
 def dot(ws: Sequence[Operand], xs: Sequence[Operand]) -> Value:
     """Return w_1 x_1 + ... + w_n x_n as one node: a neuron's weighted sum at the cost of one op.
 

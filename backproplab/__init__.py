@@ -8,7 +8,9 @@ install under this one name, so nothing clashes with other packages called ``aut
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from .autograd import *  # noqa: F403 - the front door re-exports the engine's public API
 from .autograd import __all__ as _engine_api
@@ -20,3 +22,17 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
     __version__ = "0+unknown"
 
 __all__ = ["__version__", "manual_seed", *_engine_api]
+
+
+def __getattr__(name: str) -> Any:
+    # backproplab.nn and backproplab.viz on first use, as `import backproplab.nn` would: the
+    # front door stays light (viz draws with graphviz and matplotlib only when asked)
+    if name in ("nn", "viz"):
+        return import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # the public names and the three packages, the lazy two included (not typing's Any ...)
+    dunders = [name for name in globals() if name.startswith("__")]
+    return sorted({*__all__, "autograd", "nn", "viz", *dunders})

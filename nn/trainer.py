@@ -62,15 +62,19 @@ class MLPTrainer:
             compile cannot follow; ``compiled`` then says False. ``compile=False`` always
             runs the eager engine.
 
-    How the loss is computed: "cross-entropy" takes the model's ``logits(x)`` when it is a
-    softmax model (``is_softmax``), else its ``forward(x)``, as logits (``from_logits=True``:
-    the stable log-softmax). "bce" takes ``forward(x)`` as probabilities when the output layer
-    applies a sigmoid, else as logits. The other losses compare ``forward(x)`` with y.
+    How the loss is computed: what the model ends in is read through the module tree
+    (``output_of``: Sequentials and MLPs, however nested). "cross-entropy" takes the logits
+    before a final softmax (an ``MLP``'s ``logits(x)``, after any modules before it), else
+    ``forward(x)``, as logits (``from_logits=True``: the stable log-softmax). "bce" takes
+    ``forward(x)`` as probabilities when the model ends in a sigmoid or a softmax, else as
+    logits. The other losses compare ``forward(x)`` with y.
 
     Raises:
         ValueError: naming the argument and its value, for a learning_rate that is not a
             positive finite number, a batch_size < 1, or an unknown loss or optimizer name.
-        TypeError: when model is not a Module, or optimizer lacks step()/zero_grad().
+        TypeError: when model is not a Module, is a network of Values (``nn.scalar``), or,
+            for "cross-entropy" and "bce", does not show or say what its forward ends in
+            (see ``output_of``); or when optimizer lacks step()/zero_grad().
     """
 
     def __init__(

@@ -20,3 +20,9 @@ def __getattr__(name: str) -> Any:
     if name in _HOMES:
         return getattr(import_module(f".{_HOMES[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # the lazy names too, so that dir() and a notebook's tab completion offer them
+    modules = ["cli", "graph", "player", "plots"]
+    return sorted({*globals(), *_HOMES, *modules})

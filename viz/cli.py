@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from .argtypes import int_from
+from .cli_hints import usage_hint
 from .cmd_check import add_check as _add_check
 from .cmd_graph import register as _add_graph
 from .cmd_play import register as _add_play
@@ -87,7 +88,8 @@ class _Parser(argparse.ArgumentParser):
     ``main`` decides the exit code and in-process callers (tests) get a return value."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+        hint = usage_hint(message)  # chek: did you mean check? x=3: --var x=3
+        raise UsageError(f"{self.prog}: error: {message}{hint} (see '{self.prog} --help')")
 
 
 # -- the commands ------------------------------------------------------------------------------

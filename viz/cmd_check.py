@@ -116,11 +116,14 @@ def add_check(commands: Any) -> None:
 
     parser = commands.add_parser(
         "check",
-        help="check hand-derived backprop against the engine and central differences",
-        description=f"Build an MLP ({INPUTS} inputs, {OUTPUTS} outputs) on a random batch, compute "
-        "the gradient of the loss for every parameter by hand (nn.manual), by the engine and "
-        "by central differences, and print them side by side. Exit 0 when all agree, 1 when "
-        "one does not, 2 for bad arguments.",
+        help="check hand-derived backprop (the library's, or yours in a file) against the engine",
+        description="Check backprop derived by hand against the engine and central differences. "
+        f"Without FILE.py: build an MLP ({INPUTS} inputs, {OUTPUTS} outputs) on a random batch and "
+        "check the library's own derivation (nn.manual) for every parameter. With FILE.py: check "
+        "YOUR derivation, written in that file (see FILE.py below and docs/reference.md, "
+        "'Checking a network's backprop by hand'). Exit 0 when all agree, 1 when one does not "
+        "(the last line says what is wrong), 2 for bad arguments or a file that cannot be "
+        "checked.",
     )
     parser.add_argument(
         "file",

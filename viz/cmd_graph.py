@@ -174,6 +174,8 @@ def build(
     from backproplab.autograd import ParseError, Value, parse
     from backproplab.autograd.parse import expression_names
 
+    from .cli_hints import expression_hint
+
     values: dict[str, float] = {}
     params: set[str] = set()
     given = {name: "--var" for name, _ in var}
@@ -189,7 +191,7 @@ def build(
     try:
         names = expression_names(text)
     except ParseError as e:
-        raise _Failed(f"cannot read the expression: {e}") from None
+        raise _Failed(f"cannot read the expression: {e}{expression_hint(text)}") from None
     missing = [n for n in names if n not in values]
     if missing:
         raise _Failed(

@@ -200,3 +200,29 @@ def test_every_kind_is_listed_and_the_repr_reads() -> None:
     assert d.kind in KINDS and isinstance(d, Diagnosis)
     assert repr(d).startswith("<Diagnosis not-summed: b: your gradient has shape (8, 3)")
     assert str(d) == d.message and ";" not in d.message
+
+
+def test_all_zeros_is_said() -> None:
+    d = diagnose("W", np.zeros_like(GRAD_W), GRAD_W)
+    i, j = d.where
+    assert abs(GRAD_W[i, j]) == np.max(np.abs(GRAD_W))
+    assert d.message == (
+        f"W: your gradient is all zeros, where the engine's is not (it is {GRAD_W[i, j]:.6g} at "
+        f"[{i}, {j}]): no gradient reached W"
+    )
+
+
+def test_a_number_against_an_infinity_is_wrong_not_close() -> None:
+    # |5 - inf| <= rtol * inf would pass a naive test; the checkers' rule says they differ.
+    d = diagnose("w", np.array([5.0, 1.0]), np.array([np.inf, 1.0]))
+    assert (d.kind, d.where) == ("wrong", (0,))
+    assert diagnose("w", np.array([np.inf, 1.0]), np.array([np.inf, 1.0])).ok
+
+
+def test_a_scalar_is_never_called_a_constant_factor_off() -> None:
+    d = diagnose("a", 1.7, 0.3)
+    assert (d.kind, d.message) == (
+        "wrong",
+        "a: your gradient is wrong: yours 1.7, the engine's 0.3",
+    )
+    assert diagnose("a", -0.3, 0.3).factor_name == "the sign"  # a named factor still is named

@@ -187,3 +187,20 @@ def test_mlp_trainer_refuses_zero_one_labels_for_hinge_before_a_step() -> None:
         trainer.train(x, y, epochs=1)
     for p, b in zip(model.parameters(), before, strict=True):
         npt.assert_array_equal(p.data, b)
+
+
+def test_the_compiled_hinge_step_reads_each_batchs_labels() -> None:
+    x, y = datasets.two_moons(n=60, noise=0.2, seed=4)
+    signs = 2.0 * y - 1.0
+
+    def run(compile: bool) -> tuple[list, MLPTrainer]:
+        model = Sequential(Linear(2, 8, "tanh", seed=5), Linear(8, 1, "none", seed=6))
+        trainer = MLPTrainer(
+            model, 0.1, 16, "hinge", seed=2, verbose=False, compile=compile, optimizer="sgd"
+        )
+        return trainer.train(x, signs, x, signs, epochs=5), trainer
+
+    compiled, trainer = run(True)
+    assert trainer.compiled
+    eager, _ = run(False)
+    assert compiled == eager  # to the bit: a replay that kept the first batch's labels would not

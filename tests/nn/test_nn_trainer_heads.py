@@ -179,3 +179,13 @@ def test_predict_of_a_regression_mlp_takes_batches_too() -> None:
     with pytest.raises(ValueError, match=r"shape \(4,\).*reshape\(1, -1\)"):
         model.predict(np.arange(4.0))
     assert model.predict(np.ones((3, 4))).shape == (3, 2)
+
+
+def test_bce_on_a_single_sigmoid_linear_layer() -> None:
+    model = nn.Linear(2, 1, seed=5)  # the configurable MLP's default activation: sigmoid
+    p = outputs(model)
+    t = Y.reshape(-1, 1).astype(np.float64)
+    result = trainer(model, "bce").evaluate(X, t)
+    npt.assert_allclose(result["loss"], true_bce(p, t), rtol=1e-12)
+    assert result["acc"] == np.mean((p > 0.5) == t)
+    assert trainer(model, "bce").in_features == 2
