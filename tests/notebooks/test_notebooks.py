@@ -198,6 +198,12 @@ def test_lecture_reproduces_micrograds_numbers(executed: dict[str, Any]) -> None
     assert "g = 24.7041, dg/da = 138.8338, dg/db = 645.5773" in out
 
 
+def test_lecture_help_shows_the_formula(executed: dict[str, Any]) -> None:
+    out = _stdout(executed["lecture"])
+    assert "Help on function tanh" in out
+    assert "dx = g * (1 - out ** 2)" in out.split("Help on function tanh")[1]
+
+
 def test_lecture_hand_derivation_matches(executed: dict[str, Any]) -> None:
     rows = re.findall(
         r"d o / d (\S+)\s+by hand\s+(\S+)\s+engine\s+(\S+)", _stdout(executed["lecture"])
@@ -249,6 +255,7 @@ def test_makemore_exercise_compares_every_intermediate(executed: dict[str, Any])
         assert float(r["maxdiff"]) < 1e-12, r
     # exercise 1 follows the engine's arithmetic step by step: the same numbers to the bit
     assert all(r["exact"] == "True" for r in rows[:26])
+    assert "bnvar is the batch's variance: True" in _stdout(executed["lecture"])
     last = executed["lecture"].cells[-1].outputs
     assert [o.data["text/plain"] for o in last if o.output_type == "execute_result"] == ["True"]
 
