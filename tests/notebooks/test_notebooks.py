@@ -298,7 +298,7 @@ class _TableReader(HTMLParser):
 
 def _report_rows(table: list[list[str]]) -> dict[str, list[str]]:
     """A gradient report's rows by input name: [name, shape, 4 differences, verdict, why]."""
-    return {row[0]: row for row in table if len(row) == 8 and row[0] != "input"}
+    return {row[0]: row for row in table if len(row) == 8 and row[0] not in ("input", "parameter")}
 
 
 def test_lecture_gradient_reports_are_html_tables(executed: dict[str, Any]) -> None:
@@ -315,11 +315,14 @@ def test_teacher_shows_the_exercise_and_the_wrong_answer(executed: dict[str, Any
     texts = _svg_texts(_shown(nb, "image/svg+xml")[0])
     for label in ("x", "w", "b", "y", "z", "t", "L"):
         assert label in texts, f"the exercise's graph lacks {label!r}: {texts}"
-    (table,) = _tables(nb)
-    rows = _report_rows(table)
-    assert list(rows) == ["w", "b"]
-    for row in rows.values():
+    neuron, batch = (_report_rows(t) for t in _tables(nb))
+    assert list(neuron) == ["w", "b"]
+    for row in neuron.values():
         assert row[6] == "FAIL" and row[7], f"a failed row says why: {row}"
+    # the batch exercise: W is right; b was averaged over the batch of 8 where it is summed
+    assert list(batch) == ["W", "b"]
+    assert batch["W"][6] == "ok" and batch["b"][6] == "FAIL"
+    assert "1/8" in batch["b"][7] and "batch size" in batch["b"][7], batch["b"]
     (trace,) = _players(nb)
     # the student forgot tanh's derivative: the player says z is the first wrong step, and why
     verdicts = {node["label"]: node.get("verdict") for node in trace["nodes"]}
