@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import difflib
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 __all__ = [
     "TORCH_ATTRIBUTES",
+    "TORCH_FUNCTIONS",
     "TORCH_KEYWORDS",
     "attribute_error",
+    "module_attribute_error",
     "records",
     "torch_keywords",
 ]
@@ -68,6 +71,16 @@ TORCH_KEYWORDS: dict[str, str] = {
 }
 """PyTorch's keyword arguments, with ours (NumPy's names)."""
 
+TORCH_FUNCTIONS: dict[str, str] = {
+    "tensor": "PyTorch's torch.tensor is Tensor here: Tensor(data, requires_grad=True)",
+    "cat": "PyTorch's torch.cat is concatenate here: concatenate([a, b], axis=0)",
+    "allclose": "compare(name, manual, node) checks a node's gradient; np.allclose compares arrays",
+    "zeros": "make the array with NumPy: Tensor(np.zeros((n, m)))",
+    "ones": "make the array with NumPy: Tensor(np.ones((n, m)))",
+    "randn": "draw with NumPy: Tensor(np.random.default_rng(seed).normal(size=(n, m)))",
+}
+"""PyTorch's functions a learner calls on ``torch.``, with ours on ``backproplab.``."""
+
 _KEYWORD_NOTES = {
     "unbiased": "unbiased=True is ddof=1 (Bessel's correction; ddof=0, the default, is NumPy's)",
     "correction": "correction=1 is ddof=1 (the default here is NumPy's ddof=0)",
@@ -83,6 +96,20 @@ def attribute_error(obj: Any, name: str) -> AttributeError:
     """
     cls: type = type(obj)
     return AttributeError(_attribute_message(cls, name))
+
+
+def module_attribute_error(module: str, names: list[str], name: str) -> AttributeError:
+    """The AttributeError for ``backproplab.name``: ours when ``name`` is PyTorch's function,
+    else the near miss among ``names``."""
+    head = f"module {module!r} has no attribute {name!r}"
+    hint = TORCH_FUNCTIONS.get(name)
+    if hint is not None:
+        return AttributeError(f"{head}: {hint}")
+    public = [n for n in names if not n.startswith("_")]
+    near = difflib.get_close_matches(name, public, n=2, cutoff=0.7)
+    if near:
+        return AttributeError(f"{head}; did you mean {' or '.join(repr(n) for n in near)}?")
+    return AttributeError(head)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -111,8 +138,6 @@ def torch_keywords(f: F) -> F:
     """Let ``f`` answer a keyword it does not take with ours (``keepdim`` -> ``keepdims``) or a
     near miss, in the TypeError Python would raise anyway. A call with known keywords pays
     one set comparison."""
-    import inspect
-
     params = inspect.signature(f).parameters
     names = frozenset(params)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from .autograd import *  # noqa: F403 - the front door re-exports the engine's public API
 from .autograd import __all__ as _engine_api
+from .autograd.hints import module_attribute_error
 from .autograd.seeding import manual_seed
 
 try:
@@ -29,7 +30,8 @@ def __getattr__(name: str) -> Any:
     # front door stays light (viz draws with graphviz and matplotlib only when asked)
     if name in ("nn", "viz"):
         return import_module(f".{name}", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # torch.cat and the like: ours, or the near miss
+    raise module_attribute_error(__name__, __dir__(), name)
 
 
 def __dir__() -> list[str]:

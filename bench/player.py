@@ -31,7 +31,7 @@ def graph(values: int = 2_000) -> tuple[Value, int]:
     """A scalar MLP 3-32-32-1 on as many samples as make ``values`` Values; the summed loss
     and its count of Values. A neuron is one ``dot`` node, so most of the page is edges
     (about five an input Value)."""
-    from backproplab.viz.player import _walk
+    from backproplab.autograd.naming import walk as _walk
 
     model = MLP(3, [32, 32, 1])
     outs: list[Value] = []

@@ -50,6 +50,8 @@ with tempfile.TemporaryDirectory() as folder:
     model.save(path)
     nn.MLP(2, 1, [3], "tanh", seed=5).load(path)
 assert "torch" not in sys.modules
+from backproplab.viz import play
+assert "dagre" in play(Value(3.0, label="a") * 2.0).html  # the page's files were installed
 print("backproplab", __version__, "ok")
 """
 
@@ -107,6 +109,9 @@ def test_the_wheel_holds_backproplab_alone(wheel: Path) -> None:
         metadata = z.read(f"{info}/METADATA").decode()
     assert tops == {"backproplab", info}
     assert {"backproplab/autograd/engine.py", "backproplab/nn/module.py"} <= set(names)
+    # the player's page is built from files beside its modules, dagre's license with them
+    page = ["player.html", "player.css", "player.js", "dagre.min.js", "dagre-LICENSE.txt"]
+    assert {f"backproplab/viz/player/{name}" for name in page} <= set(names)
     assert f"{info}/licenses/LICENSE" in names
     assert "License-Expression: MIT" in metadata
     assert "Requires-Dist: safetensors" in metadata

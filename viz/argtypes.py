@@ -1,11 +1,19 @@
-"""Argument types shared by the ``backproplab`` subcommands."""
+"""Argument types and the two errors shared by the ``backproplab`` subcommands."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 
-__all__ = ["float_where", "int_from"]
+__all__ = ["OutputError", "UsageError", "float_where", "int_from"]
+
+
+class UsageError(Exception):
+    """Bad command-line arguments: main prints the message on one line and returns 2."""
+
+
+class OutputError(Exception):
+    """The pictures could not be written: main prints the message on one line and returns 1."""
 
 
 def int_from(low: int, high: int | None = None) -> Callable[[str], int]:

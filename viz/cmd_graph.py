@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from backproplab.autograd import naming
+
 from .argtypes import int_from
 
 __all__ = ["DIGITS", "register", "run"]
@@ -238,8 +240,9 @@ def _run(args: argparse.Namespace) -> int:
         raise _Failed(f"{e} (--max-nodes raises the limit)") from None
     # Printed once the graph is known to be drawable, so a refusal prints nothing else.
     print(f"value = {_fmt(root.data, args.decimals)}")
-    for name, leaf in leaves.items():
-        print(f"d/d{name} = {_fmt(leaf.grad, args.decimals)}")
+    names = naming.names(root)  # what the picture calls each node
+    for leaf in leaves.values():
+        print(f"d/d{names[id(leaf)]} = {_fmt(leaf.grad, args.decimals)}")
     try:
         written = render(picture, path)
     except OSError as e:

@@ -16,9 +16,12 @@ reads it, and its refusals are ``graph``'s: one line on stderr, exit 2. The page
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
+
+from backproplab.autograd import naming
 
 from .argtypes import int_from
 
@@ -51,7 +54,7 @@ def register(commands: Any) -> None:
         help="an expression's backward pass, as a page that plays it step by step",
         description="Build the expression with autograd.parse (as 'graph' does), run it forward "
         "and backward, and write a self-contained HTML page that plays the backward pass one "
-        "node at a time. --manual gives your own gradients: the page marks the wrong ones and "
+        "rule at a time. --manual gives your own gradients: the page marks the wrong ones and "
         "names the first, in backward order.",
         epilog='example: backproplab play "tanh(x1*w1 + x2*w2 + b)" --var x1=2 --var x2=0 '
         "--param w1=-3 --param w2=1 --param b=6.8813735870195432 --manual w1=1",
@@ -105,6 +108,11 @@ def _run(args: argparse.Namespace) -> int:
         if name not in leaves:
             uses = ", ".join(leaves) if leaves else "no names"
             raise _Failed(f"--manual {name}: the expression has no such name (it uses {uses})")
+        if not math.isfinite(value):
+            raise _Failed(
+                f"--manual {name}={value}: a manual gradient must be a finite number "
+                f"(your derivation of d/d{name} is what to check, not NaN or infinity)"
+            )
         manual[name] = value
     if not root.requires_grad:
         raise _Failed("the expression has no names, so it has no backward pass to play")
@@ -113,8 +121,9 @@ def _run(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as e:
         raise _Failed(str(e)) from None
     print(f"value = {_fmt(root.data)}")
-    for name, leaf in leaves.items():
-        print(f"d/d{name} = {_fmt(leaf.grad)}")
+    names = naming.names(root)  # what the page calls each node
+    for leaf in leaves.values():
+        print(f"d/d{names[id(leaf)]} = {_fmt(leaf.grad)}")
     trace = page.trace
     if trace.get("too_big"):
         print(f"the graph has {trace['too_big']['nodes']:,} nodes: the page says so and draws none")
@@ -123,7 +132,7 @@ def _run(args: argparse.Namespace) -> int:
         if first is None:
             print(f"your gradients ({', '.join(manual)}) agree with the engine's")
         else:
-            step = trace["steps"].index(first) + 1
+            step = trace["nodes"][first]["complete_at"]
             name = trace["nodes"][first]["name"]
             print(f"first wrong: {name} (step {step}): {trace['diagnosis']['text']}")
     try:

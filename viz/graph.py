@@ -9,9 +9,10 @@ What the picture shows:
 
 - A Value is a record ``label | data | grad``; a Tensor a record ``name | shape dtype | data |
   grad`` with the values themselves when it has at most six elements, else norm, min and max.
-  A computed node without a label of its own is named by the subexpression that made it
-  (``x1*w1``, ``tanh(x1*w1 + x2*w2 + b)``) while that stays short (``EXPRESSION_WIDTH``), else
-  left unnamed (a Tensor is then called ``t7`` after its DOT node ``n7``).
+  Every node is named by ``autograd.naming``, as the player and the command line name it: a
+  computed node without a label of its own by the subexpression that made it (``x1*w1``,
+  ``tanh(x1*w1 + x2*w2 + b)``, shortened with an ellipsis past ``EXPRESSION_WIDTH``), a layer's
+  node by the layer and its op (``layers.0 · Dense``).
   Numbers have ``decimals`` significant digits (4 by default), and a zero is never ``-0``.
 - Each op is a small ellipse of its own between its inputs and its result (``x -> * -> x*w``),
   named after the op, with the usual symbol for + - * / ** and @.
@@ -35,7 +36,7 @@ from typing import Any
 
 import graphviz
 import numpy as np
-from backproplab.autograd import GradientReport, Node, Tensor, Value
+from backproplab.autograd import GradientReport, Node, Value, naming
 from backproplab.autograd.check import compare
 from backproplab.nn.files import check_target, write_bytes
 
@@ -53,8 +54,8 @@ __all__ = [
 DOT_HINT = "apt-get install graphviz"
 """How to get Graphviz's ``dot``, for the line ``render`` prints when it is missing."""
 
-EXPRESSION_WIDTH = 32
-"""The longest subexpression a computed node is named by; a longer one leaves it unnamed."""
+EXPRESSION_WIDTH = naming.WIDTH
+"""The longest subexpression a computed node is named by; past it, operands become an ellipsis."""
 
 FORMATS = ("svg", "png", "pdf")
 """The picture formats ``render`` writes, chosen by the file's suffix."""
@@ -130,6 +131,29 @@ _WITH_NUMBER = {
 }
 
 
+class _Picture(graphviz.Digraph):
+    """A Digraph whose inline SVG is as wide as the notebook cell that shows it (never wider
+    than its own size), instead of its fixed size in points, which a wide graph would cut."""
+
+    def _repr_image_svg_xml(self) -> str:
+        svg: str = super()._repr_image_svg_xml()
+        return fit_svg(svg)
+
+
+def fit_svg(svg: str) -> str:
+    """The SVG with its root's fixed width and height replaced by 100% of the width it is given,
+    at most its own; the viewBox keeps the proportions."""
+    root = re.search(r"<svg\b[^>]*>", svg)
+    if root is None:
+        return svg
+    tag = root.group(0)
+    width = re.search(r'\swidth="([^"]*)"', tag)
+    fitted = re.sub(r'\s(width|height)="[^"]*"', "", tag)
+    limit = f"max-width: {width.group(1)}; " if width else ""
+    fitted = fitted.replace("<svg", f'<svg width="100%" style="{limit}height: auto"', 1)
+    return svg[: root.start()] + fitted + svg[root.end() :]
+
+
 @dataclass
 class _Overlay:
     """One node's hand gradient against the engine's: the verdict and the text that shows it."""
@@ -188,34 +212,16 @@ def draw_graph(
             parameter or leaf, or a hand gradient of the wrong shape.
         TypeError: root is not a Value or Tensor, or a gradients key is neither name nor node.
     """
-    if not isinstance(root, Node):
-        raise TypeError(f"draw_graph() draws a Value or a Tensor, got {type(root).__name__}")
-    if rankdir not in ("LR", "TB"):
-        raise ValueError(f"rankdir must be 'LR' or 'TB', got {rankdir!r}")
-    if isinstance(decimals, bool) or not isinstance(decimals, int) or decimals < 1:
-        raise ValueError(f"decimals must be an int >= 1, got {decimals!r}")
-    if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1:
-        raise ValueError(f"max_nodes must be an int >= 1, got {max_nodes!r}")
+    nodes = _checked(root, rankdir, decimals, max_nodes)
 
-    nodes = _walk(root)
-    ops = sum(1 for n in nodes if n.op is not None)
-    if len(nodes) + ops > max_nodes:
-        raise ValueError(
-            f"the graph has {len(nodes) + ops:,} nodes ({len(nodes):,} values and {ops:,} ops), "
-            f"more than max_nodes={max_nodes:,}: draw a smaller piece of it (one sub-expression, "
-            "one layer or one sample), build it from Tensors instead of scalar Values (one node "
-            "per array, not per number), or raise max_nodes and pass model= to group the "
-            "parameters by layer so that it stays readable"
-        )
-
-    names, layers = _model_names(model) if model is not None else ({}, {})
+    names, layers = naming.model_names(model) if model is not None else ({}, {})
     fmt = _Format(decimals)
     overlays = _overlays(gradients, nodes, names, fmt) if gradients is not None else {}
 
     graph_attr = {"rankdir": rankdir}
     if size is not None:
         graph_attr["size"] = size if isinstance(size, str) else f"{size[0]:g},{size[1]:g}"
-    g = graphviz.Digraph(
+    g = _Picture(
         "computation_graph",
         format=format,
         graph_attr=graph_attr,
@@ -225,30 +231,20 @@ def draw_graph(
 
     ids = {id(n): f"n{i}" for i, n in enumerate(nodes)}
     as_inputs = {id(n) for n in inputs}
-    expressions = _expressions(nodes, names, fmt)
+    expressions = naming.names(nodes, model)
     clusters: dict[str, list[tuple[str, dict[str, str]]]] = {}
     kinds_seen: set[str] = set()
-    for i, n in enumerate(nodes):
+    for n in nodes:
         name = ids[id(n)]
         kind = _kind(n, root, as_inputs)
         kinds_seen.add(kind)
         full = names.get(id(n))
         layer = layers.get(full) if full is not None else None
-        shown = _shown_name(n, i, full, layer, expressions.get(id(n)))
-        fields = (
-            _value_fields(n, shown, fmt) if isinstance(n, Value) else _tensor_fields(n, shown, fmt)
-        )
-        attrs = dict(STYLES[kind])
+        shown = _shown_name(n, full, layer, expressions[id(n)])
         over = overlays.get(id(n))
         if over is not None:
-            fields.append(over.text)
-            attrs.update(STYLES["agrees" if over.ok else "disagrees"])
             kinds_seen.add("agrees" if over.ok else "disagrees")
-        # A record lays its top-level fields out across the flow (a column in LR) and braces
-        # flip that; so a Value is one row in either direction, as micrograd draws it, and a
-        # Tensor, whose fields are longer, one column.
-        flip = isinstance(n, Value) == (rankdir == "LR")
-        attrs["label"] = _record(fields, flip)
+        attrs = _attributes(n, kind, shown, over, fmt, rankdir)
         if layer is not None:
             clusters.setdefault(layer, []).append((name, attrs))
         else:
@@ -273,6 +269,46 @@ def draw_graph(
     if legend:
         _add_legend(g, kinds_seen, _cluster_name("legend", used))
     return g
+
+
+def _checked(root: Any, rankdir: str, decimals: Any, max_nodes: Any) -> list[Node]:
+    """The graph's nodes, parents first, once the arguments and the graph's size are checked."""
+    if not isinstance(root, Node):
+        raise TypeError(f"draw_graph() draws a Value or a Tensor, got {type(root).__name__}")
+    if rankdir not in ("LR", "TB"):
+        raise ValueError(f"rankdir must be 'LR' or 'TB', got {rankdir!r}")
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or decimals < 1:
+        raise ValueError(f"decimals must be an int >= 1, got {decimals!r}")
+    if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1:
+        raise ValueError(f"max_nodes must be an int >= 1, got {max_nodes!r}")
+    nodes = naming.walk(root)
+    ops = sum(1 for n in nodes if n.op is not None)
+    if len(nodes) + ops > max_nodes:
+        raise ValueError(
+            f"the graph has {len(nodes) + ops:,} nodes ({len(nodes):,} values and {ops:,} ops), "
+            f"more than max_nodes={max_nodes:,}: draw a smaller piece of it (one sub-expression, "
+            "one layer or one sample), build it from Tensors instead of scalar Values (one node "
+            "per array, not per number), or raise max_nodes and pass model= to group the "
+            "parameters by layer so that it stays readable"
+        )
+    return nodes
+
+
+def _attributes(
+    n: Node, kind: str, shown: str, over: _Overlay | None, fmt: _Format, rankdir: str
+) -> dict[str, str]:
+    """A node's DOT attributes: its kind's style (or the overlay's), and its record."""
+    fields = _value_fields(n, shown, fmt) if isinstance(n, Value) else _tensor_fields(n, shown, fmt)
+    attrs = dict(STYLES[kind])
+    if over is not None:
+        fields.append(over.text)
+        attrs.update(STYLES["agrees" if over.ok else "disagrees"])
+    # A record lays its top-level fields out across the flow (a column in LR) and braces flip
+    # that; so a Value is one row in either direction, as micrograd draws it, and a Tensor, whose
+    # fields are longer, one column.
+    flip = isinstance(n, Value) == (rankdir == "LR")
+    attrs["label"] = _record(fields, flip)
+    return attrs
 
 
 def render(graph: graphviz.Digraph, path: str | os.PathLike[str], *, quiet: bool = False) -> Path:
@@ -327,34 +363,6 @@ def render(graph: graphviz.Digraph, path: str | os.PathLike[str], *, quiet: bool
     return target
 
 
-# --- the walk ------------------------------------------------------------------------------------
-
-
-def _walk(root: Node) -> list[Node]:
-    """Every node root depends on, each after all of its parents, root last.
-
-    Iterative depth-first search with an explicit stack: a chain thousands deep needs no
-    recursion. Nodes are keyed by id(): a Tensor's == is elementwise, so it must not be compared.
-    """
-    order: list[Node] = []
-    expanded: set[int] = set()
-    stack: list[tuple[Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in expanded:
-            continue
-        expanded.add(id(node))
-        stack.append((node, True))
-        # Reversed, so that the first parent is visited (and numbered) first.
-        for p in reversed(node.parents):
-            if id(p) not in expanded:
-                stack.append((p, False))
-    return order
-
-
 def _kind(n: Node, root: Node, inputs: set[int]) -> str:
     if n is root:
         return "root"
@@ -403,117 +411,13 @@ def _record(fields: list[str], flip: bool) -> str:
     return "{ " + body + " }" if flip else body
 
 
-def _shown_name(
-    n: Node, i: int, full: str | None, layer: str | None, expression: str | None
-) -> str:
-    if full is not None:
+def _shown_name(n: Node, full: str | None, layer: str | None, name: str) -> str:
+    if full is not None and layer:
         # Inside a layer's cluster its name is already on the cluster: show the rest.
-        return full[len(layer) + 1 :] if layer else full
-    own = _label(n)
-    if own:
-        return own
-    if expression is not None and n.op is not None:  # a constant's number is its data already
-        return expression
-    return f"t{i}" if isinstance(n, Tensor) else ""
-
-
-# Binding strength of what an op's text is made of, for brackets: 3 names and calls, 2 powers,
-# 1.5 unary minus, 1 products and quotients, 0 sums.
-_ATOM, _POWER, _UNARY, _PRODUCT, _SUM = 3.0, 2.0, 1.5, 1.0, 0.0
-_INFIX = {
-    "Add": (" + ", _SUM),
-    "Sub": (" - ", _SUM),
-    "Mul": ("*", _PRODUCT),
-    "Div": ("/", _PRODUCT),
-    "MatMul": (" @ ", _PRODUCT),
-    "Pow(a, b)": ("**", _POWER),
-    "PowV": ("**", _POWER),
-}
-# Ops whose number operand is an argument of the op rather than a leaf: (left, right) templates
-# with the number in place of one operand.
-_WITH_A_NUMBER = {
-    "AddNumber": ("{x} + {k}", _SUM),
-    "MulNumber": ("{x}*{k}", _PRODUCT),
-    "DivNumber": ("{x}/{k}", _PRODUCT),
-    "NumberSub": ("{k} - {x}", _SUM),
-    "NumberDiv": ("{k}/{x}", _PRODUCT),
-    "NumberPow": ("{k}**{x}", _POWER),
-}
-
-
-def _expressions(nodes: list[Node], names: dict[int, str], fmt: _Format) -> dict[int, str]:
-    """id(node) -> the subexpression that made it, for each node where it is short enough.
-
-    Built in one pass over the topological order: each node's text from its parents' texts.
-    A leaf is its label (or a constant's number); an unlabelled leaf or an op with no written
-    form ends the text there, and so does one longer than EXPRESSION_WIDTH.
-    """
-    texts: dict[int, tuple[str, float]] = {}
-    for n in nodes:
-        own = names.get(id(n)) or _label(n)
-        if own:
-            texts[id(n)] = (own, _ATOM)
-            continue
-        if n.op is None:
-            if isinstance(n, Value) and not n.requires_grad:
-                texts[id(n)] = (fmt.num(n.data), _ATOM if n.data >= 0 else _UNARY)
-            continue
-        parts = [texts.get(id(p)) for p in n.parents]
-        if any(p is None for p in parts):
-            continue
-        text = _op_text(n, [p for p in parts if p is not None])
-        if text is not None and len(text[0]) <= EXPRESSION_WIDTH:
-            texts[id(n)] = text
-    return {k: t for k, (t, _) in texts.items()}
-
-
-def _op_text(n: Node, parts: list[tuple[str, float]]) -> tuple[str, float] | None:
-    """The text of op ``n`` on its parents' texts, with its binding strength; None if it has no
-    written form here."""
-    assert n.op is not None
-    name = n.op.name
-    # The op's number arguments: ``params`` in the rewritten engine, ``saved`` before it.
-    args = tuple(getattr(n, "params", None) or getattr(n, "saved", None) or ())
-
-    def wrap(part: tuple[str, float], at_least: float) -> str:
-        return part[0] if part[1] >= at_least else f"({part[0]})"
-
-    power = name in ("Pow(a, b)", "PowV")
-    if name in _INFIX and len(parts) == 2:
-        symbol, strength = _INFIX[name]
-        # Left-associative: a - (b - c) keeps its brackets, (a - b) - c does not need them;
-        # ** is right-associative, the other way round.
-        left_needs = strength + (0.5 if power else 0.0)
-        right_needs = strength + (0.0 if power else 0.5)
-        if name in ("Add", "Mul"):
-            right_needs = strength
-        right = wrap(parts[1], right_needs)
-        if right.startswith("-"):  # a*(-2.5), x - (-1): valid without, but read as a typo
-            right = f"({right})"
-        return wrap(parts[0], left_needs) + symbol + right, strength
-    if name in _WITH_A_NUMBER and len(parts) == 1 and args and isinstance(args[0], (int, float)):
-        template, strength = _WITH_A_NUMBER[name]
-        k = float(args[0])
-        if name == "AddNumber" and k < 0:  # x - 2 is recorded as x + (-2)
-            template, k = "{x} - {k}", -k
-        number = f"{k:g}" if k >= 0 else f"({k:g})"
-        x = wrap(parts[0], strength + (0.0 if template.startswith("{x}") else 0.5))
-        return template.format(x=x, k=number), strength
-    if name == "Pow" and len(parts) == 1 and args:
-        return f"{wrap(parts[0], _ATOM)}**{args[0]:g}", _POWER
-    if name == "Neg" and len(parts) == 1:
-        return "-" + wrap(parts[0], _POWER), _UNARY
-    if name in ("Sum(values)", "SumValues"):
-        return " + ".join(wrap(p, _SUM) for p in parts), _SUM
-    if name == "Dot" and len(parts) % 2 == 0:
-        half = len(parts) // 2
-        pairs = zip(parts[:half], parts[half:], strict=True)
-        return " + ".join(f"{wrap(a, _PRODUCT)}*{wrap(b, _PRODUCT + 0.5)}" for a, b in pairs), _SUM
-    if len(parts) == 1 and not args and name[:1].isupper() and name.isalpha():
-        return f"{name.lower()}({parts[0][0]})", _ATOM  # Tanh, Exp, Log, ReLU, Sin ...
-    if name == "Sum" and len(parts) == 1:
-        return f"sum({parts[0][0]})", _ATOM
-    return None
+        return full[len(layer) + 1 :]
+    if n.op is None and isinstance(n, Value) and not n.label and not n.requires_grad:
+        return ""  # a constant: its name is its number, which the record shows as its data
+    return name
 
 
 def _plain(x: Any) -> Any:
@@ -564,33 +468,6 @@ def _op_tooltip(n: Node) -> str:
 
 
 # --- model clusters ------------------------------------------------------------------------------
-
-
-def _model_names(model: Any) -> tuple[dict[int, str], dict[str, str]]:
-    """id(parameter) -> dotted name, and dotted name -> the layer prefix it is clustered under."""
-    if not hasattr(model, "named_parameters") or not hasattr(model, "named_children"):
-        raise TypeError(f"model= takes an nn.Module, got {type(model).__name__}")
-    names = {id(p): name for name, p in model.named_parameters()}
-    # Look through wrappers: a model whose only content is one submodule is grouped by that
-    # submodule's children instead.
-    base, module = "", model
-    children = list(module.named_children())
-    while len(children) == 1 and not _has_own_parameters(module, children):
-        child_name, module = children[0]
-        base = f"{base}{child_name}."
-        children = list(module.named_children())
-    prefixes = [base + name for name, _ in children]
-    layers: dict[str, str] = {}
-    for full in names.values():
-        # The longest matching prefix wins: "layers.1" must not claim "layers.10.weight".
-        match = max((p for p in prefixes if full.startswith(p + ".")), key=len, default=None)
-        layers[full] = match if match is not None else base.rstrip(".")
-    return names, layers
-
-
-def _has_own_parameters(module: Any, children: list[tuple[str, Any]]) -> bool:
-    inside = tuple(f"{name}." for name, _ in children)
-    return any(not full.startswith(inside) for full, _ in module.named_parameters())
 
 
 def _cluster_name(text: str, used: set[str]) -> str:

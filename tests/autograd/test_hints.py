@@ -206,7 +206,7 @@ ARITHMETIC = [
     *("__rtruediv__", "__pow__", "__rpow__", "__neg__", "__matmul__", "__rmatmul__"),
     "__getitem__",
 ]
-SQUARE = np.array([[0.3, -1.2], [1.5, 0.4]])
+SQUARE = np.array([[0.3, 1.2], [1.5, 0.4]])  # positive: log, sqrt and x ** x are defined
 CALLS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "Value": {
         "__add__": lambda x: [x + x, x + 2.0],
@@ -333,3 +333,10 @@ def test_dir_lists_the_lazy_names() -> None:
     assert {"draw_graph", "play", "render", "plots"} <= set(listed)
     assert {"compare", "Tensor", "nn", "viz"} <= set(dir(backproplab))
     assert backproplab.nn.MLPTrainer.__name__ == "MLPTrainer"
+
+
+def test_pytorchs_functions_on_the_package_name_ours() -> None:
+    assert "concatenate([a, b], axis=0)" in message(lambda: backproplab.cat, AttributeError)
+    assert "Tensor(data, requires_grad=True)" in message(lambda: backproplab.tensor, AttributeError)
+    assert "did you mean 'gradcheck'?" in message(lambda: backproplab.grad_check, AttributeError)
+    assert not hasattr(backproplab, "nothing_like_it")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import backproplab.viz.cli as cli
+import backproplab.viz.cmd_demo as cmd_demo
 import numpy as np
 import pytest
 from backproplab.nn.seed_circle import circle_lines
@@ -144,8 +144,8 @@ def test_mlp_epochs_and_pictures(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_tour_runs_everything(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "TOUR_CIRCLE_STEPS", 100)
-    monkeypatch.setattr(cli, "demo_relu", lambda seed: print("relu ran") or 0)
+    monkeypatch.setattr(cmd_demo, "TOUR_CIRCLE_STEPS", 100)
+    monkeypatch.setattr(cmd_demo, "demo_relu", lambda seed: print("relu ran") or 0)
     assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     headings = [line for line in out.splitlines() if line.startswith("== ")]

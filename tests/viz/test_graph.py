@@ -185,8 +185,9 @@ def test_tensor_nodes_show_name_shape_dtype_and_summaries() -> None:
     root = node_line(src, f"scalar float64 | data {loss.data:.4g} | grad 1")
     assert styled(root, "root") and f"data {loss.data:.4g}" in root
     assert '"X @ W | 8×4 float64' in src  # a computed node: the subexpression that made it
-    longer = draw_graph((loss + 1.0).tanh()).source  # past EXPRESSION_WIDTH: a short id
-    assert re.search(r"t\d+ \| scalar float64", longer)
+    longer = draw_graph((loss + 1.0).tanh()).source  # past EXPRESSION_WIDTH: an ellipsis
+    assert "tanh(sum(…)*0.03125 + 1) | scalar float64" in longer
+    assert not re.search(r"\bt\d+ \| ", longer)  # never a made-up id
     assert 'label="@"' in src and "label=Tanh" in src and "label=Sum" in src
     assert "rankdir=LR" in src and '"X | 8×3 float64' in src  # a Tensor record is a column
     assert '"{ X | 8×3 float64' in draw_graph(loss, "TB").source  # in either direction
@@ -490,13 +491,13 @@ def test_subexpressions_keep_the_brackets_they_need(build: object, expected: str
     assert f'"{{ {expected} | data' in draw_graph(root).source
 
 
-def test_a_long_subexpression_leaves_the_node_unnamed() -> None:
+def test_a_long_subexpression_is_shortened_with_an_ellipsis() -> None:
     xs = [Value(float(i), label=f"input{i}") for i in range(6)]
     total = xs[0] * xs[1] + xs[2] * xs[3] + xs[4] * xs[5]
     src = draw_graph(total).source
-    assert "input0*input1 + input2*input3 " in src
     assert "input4*input5 |" in src
-    assert "input0*input1 + input2*input3 + input4*input5" not in src  # past EXPRESSION_WIDTH
+    assert "… + input4*input5 |" in src  # past EXPRESSION_WIDTH, its longest operand gives way
+    assert "input0*input1 + input2*input3 + input4*input5" not in src
 
 
 def test_inputs_are_drawn_as_inputs_with_their_gradient() -> None:
@@ -537,3 +538,18 @@ def test_an_op_with_a_number_argument_is_written_with_the_number() -> None:
     y = x * 2 - 3  # MulNumber(x; 2), then AddNumber(...; -3): numbers are the ops' params
     src = draw_graph(y).source
     assert '"{ x*2 | data 3' in src and '"{ x*2 - 3 | data 0' in src
+
+
+def test_the_inline_svg_fits_the_notebook_cell() -> None:
+    # a graph far wider than a notebook cell: shown at 100% of the cell's width, at most its own
+    xs = [Value(float(i), label=f"x{i}") for i in range(40)]
+    y = xs[0]
+    for x in xs[1:]:
+        y = (y * x).tanh()
+    svg = draw_graph(y)._repr_mimebundle_()["image/svg+xml"]
+    root = re.search(r"<svg\b[^>]*>", svg)
+    assert root is not None
+    tag = root.group(0)
+    assert 'width="100%"' in tag and "height: auto" in tag
+    assert re.search(r"max-width: \d+pt", tag)
+    assert "viewBox=" in tag and 'height="' not in tag

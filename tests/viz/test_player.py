@@ -16,7 +16,7 @@ import pytest
 from backproplab.autograd import Tensor, Value, parse
 from backproplab.autograd.parse import expression_names
 from backproplab.nn.losses import mse
-from backproplab.viz import cli
+from backproplab.viz import cmd_demo
 from backproplab.viz.cli import main
 from backproplab.viz.player import MANUAL_RTOL, Page, play
 from hypothesis import given
@@ -160,7 +160,8 @@ def test_a_times_a_has_two_edges_whose_contributions_sum_to_the_gradient() -> No
     assert [e["local"] for e in edges] == [3.0, 3.0]  # d(a*b)/da = b, d(a*b)/db = a, at a = b = 3
     assert [e["contribution"] for e in edges] == [3.0, 3.0]
     assert by_label(trace, "a")["grad"] == 6.0 == a.grad
-    assert [e["filled"] for e in edges] == ["da = g * b = 1 * 3 = 3", "db = g * a = 1 * 3 = 3"]
+    # each clause in the graph's own names: the other operand of a * a is a itself
+    assert [e["filled"] for e in edges] == ["d(a) = g · a = 1 · 3 = 3"] * 2
 
 
 def test_a_value_feeding_three_nodes_sums_their_contributions() -> None:
@@ -187,7 +188,7 @@ def test_locals_of_the_neuron_against_hand_formulas() -> None:
     assert local[ids["w1"], ids["x1w1"]] == 2.0
     assert local[ids["b"], ids["n"]] == 1.0
     (tanh_edge,) = [e for e in trace["edges"] if e["target"] == ids["o"]]
-    assert tanh_edge["filled"] == "dx = g * (1 - out ** 2) = 1 * (1 - 0.7071 ** 2) = 0.5"
+    assert tanh_edge["filled"] == "d(n) = g · (1 - o ** 2) = 1 · (1 - 0.7071 ** 2) = 0.5"
     assert by_label(trace, "o")["formula"] == "out = tanh(x); dx = g * (1 - out ** 2)"
     assert by_label(trace, "x1")["grad"] == pytest.approx(-1.5) == pytest.approx(leaves["x1"].grad)
 
@@ -197,19 +198,30 @@ def test_steps_start_at_the_root_and_reach_each_node_after_every_node_it_feeds()
     c = Value.constant(2.0, "c")
     root = ((a * b + a) * c).tanh() + a.exp() * b
     trace = page_trace(play(root))
-    steps = trace["steps"]
+    steps, order = trace["steps"], trace["order"]
     assert (
         steps[0]
+        == order[0]
         == len(trace["nodes"]) - 1
         == next(n["id"] for n in trace["nodes"] if n["kind"] == "root")
     )
-    position = {i: k for k, i in enumerate(steps)}
+    position = {i: k for k, i in enumerate(order)}
     for e in trace["edges"]:
         if e["source"] in position:
             assert position[e["target"]] < position[e["source"]]
-    # every node that needs a gradient is a step, once; the constant is none
+    # every node that needs a gradient is in the order, once; the constant is not
     needing = [n["id"] for n in trace["nodes"] if n["grad"] is not None]
-    assert sorted(steps) == sorted(needing)
+    assert sorted(order) == sorted(needing)
+    # a leaf takes no step: its gradient is whole at the step of the last rule that feeds it
+    computed = [n["id"] for n in trace["nodes"] if n["op"] is not None]
+    assert steps == [i for i in order if i in computed]
+    step_of = {i: k + 1 for k, i in enumerate(steps)}
+    for node in trace["nodes"]:
+        if node["id"] in step_of:
+            assert node["complete_at"] == step_of[node["id"]]
+        elif node["grad"] is not None:
+            feeds = [step_of[e["target"]] for e in trace["edges"] if e["source"] == node["id"]]
+            assert node["complete_at"] == max(feeds)
     assert by_label(trace, "c")["grad"] is None and by_label(trace, "c")["kind"] == "input"
     cid = by_label(trace, "c")["id"]
     (into_c,) = [e for e in trace["edges"] if e["source"] == cid]
@@ -293,7 +305,7 @@ def test_the_first_wrong_node_is_the_first_in_backward_order() -> None:
     assert verdicts(trace) == {"x1": "wrong", "b": "wrong", "w1": "right"}
     b = by_label(trace, "b")
     assert trace["first_wrong"] == b["id"]
-    assert trace["steps"].index(b["id"]) < trace["steps"].index(by_label(trace, "x1")["id"])
+    assert b["complete_at"] < by_label(trace, "x1")["complete_at"]
     assert b["manual"] == 0.25
 
 
@@ -301,17 +313,22 @@ def test_the_first_wrong_node_is_the_first_in_backward_order() -> None:
     ("manual", "cause", "factor", "words"),
     [
         # passed 0.5 from x1*w1 straight through: the local factor w1 = -3 is missing
-        ({"x1w1": 0.5, "x1": 0.5}, "local", "missing", "off by exactly the local factor"),
+        (
+            {"x1w1": 0.5, "x1": 0.5},
+            "local",
+            "the local factor",
+            "off by exactly the local factor d(x1w1)/d(x1) = -3: it was not multiplied by it",
+        ),
         # 0.5 * (-3) * (-3): the local factor twice
-        ({"x1w1": 0.5, "x1": 4.5}, "local", "twice", "multiplied in twice"),
+        ({"x1w1": 0.5, "x1": 4.5}, "local", "the local factor", "multiplied in twice"),
         # the upstream right (given), the local derivative wrong in no telling way
-        ({"x1w1": 0.5, "x1": 0.7}, "local", None, "the upstream gradient was right"),
-        ({"x1w1": 0.5, "x1": 1.5}, "local", "sign", "wrong sign"),
+        ({"x1w1": 0.5, "x1": 0.7}, "local", None, "The upstream gradient was right"),
+        ({"x1w1": 0.5, "x1": 1.5}, "local", "the sign", "wrong sign"),
         # the local derivative alone, never multiplied by the upstream 0.5
-        ({"x1": -3.0}, "upstream", None, "never multiplied by the upstream gradient 0.5"),
+        ({"x1": -3.0}, "upstream", "2", "never multiplied by the upstream gradient 0.5"),
         # the upstream not given: 0.3 / w1 = -0.1 would have been the gradient of x1*w1
         ({"x1": 0.3}, "upstream", None, "you had -0.1 as the gradient of x1w1, where it is 0.5"),
-        ({"o": 2.0}, "root", None, "its gradient is do/do = 1"),
+        ({"o": 2.0}, "root", None, "its gradient is d(o)/d(o) = 1"),
     ],
 )
 def test_the_diagnosis_says_whether_upstream_or_local_went_wrong(
@@ -334,6 +351,7 @@ def test_a_fan_out_gradient_that_is_one_contribution_alone_is_a_missing_sum() ->
     d = trace["diagnosis"]
     assert d["cause"] == "sum"
     assert "feeds 3 uses" in d["text"] and "add the others" in d["text"]
+    assert d["kind"] == "missing-term"
 
 
 def test_tensor_manual_gradients_by_parameter_name() -> None:
@@ -347,7 +365,7 @@ def test_tensor_manual_gradients_by_parameter_name() -> None:
         play(loss, model=model, manual={"layers.0.weight": w0, "layers.1.bias": -b1})
     )
     assert verdicts(trace) == {"layers.0.weight": "right", "layers.1.bias": "wrong"}
-    assert trace["diagnosis"]["factor"] == "sign"
+    assert trace["diagnosis"]["factor"] == "the sign"
 
 
 @pytest.mark.parametrize(
@@ -408,6 +426,7 @@ def test_repr_html_is_an_iframe_of_the_whole_page() -> None:
     page = play(o)
     shown = page._repr_html_()
     assert shown.startswith("<iframe srcdoc=")
+    assert "width: 100%" in shown and "640px" not in shown  # as wide as the notebook's cell
     assert html.unescape(re.search(r'srcdoc="(.*?)"', shown, re.S).group(1)) == page.html  # type: ignore[union-attr]
 
 
@@ -424,7 +443,7 @@ def test_save_writes_the_file_and_a_failed_save_keeps_the_old_one(
         raise OSError(28, "No space left on device")
 
     other = play(Value(2.0, label="z") * 3.0)
-    monkeypatch.setattr("backproplab.viz.player.os.replace", broken)
+    monkeypatch.setattr("os.replace", broken)
     with pytest.raises(OSError, match="No space left"):
         other.save(target)
     assert target.read_text(encoding="utf-8") == page.html
@@ -491,7 +510,11 @@ def test_play_writes_the_page_and_reports_the_learners_first_mistake(
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[:3] == ["value = 0.7071", "d/dx1 = -1.5", "d/dw1 = 1"]
-    assert lines[-2].startswith("first wrong: x1 (step 10): your -3 is the local derivative")
+    # x1's gradient is whole after step 5 (x1*w1's rule): leaves take no step of their own
+    assert lines[-2] == (
+        "first wrong: x1 (step 5): x1: your -3 is the local derivative d(x1*w1)/d(x1) alone: "
+        "it was never multiplied by the upstream gradient 0.5 of x1*w1"
+    )
     assert lines[-1] == f"wrote {target}"
     trace = json.loads(
         re.search(r'id="backprop-trace">(.*?)</script>', target.read_text()).group(1)  # type: ignore[union-attr]
@@ -554,7 +577,7 @@ def test_the_tour_writes_the_page_beside_its_pictures(
 
     monkeypatch.setattr(backproplab.autograd.demo, "main", lambda: None)
     for name in ("demo_circle", "demo_relu", "demo_mlp"):
-        monkeypatch.setattr(cli, name, lambda *a: 0)
+        monkeypatch.setattr(cmd_demo, name, lambda *a: 0)
     assert main(["demo", "--out", str(tmp_path)]) == 0
     assert f"wrote {tmp_path / 'backward.html'}" in capsys.readouterr().out
     trace = json.loads(
@@ -563,3 +586,48 @@ def test_the_tour_writes_the_page_beside_its_pictures(
         ).group(1)
     )
     assert by_label(trace, "w1")["grad"] == pytest.approx(1.0)
+
+
+# -- odd input (issue 23) -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rtol": math.inf}, "rtol must be a finite number >= 0, got inf"),
+        ({"atol": math.nan}, "atol must be a finite number >= 0, got nan"),
+        ({"rtol": -1e-3}, "rtol must be a finite number >= 0, got -0.001"),
+        ({"rtol": 0.0, "atol": 0.0}, "rtol and atol are both 0"),
+    ],
+)
+def test_a_tolerance_that_cannot_judge_is_refused_by_name(
+    kwargs: dict[str, float], message: str
+) -> None:
+    o, _ = neuron()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        play(o, manual={"w1": 1.0}, **kwargs)
+
+
+def test_a_label_with_a_lone_surrogate_is_refused_naming_it() -> None:
+    x = Value(2.0, label="x\udc80y")
+    with pytest.raises(ValueError, match=re.escape("the label 'x\\udc80y' holds a lone surrogate")):
+        play(x * x)
+
+
+def test_a_manual_gradient_must_be_finite() -> None:
+    o, _ = neuron()
+    with pytest.raises(ValueError, match=re.escape("manual= gives 'x1' nan: a manual gradient")):
+        play(o, manual={"x1": math.nan})
+    with pytest.raises(ValueError, match="must be a finite number"):
+        play(o, manual={"w1": math.inf})
+
+
+def test_manual_nan_on_the_command_line_says_it_must_be_finite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*NEURON_ARGV, "--manual", "x1=nan", "-o", str(tmp_path / "p.html")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--manual x1=nan: a manual gradient must be a finite number" in err
+    assert "means you had" not in err
