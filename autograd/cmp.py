@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .diagnose import Diagnosis, diagnose
 from .engine import Node
 
 __all__ = ["NodeComparison", "compare"]
@@ -29,6 +30,8 @@ class NodeComparison:
     approximate: bool
     maxdiff: float
     shape: tuple[int, ...]
+    diagnosis: Diagnosis | None = None
+    """What is wrong, in the words every checker uses (autograd.diagnose); None when right."""
 
     @property
     def ok(self) -> bool:
@@ -36,10 +39,11 @@ class NodeComparison:
         return self.approximate
 
     def __str__(self) -> str:
-        return (
+        line = (
             f"{self.name:15s} | exact: {self.exact!s:5s} | approximate: {self.approximate!s:5s} "
             f"| maxdiff: {self.maxdiff}"
         )
+        return line if self.diagnosis is None else f"{line}\n  {self.diagnosis.message}"
 
     def _repr_html_(self) -> str:
         def mark(flag: bool) -> str:
@@ -47,11 +51,15 @@ class NodeComparison:
             return f'<td style="color:{colour};font-weight:bold">{flag}</td>'
 
         shape = "×".join(map(str, self.shape)) if self.shape else "scalar"
+        # A column for what is wrong only when something is.
+        why = self.diagnosis
         return (
             "<table><thead><tr><th>gradient</th><th>shape</th><th>exact</th>"
-            "<th>approximate</th><th>max difference</th></tr></thead><tbody><tr>"
-            f"<td><code>{html.escape(self.name)}</code></td><td>{shape}</td>"
+            "<th>approximate</th><th>max difference</th>"
+            f"{'' if why is None else '<th>what is wrong</th>'}</tr></thead>"
+            f"<tbody><tr><td><code>{html.escape(self.name)}</code></td><td>{shape}</td>"
             f"{mark(self.exact)}{mark(self.approximate)}<td>{self.maxdiff:.3g}</td>"
+            f"{'' if why is None else '<td>' + html.escape(why.message) + '</td>'}"
             "</tr></tbody></table>"
         )
 
@@ -63,6 +71,7 @@ def compare(
     *,
     atol: float = 1e-8,
     rtol: float = 1e-5,
+    batch: int | None = None,
     show: bool = True,
 ) -> NodeComparison:
     """Compare your gradient ``manual`` with the engine's gradient of ``node``, and print it.
@@ -85,39 +94,42 @@ def compare(
     x               | exact: True  | approximate: True  | maxdiff: 0.0
     >>> result = compare("x", dh * (1 - h.data**2), x)  # forgot the chain rule's factor 3
     x               | exact: False | approximate: False | maxdiff: 0.3614132778472967
+      x: your gradient is exactly 0.333333 times the engine's everywhere: a constant factor is off
 
     Args:
         name: what the row is called.
         manual: your gradient: an array, a number, a Tensor or a Value, in ``node``'s shape.
         node: the Tensor or Value whose ``.grad`` the engine computed.
         atol, rtol: the "approximate" tolerance (``torch.allclose``'s defaults).
+        batch: the batch size, if the node's gradient is summed over one: a gradient off by
+            it, or not summed over it, is then named so.
         show: print the lecture's line (False: only return the result).
 
     Returns:
-        A NodeComparison (``.exact``, ``.approximate``, ``.maxdiff``, ``.ok``).
+        A NodeComparison (``.exact``, ``.approximate``, ``.maxdiff``, ``.ok``, and when it is
+        not ok ``.diagnosis``: what is wrong, in the words every checker uses). A gradient of
+        another shape is a failed comparison, named (nothing is broadcast: a (32, 1) gradient
+        is not a (32, 27) one), with maxdiff nan.
 
     Raises:
-        TypeError: when ``node`` is not a Tensor or Value.
+        TypeError: when ``node`` is not a Tensor or Value, or ``manual`` is not numbers.
         ValueError: when ``node`` has no gradient (naming why: it needs no gradient, or no
-            backward pass reached it), or when ``manual``'s shape is not ``node``'s (nothing is
-            broadcast: a (32, 1) gradient is not a (32, 27) one).
+            backward pass reached it).
     """
     engine = _engine_grad(name, node)
     mine = _as_array(manual)
     if mine.shape != engine.shape:
-        raise ValueError(
-            f"compare {name!r}: your gradient has shape {mine.shape}, the node has shape "
-            f"{engine.shape}: they must match (nothing is broadcast)"
-        )
-    with np.errstate(invalid="ignore"):
-        diff = np.abs(mine - engine)
-    result = NodeComparison(
-        name=name,
-        exact=bool(np.all(mine == engine)),
-        approximate=bool(np.all(diff <= atol + rtol * np.abs(engine))),
-        maxdiff=float(diff.max()) if diff.size else 0.0,
-        shape=engine.shape,
-    )
+        exact = approximate = False
+        maxdiff = float("nan")
+    else:
+        with np.errstate(invalid="ignore"):
+            diff = np.abs(mine - engine)
+        exact = bool(np.all(mine == engine))
+        approximate = bool(np.all(diff <= atol + rtol * np.abs(engine)))
+        maxdiff = float(diff.max()) if diff.size else 0.0
+    # The diagnosis judges with this comparison's tolerance, so it never calls a failed row right.
+    why = None if approximate else diagnose(name, mine, engine, batch=batch, atol=atol, rtol=rtol)
+    result = NodeComparison(name, exact, approximate, maxdiff, engine.shape, why)
     if show:
         print(result)
     return result
