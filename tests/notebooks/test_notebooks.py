@@ -256,6 +256,16 @@ def test_makemore_exercise_compares_every_intermediate(executed: dict[str, Any])
     # exercise 1 follows the engine's arithmetic step by step: the same numbers to the bit
     assert all(r["exact"] == "True" for r in rows[:26])
     assert "bnvar is the batch's variance: True" in _stdout(executed["lecture"])
+    # the slip shown on its own, as a table: a gradient not summed over its broadcast axis
+    (slip,) = [t for t in _tables(executed["lecture"]) if "what is wrong" in t[0]]
+    heading, row = slip
+    cells = dict(zip(heading, row, strict=True))
+    assert (cells["gradient"], cells["shape"], cells["approximate"]) == (
+        "counts_sum_inv",
+        "32×1",
+        "False",
+    )
+    assert "(32, 27)" in row[-1] and "(32, 1)" in row[-1], row
     last = executed["lecture"].cells[-1].outputs
     assert [o.data["text/plain"] for o in last if o.output_type == "execute_result"] == ["True"]
 
@@ -302,7 +312,8 @@ def _report_rows(table: list[list[str]]) -> dict[str, list[str]]:
 
 
 def test_lecture_gradient_reports_are_html_tables(executed: dict[str, Any]) -> None:
-    right, wrong = (_report_rows(t) for t in _tables(executed["lecture"]))
+    reports = [_report_rows(t) for t in _tables(executed["lecture"]) if _report_rows(t)]
+    right, wrong = reports
     assert list(right) == list(wrong) == ["logits"]
     assert right["logits"][6] == "ok" and right["logits"][7] == ""
     assert wrong["logits"][6] == "FAIL"
