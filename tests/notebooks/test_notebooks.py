@@ -148,7 +148,10 @@ def test_committed_notebook_is_stripped_and_has_no_magic(name: str) -> None:
     assert code, f"{name}.ipynb has no code"
     assert "widgets" not in nb.metadata, f"{name}.ipynb was saved with its widgets' state"
     for i, cell in enumerate(code):
-        assert cell.outputs == [], f"{name}.ipynb: code cell {i} was committed with its outputs"
+        assert cell.outputs == [], (
+            f"{name}.ipynb: code cell {i} was committed with its outputs (in Jupyter: Edit > "
+            "Clear Outputs of All Cells, then save)"
+        )
         assert cell.execution_count is None, f"{name}.ipynb: code cell {i} has an execution count"
         assert "execution" not in cell.metadata, f"{name}.ipynb: code cell {i} has run times"
         for line in cell.source.splitlines():
