@@ -9,23 +9,38 @@ BIN    := $(VENV)/bin
 
 # The three folders install as backproplab.autograd, .nn and .viz (pyproject's package-dir).
 PKGS      := autograd nn viz
-LINT_DIRS := backproplab $(PKGS) tests bench
+LINT_DIRS := backproplab $(PKGS) tests bench notebooks
 
 # Root commands (apt-get) run directly as root, else through non-interactive sudo if
 # there is one; CAN_ROOT is empty when neither works.
 SUDO     := $(shell [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo -n)
 CAN_ROOT := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1 && echo yes)
 
-.PHONY: venv dot chromium setup demo lint typecheck test format bench clean
+.PHONY: venv demo-venv dot chromium setup demo lint typecheck test format bench clean
 
 # ---------------------------------------------------------------- environment
 
-venv: $(VENV)/.installed
+# Two stamps over one venv: the tour needs only the library with its plot and progress extras
+# (seconds to install); the checks need the developer tools too (torch, Playwright, ruff, mypy,
+# the notebook runner). Each reinstalls when pyproject.toml (the extras) or this file (which
+# extras each stamp asks for) changes. The developer set holds the tour's, so installing it
+# satisfies the tour's stamp as well; `make demo` then `make test` adds the rest to the same venv.
+DEMO_EXTRAS := plot,progress
+DEV_EXTRAS  := dev,plot,progress,notebook
 
-# Stamp file: reinstall when pyproject.toml changes (the package-dir mapping the editable
-# install follows lives there). Debian's own python3 ships venv/ensurepip separately, in
-# python3-venv.
-$(VENV)/.installed: pyproject.toml
+venv: $(VENV)/.installed
+demo-venv: $(VENV)/.demo-installed
+
+$(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[$(DEV_EXTRAS)]'
+	touch $@ $(VENV)/.demo-installed
+
+$(VENV)/.demo-installed: pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[$(DEMO_EXTRAS)]'
+	touch $@
+
+# The bare venv. Debian's own python3 ships venv/ensurepip separately, in python3-venv.
+$(BIN)/python:
 	@if ! $(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1; then \
 	    if [ "$$(id -u)" = 0 ]; then \
 	        apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv; \
@@ -36,8 +51,6 @@ $(VENV)/.installed: pyproject.toml
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[dev]'
-	touch $@
 
 # Graphviz's `dot` renders the computation graphs. It is optional: without it the
 # package falls back to emitting DOT source, so a missing `dot` never fails the build.
@@ -64,11 +77,12 @@ chromium:
 	        "(the player's browser tests need it)"; \
 	fi
 
+# What `make test` needs; `make demo` needs only demo-venv and dot.
 setup: venv dot chromium
 
 # ---------------------------------------------------------------- use
 
-demo: setup
+demo: demo-venv dot
 	$(BIN)/backproplab demo
 
 # ---------------------------------------------------------------- checks
