@@ -308,8 +308,6 @@ class _Emitter:
         expr: str,
         val: Any,
         uses: tuple[Any, ...],
-        prefix: str | None = None,
-        target: str | None = None,
         fresh: bool = False,
     ) -> _Sym:
         names = tuple(u.name for u in uses if isinstance(u, _Sym))
@@ -320,7 +318,7 @@ class _Emitter:
             kept = self.program.constant(val)
             fixed.add(kept)
             return _Sym(self, kept, val)
-        name = target or f"{prefix or self.prefix}{next(self.count)}"
+        name = f"{self.prefix}{next(self.count)}"
         self.lines.append(_Line(name, expr, names, fresh))
         return _Sym(self, name, val)
 
