@@ -147,7 +147,7 @@ def build_entry(
     arrays: dict[int, bool],
 ) -> _Entry:
     """The entry of a trace: its generated forward and backwards, or for a scalar (Value) trace
-    the program of the scalar back end (see the seam at the top of this file)."""
+    the program of the scalar back end (scalar.py)."""
     if isinstance(outs[0], Value):
         return _scalar_entry(compiled, outs, trace, flat)
     program, leaves, node_args, backwards, seeds = generate(outs, trace, flat, arrays)

@@ -48,12 +48,12 @@ def _functions(
     bodies: list[list[str]] = []
     for piece in pieces:
         body = [_render(ln, "    ") for ln in piece]
-        keep = [ln.target for ln in piece if isinstance(ln, _Line) and ln.target in saved]
-        if keep:
+        saves = [ln.target for ln in piece if isinstance(ln, _Line) and ln.target in saved]
+        if saves:
             body.append(
-                f"    S.extend({_tuple(keep)})" if len(keep) > 1 else f"    S.append({keep[0]})"
+                f"    S.extend({_tuple(saves)})" if len(saves) > 1 else f"    S.append({saves[0]})"
             )
-            order += keep
+            order += saves
         bodies.append(body)
     if len(pieces) == 1:
         return [
