@@ -25,16 +25,6 @@ def _seed_kind(k: int, seed: Any, implied: bool) -> tuple[Any, ...]:
     return (k, implied, seed.__class__, getattr(seed, "shape", None), getattr(seed, "dtype", None))
 
 
-def _build_backward(prog: _Program, k: int, seed: Any, implied: bool) -> Callable[..., Any]:
-    """The backward of output k for a seed like ``seed``, generated on its first use (a call
-    with another kind of gradient than those built at the trace, see _program)."""
-    kind = _seed_kind(k, seed, implied)
-    fn = prog.backwards.get(kind)
-    if fn is not None:
-        return fn
-    return _define_backward(prog, kind, _backward_lines(prog, k, seed, implied))
-
-
 def _backward_lines(
     prog: _Program, k: int, seed: Any, implied: bool
 ) -> tuple[list[_Line | str], list[str]]:
@@ -142,9 +132,8 @@ def _define_backward(
     prog: _Program, kind: tuple[Any, ...], built: tuple[list[_Line | str], list[str]]
 ) -> Callable[..., Any]:
     """Define a backward from its lines, each forward value it reads bound where it is kept
-    (S[i], a leaf, an argument). A value the forward did not save raises KeyError here, which
-    sends the step to its eager rerun; the rules read the same values whatever the seed, so
-    the backwards built at the trace have asked for all that any later one reads."""
+    (S[i], a leaf, an argument). Every backward is built at the trace, before the forward is
+    defined, and the forward saves what they read."""
     lines, returns = built
     used = {*returns} | {u for ln in lines if isinstance(ln, _Line) for u in ln.uses}
     wanted = used & (set(prog.where) | prog.saveable)

@@ -260,13 +260,11 @@ def _param_sym(prog: _Program, em: _Emitter, p: Any, mask_of: Callable[[Any], An
 
 
 def _identical(a: Any, b: Any) -> bool:
-    if isinstance(b, np.ndarray):
-        return (
-            isinstance(a, np.ndarray)
-            and a.shape == b.shape
-            and a.dtype == b.dtype
-            and bool(np.array_equal(a, b, equal_nan=True))
-        )
-    if isinstance(a, float) and isinstance(b, float):
-        return a == b or (a != a and b != b)
-    return bool(a == b)
+    """The same array: class, shape, dtype and values (a NaN where the other has a NaN)."""
+    return (
+        isinstance(a, np.ndarray)
+        and isinstance(b, np.ndarray)
+        and a.shape == b.shape
+        and a.dtype == b.dtype
+        and bool(np.array_equal(a, b, equal_nan=True))
+    )
