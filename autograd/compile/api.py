@@ -186,7 +186,8 @@ class Compiled:
 
     @property
     def source(self) -> str:
-        """The generated source of the latest trace: its forward and its backwards.
+        """The code of the latest trace: a Tensor step's generated forward and backwards, after a
+        legend of their names; a Value step's program of batches, described one line a batch.
 
         Raises CompileError before the first call (nothing has been traced yet).
         """

@@ -132,7 +132,7 @@ _LITERAL_TYPES = (bool, int, type(None))
 
 
 # -- the math namespaces' one-call functions, written out where they are used -------------------
-# Each form makes exactly the NumPy (or float) call the namespace function makes, so the result is
+# Each form makes exactly the NumPy call the namespace function makes, so the result is
 # the same to the bit (tests/autograd/test_compile.py checks each against the function itself);
 # what it saves is a Python call per op, which on a small network is most of a step's time.
 
@@ -213,15 +213,6 @@ def _array_row_sum(em: _Emitter, x: _Sym) -> _Sym:
     return _array_dot(em, _Sym(em, em.fmt(ones), ones), x)
 
 
-def _cond(template: str, fn: Any) -> Callable[..., _Sym]:
-    def form(em: _Emitter, *args: Any) -> _Sym:
-        val = fn(*[em.value(a) for a in args])
-        text = template.format(*[em.fmt(a) for a in args])
-        return em.emit(text, val, em.used(args))
-
-    return form
-
-
 _INLINE: dict[tuple[Any, str], Callable[..., _Sym]] = {
     (maths.ArrayMath, "sum"): lambda em, x, axis, keepdims: _reduce(em, "sum", x, axis, keepdims),
     (maths.ArrayMath, "amax"): lambda em, x, axis, keepdims: _reduce(em, "max", x, axis, keepdims),
@@ -235,22 +226,6 @@ _INLINE: dict[tuple[Any, str], Callable[..., _Sym]] = {
     (maths.ArrayMath, "row_sum"): _array_row_sum,
     (maths.ArrayMath, "positive"): lambda em, x: em.binary(">", operator.gt, x, 0),
     (maths.ArrayMath, "relu"): lambda em, x: _call(em, "maximum", np.maximum, x, 0),
-    (maths.FloatMath, "relu"): _cond("(0.0 if {0} <= 0.0 else {0})", maths.FloatMath.relu),
-    (maths.FloatMath, "positive"): _cond("(1.0 if {0} > 0.0 else 0.0)", maths.FloatMath.positive),
-    (maths.FloatMath, "sign"): _cond(
-        "(1.0 if {0} > 0.0 else (-1.0 if {0} < 0.0 else 0.0))", maths.FloatMath.sign
-    ),
-    # NaN wins, as in FloatMath: x != x only for NaN
-    (maths.FloatMath, "maximum"): _cond(
-        "({0} if {0} >= {1} or {0} != {0} else {1})", maths.FloatMath.maximum
-    ),
-    (maths.FloatMath, "minimum"): _cond(
-        "({0} if {0} <= {1} or {0} != {0} else {1})", maths.FloatMath.minimum
-    ),
-    (maths.FloatMath, "winner"): _cond(
-        "(1.0 if {0} > {1} else (0.5 if {0} == {1} else 0.0))", maths.FloatMath.winner
-    ),
-    (maths.FloatMath, "tanh"): lambda em, x: _call(em, "tanh", math.tanh, x),
 }
 
 
@@ -308,8 +283,6 @@ class _Emitter:
         expr: str,
         val: Any,
         uses: tuple[Any, ...],
-        prefix: str | None = None,
-        target: str | None = None,
         fresh: bool = False,
     ) -> _Sym:
         names = tuple(u.name for u in uses if isinstance(u, _Sym))
@@ -320,7 +293,7 @@ class _Emitter:
             kept = self.program.constant(val)
             fixed.add(kept)
             return _Sym(self, kept, val)
-        name = target or f"{prefix or self.prefix}{next(self.count)}"
+        name = f"{self.prefix}{next(self.count)}"
         self.lines.append(_Line(name, expr, names, fresh))
         return _Sym(self, name, val)
 

@@ -12,7 +12,6 @@ from ..value import Value
 from .backward import _backward_lines, _define_backward, _seed_kind
 from .emit import _Line
 from .errors import CompileError
-from .fold import _NoFold
 from .forward import _build, _define_forward
 from .guard import _MISSING
 from .op import CompiledCall, _Call
@@ -148,7 +147,7 @@ def build_entry(
     arrays: dict[int, bool],
 ) -> _Entry:
     """The entry of a trace: its generated forward and backwards, or for a scalar (Value) trace
-    the program of the scalar back end (see the seam at the top of this file)."""
+    the program of the scalar back end (scalar.py)."""
     if isinstance(outs[0], Value):
         return _scalar_entry(compiled, outs, trace, flat)
     program, leaves, node_args, backwards, seeds = generate(outs, trace, flat, arrays)
@@ -162,33 +161,14 @@ def generate(
     trace: _Trace,
     flat: list[Any],
     arrays: dict[int, bool],
-    plain: bool = False,
 ) -> tuple[_Program, list[Node], list[int], list[Any], list[Any]]:
-    """The generated forward and backwards of a trace, and the op's parents: the arguments that
-    are nodes (their places in ``flat``) and the leaves it reads. A repeated scalar block is
-    tried first as a loop whose first repetition reads its own start (fold 2), then after a
-    first repetition written out (1), then as straight code (0): the first that replays
-    exactly."""
-    for fold in (2, 1):
-        try:
-            return _generate(outs, trace, flat, arrays, fold, plain)
-        except _NoFold:
-            pass
-    return _generate(outs, trace, flat, arrays, 0, plain)
+    """The generated forward and backwards of a Tensor trace, and the op's parents: the
+    arguments that are nodes (their places in ``flat``) and the leaves it reads.
 
-
-def _generate(
-    outs: tuple[Node, ...],
-    trace: _Trace,
-    flat: list[Any],
-    arrays: dict[int, bool],
-    fold: int,
-    plain: bool,
-) -> tuple[_Program, list[Node], list[int], list[Any], list[Any]]:
-    """The backwards come first, while the trace is at hand: one from ``backward()``'s implied
+    The backwards come first, while the trace is at hand: one from ``backward()``'s implied
     seed 1 for a single-element output, one for any seed. The forward then saves just what
     they read again."""
-    program, leaves = _build(outs, trace, flat, arrays, fold, plain)
+    program, leaves = _build(outs, trace, flat, arrays)
     seen: set[int] = set()
     node_args = []
     for i, a in enumerate(flat):
@@ -202,11 +182,11 @@ def _generate(
     for k, root in enumerate(program.roots):
         if k not in program.orders:
             continue
-        implied = isinstance(root, Value) or root._data.size == 1
+        implied = root._data.size == 1
         if implied:
             seed = root._seed(None, False)
             built.append((k, True, seed, _backward_lines(program, k, seed, True)))
-        general = root._seed(1.0 if isinstance(root, Value) else np.ones_like(root._data), False)
+        general = root._seed(np.ones_like(root._data), False)
         built.append((k, False, general, _backward_lines(program, k, general, False)))
     reads = {
         u for *_, (lines, _r) in built for ln in lines if isinstance(ln, _Line) for u in ln.uses

@@ -11,10 +11,8 @@ from .. import engine
 from .. import tensor as _tensor_mod
 from ..engine import Node
 from ..tensor import Tensor
-from ..value import Value
 from .emit import _call, _Emitter, _Line, _Sym, _SymMath
 from .errors import CompileError
-from .fold import FOLD_OPS, _forward_loop, _plan_fold
 from .program import _op_note, _Program
 from .source import _define, _functions, _prune
 from .trace import _COMPARE, _Derived, _same_array, _Trace
@@ -32,16 +30,13 @@ def _build(
     trace: _Trace,
     flat: list[Any],
     arrays: dict[int, bool],
-    fold: int = 2,
-    plain: bool = False,
 ) -> tuple[_Program, list[Node]]:
     """Emit the forward's lines (defined by _define_forward once the backwards show what they
     read again); return the program and the leaves it reads. ``flat``: the arguments' nodes as
     the trace saw them; ``arrays``: which of them stand in for a NumPy array (True where the
-    stand-in holds it converted to float64); ``plain``: the code is handed the arguments'
-    numbers, not the nodes (the scalar back end's interface)."""
-    prog = _Program(Tensor if isinstance(outs[0], Tensor) else Value)
-    if any(isinstance(o, Tensor) != (prog.kind is Tensor) for o in outs):
+    stand-in holds it converted to float64)."""
+    prog = _Program(Tensor)
+    if not all(isinstance(o, Tensor) for o in outs):
         raise CompileError("a compiled function returns Values or Tensors, not both")
     prog.roots = list(outs)
     w = _ForwardWriter(prog, trace, flat)
@@ -50,27 +45,10 @@ def _build(
     w.em.comment("arguments (x) and the leaves read on every call (p), in order of first use")
     # leaves numbered as the ops first read them, so that p0 is the first weight of the step
     first_use = sorted(outside, key=lambda n: first_read.get(id(n), (1, 0)))  # outputs last
-    leaves = [n for n in first_use if w.bind(n, arrays, plain)]
-    if fold and prog.kind is Value and len(ops) >= FOLD_OPS:
-
-        def constant(p: Node) -> bool:
-            return id(p) in trace.inside and not p.requires_grad
-
-        plan = _plan_fold(rows, prog.entries, constant, extend=fold > 1)
-        # an output is returned by name: one inside the loop must be of its last repetition
-        locs = [plan.locate(id(o)) for o in outs] if plan is not None else []
-        if all(loc is None or loc[0] == plan.reps - 1 for loc in locs):  # type: ignore[union-attr]
-            prog.fold = plan
+    leaves = [n for n in first_use if w.bind(n, arrays)]
     w.em.comment("forward")
-    if prog.fold is None:
-        for n in ops:
-            w.straight(n)
-    else:  # the ops before the run, the run as one loop, the ops after it
-        for n in ops[: prog.fold.start]:
-            w.straight(n)
-        _forward_loop(prog, w.em, w.op)
-        for n in ops[prog.fold.end :]:
-            w.straight(n)
+    for n in ops:
+        w.straight(n)
     for k, root in enumerate(outs):
         if root.requires_grad:
             # the eager pass's order over the nodes that need a gradient (a node a trace
@@ -153,7 +131,7 @@ class _ForwardWriter:
             if _same_array(p, a._data)
         ]
 
-    def bind(self, n: Node, arrays: dict[int, bool], plain: bool) -> bool:
+    def bind(self, n: Node, arrays: dict[int, bool]) -> bool:
         """Bind a node read from outside: an argument (x0 ...), a constant made inside (kept),
         or a leaf read on every call (p0 ...: returns True, a parent of the op)."""
         prog, em, sym = self.prog, self.em, self.prog.fsym
@@ -162,7 +140,7 @@ class _ForwardWriter:
         data = n._data
         if id(n) in self.arg_index:
             i = self.arg_index[id(n)]
-            expr = f"A[{i}]" if plain else f"A[{i}]._data"
+            expr = f"A[{i}]._data"
             if i in arrays:  # a NumPy array, copied (or made float64) as Tensor() does: a
                 # write into the caller's array before the backward must not reach its gradient
                 to_array = prog.helper("to_array", _tensor_mod._to_array)
@@ -194,7 +172,7 @@ class _ForwardWriter:
         out = op.forward(self.xp, *ins, *sparams)
         if not isinstance(out, _Sym):  # a rule that returned a constant
             out = _Sym(em, em.fmt(out), out)
-        if prog.kind is Tensor and out.val.__class__ is not np.ndarray:
+        if out.val.__class__ is not np.ndarray:
             out = em.emit(f"asarray({out.name})", np.asarray(out.val), (out,))
         if not _identical(out.val, n._data):
             raise CompileError(
@@ -218,15 +196,10 @@ def _define_forward(prog: _Program, reads: set[str]) -> None:
     ``reads``, the names the backwards read again: the others are let go of when the forward
     returns, as a hand-written step lets go of what its backward does not use."""
     saved = reads & prog.saveable
-    if prog.fold is not None:
-        saved.add(prog.fold.rows)
     lines = _prune(prog.forward_lines, set(prog.returns) | saved)
     src, saved_order = _functions("forward", ["A", "L", "S"], lines, prog.returns, saved)
     for i, name in enumerate(saved_order):
         prog.where[name] = f"S[{i}]"
-    if prog.fold is not None:  # the last repetition's values, for a backward of code after it
-        for i, name in enumerate(prog.fold.row):
-            prog.where.setdefault(name, f"{prog.fold.rows}[{prog.fold.reps - 1}][{i}]")
     prog.forward_source = "\n".join(src)
     prog.forward = _define(prog, src, "forward")
     prog.forward_lines = []
@@ -287,13 +260,11 @@ def _param_sym(prog: _Program, em: _Emitter, p: Any, mask_of: Callable[[Any], An
 
 
 def _identical(a: Any, b: Any) -> bool:
-    if isinstance(b, np.ndarray):
-        return (
-            isinstance(a, np.ndarray)
-            and a.shape == b.shape
-            and a.dtype == b.dtype
-            and bool(np.array_equal(a, b, equal_nan=True))
-        )
-    if isinstance(a, float) and isinstance(b, float):
-        return a == b or (a != a and b != b)
-    return bool(a == b)
+    """The same array: class, shape, dtype and values (a NaN where the other has a NaN)."""
+    return (
+        isinstance(a, np.ndarray)
+        and isinstance(b, np.ndarray)
+        and a.shape == b.shape
+        and a.dtype == b.dtype
+        and bool(np.array_equal(a, b, equal_nan=True))
+    )

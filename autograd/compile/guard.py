@@ -122,11 +122,9 @@ def _make_guard(
     if len(args) + len(checked) > MAX_GUARDED or len(leaves) + len(watch) > 4 * MAX_GUARDED:
         return None
     n = len(args)
-    a = [f"a{i}" for i in range(n)]
     tensors = [i for i, x in enumerate(args) if x.__class__ is Tensor]
     datas = [f"a{i}._data" if i in tensors else f"a{i}" for i in range(n)]
     datas += [f"L[{j}]._data" for j in checked]
-    d = [f"d{i}" for i in range(len(datas))]
     arrays = [args[i]._data if i in tensors else args[i] for i in range(n)]
     arrays += [leaves[j]._data for j in checked]
     space: dict[str, Any] = {
@@ -140,8 +138,24 @@ def _make_guard(
         "MISSING": _MISSING,
     }
     extra = _keyed_on(leaves, watch, space)
-    seen = [f"S{i}" for i in range(len(d))]
+    seen = [f"S{i}" for i in range(len(datas))]
     space.update(zip(seen, arrays, strict=True))
+    text = "\n".join(_guard_source(args, tensors, datas, seen, extra)) + "\n"
+    filename = f"<backproplab.compile guard {next(_GUARDS)}>"  # shown in tracebacks and pdb
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    exec(builtins.compile(text, filename, "exec"), space)
+    guard: Callable[[tuple[Any, ...], list[Node]], bool] = space["guard"]
+    return guard
+
+
+def _guard_source(
+    args: tuple[Any, ...], tensors: list[int], datas: list[str], seen: list[str], extra: list[str]
+) -> list[str]:
+    """The guard's lines: ``datas`` the expressions of the arrays it checks, ``seen`` the globals
+    remembering those that passed last, ``extra`` the tests of what else the trace is keyed on."""
+    n = len(args)
+    a = [f"a{i}" for i in range(n)]
+    d = [f"d{i}" for i in range(len(datas))]
     src = ["def guard(A, L):"]
     if seen:
         src.append(f"    global {', '.join(seen)}")
@@ -174,9 +188,4 @@ def _make_guard(
             src += [f"    if {_tuple([x + fact for x in d])} != {known}:", "        return False"]
         src.append(f"    {_tuple(seen)[1:-1]} = {_tuple(d)[1:-1]}")
     src.append("    return True")
-    text = "\n".join(src) + "\n"
-    filename = f"<backproplab.compile guard {next(_GUARDS)}>"  # shown in tracebacks and pdb
-    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    exec(builtins.compile(text, filename, "exec"), space)
-    guard: Callable[[tuple[Any, ...], list[Node]], bool] = space["guard"]
-    return guard
+    return src

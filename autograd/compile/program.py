@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -15,15 +15,12 @@ from .emit import _Emitter, _Line, _Sym
 from .errors import CompileError
 from .trace import _Derived, _same_array
 
-if TYPE_CHECKING:
-    from .fold import _Fold
-
 
 class _Program:
     """One traced graph: the generated forward, the backward(s), and what they read."""
 
     def __init__(self, kind: type[Node]) -> None:
-        self.kind = kind  # Value or Tensor
+        self.kind = kind  # Tensor: a Value trace has a program of its own (scalar.py)
         self.real_math = kind.xp
         self.globals: dict[str, Any] = {"__builtins__": builtins}
         self.fn_names: dict[int, str] = {}
@@ -45,7 +42,6 @@ class _Program:
         self.backwards: dict[Any, Callable[..., Any]] = {}
         self.parent_index: dict[int, int] = {}  # node id -> its place among the op's parents
         self.n_parents = 0
-        self.fold: _Fold | None = None  # a run of repetitions written as a loop
 
     def function(self, name: str, fn: Any) -> str:
         """A global for a math namespace's function, under that namespace's own attribute name."""
@@ -101,7 +97,6 @@ class _Program:
         """Drop the traced graph once the code is built: a scalar graph's thousands of nodes
         would otherwise stay alive for the collector to walk at every collection."""
         self.fsym.clear()
-        self.fold = None
         self.entries.clear()
         self.orders.clear()
         self.mask_syms.clear()
@@ -116,13 +111,11 @@ class _Program:
 
 _LEGEND = """\
 # The names of this code:
-#   A  the call's arguments (x0, x1 ... their numbers; a scalar step's parameters too),
-#   L  the leaves it reads on every call, the op's other parents (p0, p1 ... their numbers),
+#   A  the call's arguments (x0, x1 ... their arrays),
+#   L  the leaves it reads on every call, the op's other parents (p0, p1 ... their arrays),
 #   S  what the forward saves for a backward
 #   t0 ... values of the forward, k0 ... constants kept from the trace (listed below)
 #   G  the gradient of the output, g0 ... gradients, r0 ... a gradient copied for its parent
-#   loops (a repeated scalar block): R0 its saved rows, c0 ... a row's numbers, u0 ... what one
-#      repetition passes the next, h0 ... a0 ... the gradients carried between repetitions
 #   forward and backward0 ... return what the compiled op's forward and backward return"""
 
 
@@ -138,8 +131,6 @@ def _describe(x: Any) -> str:
         return "an op of ops.py" if x.__module__ == _OPS_MODULE else "an op class"
     if isinstance(x, float):
         return "a float" if math.isfinite(x) else "a float that is not finite"
-    if isinstance(x, tuple) and x and isinstance(x[0], tuple):
-        return f"a table of {len(x)} rows of {len(x[0])} numbers, a row per repetition"
     return f"a {type(x).__name__}"
 
 

@@ -21,48 +21,10 @@ CHUNK = 2_000
 _DEFINED = itertools.count()  # a new file name for each generated source
 
 
-# Ops in one trace above which the step is replayed by running the function eagerly: building
-class _Effect(_Line):
-    """A statement kept for what it does (a leaf taking its gradient), not for a value."""
-
-
-class _Unpack(_Effect):
-    """``a, b = row``: names bound from a row of saved values."""
-
-    def __init__(self, names: list[str], expr: str, uses: tuple[str, ...]) -> None:
-        super().__init__("", f"{', '.join(names)}{',' if len(names) == 1 else ''} = {expr}", uses)
-        self.binds = tuple(names)
-
-
-class _Loop(_Effect):
-    """A for loop, kept whole by the chunker. ``uses``: the names its body reads from before
-    the loop; ``defines``: the names it leaves for the code after it."""
-
-    def __init__(
-        self, header: str, binds: list[str], body: list[_Line | str], defines: set[str]
-    ) -> None:
-        bound: set[str] = set(binds)
-        outside: set[str] = set()
-        for ln in body:
-            if isinstance(ln, _Line):
-                outside.update(u for u in ln.uses if u not in bound)
-                if isinstance(ln, _Unpack):
-                    bound.update(ln.binds)
-                elif not isinstance(ln, _Effect):
-                    bound.add(ln.target)
-        super().__init__("", header, tuple(sorted(outside - (bound - defines))))
-        self.body = body
-        self.defines = defines
-
-
-def _render(ln: _Line | str, pad: str) -> list[str]:
-    if isinstance(ln, _Loop):
-        return [f"{pad}{ln.expr}", *(t for b in ln.body for t in _render(b, pad + "    "))]
-    if isinstance(ln, _Effect):
-        return [f"{pad}{ln.expr}"]
+def _render(ln: _Line | str, pad: str) -> str:
     if isinstance(ln, _Line):
-        return [f"{pad}{ln.target} = {ln.expr}"]
-    return [f"{pad}{ln}"]
+        return f"{pad}{ln.target} = {ln.expr}"
+    return f"{pad}{ln}"
 
 
 def _functions(
@@ -85,13 +47,13 @@ def _functions(
     order: list[str] = []
     bodies: list[list[str]] = []
     for piece in pieces:
-        body = [text for ln in piece for text in _render(ln, "    ")]
-        keep = [ln.target for ln in piece if isinstance(ln, _Line) and ln.target in saved]
-        if keep:
+        body = [_render(ln, "    ") for ln in piece]
+        saves = [ln.target for ln in piece if isinstance(ln, _Line) and ln.target in saved]
+        if saves:
             body.append(
-                f"    S.extend({_tuple(keep)})" if len(keep) > 1 else f"    S.append({keep[0]})"
+                f"    S.extend({_tuple(saves)})" if len(saves) > 1 else f"    S.append({saves[0]})"
             )
-            order += keep
+            order += saves
         bodies.append(body)
     if len(pieces) == 1:
         return [
@@ -102,11 +64,7 @@ def _functions(
         ], order
     # Each piece is a function of the head and of the values earlier pieces made that it uses;
     # it returns the values it made that later pieces (or the result) use.
-    made = [
-        {ln.target for ln in p if isinstance(ln, _Line) and not isinstance(ln, _Effect)}
-        | {name for ln in p if isinstance(ln, _Loop) for name in ln.defines}
-        for p in pieces
-    ]
+    made = [{ln.target for ln in p if isinstance(ln, _Line)} for p in pieces]
     uses = [{u for ln in p if isinstance(ln, _Line) for u in ln.uses} for p in pieces]
     later: set[str] = set(returns)
     outs: list[list[str]] = [[] for _ in pieces]
@@ -144,7 +102,7 @@ def _prune(lines: list[_Line | str], live: set[str]) -> list[_Line | str]:
     kept: list[_Line | str] = []
     for ln in reversed(lines):
         if isinstance(ln, _Line):
-            if not isinstance(ln, _Effect) and ln.target not in need:
+            if ln.target not in need:
                 continue
             need.update(ln.uses)
         kept.append(ln)
