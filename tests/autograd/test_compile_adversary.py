@@ -919,3 +919,24 @@ def test_no_grad_and_detach_inside_the_step() -> None:
         pc[0].data -= 0.1 * pc[0].grad
         pe[0].data -= 0.1 * pe[0].grad
         pc[0].grad = pe[0].grad = None
+
+
+def test_a_value_step_given_python_floats_warns_that_it_traces_on_every_call() -> None:
+    """micrograd's users write model([2.0, 3.0, -1.0]): a float is part of the key, so each new
+    one traces again (with its eager self-check run): slower than eager, and it said nothing."""
+    w = [Value(0.5), Value(-1.5)]
+    fn = lambda xs: sum((wi * xi).tanh() for wi, xi in zip(w, xs, strict=True))  # noqa: E731
+    f = compile(fn)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(40):
+            xs = list(RNG.standard_normal(2))
+            assert f(xs).data == fn(xs).data
+    said = [str(c.message) for c in caught if "traced" in str(c.message)]
+    assert len(said) == 1 and "Python number" in said[0], said
+    assert f.stats["traces"] == 40
+    g = compile(fn)  # the same numbers as Values: one trace
+    for _ in range(5):
+        xs = list(RNG.standard_normal(2))
+        assert g([Value(v) for v in xs]).data == fn(xs).data
+    assert g.stats["traces"] == 1
