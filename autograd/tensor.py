@@ -525,9 +525,15 @@ def stack(tensors: Sequence[Operand], axis: int = 0) -> Tensor:
 
 def where(cond: ArrayLike, a: Operand, b: Operand) -> Tensor:
     """Elementwise ``a`` where ``cond`` holds, else ``b``; cond is data (a boolean array)."""
-    mask = np.asarray(cond._data if isinstance(cond, Tensor) else cond, dtype=bool)
+    # A Tensor cond (in a compile trace: an argument's mask) through computed_from, so that
+    # each replay reads that call's mask rather than the trace's
+    mask = np.asarray(computed_from(_bool, cond) if isinstance(cond, Tensor) else cond, dtype=bool)
     xs = _lift_all((a, b), Where)
     return _apply(Where, xs, (mask,))
+
+
+def _bool(data: np.ndarray) -> np.ndarray:
+    return np.asarray(data, dtype=bool)
 
 
 def maximum(a: Operand, b: Operand) -> Tensor:
@@ -727,13 +733,15 @@ def _index(index: Any) -> Any:
     """Turn lists and Tensors in an index into integer or boolean arrays NumPy can take."""
     parts = index if isinstance(index, tuple) else (index,)
     fixed = []
+    trace = tracing.get()
     for part in parts:
         if isinstance(part, Tensor):
-            trace = tracing.get()
             if trace is not None:  # compile: an index computed again on every call
-                fixed.append(trace.computed(_index_array, part))
+                fixed.append(trace.index(trace.computed(_index_array, part)))
                 continue
             part = part._data  # a boolean Tensor is a mask, as a boolean array is
+        elif trace is not None and isinstance(part, np.ndarray):
+            trace.index(part)  # a mask computed from traced data: its count differs by call
         fixed.append(_index_array(part) if isinstance(part, (list, np.ndarray)) else part)
     return tuple(fixed) if isinstance(index, tuple) else fixed[0]
 

@@ -940,3 +940,62 @@ def test_a_value_step_given_python_floats_warns_that_it_traces_on_every_call() -
         xs = list(RNG.standard_normal(2))
         assert g([Value(v) for v in xs]).data == fn(xs).data
     assert g.stats["traces"] == 1
+
+
+# --- shapes that depend on the data ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mask", ["argument", "argument as Tensor", "computed"])
+def test_a_boolean_mask_from_data_as_an_index_is_refused(mask: str) -> None:
+    """The count a mask selects differs by call; the generated code kept the trace's: the mean
+    of x[x > 0] came out 3.0 where eager gives 2.0, silently, and the backward then crashed."""
+    w = Tensor(np.array([1.0, 2.0, 3.0, 4.0]), requires_grad=True)
+
+    def step(x: np.ndarray, m: Any) -> Tensor:
+        return (x * w)[x > 0 if mask == "computed" else m].mean()
+
+    m = np.array([True, False, True, False])
+    with pytest.raises(CompileError, match="boolean mask"):
+        compile(step)(np.array([1.0, -1.0, 1.0, -1.0]), Tensor(m) if "Tensor" in mask else m)
+
+
+def test_a_constant_boolean_mask_made_inside_is_kept() -> None:
+    def make(ps: list[Tensor]) -> Callable[..., Tensor]:
+        (w,) = ps
+        keep = np.array([True, False, True, True])
+        return lambda x: ((x * w)[keep] ** 2).mean()
+
+    race(make, [(4,)], batches((4,)))
+
+
+def test_where_and_a_count_instead_of_a_boolean_index() -> None:
+    def make(ps: list[Tensor]) -> Callable[..., Tensor]:
+        (w,) = ps
+
+        def step(x: np.ndarray, m: np.ndarray) -> Tensor:
+            return where(m, x * w, 0.0).sum() / m.sum()
+
+        return step
+
+    rng = np.random.default_rng(4)
+    data = [(rng.standard_normal(4), rng.standard_normal(4) > k / 4 - 0.5) for k in range(4)]
+    race(make, [(4,)], data)
+
+
+@pytest.mark.parametrize("count", [False, True])
+def test_where_with_a_mask_argument(count: bool) -> None:
+    """where(m, ...) with m an argument: its generated forward read x1 without binding it (and
+    the backward too): NameError on every call."""
+
+    def make(ps: list[Tensor]) -> Callable[..., Tensor]:
+        (w,) = ps
+
+        def step(x: np.ndarray, m: np.ndarray) -> Tensor:
+            s = where(m, x * w, 0.0).sum()
+            return s / m.sum() if count else s
+
+        return step
+
+    rng = np.random.default_rng(4)
+    data = [(rng.standard_normal(4), rng.standard_normal(4) > k / 4 - 0.5) for k in range(4)]
+    race(make, [(4,)], data)
