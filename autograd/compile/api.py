@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..engine import Node
-from ..modes import grad_enabled, tracing
+from ..modes import anomaly, grad_enabled, tracing
 from .entry import _MISSING, _cell, _Entry, build_entry, describe_output
 from .errors import CompileError
 from .guard import _array_key, _make_guard, _signature
@@ -51,6 +51,7 @@ class Compiled:
         self._last: _Entry | None = None
         self._hot: _Entry | None = None  # the latest checked trace, when it has a guard
         self._warned = False  # about traces made on (nearly) every call
+        self._warned_anomaly = False
 
     @property
     def stats(self) -> dict[str, int]:
@@ -67,6 +68,17 @@ class Compiled:
     def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if tracing.get() is not None:  # inside another compiled function's trace: its ops
             return self.fn(*args, **kwargs)  # are that trace's own
+        if anomaly.get():  # detect_anomaly() checks and names each op: the eager engine's work
+            self.eager_runs += 1
+            if not self._warned_anomaly:
+                self._warned_anomaly = True
+                warnings.warn(
+                    f"compile: {getattr(self.fn, '__name__', 'the function')} runs eagerly "
+                    "while detect_anomaly() is on, so that each op is checked",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return self.fn(*args, **kwargs)
         if self.eager_reason is not None:
             self.eager_runs += 1
             return self.fn(*args, **kwargs)

@@ -999,3 +999,43 @@ def test_where_with_a_mask_argument(count: bool) -> None:
     rng = np.random.default_rng(4)
     data = [(rng.standard_normal(4), rng.standard_normal(4) > k / 4 - 0.5) for k in range(4)]
     race(make, [(4,)], data)
+
+
+# --- anomaly mode, arguments with a graph of their own -------------------------------------------
+
+
+def test_detect_anomaly_at_call_time_runs_eagerly_with_one_warning() -> None:
+    """The generated code checks no op: under detect_anomaly() the compiled call returned a
+    finite loss where eager raises AnomalyError naming the Log."""
+    from backproplab.autograd import AnomalyError, detect_anomaly
+
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    f = compile(lambda x: where(x > 0, (x * w).log(), 0.0).sum())
+    f(np.array([1.0, 2.0])).backward()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            with detect_anomaly(), pytest.raises(AnomalyError, match="Log"):
+                f(np.array([1.0, -2.0]))
+    assert len([c for c in caught if "detect_anomaly" in str(c.message)]) == 1
+    assert f.stats["eager"] == 2
+    x = np.array([3.0, 0.5])
+    assert bits(f(x)) == bits(where(x > 0, (x * w).log(), 0.0).sum())  # compiled again after
+
+
+def test_a_tensor_argument_with_a_graph_of_its_own() -> None:
+    """h = a * k computed eagerly, then passed in: the trace's backward walked h's own graph and
+    crashed with a KeyError inside compile."""
+    w = Tensor(np.array([0.3, -0.7]), requires_grad=True)
+    a = Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    a_e = Tensor(a.data.copy(), requires_grad=True)
+    f = compile(lambda h: ((h * w).tanh() ** 2).sum())
+    for k in range(3):
+        got = f(a * (k + 1.0))
+        got.backward()
+        ga, gw = a.grad.copy(), w.grad.copy()
+        w.grad = None
+        want = (((a_e * (k + 1.0)) * w).tanh() ** 2).sum()
+        want.backward()
+        assert bits(got) == bits(want) and bits(ga) == bits(a_e.grad) and bits(gw) == bits(w.grad)
+        a.grad = a_e.grad = w.grad = None
