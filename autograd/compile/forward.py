@@ -152,7 +152,8 @@ class _ForwardWriter:
             expr = f"A[{i}]" if plain else f"A[{i}]._data"
             if i in arrays:  # a NumPy array, copied (made float64) as the eager Tensor() does:
                 # one written in place after the call must not reach the backward or a result
-                expr = f"{prog.helper('to_array', _tensor_mod._to_array)}(A[{i}])"
+                convert = _tensor_mod._to_array if arrays[i] else np.array  # np.array: a copy
+                expr = f"{prog.helper('to_array' if arrays[i] else 'array', convert)}(A[{i}])"
             sym[id(n)] = em.bind(f"x{i}", expr, data)
             prog.where[f"x{i}"] = expr
             return False
