@@ -655,9 +655,15 @@ def stack(tensors: Sequence[Operand], axis: int = 0) -> Tensor:
 @records(Where)
 def where(cond: ArrayLike, a: Operand, b: Operand) -> Tensor:
     """Elementwise ``a`` where ``cond`` holds, else ``b``; cond is data (a boolean array)."""
-    mask = np.asarray(cond._data if isinstance(cond, Tensor) else cond, dtype=bool)
+    # A Tensor cond (in a compile trace: an argument's mask) through computed_from, so that
+    # each replay reads that call's mask rather than the trace's
+    mask = np.asarray(computed_from(_bool, cond) if isinstance(cond, Tensor) else cond, dtype=bool)
     xs = _lift_all((a, b), Where)
     return _apply(Where, xs, (_kept(mask),))  # a copy: a later write into cond changes nothing
+
+
+def _bool(data: np.ndarray) -> np.ndarray:
+    return np.asarray(data, dtype=bool)
 
 
 @records(Maximum)
@@ -869,15 +875,17 @@ def _index(index: Any) -> Any:
     (read-only) so that the graph keeps the index the forward used."""
     parts = index if isinstance(index, tuple) else (index,)
     fixed = []
+    trace = tracing.get()
     for part in parts:
         if isinstance(part, Tensor):
-            trace = tracing.get()
             if trace is not None:  # compile: an index computed again on every call
-                fixed.append(trace.computed(_index_array, part))
+                fixed.append(trace.index(trace.computed(_index_array, part)))
                 continue
             part = part._data  # a boolean Tensor is a mask, as a boolean array is
+        elif trace is not None and isinstance(part, np.ndarray):
+            trace.index(part)  # a mask computed from traced data: its count differs by call
         if isinstance(part, (list, np.ndarray)):
-            # a copy: a later write into the caller's index changes nothing
+            # a copy (outside a trace): a later write into the caller's index changes nothing
             part = _kept(_index_array(part))
         fixed.append(part)
     return tuple(fixed) if isinstance(index, tuple) else fixed[0]

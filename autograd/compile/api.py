@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..engine import Node
-from ..modes import grad_enabled, tracing
+from ..modes import anomaly, grad_enabled, tracing
 from .entry import _MISSING, _cell, _Entry, build_entry, describe_output
 from .errors import CompileError
 from .guard import _array_key, _make_guard, _signature
@@ -50,6 +50,8 @@ class Compiled:
         self._entries: dict[tuple[Any, ...], _Entry] = {}
         self._last: _Entry | None = None
         self._hot: _Entry | None = None  # the latest checked trace, when it has a guard
+        self._warned = False  # about traces made on (nearly) every call
+        self._warned_anomaly = False
 
     @property
     def stats(self) -> dict[str, int]:
@@ -66,6 +68,17 @@ class Compiled:
     def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if tracing.get() is not None:  # inside another compiled function's trace: its ops
             return self.fn(*args, **kwargs)  # are that trace's own
+        if anomaly.get():  # detect_anomaly() checks and names each op: the eager engine's work
+            self.eager_runs += 1
+            if not self._warned_anomaly:
+                self._warned_anomaly = True
+                warnings.warn(
+                    f"compile: {getattr(self.fn, '__name__', 'the function')} runs eagerly "
+                    "while detect_anomaly() is on, so that each op is checked",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return self.fn(*args, **kwargs)
         if self.eager_reason is not None:
             self.eager_runs += 1
             return self.fn(*args, **kwargs)
@@ -109,6 +122,7 @@ class Compiled:
         if not kwargs and _array_key(args) is not None:
             entry.guard = _make_guard(args, entry.leaves, entry.watch)
         if len(self._entries) >= MAX_TRACES:
+            self._too_many_traces()
             self._entries.clear()
         self._entries[key] = entry
         self._last = entry
@@ -171,6 +185,21 @@ class Compiled:
             self._hot = entry
         self.replays += 1
         return result
+
+    def _too_many_traces(self) -> None:
+        """Warn, once, that the traces keep coming: each costs a trace and an eager run (the
+        self-check), so a function traced on every call is slower than running it eagerly."""
+        if self._warned:
+            return
+        self._warned = True
+        warnings.warn(
+            f"compile: {getattr(self.fn, '__name__', 'the function')} has been traced "
+            f"{self.traces} times ({MAX_TRACES} signatures kept): an argument that is a Python "
+            "number, or an object, differs between calls, and each new one traces again. Pass "
+            "numbers that change as Values or arrays (they are read on every call)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
     def _give_up(self, error: CompileError) -> None:
         """Raise ``error``; or, with fallback="eager", warn once and run eagerly from now on."""

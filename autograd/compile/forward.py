@@ -52,8 +52,10 @@ def _build(
     for k, root in enumerate(outs):
         if root.requires_grad:
             # the eager pass's order over the nodes that need a gradient (a node a trace
-            # recorded without one has no place in it)
-            prog.orders[k] = [n for n in _order(root) if n.requires_grad]
+            # recorded without one has no place in it; nor has an argument's own graph, which
+            # the engine walks on from the op's parents)
+            entries = prog.entries
+            prog.orders[k] = [n for n in _order(root) if n.requires_grad and id(n) in entries]
     # what a backward may read again: each computed value (and comparison) by its name
     sym = prog.fsym
     saveable = {s.name for s in sym.values() if s.name[:1] in "tx" and s.name[1:].isdigit()}

@@ -201,6 +201,19 @@ class _Trace:
             "compiled call's result"
         )
 
+    def index(self, part: np.ndarray) -> np.ndarray:
+        """Refuse a boolean mask computed from traced data as an index: how many elements it
+        selects differs from call to call, and the generated code keeps the trace's shapes (a
+        mean's count, a gradient's shape) as numbers."""
+        if part.dtype == bool and (isinstance(part, _Derived) or self.mask_of(part) is not None):
+            raise CompileError(
+                f"{user_line()}: indexing with a boolean mask made from traced data (x[x > 0], "
+                "x[m] with m an argument) gives a shape that differs from call to call: use "
+                "where(mask, x, 0.0) and divide by the count, or call the function without "
+                "@compile"
+            )
+        return part
+
     def mask(self, fn: Any, a: Tensor, b: Any, result: np.ndarray) -> _Derived:
         return self.derived(result, (_SYMBOL[fn], a, b))
 

@@ -919,3 +919,123 @@ def test_no_grad_and_detach_inside_the_step() -> None:
         pc[0].data -= 0.1 * pc[0].grad
         pe[0].data -= 0.1 * pe[0].grad
         pc[0].grad = pe[0].grad = None
+
+
+def test_a_value_step_given_python_floats_warns_that_it_traces_on_every_call() -> None:
+    """micrograd's users write model([2.0, 3.0, -1.0]): a float is part of the key, so each new
+    one traces again (with its eager self-check run): slower than eager, and it said nothing."""
+    w = [Value(0.5), Value(-1.5)]
+    fn = lambda xs: sum((wi * xi).tanh() for wi, xi in zip(w, xs, strict=True))  # noqa: E731
+    f = compile(fn)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(40):
+            xs = list(RNG.standard_normal(2))
+            assert f(xs).data == fn(xs).data
+    said = [str(c.message) for c in caught if "traced" in str(c.message)]
+    assert len(said) == 1 and "Python number" in said[0], said
+    assert f.stats["traces"] == 40
+    g = compile(fn)  # the same numbers as Values: one trace
+    for _ in range(5):
+        xs = list(RNG.standard_normal(2))
+        assert g([Value(v) for v in xs]).data == fn(xs).data
+    assert g.stats["traces"] == 1
+
+
+# --- shapes that depend on the data ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mask", ["argument", "argument as Tensor", "computed"])
+def test_a_boolean_mask_from_data_as_an_index_is_refused(mask: str) -> None:
+    """The count a mask selects differs by call; the generated code kept the trace's: the mean
+    of x[x > 0] came out 3.0 where eager gives 2.0, silently, and the backward then crashed."""
+    w = Tensor(np.array([1.0, 2.0, 3.0, 4.0]), requires_grad=True)
+
+    def step(x: np.ndarray, m: Any) -> Tensor:
+        return (x * w)[x > 0 if mask == "computed" else m].mean()
+
+    m = np.array([True, False, True, False])
+    with pytest.raises(CompileError, match="boolean mask"):
+        compile(step)(np.array([1.0, -1.0, 1.0, -1.0]), Tensor(m) if "Tensor" in mask else m)
+
+
+def test_a_constant_boolean_mask_made_inside_is_kept() -> None:
+    def make(ps: list[Tensor]) -> Callable[..., Tensor]:
+        (w,) = ps
+        keep = np.array([True, False, True, True])
+        return lambda x: ((x * w)[keep] ** 2).mean()
+
+    race(make, [(4,)], batches((4,)))
+
+
+def test_where_and_a_count_instead_of_a_boolean_index() -> None:
+    def make(ps: list[Tensor]) -> Callable[..., Tensor]:
+        (w,) = ps
+
+        def step(x: np.ndarray, m: np.ndarray) -> Tensor:
+            return where(m, x * w, 0.0).sum() / m.sum()
+
+        return step
+
+    rng = np.random.default_rng(4)
+    data = [(rng.standard_normal(4), rng.standard_normal(4) > k / 4 - 0.5) for k in range(4)]
+    race(make, [(4,)], data)
+
+
+@pytest.mark.parametrize("count", [False, True])
+def test_where_with_a_mask_argument(count: bool) -> None:
+    """where(m, ...) with m an argument: its generated forward read x1 without binding it (and
+    the backward too): NameError on every call."""
+
+    def make(ps: list[Tensor]) -> Callable[..., Tensor]:
+        (w,) = ps
+
+        def step(x: np.ndarray, m: np.ndarray) -> Tensor:
+            s = where(m, x * w, 0.0).sum()
+            return s / m.sum() if count else s
+
+        return step
+
+    rng = np.random.default_rng(4)
+    data = [(rng.standard_normal(4), rng.standard_normal(4) > k / 4 - 0.5) for k in range(4)]
+    race(make, [(4,)], data)
+
+
+# --- anomaly mode, arguments with a graph of their own -------------------------------------------
+
+
+def test_detect_anomaly_at_call_time_runs_eagerly_with_one_warning() -> None:
+    """The generated code checks no op: under detect_anomaly() the compiled call returned a
+    finite loss where eager raises AnomalyError naming the Log."""
+    from backproplab.autograd import AnomalyError, detect_anomaly
+
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    f = compile(lambda x: where(x > 0, (x * w).log(), 0.0).sum())
+    f(np.array([1.0, 2.0])).backward()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            with detect_anomaly(), pytest.raises(AnomalyError, match="Log"):
+                f(np.array([1.0, -2.0]))
+    assert len([c for c in caught if "detect_anomaly" in str(c.message)]) == 1
+    assert f.stats["eager"] == 2
+    x = np.array([3.0, 0.5])
+    assert bits(f(x)) == bits(where(x > 0, (x * w).log(), 0.0).sum())  # compiled again after
+
+
+def test_a_tensor_argument_with_a_graph_of_its_own() -> None:
+    """h = a * k computed eagerly, then passed in: the trace's backward walked h's own graph and
+    crashed with a KeyError inside compile."""
+    w = Tensor(np.array([0.3, -0.7]), requires_grad=True)
+    a = Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    a_e = Tensor(a.data.copy(), requires_grad=True)
+    f = compile(lambda h: ((h * w).tanh() ** 2).sum())
+    for k in range(3):
+        got = f(a * (k + 1.0))
+        got.backward()
+        ga, gw = a.grad.copy(), w.grad.copy()
+        w.grad = None
+        want = (((a_e * (k + 1.0)) * w).tanh() ** 2).sum()
+        want.backward()
+        assert bits(got) == bits(want) and bits(ga) == bits(a_e.grad) and bits(gw) == bits(w.grad)
+        a.grad = a_e.grad = w.grad = None
