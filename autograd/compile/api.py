@@ -114,7 +114,7 @@ class Compiled:
         entry.watch = [(space, name, _value(space, name)) for space, name in names]
         # a module read (by name or as an argument) may have a parameter rebound, added or
         # appended while it stays the same object: its parameters are checked on each call
-        entry.owners = param_owners([value for _, _, value in entry.watch] + keep)
+        entry.owners = param_owners([v for _, _, v in entry.watch] + keep, entry.leaves)
         if not kwargs and _array_key(args) is not None:
             entry.guard = _make_guard(args, entry.leaves, entry.watch)
         if len(self._entries) >= MAX_TRACES:

@@ -28,7 +28,9 @@ def bits(a: Any) -> bytes:
     return np.asarray(a.data if isinstance(a, Node) else a, dtype=np.float64).tobytes()
 
 
-def _both(f: Any, step: Callable[..., Tensor], params: Callable[[], list[Node]], *args: Any) -> None:
+def _both(
+    f: Any, step: Callable[..., Tensor], params: Callable[[], list[Node]], *args: Any
+) -> None:
     """One call compiled and one eager on the same parameters: loss and gradients to the bit."""
     got = f(*args)
     got.backward()
@@ -202,4 +204,47 @@ def test_a_training_loop_with_the_update_as_users_write_it_and_a_layer_swapped()
             q.data -= lr * q.grad
             p.zero_grad()
             q.zero_grad()
+    assert f.stats["traces"] == 2
+
+
+def test_a_frozen_parameter_rebound_retraces_too() -> None:
+    model = _sequential()
+    model.layers[0].weight.requires_grad = False
+
+    def step(x: np.ndarray, y: np.ndarray) -> Tensor:
+        return mse(model(x), y)
+
+    f = compile(step)
+    for _ in range(2):
+        _both(f, step, model.parameters, *_data())
+    model.layers[0].weight = Tensor(RNG.standard_normal((2, 4)))
+    for _ in range(2):
+        _both(f, step, model.parameters, *_data())
+    assert f.stats["traces"] == 2
+
+
+class Keeps(Module):
+    """A module that keeps what its forward computed, as hand-written backprop does."""
+
+    def __init__(self) -> None:
+        self.W = _new((2, 1))
+        self.out: Any = None
+
+    def forward(self, x: Any) -> Any:
+        self.out = (x @ self.W).tanh()
+        return self.out
+
+
+def test_an_attribute_the_forward_rebinds_does_not_retrace() -> None:
+    layer = Keeps()
+
+    def step(x: np.ndarray, y: np.ndarray) -> Tensor:
+        return mse(layer(x), y)
+
+    f = compile(step)
+    for _ in range(4):
+        _both(f, step, layer.parameters, *_data())
+    assert f.stats["traces"] == 1
+    layer.W = _new((2, 1))
+    _both(f, step, layer.parameters, *_data())
     assert f.stats["traces"] == 2
