@@ -85,7 +85,7 @@ def owners_unchanged(owners: list[Owner]) -> bool:
             if len(obj) != size or not all(map(is_, obj, held)):
                 return False
         else:
-            space = obj if obj.__class__ is dict else obj.__dict__
+            space = obj if isinstance(obj, dict) else obj.__dict__  # a dict subclass too
             if len(space) != size or not all(map(is_, map(space.get, keys), held)):
                 return False
     return True

@@ -8,6 +8,7 @@ more trace in ``f.stats`` for the change.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -247,4 +248,21 @@ def test_an_attribute_the_forward_rebinds_does_not_retrace() -> None:
     assert f.stats["traces"] == 1
     layer.W = _new((2, 1))
     _both(f, step, layer.parameters, *_data())
+    assert f.stats["traces"] == 2
+
+
+@pytest.mark.parametrize("kind", [dict, OrderedDict], ids=["dict", "OrderedDict"])
+def test_a_dict_of_parameters_in_a_closure_with_one_rebound(kind: type) -> None:
+    params = kind(W=_new((2, 1)), b=_new((1,)))
+
+    def step(x: np.ndarray, y: np.ndarray) -> Tensor:
+        return mse(x @ params["W"] + params["b"], y)
+
+    f = compile(step)
+    for _ in range(3):
+        _both(f, step, lambda: list(params.values()), *_data())
+    assert f.stats["traces"] == 1
+    params["W"] = _new((2, 1))
+    for _ in range(2):
+        _both(f, step, lambda: list(params.values()), *_data())
     assert f.stats["traces"] == 2
