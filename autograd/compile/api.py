@@ -16,6 +16,7 @@ from ..modes import anomaly, grad_enabled, tracing
 from .entry import _MISSING, _cell, _Entry, build_entry, describe_output
 from .errors import CompileError
 from .guard import _array_key, _make_guard, _signature
+from .owners import owners_unchanged, param_owners
 from .trace import _Trace, stand_in
 
 # Ops in one trace above which compile refuses it: building generated code costs time and memory
@@ -60,7 +61,12 @@ class Compiled:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         entry = self._hot
-        if entry is not None and not kwargs and entry.guard(args, entry.leaves):
+        if (
+            entry is not None
+            and not kwargs
+            and entry.guard(args, entry.leaves)
+            and (not entry.owners or owners_unchanged(entry.owners))
+        ):
             self.replays += 1
             return entry.run(args, args, kwargs)
         return self._call(args, kwargs)
@@ -90,7 +96,7 @@ class Compiled:
             flat, key, keep = args, fast, []
         key = (*key, grad_enabled.get())
         entry = self._entries.get(key)
-        if entry is None or not entry.fresh():
+        if entry is None or not entry.fresh() or not owners_unchanged(entry.owners):
             return self._trace(key, args, kwargs, list(flat), keep)
         if entry.failed is not None:
             raise CompileError(entry.failed)
@@ -119,6 +125,9 @@ class Compiled:
         entry.grad_mode = grad_enabled.get()
         names = _read_names(self.fn)  # again: a helper rebound since reads names of its own
         entry.watch = [(space, name, _value(space, name)) for space, name in names]
+        # a module read (by name or as an argument) may have a parameter rebound, added or
+        # appended while it stays the same object: its parameters are checked on each call
+        entry.owners = param_owners([v for _, _, v in entry.watch] + keep, entry.leaves)
         if not kwargs and _array_key(args) is not None:
             entry.guard = _make_guard(args, entry.leaves, entry.watch)
         if len(self._entries) >= MAX_TRACES:

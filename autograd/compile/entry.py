@@ -44,6 +44,7 @@ class _Entry:
         self.seeds: list[Any] = []
         self.guard: Any = None
         self.watch: list[tuple[Any, Any, Any]] = []  # (namespace or cell, name, value)
+        self.owners: list[Any] = []  # objects holding parameters, see owners.param_owners
         self.grad_mode = True
         self.unchecked = True  # the self-check has not compared gradients yet
         self.failed: str | None = None

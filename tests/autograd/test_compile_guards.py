@@ -1,0 +1,268 @@
+"""compile's guard on modules: a parameter rebound as an attribute of a module the step reads
+(in a global, a closure cell or an argument) retraces, and the next call equals the eager step.
+
+Each test calls the step compiled and eagerly on the same model, forward and backward, and asserts
+the same loss and the same gradients, bit for bit, before and after the model is changed, and one
+more trace in ``f.stats`` for the change.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from backproplab.autograd import Node, Tensor
+from backproplab.nn.layers import Linear
+from backproplab.nn.losses import mse
+from backproplab.nn.module import Module
+from backproplab.nn.sequential import Sequential, Tanh
+
+from backproplab import compile
+
+RNG = np.random.default_rng(20)
+
+
+def bits(a: Any) -> bytes:
+    return np.asarray(a.data if isinstance(a, Node) else a, dtype=np.float64).tobytes()
+
+
+def _both(
+    f: Any, step: Callable[..., Tensor], params: Callable[[], list[Node]], *args: Any
+) -> None:
+    """One call compiled and one eager on the same parameters: loss and gradients to the bit."""
+    got = f(*args)
+    got.backward()
+    grads = [p.grad.copy() for p in params()]
+    for p in params():
+        p.zero_grad()
+    want = step(*args)
+    want.backward()
+    assert bits(got) == bits(want)
+    for g, p in zip(grads, params(), strict=True):
+        assert bits(g) == bits(p.grad)
+        p.zero_grad()
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    return RNG.standard_normal((8, 2)), RNG.standard_normal((8, 1))
+
+
+def _new(shape: tuple[int, ...]) -> Tensor:
+    return Tensor(RNG.standard_normal(shape), requires_grad=True)
+
+
+class Affine(Module):
+    """A user's own module: parameters set as attributes, one added later in some tests."""
+
+    def __init__(self) -> None:
+        self.W = _new((2, 1))
+        self.b = _new((1,))
+
+    def forward(self, x: Any) -> Any:
+        out = x @ self.W + self.b
+        extra = getattr(self, "extra", None)
+        return out if extra is None else out * extra
+
+
+def _rebind_weight(model: Sequential) -> None:
+    model.layers[0].weight = _new((2, 4))
+
+
+def _new_linear(model: Sequential) -> None:
+    model.layers[2] = Linear(4, 1, "none", seed=7)
+
+
+def _append(model: Sequential) -> None:
+    model.layers.append(Linear(1, 1, "none", seed=8))
+
+
+CHANGES = {"a weight rebound": _rebind_weight, "a new Linear": _new_linear, "appended": _append}
+
+
+def _sequential() -> Sequential:
+    return Sequential(Linear(2, 4, "none", seed=0), Tanh(), Linear(4, 1, "none", seed=1))
+
+
+@pytest.mark.parametrize("change", list(CHANGES), ids=list(CHANGES))
+def test_a_sequential_in_a_closure_changed(change: str) -> None:
+    model = _sequential()
+
+    def step(x: np.ndarray, y: np.ndarray) -> Tensor:
+        return mse(model(x), y)
+
+    f = compile(step)
+    for _ in range(3):
+        _both(f, step, model.parameters, *_data())
+    assert f.stats["traces"] == 1
+    CHANGES[change](model)
+    for _ in range(3):
+        _both(f, step, model.parameters, *_data())
+    assert f.stats["traces"] == 2
+
+
+MODEL = _sequential()
+
+
+def _global_step(x: np.ndarray, y: np.ndarray) -> Tensor:
+    return mse(MODEL(x), y)
+
+
+@pytest.mark.parametrize("change", list(CHANGES), ids=list(CHANGES))
+def test_a_sequential_in_a_global_changed(change: str) -> None:
+    global MODEL
+    MODEL = _sequential()
+    f = compile(_global_step)
+    for _ in range(2):
+        _both(f, _global_step, MODEL.parameters, *_data())
+    CHANGES[change](MODEL)
+    for _ in range(2):
+        _both(f, _global_step, MODEL.parameters, *_data())
+    assert f.stats["traces"] == 2
+
+
+@pytest.mark.parametrize("change", list(CHANGES), ids=list(CHANGES))
+def test_a_model_passed_as_an_argument_changed(change: str) -> None:
+    model = _sequential()
+
+    def step(model: Sequential, x: np.ndarray, y: np.ndarray) -> Tensor:
+        return mse(model(x), y)
+
+    f = compile(step)
+    for _ in range(2):
+        _both(f, step, model.parameters, model, *_data())
+    CHANGES[change](model)
+    for _ in range(2):
+        _both(f, step, model.parameters, model, *_data())
+    assert f.stats["traces"] == 2
+
+
+@pytest.mark.parametrize("how", ["rebound", "added"])
+def test_a_users_module_with_a_parameter_rebound_or_added(how: str) -> None:
+    layer = Affine()
+
+    def step(x: np.ndarray, y: np.ndarray) -> Tensor:
+        return mse(layer(x), y)
+
+    f = compile(step)
+    for _ in range(2):
+        _both(f, step, layer.parameters, *_data())
+    if how == "rebound":
+        layer.W = _new((2, 1))
+    else:
+        layer.extra = _new((1,))
+    for _ in range(2):
+        _both(f, step, layer.parameters, *_data())
+    assert f.stats["traces"] == 2
+
+
+def test_a_list_of_layers_in_a_closure_as_the_bench_writes_it() -> None:
+    layers = [Linear(2, 16, "tanh", seed=0), Linear(16, 1, "tanh", use_act=False, seed=2)]
+
+    def params() -> list[Node]:
+        return [p for layer in layers for p in layer.parameters()]
+
+    def step(x: np.ndarray, y: np.ndarray) -> Tensor:
+        h: Any = x
+        for layer in layers:
+            h = layer(h)
+        return mse(h, y)
+
+    f = compile(step)
+    for _ in range(2):
+        _both(f, step, params, *_data())
+    layers[1] = Linear(16, 1, "tanh", use_act=False, seed=3)
+    for _ in range(2):
+        _both(f, step, params, *_data())
+    layers[0].bias = _new((16,))
+    _both(f, step, params, *_data())
+    assert f.stats["traces"] == 3
+
+
+def test_a_training_loop_with_the_update_as_users_write_it_and_a_layer_swapped() -> None:
+    model = _sequential()
+    twin = _sequential()
+    lr = 0.1
+
+    def step(model: Any, x: Tensor, y: Tensor) -> Tensor:
+        return mse(model(x), y)
+
+    f = compile(lambda x, y: step(model, x, y))
+    for k in range(6):
+        if k == 3:  # the same swap in both
+            model.layers[2] = Linear(4, 1, "none", seed=5)
+            twin.layers[2] = Linear(4, 1, "none", seed=5)
+        x, y = _data()
+        got, want = f(x, y), step(twin, x, y)
+        got.backward()
+        want.backward()
+        assert bits(got) == bits(want)
+        for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+            assert bits(p.grad) == bits(q.grad)
+            p.data -= lr * p.grad
+            q.data -= lr * q.grad
+            p.zero_grad()
+            q.zero_grad()
+    assert f.stats["traces"] == 2
+
+
+def test_a_frozen_parameter_rebound_retraces_too() -> None:
+    model = _sequential()
+    model.layers[0].weight.requires_grad = False
+
+    def step(x: np.ndarray, y: np.ndarray) -> Tensor:
+        return mse(model(x), y)
+
+    f = compile(step)
+    for _ in range(2):
+        _both(f, step, model.parameters, *_data())
+    model.layers[0].weight = Tensor(RNG.standard_normal((2, 4)))
+    for _ in range(2):
+        _both(f, step, model.parameters, *_data())
+    assert f.stats["traces"] == 2
+
+
+class Keeps(Module):
+    """A module that keeps what its forward computed, as hand-written backprop does."""
+
+    def __init__(self) -> None:
+        self.W = _new((2, 1))
+        self.out: Any = None
+
+    def forward(self, x: Any) -> Any:
+        self.out = (x @ self.W).tanh()
+        return self.out
+
+
+def test_an_attribute_the_forward_rebinds_does_not_retrace() -> None:
+    layer = Keeps()
+
+    def step(x: np.ndarray, y: np.ndarray) -> Tensor:
+        return mse(layer(x), y)
+
+    f = compile(step)
+    for _ in range(4):
+        _both(f, step, layer.parameters, *_data())
+    assert f.stats["traces"] == 1
+    layer.W = _new((2, 1))
+    _both(f, step, layer.parameters, *_data())
+    assert f.stats["traces"] == 2
+
+
+@pytest.mark.parametrize("kind", [dict, OrderedDict], ids=["dict", "OrderedDict"])
+def test_a_dict_of_parameters_in_a_closure_with_one_rebound(kind: type) -> None:
+    params = kind(W=_new((2, 1)), b=_new((1,)))
+
+    def step(x: np.ndarray, y: np.ndarray) -> Tensor:
+        return mse(x @ params["W"] + params["b"], y)
+
+    f = compile(step)
+    for _ in range(3):
+        _both(f, step, lambda: list(params.values()), *_data())
+    assert f.stats["traces"] == 1
+    params["W"] = _new((2, 1))
+    for _ in range(2):
+        _both(f, step, lambda: list(params.values()), *_data())
+    assert f.stats["traces"] == 2
