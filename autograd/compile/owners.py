@@ -6,13 +6,16 @@ appended, or a parameter is added: the trace would go on reading the old paramet
 trace each object on the way from a name the function reads (or an object argument) to a leaf the
 trace read is recorded: a module (found by its ``parameters()`` method, as autograd does not
 import nn), a list or a dict, with the attributes or items that lead to a leaf (or are None, where
-a parameter may be put later). A call replays only while each still holds the very same objects
-there, and a module the same number of attributes. Only those slots are compared: an attribute a
-forward rebinds to what it computed (``self.out = out``) is not one, so it does not retrace.
+a parameter may be put later), and the numbers, flags and names an object holds (a temperature,
+a module's ``training``, also where the module holds no parameter: a Dropout). A call replays
+only while each still holds the very same objects there, and the same number of attributes.
+Only those slots are compared: an attribute a forward rebinds to what it computed
+(``self.out = out``) is not one, so it does not retrace.
 """
 
 from __future__ import annotations
 
+import types
 from operator import is_
 from typing import Any
 
@@ -36,6 +39,27 @@ def _module(obj: Any) -> bool:
     )
 
 
+# What is never followed: code and namespaces, not the state of a model.
+_NOT_STATE = (
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+)
+
+
+def _object(obj: Any) -> bool:
+    """An object of the user's own class, followed for the parameters and settings it holds."""
+    return hasattr(obj, "__dict__") and not isinstance(obj, _NOT_STATE)
+
+
+def _setting(v: Any) -> bool:
+    """A number, flag or name an object holds (``training``, ``temperature``, ``activation``):
+    what a forward may read to decide what it computes, so a change retraces."""
+    return v.__class__ in (bool, int, float, str)
+
+
 class _Walk:
     def __init__(self, leaves: set[int]) -> None:
         self.leaves = leaves
@@ -55,13 +79,17 @@ class _Walk:
             found = [self.holds(v, depth - 1) for v in obj]
             if any(found) and isinstance(obj, list):  # a tuple cannot change
                 self.owners.append((obj, len(obj), None, tuple(obj)))
-        elif (isinstance(obj, dict) and len(obj) <= MAX_ITEMS) or _module(obj):
+        elif (isinstance(obj, dict) and len(obj) <= MAX_ITEMS) or _object(obj):
             space = obj if isinstance(obj, dict) else vars(obj)
             found = [self.holds(v, depth - 1) for v in space.values()]
+            settings = not isinstance(obj, dict)
             keys = tuple(
-                k for k, v, f in zip(space, space.values(), found, strict=True) if f or v is None
+                k
+                for k, v, f in zip(space, space.values(), found, strict=True)
+                if f or v is None or (settings and _setting(v))
             )
-            if any(found):
+            # A module's settings count even where it holds no parameter (a Dropout's training)
+            if any(found) or (_module(obj) and keys):
                 self.owners.append((obj, len(space), keys, tuple(space[k] for k in keys)))
         else:
             return False

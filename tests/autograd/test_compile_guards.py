@@ -266,3 +266,46 @@ def test_a_dict_of_parameters_in_a_closure_with_one_rebound(kind: type) -> None:
     for _ in range(2):
         _both(f, step, lambda: list(params.values()), *_data())
     assert f.stats["traces"] == 2
+
+
+def test_a_number_an_object_holds_retraces_when_it_changes() -> None:
+    """A plain object of the user's (no parameters() method) holding a weight and a number the
+    forward reads: changing the number replays nothing stale."""
+
+    class Scaled:
+        def __init__(self) -> None:
+            self.w = _new((2,))
+            self.temperature = 1.0
+
+        def __call__(self, x: Any) -> Any:
+            return (x * self.w / self.temperature).sum()
+
+    net = Scaled()
+    step = lambda x: net(Tensor(x))  # noqa: E731
+    f = compile(step)
+    x = RNG.standard_normal((3, 2))
+    _both(f, step, lambda: [net.w], x)
+    _both(f, step, lambda: [net.w], x)
+    assert f.stats["traces"] == 1
+    net.temperature = 4.0
+    _both(f, step, lambda: [net.w], x)
+    assert f.stats["traces"] == 2
+
+
+def test_a_model_switched_from_eval_to_train_is_not_replayed_without_its_dropout() -> None:
+    """A Dropout-holding MLP traced in eval mode: switching its layers to training mode changes a
+    flag of modules that hold no parameter of their own; the next call traces again, and its
+    self-check refuses the random mask aloud rather than replaying the eval step."""
+    from backproplab.autograd import CompileError
+    from backproplab.nn.layers import MLP
+
+    mlp = MLP(2, 1, [8], "tanh", layer_dropout=0.5, eval=False, seed=0)
+    step = lambda x: mlp(Tensor(x).reshape(1, 2)).sum()  # noqa: E731
+    f = compile(step)
+    x = np.array([0.3, -0.7])
+    _both(f, step, mlp.parameters, x)
+    for layer in mlp.layers:
+        layer.training = True
+    with pytest.raises(CompileError, match="self-check"):
+        f(x)
+    assert f.stats["traces"] == 2
