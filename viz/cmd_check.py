@@ -112,8 +112,6 @@ _beta = float_where(lambda b: b >= 0.0 and math.isfinite(b), "a finite number >=
 
 def add_check(commands: Any) -> None:
     """Register ``check`` on the ``backproplab`` subcommands (a ``viz.cli.COMMANDS`` entry)."""
-    from backproplab.nn.functional import ACTIVATIONS
-
     parser = commands.add_parser(
         "check",
         help="check hand-derived backprop (the library's, or yours in a file) against the engine",
@@ -133,6 +131,16 @@ def add_check(commands: Any) -> None:
         + "; ".join(DERIVATION.values())
         + " (the network options below then do not apply; --seed seeds example's rng)",
     )
+    _add_network_options(parser)
+    _add_run_options(parser)
+    parser.set_defaults(run=lambda args: run_check(args, parser))
+
+
+def _add_network_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options that shape the command's own network (--hidden to --dropout) to the
+    ``check`` parser."""
+    from backproplab.nn.functional import ACTIVATIONS
+
     parser.add_argument(
         "--hidden",
         type=_sizes,
@@ -165,6 +173,11 @@ def add_check(commands: Any) -> None:
         metavar="P",
         help="dropout fraction of the hidden layers (default: 0)",
     )
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Add --seed, --batch and --float32 (the run's random draw, batch size and precision) to
+    the ``check`` parser."""
     parser.add_argument("--seed", type=int_from(0), default=0, metavar="S", help="default: 0")
     parser.add_argument(
         "--batch",
@@ -178,7 +191,6 @@ def add_check(commands: Any) -> None:
         action="store_true",
         help="a float32 model, at the looser float32 tolerance (central differences stay float64)",
     )
-    parser.set_defaults(run=lambda args: run_check(args, parser))
 
 
 def build_check(

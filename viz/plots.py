@@ -359,6 +359,35 @@ def values_2d_figure(
     Returns the Figure. Raises ValueError when the shapes do not fit, ImportError without
     matplotlib.
     """
+    xs, ys, grid, points, labels = _values_2d_arrays(xs, ys, values, X, y)
+    fig = _figure(7.0, 5.5)
+    ax = fig.add_subplot()
+    point_classes = _classes(labels.astype(float))
+    region_classes = _classes(grid)
+    if region_classes is not None:
+        _draw_regions(ax, xs, ys, grid, points, labels, region_classes, class_names)
+    else:
+        _draw_surface(
+            fig, ax, xs, ys, grid, points, labels, point_classes, value_label, class_names
+        )
+    ax.set_xlim(xs[0], xs[-1])
+    ax.set_ylim(ys[0], ys[-1])
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="box")
+    fig.tight_layout()
+    return fig
+
+
+def _values_2d_arrays(
+    xs: Any, ys: Any, values: Any, X: Any, y: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``values_2d_figure``'s inputs as arrays: (xs, ys, grid, points, labels).
+
+    Raises ValueError when the grid is not (len(ys), len(xs)) or X is not n points of 2 with
+    n labels in y.
+    """
     xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
     grid = np.asarray(values, dtype=float)
     points = np.asarray(X, dtype=float)
@@ -371,89 +400,107 @@ def values_2d_figure(
         raise ValueError(
             f"X must have shape (n, 2) and y n values, got shapes {points.shape} and {np.shape(y)}"
         )
-    fig = _figure(7.0, 5.5)
-    ax = fig.add_subplot()
-    point_classes = _classes(labels.astype(float))
-    region_classes = _classes(grid)
-    if region_classes is not None:
-        # Decision regions: one flat colour per grid cell (pcolormesh, not contourf, whose
-        # filled bands leave seams between regions), each class in the colour of its points.
-        from matplotlib.colors import ListedColormap
+    return xs, ys, grid, points, labels
 
-        classes = np.unique(np.concatenate([region_classes, labels.astype(float)]))
-        palette = ListedColormap([f"C{int(c) % 10}" for c in classes])
-        index = np.searchsorted(classes, grid)
-        ax.pcolormesh(
-            xs,
-            ys,
-            index,
-            cmap=palette,
-            vmin=-0.5,
-            vmax=len(classes) - 0.5,
-            alpha=0.3,
-            shading="nearest",
-            linewidth=0,
-            antialiased=False,
-        )
-        for k, c in enumerate(classes):
-            mine = labels.astype(float) == c
-            if np.any(mine):
-                ax.scatter(
-                    points[mine, 0],
-                    points[mine, 1],
-                    color=palette(k),
-                    edgecolors="black",
-                    linewidths=0.5,
-                    s=22,
-                    label=_class_name(c, class_names),
-                )
-        ax.legend(loc="best", fontsize=9, framealpha=0.9, title="data points")
-    else:
-        surface = ax.contourf(xs, ys, grid, levels=20, cmap="RdBu_r", alpha=0.85)
-        bar = fig.colorbar(surface, ax=ax)
-        bar.set_label(value_label)
-        if point_classes is not None:
-            two = {0: ("white", "o"), 1: ("black", "o")} if len(point_classes) <= 2 else {}
-            for k, c in enumerate(point_classes):
-                face, marker = two.get(k, (f"C{int(c) % 10}", "o"))
-                mine = labels.astype(float) == c
-                ax.scatter(
-                    points[mine, 0],
-                    points[mine, 1],
-                    color=face,
-                    marker=marker,
-                    edgecolors="black" if face != "black" else "white",
-                    linewidths=0.8,
-                    s=26,
-                    label=_class_name(c, class_names),
-                )
-            ax.legend(
-                loc="upper center",
-                bbox_to_anchor=(0.5, -0.12),
-                ncol=min(len(point_classes), 3),
-                fontsize=9,
-                title="data points",
-                frameon=False,
-            )
-        else:
+
+def _draw_regions(
+    ax: Any,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    grid: np.ndarray,
+    points: np.ndarray,
+    labels: np.ndarray,
+    region_classes: np.ndarray,
+    class_names: Sequence[str] | None,
+) -> None:
+    """Draw class-valued ``grid`` on ``ax`` as decision regions, the points in their class's
+    colour on top, and a legend of the classes."""
+    # One flat colour per grid cell (pcolormesh, not contourf, whose filled bands leave seams
+    # between regions), each class in the colour of its points.
+    from matplotlib.colors import ListedColormap
+
+    classes = np.unique(np.concatenate([region_classes, labels.astype(float)]))
+    palette = ListedColormap([f"C{int(c) % 10}" for c in classes])
+    index = np.searchsorted(classes, grid)
+    ax.pcolormesh(
+        xs,
+        ys,
+        index,
+        cmap=palette,
+        vmin=-0.5,
+        vmax=len(classes) - 0.5,
+        alpha=0.3,
+        shading="nearest",
+        linewidth=0,
+        antialiased=False,
+    )
+    for k, c in enumerate(classes):
+        mine = labels.astype(float) == c
+        if np.any(mine):
             ax.scatter(
-                points[:, 0],
-                points[:, 1],
-                c=labels.astype(float),
-                cmap="RdBu_r",
-                norm=surface.norm,
-                edgecolors="white",  # a point shares the surface's colour where the fit is good
-                linewidths=0.8,
-                s=18,
+                points[mine, 0],
+                points[mine, 1],
+                color=palette(k),
+                edgecolors="black",
+                linewidths=0.5,
+                s=22,
+                label=_class_name(c, class_names),
             )
-    ax.set_xlim(xs[0], xs[-1])
-    ax.set_ylim(ys[0], ys[-1])
-    ax.set_xlabel(axis_labels[0])
-    ax.set_ylabel(axis_labels[1])
-    ax.set_title(title)
-    ax.set_aspect("equal", adjustable="box")
-    fig.tight_layout()
-    return fig
+    ax.legend(loc="best", fontsize=9, framealpha=0.9, title="data points")
+
+
+def _draw_surface(
+    fig: Any,
+    ax: Any,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    grid: np.ndarray,
+    points: np.ndarray,
+    labels: np.ndarray,
+    point_classes: np.ndarray | None,
+    value_label: str,
+    class_names: Sequence[str] | None,
+) -> None:
+    """Draw ``grid`` on ``ax`` as a shaded surface with a colour bar labelled ``value_label``,
+    and the points on top: in colours of their own (with a legend) when their labels are
+    classes, else in the surface's colour map."""
+    surface = ax.contourf(xs, ys, grid, levels=20, cmap="RdBu_r", alpha=0.85)
+    bar = fig.colorbar(surface, ax=ax)
+    bar.set_label(value_label)
+    if point_classes is not None:
+        two = {0: ("white", "o"), 1: ("black", "o")} if len(point_classes) <= 2 else {}
+        for k, c in enumerate(point_classes):
+            face, marker = two.get(k, (f"C{int(c) % 10}", "o"))
+            mine = labels.astype(float) == c
+            ax.scatter(
+                points[mine, 0],
+                points[mine, 1],
+                color=face,
+                marker=marker,
+                edgecolors="black" if face != "black" else "white",
+                linewidths=0.8,
+                s=26,
+                label=_class_name(c, class_names),
+            )
+        ax.legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.12),
+            ncol=min(len(point_classes), 3),
+            fontsize=9,
+            title="data points",
+            frameon=False,
+        )
+    else:
+        ax.scatter(
+            points[:, 0],
+            points[:, 1],
+            c=labels.astype(float),
+            cmap="RdBu_r",
+            norm=surface.norm,
+            edgecolors="white",  # a point shares the surface's colour where the fit is good
+            linewidths=0.8,
+            s=18,
+        )
 
 
 def plot_gradient_check(report: Any, path: PathLike, title: str | None = None) -> Path:
@@ -496,14 +543,64 @@ def gradient_check_figure(report: Any, title: str | None = None) -> Any:
     rows = list(report.rows)
     if not rows:
         raise ValueError("nothing to plot: the report has no rows")
+    kinds = _comparisons(report, rows)
+    floor, ceiling = _log_range(rows, kinds)
+    fig = _figure(max(7.5, 3.5 + 0.6 * len(rows) * len(kinds)), 4.5)  # the legend: ~3 in
+    ax = fig.add_subplot()
+    ax.set_yscale("log")
+    width = 0.8 / len(kinds)
+    xs = np.arange(len(rows), dtype=float)
+    seen: set[tuple[str, bool]] = set()  # (comparison, passed) pairs drawn, for their swatches
+    for k, (key, label, rtol, alpha) in enumerate(kinds):
+        at = xs - 0.4 + width * (k + 0.5)
+        verdicts = _draw_comparison_bars(ax, at, rows, key, alpha, width, floor, ceiling)
+        seen.update((label, ok) for ok in verdicts)
+        # The tolerance across this comparison's own bars only: a line across the whole chart
+        # would seem to judge the other comparison's bars too.
+        ax.hlines(
+            [rtol] * len(at),
+            at - width * 0.5,
+            at + width * 0.5,
+            colors="black",
+            linestyles="--" if k == 0 else ":",
+            linewidth=1.5,
+            label=f"{label} tolerance (rtol {rtol:g})",
+        )
+    handles = _gradient_legend_handles(ax, kinds, seen)
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_ylim(floor, ceiling)
+    ax.set_xticks(xs)
+    names = [r.name for r in rows]
+    turned = max(map(len, names)) > 8
+    ax.set_xticklabels(names, rotation=30 if turned else 0, ha="right" if turned else "center")
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_xlabel("parameter")
+    ax.set_ylabel("largest relative difference (log scale)")
+    ax.set_title(report.title if title is None else title, fontsize=10)
+    ax.grid(True, axis="y", which="major", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# A comparison a gradient check's chart draws: (the row's attribute, its name in the legend,
+# its relative tolerance, the shade of its bars).
+_Comparison = tuple[str, str, float, float]
+
+
+def _comparisons(report: Any, rows: list[Any]) -> list[_Comparison]:
+    """The comparisons of ``report`` to chart: manual vs automatic, then automatic vs numeric."""
     kinds = [
         ("manual", "manual vs automatic", report.manual_tol[1], 1.0),
         ("numeric", "automatic vs numeric", report.numeric_tol[1], 0.45),
     ]
     # Only the comparisons the report made: compare_gradients always makes both, a report
     # built by hand may hold only one.
-    kinds = [k for k in kinds if any(getattr(r, k[0]) is not None for r in rows)] or kinds[:1]
+    return [k for k in kinds if any(getattr(r, k[0]) is not None for r in rows)] or kinds[:1]
 
+
+def _log_range(rows: list[Any], kinds: list[_Comparison]) -> tuple[float, float]:
+    """The chart's (floor, ceiling): two decades below and above every finite, nonzero
+    difference and tolerance."""
     # A log axis shows neither 0 nor inf: both get a stub at the axis' floor or ceiling, and a
     # label saying which.
     shown = [
@@ -517,65 +614,68 @@ def gradient_check_figure(report: Any, title: str | None = None) -> Any:
     high = max([*shown, *tolerances], default=1.0)
     floor = 10.0 ** (np.floor(np.log10(low)) - 2)
     ceiling = 10.0 ** (np.ceil(np.log10(high)) + 2)
+    return floor, ceiling
 
-    fig = _figure(max(7.5, 3.5 + 0.6 * len(rows) * len(kinds)), 4.5)  # the legend: ~3 in
-    ax = fig.add_subplot()
-    ax.set_yscale("log")
-    width = 0.8 / len(kinds)
-    xs = np.arange(len(rows), dtype=float)
-    seen: list[tuple[str, bool]] = []  # (comparison, passed) pairs drawn, for their swatches
-    for k, (key, label, rtol, alpha) in enumerate(kinds):
-        at = xs - 0.4 + width * (k + 0.5)
-        for x, r in zip(at, rows, strict=True):
-            c = getattr(r, key)
-            if c is None:
-                # No comparison for this row: a failed row (its problem) or one never checked.
-                failed = key == "manual" and getattr(r, "problem", None) is not None
-                ax.text(
-                    x,
-                    floor * 3,
-                    "n/a",
-                    ha="center",
-                    va="bottom",
-                    rotation=90,
-                    color="C3" if failed else "gray",
-                    fontsize=8,
-                )
-                continue
-            if (label, c.ok) not in seen:
-                seen.append((label, c.ok))
-            value = c.max_rel if np.isfinite(c.max_rel) else ceiling
-            height = value if value > 0 else floor * 2
-            ax.bar(
+
+def _draw_comparison_bars(
+    ax: Any,
+    at: np.ndarray,
+    rows: list[Any],
+    key: str,
+    alpha: float,
+    width: float,
+    floor: float,
+    ceiling: float,
+) -> set[bool]:
+    """Draw one comparison's bar for each row at the x positions ``at`` (or "n/a" where the row
+    has none) and return the verdicts drawn (True for passed, False for failed)."""
+    verdicts: set[bool] = set()
+    for x, r in zip(at, rows, strict=True):
+        c = getattr(r, key)
+        if c is None:
+            # No comparison for this row: a failed row (its problem) or one never checked.
+            failed = key == "manual" and getattr(r, "problem", None) is not None
+            ax.text(
                 x,
-                height,
-                width * 0.9,
-                bottom=floor,
-                color="C2" if c.ok else "C3",
-                alpha=alpha,
-                edgecolor="black",
-                linewidth=0.5,
+                floor * 3,
+                "n/a",
+                ha="center",
+                va="bottom",
+                rotation=90,
+                color="C3" if failed else "gray",
+                fontsize=8,
             )
-            if value <= 0 or not np.isfinite(c.max_rel):
-                ax.text(
-                    x,
-                    height * 1.3,
-                    "0" if value <= 0 else "inf",
-                    ha="center",
-                    va="bottom",
-                    fontsize=8,
-                )
-        # The tolerance across this comparison's own bars only: a line across the whole chart
-        # would seem to judge the other comparison's bars too.
-        ax.hlines(
-            [rtol] * len(at),
-            at - width * 0.5,
-            at + width * 0.5,
-            colors="black",
-            linestyles="--" if k == 0 else ":",
-            linewidth=1.5,
-            label=f"{label} tolerance (rtol {rtol:g})",
+            continue
+        verdicts.add(c.ok)
+        value = c.max_rel if np.isfinite(c.max_rel) else ceiling
+        height = value if value > 0 else floor * 2
+        ax.bar(
+            x,
+            height,
+            width * 0.9,
+            bottom=floor,
+            color="C2" if c.ok else "C3",
+            alpha=alpha,
+            edgecolor="black",
+            linewidth=0.5,
         )
+        if value <= 0 or not np.isfinite(c.max_rel):
+            ax.text(
+                x,
+                height * 1.3,
+                "0" if value <= 0 else "inf",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+    return verdicts
+
+
+def _gradient_legend_handles(
+    ax: Any, kinds: list[_Comparison], seen: set[tuple[str, bool]]
+) -> list[Any]:
+    """The chart's legend entries: each comparison's tolerance line, followed by a swatch for
+    each verdict of its bars drawn."""
     # One swatch per kind of bar drawn, in that bar's very colour and shade, beside the line of
     # its comparison's tolerance.
     from matplotlib.patches import Patch
@@ -596,16 +696,4 @@ def gradient_check_figure(report: Any, title: str | None = None) -> Any:
                         label=f"{label}: {'passed' if verdict else 'FAILED'}",
                     )
                 )
-    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_ylim(floor, ceiling)
-    ax.set_xticks(xs)
-    names = [r.name for r in rows]
-    turned = max(map(len, names)) > 8
-    ax.set_xticklabels(names, rotation=30 if turned else 0, ha="right" if turned else "center")
-    ax.set_xlim(-0.6, len(rows) - 0.4)
-    ax.set_xlabel("parameter")
-    ax.set_ylabel("largest relative difference (log scale)")
-    ax.set_title(report.title if title is None else title, fontsize=10)
-    ax.grid(True, axis="y", which="major", alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return handles
