@@ -16,7 +16,7 @@ from ..modes import anomaly, grad_enabled, tracing
 from .entry import _MISSING, _cell, _Entry, build_entry, describe_output
 from .errors import CompileError
 from .guard import _array_key, _make_guard, _signature
-from .owners import owners_unchanged, param_owners
+from .owners import outside_arrays, owners_unchanged, param_owners
 from .trace import _Trace, stand_in
 
 # Ops in one trace above which compile refuses it: building generated code costs time and memory
@@ -128,6 +128,8 @@ class Compiled:
         # a module read (by name or as an argument) may have a parameter rebound, added or
         # appended while it stays the same object: its parameters are checked on each call
         entry.owners = param_owners([v for _, _, v in entry.watch] + keep, entry.leaves)
+        entry.owners += outside_arrays([v for _, _, v in entry.watch] + keep, entry.from_arrays)
+        entry.from_arrays = []
         if not kwargs and _array_key(args) is not None:
             entry.guard = _make_guard(args, entry.leaves, entry.watch)
         if len(self._entries) >= MAX_TRACES:
@@ -160,6 +162,7 @@ class Compiled:
                     f"({MAX_OPS:,}): generating its code would cost more than it saves"
                 )
             entry = build_entry(self, outs, trace, traced_flat, arrays)
+            entry.from_arrays = trace.from_arrays
         finally:
             trace.clear()
         entry.structure = structure

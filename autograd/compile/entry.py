@@ -45,6 +45,7 @@ class _Entry:
         self.guard: Any = None
         self.watch: list[tuple[Any, Any, Any]] = []  # (namespace or cell, name, value)
         self.owners: list[Any] = []  # objects holding parameters, see owners.param_owners
+        self.from_arrays: list[Any] = []  # arrays the trace made leaves from, until guarded
         self.grad_mode = True
         self.unchecked = True  # the self-check has not compared gradients yet
         self.failed: str | None = None

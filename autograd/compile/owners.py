@@ -19,6 +19,8 @@ import types
 from operator import is_
 from typing import Any
 
+import numpy as np
+
 from ..engine import Node
 
 # Items a list or dict may hold to be followed, and objects visited at most: a longer walk than
@@ -27,8 +29,10 @@ MAX_ITEMS = 1024
 _MAX_VISITS = 10_000
 _DEPTH = 8
 
-# (the object, its size then, the keys compared or None for a list's items, their objects then)
-Owner = tuple[Any, int, tuple[Any, ...] | None, tuple[Any, ...]]
+# (the object, its size then, the keys compared or None for a list's items, their objects then);
+# for an array from outside, (the array, its size, _ARRAY, a copy of its numbers then)
+Owner = tuple[Any, int, Any, Any]
+_ARRAY = ("an array's numbers",)
 
 
 def _module(obj: Any) -> bool:
@@ -106,10 +110,36 @@ def param_owners(roots: list[Any], leaves: list[Node]) -> list[Owner]:
     return walk.owners
 
 
+def outside_arrays(roots: list[Any], sources: list[np.ndarray]) -> list[Owner]:
+    """The arrays from outside (a global, a closure cell, an object argument's, one level into a
+    list or an object) that the function made Tensors from, each with a copy of its numbers: the
+    trace keeps those numbers as constants, where the eager function reads the array anew, so a
+    call replays only while the array still holds them (written in place, it traces again)."""
+    held = [v for v in _one_level(roots) if isinstance(v, np.ndarray)]
+    out: list[Owner] = []
+    for arr in held:
+        if any(np.shares_memory(arr, s) for s in sources):
+            out.append((arr, arr.size, _ARRAY, arr.copy()))
+    return out
+
+
+def _one_level(roots: list[Any]) -> list[Any]:
+    out = list(roots)
+    for r in roots:
+        if isinstance(r, (list, tuple)) and len(r) <= MAX_ITEMS:
+            out.extend(r)
+        elif _object(r) and not isinstance(r, np.ndarray):
+            out.extend(vars(r).values())
+    return out
+
+
 def owners_unchanged(owners: list[Owner]) -> bool:
     """Whether each owner holds the very objects it held at the trace, where it was recorded."""
     for obj, size, keys, held in owners:
-        if keys is None:
+        if keys is _ARRAY:
+            if obj.size != size or not np.array_equal(obj, held, equal_nan=True):
+                return False
+        elif keys is None:
             if len(obj) != size or not all(map(is_, obj, held)):
                 return False
         else:

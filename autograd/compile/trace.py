@@ -158,6 +158,7 @@ class _Trace:
         self.inside: dict[int, Node] = {}  # leaves made inside the function (constants)
         self.masks: list[_Derived] = []  # every array made from traced data
         self.keep: list[Any] = []  # what the ids above refer to stays alive while tracing
+        self.from_arrays: list[np.ndarray] = []  # arrays leaves made inside were made from
 
     # -- what the engine and the front ends report (see modes.tracing) --------------------------
 
@@ -183,6 +184,8 @@ class _Trace:
                 "made into a Tensor would be frozen: use where(X > 0, X, 0.0) or maximum(X, "
                 "0.0) rather than X * (X > 0); give class labels as indices"
             )
+        if isinstance(source, np.ndarray):  # perhaps an array from outside: see owners
+            self.from_arrays.append(source)
         self.inside[id(x)] = x
         self.keep.append(x)
 

@@ -309,3 +309,26 @@ def test_a_model_switched_from_eval_to_train_is_not_replayed_without_its_dropout
     with pytest.raises(CompileError, match="self-check"):
         f(x)
     assert f.stats["traces"] == 2
+
+
+OUTSIDE = np.array([1.0, 0.5])
+
+
+def test_an_array_from_outside_written_in_place_is_read_anew() -> None:
+    """A global array the step makes a Tensor from: eager reads its numbers on every call, so a
+    write into it in place must not leave the replay with the trace's numbers."""
+    w = _new((2,))
+    step = lambda x: (Tensor(x) * w * Tensor(OUTSIDE)).sum()  # noqa: E731
+    f = compile(step)
+    x = RNG.standard_normal((3, 2))
+    _both(f, step, lambda: [w], x)
+    _both(f, step, lambda: [w], x)
+    assert f.stats["traces"] == 1
+    OUTSIDE[:] = OUTSIDE * 3.0
+    _both(f, step, lambda: [w], x)
+    assert f.stats["traces"] == 2
+    view = OUTSIDE[:1]  # a view of it, read through a closure cell
+    g = compile(lambda x: (Tensor(x[:, :1]) * Tensor(view)).sum() * w.sum())
+    g(x)
+    OUTSIDE[0] = -2.0
+    assert bits(g(x)) == bits((Tensor(x[:, :1]) * Tensor(view)).sum() * w.sum())
