@@ -1,15 +1,4 @@
-"""The ``backproplab`` command line.
-
-    backproplab demo                      a short tour: the engine, the neuron's graph, then
-                                          the three example networks
-    backproplab demo circle [--engine value|tensor] [--steps N] [--out DIR]
-                                          the circle classifier
-    backproplab demo relu [--seed S]      the random ReLU regression
-    backproplab demo mlp [--data moons|spirals] [--epochs N] [--out DIR]
-                                          the configurable MLP
-
-The three networks come from three write-ups (credited in the README, "Where the examples come
-from"); what a learner reads names each by what it is.
+"""The ``backproplab`` command line: ``demo`` (see ``cmd_demo``), ``graph``, ``check``, ``play``.
 
 Each subcommand lives in a module of its own (``cmd_demo``, ``cmd_graph``, ``cmd_check``,
 ``cmd_play``) and is registered by one function in ``COMMANDS``; a new one adds its registrar

@@ -8,8 +8,8 @@
     backproplab demo mlp [--data moons|spirals] [--epochs N] [--out DIR]
                                           the configurable MLP
 
-The three networks come from three write-ups (credited in the README, "Where the examples come
-from"); what a learner reads names each by what it is.
+The three networks come from three write-ups (credited in docs/reference.md, "The three example
+networks, and where they come from"); what a learner reads names each by what it is.
 """
 
 from __future__ import annotations
