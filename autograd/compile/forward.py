@@ -147,6 +147,7 @@ class _ForwardWriter:
                 # write into the caller's array before the backward must not reach its gradient
                 to_array = prog.helper("to_array", _tensor_mod._to_array)
                 expr = f"{to_array}(A[{i}])" if arrays[i] else f"A[{i}].copy()"
+                prog.arg_copies[i] = f"x{i}"
             sym[id(n)] = em.bind(f"x{i}", expr, data)
             prog.where[f"x{i}"] = expr
             return False
@@ -197,11 +198,15 @@ def _define_forward(prog: _Program, reads: set[str]) -> None:
     """Define the forward function, saving for the backward (in the list S) only the values in
     ``reads``, the names the backwards read again: the others are let go of when the forward
     returns, as a hand-written step lets go of what its backward does not use."""
-    saved = reads & prog.saveable
+    # the copies of the array arguments too: a recorded backward (create_graph) runs the
+    # function again on the caller's arrays, and must first see that they were not written
+    saved = (reads | set(prog.arg_copies.values())) & prog.saveable
     lines = _prune(prog.forward_lines, set(prog.returns) | saved)
     src, saved_order = _functions("forward", ["A", "L", "S"], lines, prog.returns, saved)
     for i, name in enumerate(saved_order):
         prog.where[name] = f"S[{i}]"
+    slot = {name: k for k, name in enumerate(saved_order)}
+    prog.arg_slots = {i: slot[n] for i, n in prog.arg_copies.items() if n in slot}
     prog.forward_source = "\n".join(src)
     prog.forward = _define(prog, src, "forward")
     prog.forward_lines = []

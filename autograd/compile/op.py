@@ -74,10 +74,27 @@ class _Call:
 
     def recorded_backward(self, g: Any) -> tuple[Any, ...]:
         """The function again, eagerly, on the parents, and the engine's recorded pass."""
+        self.check_arrays_unwritten()
         outs = self.entry.compiled.fn(*self.args, **self.kwargs)
         root = outs if self.entry.structure is None else outs[self.k]
         grads = backward_pass(root, g, create_graph=True)
         return tuple(grads.get(p) for p in self.parents)
+
+    def check_arrays_unwritten(self) -> None:
+        """Refuse to run the function again on an array argument written since the call: its
+        graph would be of the new numbers, not of those the call's result was computed from."""
+        program = self.entry.program
+        for i, k in getattr(program, "arg_slots", {}).items():
+            now = np.asarray(self.flat[i], dtype=self.saved[k].dtype)
+            if now.shape != self.saved[k].shape or not np.array_equal(
+                now, self.saved[k], equal_nan=True
+            ):
+                raise RuntimeError(
+                    f"argument {i} of the compiled call (a NumPy array) was written after the "
+                    "call: a backward with create_graph=True runs the function again on it and "
+                    "would differentiate the new numbers. Call the compiled function again, or "
+                    "write into a copy"
+                )
 
     def check_gradients(self, g: Any, grads: tuple[Any, ...]) -> tuple[Any, ...]:
         """The self-check's second half: the eager pass's gradients, to the bit."""

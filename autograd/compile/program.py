@@ -34,6 +34,10 @@ class _Program:
         self.fsym: dict[int, _Sym] = {}  # forward value of each node, by node id
         self.where: dict[str, str] = {}  # a forward name -> how the backward reads it again
         self.saveable: set[str] = set()  # the forward values a backward could read again
+        # argument i (a NumPy array) -> the name of the copy the forward binds, and where S
+        # keeps it: a recorded backward checks the caller's array still holds those numbers
+        self.arg_copies: dict[int, str] = {}
+        self.arg_slots: dict[int, int] = {}
         self.forward_lines: list[_Line | str] = []  # the forward, until it is defined
         self.returns: list[str] = []
         self.forward: Callable[..., Any] | None = None

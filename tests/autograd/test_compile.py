@@ -775,17 +775,17 @@ def test_backward_with_a_given_gradient_matches_eager() -> None:
 
 
 def test_the_forward_saves_only_what_the_backward_reads() -> None:
-    """S holds the values the backward reads again (the input, both activations, the error),
-    not every value of the forward; a backward built later, for a gradient of another kind,
-    reads no other."""
+    """S holds the values the backward reads again (the input, both activations, the error)
+    and the copies of the array arguments (a recorded backward checks them), not every value
+    of the forward; a backward built later, for a gradient of another kind, reads no other."""
     f_plain, _ = make_mlp()
     f = compile(f_plain)
     f(X100, Y100)
     loss = f(X100, Y100)
     saved = re.findall(r"S\.extend\(\((.*)\)\)", f.source)
     read = re.findall(r"(\w+) = S\[\d+\]", f.source)
-    assert saved == ["x0, t2, t5, t8"] and sorted(set(read)) == ["t2", "t5", "t8", "x0"]
-    assert len(loss.params[0].saved) == 4
+    assert saved == ["x0, x1, t2, t5, t8"] and sorted(set(read)) == ["t2", "t5", "t8", "x0"]
+    assert len(loss.params[0].saved) == 5
 
     w = Tensor(RNG.standard_normal((2, 3)), requires_grad=True)
     w_e = Tensor(w.data.copy(), requires_grad=True)

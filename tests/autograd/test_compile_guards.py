@@ -332,3 +332,25 @@ def test_an_array_from_outside_written_in_place_is_read_anew() -> None:
     g(x)
     OUTSIDE[0] = -2.0
     assert bits(g(x)) == bits((Tensor(x[:, :1]) * Tensor(view)).sum() * w.sum())
+
+
+def test_a_recorded_backward_after_an_array_argument_was_written_is_refused() -> None:
+    """backward(create_graph=True) runs the function again on the call's arguments: after a
+    write into a NumPy argument it would differentiate the new numbers, so it refuses, writing
+    no gradient; without the write it equals the eager recorded pass."""
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    f = compile(lambda x: ((Tensor(x) * w) ** 2).sum())
+    f(np.ones(2)).backward()
+    w.grad = None
+    x = np.array([1.0, 3.0])
+    f(x).backward(create_graph=True)
+    compiled = w.grad.data.copy()
+    w.grad = None
+    ((Tensor(x) * w) ** 2).sum().backward(create_graph=True)
+    assert bits(compiled) == bits(w.grad)
+    w.grad = None
+    loss = f(x)
+    x *= 10
+    with pytest.raises(RuntimeError, match="argument 0 of the compiled call.*written after"):
+        loss.backward(create_graph=True)
+    assert w.grad is None
