@@ -351,6 +351,6 @@ def test_a_recorded_backward_after_an_array_argument_was_written_is_refused() ->
     w.grad = None
     loss = f(x)
     x *= 10
-    with pytest.raises(RuntimeError, match="argument 0 of the compiled call.*written after"):
+    with pytest.raises(RuntimeError, match=r"argument 0 of the compiled call.*written after"):
         loss.backward(create_graph=True)
     assert w.grad is None
