@@ -276,12 +276,13 @@ def build_scalar_program(
 ) -> ScalarProgram:
     """Compile a graph of Values into batches.
 
-    ``order``: the graph's nodes in topological order, leaves included; ``inputs``: the leaves
-    whose values the program takes, in order (every other leaf is a constant, its value read
-    now; an input missing from ``order`` is one no output uses); ``outputs``: the nodes whose
-    values it returns. Raises ValueError for an output or a parent missing from ``order``, an
-    input given twice or not a leaf; TypeError naming the op for a node that does not hold a
-    float (a Tensor op) or whose params cannot be compared.
+    ``order``: the graph's nodes in topological order, leaves included; ``inputs``: the nodes
+    whose values the program takes, in order, leaves or not (the graph is cut at an input with a
+    history of its own; every other leaf is a constant, its value read now; an input missing
+    from ``order`` is one no output uses); ``outputs``: the nodes whose values it returns.
+    Raises ValueError for an output or a parent missing from ``order`` or an input given twice;
+    TypeError naming the op for a node that does not hold a float (a Tensor op) or whose params
+    cannot be compared.
     """
     from .scalar_build import build
 

@@ -23,9 +23,14 @@ from .scalar import (
 def build(order: list[Node], inputs: list[Node], outputs: list[Node]) -> ScalarProgram:
     """``scalar.build_scalar_program``'s work (its docstring says what it takes and raises)."""
     pos = {id(node): i for i, node in enumerate(order)}
+    order = list(order)
     for x in inputs:
-        if x.op is not None:
-            raise ValueError(f"an input must be a leaf; this one was made by {x.op.name}")
+        if x.op is not None and id(x) in pos:
+            # An input with a history of its own (a compiled function's argument computed
+            # before the call) is read as a number: the graph is cut there, as at a leaf. A leaf
+            # of its value takes its place; its parents still find it by the input's id.
+            order[pos[id(x)]] = cut = type(x)(x._data, requires_grad=True)
+            pos[id(cut)] = pos[id(x)]
         if id(x) not in pos:  # an input no output uses: its value is not read, its gradient 0
             pos[id(x)] = len(order)
             order = [*order, x]
