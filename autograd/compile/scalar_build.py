@@ -8,6 +8,7 @@ import numpy as np
 
 from ..engine import Node
 from ..ops import Pow
+from ..value import Value
 from .scalar import (
     _ARITHMETIC_POWERS,
     _ARRAY_BACKWARD,
@@ -29,7 +30,7 @@ def build(order: list[Node], inputs: list[Node], outputs: list[Node]) -> ScalarP
             # An input with a history of its own (a compiled function's argument computed
             # before the call) is read as a number: the graph is cut there, as at a leaf. A leaf
             # of its value takes its place; its parents still find it by the input's id.
-            order[pos[id(x)]] = cut = type(x)(x._data, requires_grad=True)
+            order[pos[id(x)]] = cut = Value(x._data, requires_grad=True)
             pos[id(cut)] = pos[id(x)]
         if id(x) not in pos:  # an input no output uses: its value is not read, its gradient 0
             pos[id(x)] = len(order)
