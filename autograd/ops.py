@@ -12,6 +12,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .modes import tracing
+
 OPS: dict[str, type[Op]] = {}
 """Every op class, by name: the table the tests walk so that no op goes unchecked."""
 
@@ -56,7 +58,13 @@ class Op:
 def kept_param(param: Any) -> Any:
     """``param`` as an op keeps it: an array, or a list or tuple holding one, is copied into a
     read-only array, so that a write into the caller's array after the forward (``idx[:] = 0``)
-    cannot change the gradient. Anything else (numbers, slices, shapes) is kept as it is."""
+    cannot change the gradient. Anything else (numbers, slices, shapes) is kept as it is.
+
+    Inside a compile trace the op keeps the very array it was given: the trace knows an
+    argument's array, or a mask it derived, by identity, and each replay reads it anew (and
+    copies an argument's), where a copy would be a constant."""
+    if tracing.get() is not None:
+        return param
     if isinstance(param, np.ndarray):
         # a plain ndarray of its own, never a view of the caller's (nor a subclass of theirs)
         copy = param.copy() if param.__class__ is np.ndarray else np.array(param, subok=False)

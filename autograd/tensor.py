@@ -53,7 +53,9 @@ from .ops import (
     Tanh,
     Transpose,
     Where,
-    kept_param,
+)
+from .ops import (
+    kept_param as _kept,
 )
 
 __all__ = [
@@ -820,13 +822,6 @@ def _lift_all(xs: Sequence[Any], op: type[Op]) -> tuple[Tensor, ...]:
         raise ValueError(f"{op.name} needs at least one tensor")
     first = next((x for x in xs if isinstance(x, Tensor)), None)
     return tuple(_lift(x, first, op) for x in xs)
-
-
-def _kept(param: Any) -> Any:
-    """``param`` as an op keeps it (ops.kept_param: a copy of an array). Inside a compile trace
-    the op keeps the very array it was given: the trace knows an argument's array, or a mask it
-    derived, by identity, and each replay reads it anew, where a copy would be a constant."""
-    return param if tracing.get() is not None else kept_param(param)
 
 
 def computed_from(fn: Callable[[np.ndarray], np.ndarray], x: Tensor) -> np.ndarray:
