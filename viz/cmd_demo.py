@@ -6,7 +6,7 @@
                                           the circle classifier
     backproplab demo relu [--seed S]      the random ReLU regression
     backproplab demo mlp [--data moons|spirals] [--epochs N] [--out DIR]
-                                          the configurable MLP
+                                          the MLP classifier
 
 The three networks come from three write-ups (credited in docs/reference.md, "The three example
 networks, and where they come from"); what a learner reads names each by what it is.
@@ -38,13 +38,13 @@ __all__ = [
 # What each example network is called wherever a learner reads about it.
 CIRCLE = "the circle classifier"
 RELU = "the random ReLU regression"
-CONFIGURABLE_MLP = "the configurable MLP"
+CONFIGURABLE_MLP = "the MLP classifier"
 
 # The tour's circle classifier run: its write-up's full 2000 steps, on the value engine (the
 # slowest section of the tour; its time is printed at the end, and bench/README.md has more).
 TOUR_CIRCLE_STEPS = 2000
 
-# The configurable MLP on each toy dataset: hyperparameters that reach >= 95% validation accuracy in
+# The MLP classifier on each toy dataset: hyperparameters that reach >= 95% validation accuracy in
 # about a second (moons 100%, spirals 98.3% with seed 0; 95% or more for each of 3 model seeds on 4
 # data seeds), checked by tests/viz/test_cli_demo.py.
 MLP_SETTINGS: dict[str, dict[str, Any]] = {
@@ -134,8 +134,8 @@ def _add_circle_and_relu(demos: Any) -> None:
 def _add_mlp(demos: Any) -> None:
     mlp = demos.add_parser(
         "mlp",
-        help=f"{CONFIGURABLE_MLP}: an MLP classifier trained by MLPTrainer on two moons or spirals",
-        description=f"{CONFIGURABLE_MLP.capitalize()}: an MLP with a softmax output trained "
+        help=f"{CONFIGURABLE_MLP}: trained by MLPTrainer on two moons or spirals",
+        description=f"{CONFIGURABLE_MLP.capitalize()}: an MLP with a softmax output, trained "
         "by MLPTrainer (Adam, cross-entropy) on two moons or the CS231n spiral, printing its "
         "history.",
     )
@@ -298,7 +298,7 @@ def demo_relu(seed: int = 0) -> int:
 
 
 def demo_mlp(data: str = "moons", epochs: int | None = None, out: Path | None = None) -> int:
-    """Train the configurable MLP with MLPTrainer on two moons or spirals; print its history.
+    """Train the MLP classifier with MLPTrainer on two moons or spirals; print its history.
 
     The data (two_moons(200) or spirals(100, 3), seed 0) is split 80/20 into training and
     validation sets; the settings are ``MLP_SETTINGS[data]``, ``epochs`` overriding theirs.
@@ -360,7 +360,7 @@ def _mlp_pictures(
     data: str,
     folder: Path,
 ) -> None:
-    """The configurable MLP's loss curves, decision regions and gradient check, as PNGs."""
+    """The MLP classifier's loss curves, decision regions and gradient check, as PNGs."""
     from .plots import plot_function_2d, plot_loss_curve
 
     dataset, classes = DATASETS[data], int(y.max()) + 1
@@ -369,7 +369,7 @@ def _mlp_pictures(
         "training and validation loss per epoch",
         history,
         folder / f"mlp_{data}_loss.png",
-        title=f"The configurable MLP learning {dataset}",
+        title=f"The MLP classifier learning {dataset}",
         ylabel="cross-entropy",
     )
     _write(
@@ -379,7 +379,7 @@ def _mlp_pictures(
         x,
         y,
         folder / f"mlp_{data}_function.png",
-        title=f"The configurable MLP on {dataset}: its decision regions\n"
+        title=f"The MLP classifier on {dataset}: its decision regions\n"
         f"(validation accuracy {history[-1]['val_acc']:.1%})",
         class_names=(
             ["upper moon (class 0)", "lower moon (class 1)"]
@@ -401,7 +401,7 @@ def _mlp_pictures(
         "each parameter's gradient by hand, by the engine and by central differences",
         report,
         folder / f"mlp_{data}_gradcheck.png",
-        title="The configurable MLP's gradients: by hand against the engine, the engine "
+        title="The MLP classifier's gradients: by hand against the engine, the engine "
         "against central differences",
     )
 

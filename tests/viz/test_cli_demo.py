@@ -156,7 +156,7 @@ def test_tour_runs_everything(
         "the same neuron's backward pass",
         "the circle classifier",
         "the random ReLU",
-        "the conf",
+        "the MLP classifier",
     ]
     assert all(h[7:].startswith(n) for h, n in zip(headings, names, strict=True))
     assert "1. A neuron on scalar Values" in out  # autograd.demo
@@ -286,7 +286,7 @@ def test_an_unwritable_out_fails_before_any_training(
 
 # -- names a learner knows --------------------------------------------------------------------
 
-NAMES = ("the circle classifier", "the random ReLU regression", "the configurable MLP")
+NAMES = ("the circle classifier", "the random ReLU regression", "the MLP classifier")
 
 
 @pytest.mark.parametrize(
@@ -309,4 +309,4 @@ def test_demo_output_never_says_seed_00x(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["demo", "mlp", "--epochs", "2"]) == 0
     out = capsys.readouterr().out
     assert "seed 00" not in out.lower()
-    assert out.count("the circle classifier: ") == 1 and "the configurable MLP on two moons" in out
+    assert out.count("the circle classifier: ") == 1 and "the MLP classifier on two moons" in out
