@@ -414,7 +414,14 @@ class _Scanner:
             raise self.lines.error(f"unmatched {c!r}", i)
         bracket, at, saved = self.stack.pop()
         if bracket != _CLOSE[c]:
-            raise self.lines.error(f"{c!r} does not match {bracket!r} at column {at + 1}", i)
+            line, column = self.lines.where(at)
+            # Named as ParseError names a place: the line only once the text has reached line 2.
+            place = (
+                f"column {column}"
+                if self.lines.where(i)[0] == 1
+                else f"line {line}, column {column}"
+            )
+            raise self.lines.error(f"{c!r} does not match {bracket!r} at {place}", i)
         self.nested -= 1 + saved
         self.chain = saved  # -(x) ** y: the sign before the bracket still applies after it
         self.operand = True
