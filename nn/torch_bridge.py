@@ -285,10 +285,22 @@ def _dropout_and_bias(children: list[Any], groups: list[_Group]) -> tuple[float,
     rates = {g.dropout for g in groups[:-1]}
     if len(rates) > 1:
         raise ValueError(f"from_torch: the hidden layers' dropout rates differ: {sorted(rates)}")
-    biases = {g.linear.bias is not None for g in groups}
-    if len(biases) > 1:
-        raise ValueError("from_torch: some Linear layers have a bias and some do not")
-    return (rates.pop() if rates else 0.0), biases.pop()
+    with_bias = [g.at for g in groups if g.linear.bias is not None]
+    without = [g.at for g in groups if g.linear.bias is None]
+    if with_bias and without:
+        raise ValueError(
+            "from_torch: some Linear layers have a bias and some do not "
+            f"({_modules_that(with_bias, 'has one', 'have one')}, "
+            f"{_modules_that(without, 'has none', 'have none')})"
+        )
+    return (rates.pop() if rates else 0.0), bool(with_bias)
+
+
+def _modules_that(positions: list[int], singular: str, plural: str) -> str:
+    """ "module 2 has none" or "modules 0, 4 have one": where in the Sequential."""
+    if len(positions) == 1:
+        return f"module {positions[0]} {singular}"
+    return f"modules {', '.join(map(str, positions))} {plural}"
 
 
 def _sizes(children: list[Any], groups: list[_Group]) -> list[int]:

@@ -317,3 +317,19 @@ def test_from_torch_refuses_subclasses_with_their_own_forward(module: Any, patte
     assert ours_would_give.shape == (6, 2)  # they run, and differ from what an MLP computes
     with pytest.raises(TypeError, match=pattern):
         MLP.from_torch(module)
+
+
+def test_from_torch_names_the_linears_with_and_without_a_bias() -> None:
+    seq = torch.nn.Sequential(
+        torch.nn.Linear(3, 2),
+        torch.nn.Tanh(),
+        torch.nn.Linear(2, 2, bias=False),
+        torch.nn.Tanh(),
+        torch.nn.Linear(2, 2),
+    )
+    with pytest.raises(ValueError) as e:
+        MLP.from_torch(seq)
+    assert str(e.value) == (
+        "from_torch: some Linear layers have a bias and some do not "
+        "(modules 0, 4 have one, module 2 has none)"
+    )
