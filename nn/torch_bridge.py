@@ -143,8 +143,8 @@ def from_torch(module: Any) -> MLP:
     stand bare after hidden layers that share an activation (``Linear, Tanh, ..., Linear``,
     PyTorch's usual network): the MLP's last layer then applies none (``use_act`` False).
     All Linears have a bias or none does. The weights are copied (as float64); the mode follows
-    ``module.training``. Only torch.nn's own classes are taken, not subclasses of them, whose
-    forward may compute something else.
+    ``module.training`` (a Dropout left in the other mode is refused). Only torch.nn's own
+    classes are taken, not subclasses of them, whose forward may compute something else.
 
     Raises:
         TypeError: ``module`` is not a torch.nn.Sequential, or holds a module we do not have
@@ -154,6 +154,7 @@ def from_torch(module: Any) -> MLP:
     """
     torch = _import_torch()
     children = _children(torch, module)
+    _check_modes(module, children)
     groups, softmax = _grouped(children)
     activation, bare_output = _activation(children, groups, softmax)
     rate, bias = _dropout_and_bias(children, groups)
@@ -215,6 +216,21 @@ def _children(torch: Any, module: Any) -> list[Any]:
             "final Softmax"
         )
     return children
+
+
+def _check_modes(module: Any, children: list[Any]) -> None:
+    """Refuse a Dropout whose mode is not the Sequential's: our MLP has one mode, which follows
+    ``module.training``, so it would drop out where torch does not, or not where it does."""
+    mode = {True: "training", False: "eval"}
+    for position, child in enumerate(children):
+        if type(child).__name__ == "Dropout" and child.p and child.training != module.training:
+            raise _refuse(
+                children,
+                position,
+                f"is in {mode[child.training]} mode but the Sequential in "
+                f"{mode[module.training]} mode; our MLP has one mode for all its layers (set it "
+                "with .train() or .eval() on the Sequential)",
+            )
 
 
 def _grouped(children: list[Any]) -> tuple[list[_Group], bool]:
