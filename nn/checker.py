@@ -14,11 +14,12 @@ of your own, with the same tolerance rule (``autograd.check.compare``) and the s
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from backproplab.autograd import Tensor, Value, enable_grad, gradients, no_grad
+from backproplab.autograd import Node, Tensor, Value, enable_grad, gradients, no_grad
 from backproplab.autograd.check import (
     GradientReport,
     compare,
@@ -143,6 +144,48 @@ def check_model(
     dropout zeroed entirely; nn.Linear's biases start at zero), or |w| at w = 0 for l1. There
     the numeric column can fail while manual and automatic agree, both taking 0 as relu'(0).
     """
+    named, xs, ys = _checked_batch(model, x, y, loss)
+    dtype = xs.dtype
+    if rtol is None or atol is None:
+        default_atol, default_rtol = FLOAT32_TOL if dtype == np.float32 else FLOAT64_TOL
+        atol = default_atol if atol is None else atol
+        rtol = default_rtol if rtol is None else rtol
+    if manual is not None and not callable(manual):
+        raise TypeError(
+            "manual= takes a function (model, x, y, loss) that returns the gradients, as a dict "
+            f"{{parameter name: gradient}} or a list in named_parameters() order; got a "
+            f"{type(manual).__name__}"
+        )
+    derive = manual_grads if manual is None else manual
+    auto, derived, numeric = _three_ways(model, named, xs, ys, loss, derive, seed, eps)
+    rows = [
+        manual_row(
+            name,
+            tuple(p.data.shape),
+            derived.get(name),
+            a,
+            compare(a, n, numeric_atol, numeric_rtol),
+            atol,
+            rtol,
+            batch=len(xs),
+        )
+        for (name, p), a, n in zip(named, auto, numeric, strict=True)
+    ]
+    if title is None:
+        title = describe(model, len(xs), loss, dtype)
+    return GradientReport(
+        rows, (atol, rtol), (numeric_atol, numeric_rtol), title=title, label="parameter"
+    )
+
+
+_Named = list[tuple[str, Node]]
+
+
+def _checked_batch(
+    model: Linear | MLP, x: Any, y: Any, loss: str
+) -> tuple[_Named, np.ndarray, np.ndarray]:
+    """The model's named parameters, and x and y as arrays in its dtype (class labels stay
+    integers), once the model, the loss and x are known to be what ``check_model`` checks."""
     if not isinstance(model, (Linear, MLP)):
         raise TypeError(f"check_model checks an nn.Linear or nn.MLP, got {type(model).__name__}")
     if loss not in LOSSES:
@@ -163,38 +206,24 @@ def check_model(
     ys = np.asarray(y)
     if loss != "cross-entropy" or ys.dtype.kind == "f":
         ys = ys.astype(dtype)
-    if rtol is None or atol is None:
-        default_atol, default_rtol = FLOAT32_TOL if dtype == np.float32 else FLOAT64_TOL
-        atol = default_atol if atol is None else atol
-        rtol = default_rtol if rtol is None else rtol
-    if manual is not None and not callable(manual):
-        raise TypeError(
-            "manual= takes a function (model, x, y, loss) that returns the gradients, as a dict "
-            f"{{parameter name: gradient}} or a list in named_parameters() order; got a "
-            f"{type(manual).__name__}"
-        )
-    derive = manual_grads if manual is None else manual
+    return named, xs, ys
 
+
+def _three_ways(
+    model: Linear | MLP,
+    named: _Named,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    loss: str,
+    derive: ManualGradient,
+    seed: int | None,
+    eps: float,
+) -> tuple[list[np.ndarray], dict[str, Any], list[np.ndarray]]:
+    """Every parameter's gradient from the engine, by hand and by central differences, each
+    under the same dropout masks; the model is left as it was."""
     layers = model.layers if isinstance(model, MLP) else [model]
-    saved_rngs = [layer.rng for layer in layers]
-    saved_masks = [layer.last_mask for layer in layers]
-    saved_data = [p.data for _, p in named]
-    fresh = (
-        [np.random.default_rng([seed, i]) for i in range(len(layers))]
-        if seed is not None
-        else [copy.deepcopy(g) for g in saved_rngs]
-    )
-
-    # Only a layer that drops out draws from its generator in a forward pass.
-    dropping = [i for i, layer in enumerate(layers) if layer.training and layer.dropout > 0.0]
-
-    def same_masks() -> None:
-        # A copy of the same generator state before every forward: the same draws, so the same
-        # dropout masks, in every evaluation.
-        for i in dropping:
-            layers[i].rng = copy.deepcopy(fresh[i])
-
-    try:
+    same_masks = _same_masks(layers, seed)
+    with _restored(layers, named) as start:
         # The engine. gradients() leaves every .grad as it was.
         same_masks()
         with enable_grad():
@@ -213,32 +242,43 @@ def check_model(
             with no_grad():
                 return float(model_loss(model, Tensor(x64), y64, loss).data)
 
-        numeric = numerical_gradient(at, [d.astype(np.float64) for d in saved_data], eps)
+        numeric = numerical_gradient(at, [d.astype(np.float64) for d in start], eps)
+    return auto, derived, numeric
+
+
+def _same_masks(layers: list[Linear], seed: int | None) -> Callable[[], None]:
+    """A function to call before every forward: it gives each layer that drops out a copy of
+    one generator state, so every forward draws the same dropout masks."""
+    fresh = (
+        [np.random.default_rng([seed, i]) for i in range(len(layers))]
+        if seed is not None
+        else [copy.deepcopy(layer.rng) for layer in layers]
+    )
+    # Only a layer that drops out draws from its generator in a forward pass.
+    dropping = [i for i, layer in enumerate(layers) if layer.training and layer.dropout > 0.0]
+
+    def same_masks() -> None:
+        for i in dropping:
+            layers[i].rng = copy.deepcopy(fresh[i])
+
+    return same_masks
+
+
+@contextmanager
+def _restored(layers: list[Linear], named: _Named) -> Iterator[list[np.ndarray]]:
+    """Give back the parameters' data (yielded, as they are on entry), the layers' generators
+    and their last masks on exit, however the checks inside end."""
+    saved_rngs = [layer.rng for layer in layers]
+    saved_masks = [layer.last_mask for layer in layers]
+    saved_data = [p.data for _, p in named]
+    try:
+        yield saved_data
     finally:
         for (_, p), data in zip(named, saved_data, strict=True):
             p.data = data
         for layer, g, mask in zip(layers, saved_rngs, saved_masks, strict=True):
             layer.rng = g
             layer.last_mask = mask
-
-    rows = [
-        manual_row(
-            name,
-            tuple(p.data.shape),
-            derived.get(name),
-            a,
-            compare(a, n, numeric_atol, numeric_rtol),
-            atol,
-            rtol,
-            batch=len(xs),
-        )
-        for (name, p), a, n in zip(named, auto, numeric, strict=True)
-    ]
-    if title is None:
-        title = describe(model, len(xs), loss, dtype)
-    return GradientReport(
-        rows, (atol, rtol), (numeric_atol, numeric_rtol), title=title, label="parameter"
-    )
 
 
 def _by_name(result: Any, names: list[str]) -> dict[str, Any]:
