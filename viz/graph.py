@@ -26,6 +26,8 @@ What the picture shows:
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import re
 import sys
@@ -207,17 +209,19 @@ def draw_graph(
         the ``graphviz.Digraph``; in Jupyter it displays itself as SVG when ``dot`` is installed.
 
     Raises:
-        ValueError: an unknown rankdir, decimals below 1, max_nodes below 1, a graph of more than
-            max_nodes nodes (the message gives the count and ways out), a gradient named after no
-            parameter or leaf, or a hand gradient of the wrong shape.
+        ValueError: an unknown rankdir, decimals below 1, max_nodes below 1, a size that is not
+            two positive numbers (or one, in a string), a graph of more than max_nodes nodes
+            (the message gives the count and ways out), a gradient named after no parameter or
+            leaf, or a hand gradient of the wrong shape.
         TypeError: root is not a Value or Tensor, or a gradients key is neither name nor node.
     """
     nodes = _checked(root, rankdir, decimals, max_nodes)
+    size_attribute = _size_attribute(size)
 
     names, layers = naming.model_names(model) if model is not None else ({}, {})
     fmt = _Format(decimals)
     overlays = _overlays(gradients, nodes, names, fmt) if gradients is not None else {}
-    g = _new_picture(rankdir, format, size)
+    g = _new_picture(rankdir, format, size_attribute)
 
     ids = {id(n): f"n{i}" for i, n in enumerate(nodes)}
     as_inputs = {id(n) for n in inputs}
@@ -250,11 +254,11 @@ def draw_graph(
     return g
 
 
-def _new_picture(rankdir: str, format: str, size: str | tuple[float, float] | None) -> _Picture:
+def _new_picture(rankdir: str, format: str, size: str | None) -> _Picture:
     """An empty Digraph with the graph-wide attributes every node and edge shares."""
     graph_attr = {"rankdir": rankdir}
     if size is not None:
-        graph_attr["size"] = size if isinstance(size, str) else f"{size[0]:g},{size[1]:g}"
+        graph_attr["size"] = size
     return _Picture(
         "computation_graph",
         format=format,
@@ -262,6 +266,34 @@ def _new_picture(rankdir: str, format: str, size: str | tuple[float, float] | No
         node_attr={"shape": "record", "fontname": "Helvetica", "fontsize": "11"},
         edge_attr={"arrowsize": "0.7"},
     )
+
+
+_SIZE_NUMBER = re.compile(r"\s*(\d+\.?\d*|\.\d+)\s*")
+
+
+def _size_attribute(size: Any) -> str | None:
+    """Graphviz's size attribute: a string as given ("W,H", or "W" for both, either with
+    Graphviz's final "!" to scale a small drawing up), a pair (W, H) as "W,H"; refused unless
+    every number is a positive one, since dot ignores a size it cannot read, with a warning."""
+    if size is None:
+        return None
+    if isinstance(size, str):
+        parts = size.removesuffix("!").split(",")
+        valid = len(parts) <= 2 and all(_SIZE_NUMBER.fullmatch(p) and float(p) > 0 for p in parts)
+        text = size
+    else:
+        pair = list(size) if isinstance(size, (tuple, list)) else []
+        valid = len(pair) == 2 and all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < float(v) < math.inf
+            for v in pair
+        )
+        text = ",".join(f"{v:g}" for v in pair) if valid else ""
+    if not valid:
+        raise ValueError(
+            'size must be the largest drawing in inches, as "W,H" or (W, H) with W and H '
+            f"positive numbers, got {size!r}"
+        )
+    return text
 
 
 def _add_op(g: graphviz.Digraph, n: Node, ids: dict[int, str]) -> None:
