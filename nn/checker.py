@@ -132,8 +132,8 @@ def check_model(
 
     Raises:
         ValueError: for an unknown loss, a model of mixed or non-float dtypes, an x that is not
-            2-D, a manual gradient for a parameter the model does not have, or a list of
-            manual gradients of the wrong length.
+            2-D, a NaN or infinity in x, y or a parameter, a manual gradient for a parameter
+            the model does not have, or a list of manual gradients of the wrong length.
         TypeError: when the model is not an ``nn.Linear`` or ``nn.MLP``, ``manual`` is not a
             function, or it returns neither a dict nor a list.
 
@@ -197,16 +197,31 @@ def _checked_batch(
             "check_model needs parameters that are all float64 or all float32, got "
             + ", ".join(f"{n} {p.data.dtype}" for n, p in named)
         )
+    for name, p in named:
+        _refuse_non_finite(name, p.data)
     dtype = named[0][1].data.dtype
     xs = np.asarray(x, dtype=dtype)
     if xs.ndim != 2:
         raise ValueError(f"x must be a batch of shape (B, {model.input_size}), got {xs.shape}")
+    _refuse_non_finite("x", xs)
     # Targets in the model's dtype, so a float32 model's loss stays float32; class labels stay
     # integers.
     ys = np.asarray(y)
     if loss != "cross-entropy" or ys.dtype.kind == "f":
         ys = ys.astype(dtype)
+        _refuse_non_finite("y", ys)
     return named, xs, ys
+
+
+def _refuse_non_finite(what: str, array: np.ndarray) -> None:
+    # A NaN gradient agrees with a NaN gradient (compare's rule), so a check run on numbers that
+    # are not finite would report agreement having compared nothing.
+    bad = ~np.isfinite(array)
+    if bad.any():
+        at = [int(i) for i in np.argwhere(bad)[0]]
+        raise ValueError(
+            f"check_model needs finite numbers: {what} holds {array[tuple(at)]} at {at}"
+        )
 
 
 def _three_ways(
