@@ -293,161 +293,188 @@ def _split(text: str, lines: _Lines) -> list[tuple[_Op, list[tuple[_Op, int, int
     Returns [(sign, [(op, start, end) per factor]) per term]; the first sign and op are Add and
     Mult (folding starts from nothing). Every factor's brackets balance, so it parses alone.
     """
-    terms: list[tuple[_Op, list[tuple[_Op, int, int]]]] = []
-    factors: list[tuple[_Op, int, int]] = []
-    sign: _Op = ast.Add
-    op: _Op = ast.Mult
-    start = 0  # where the current factor begins
-    last_op = -1  # where the operator before it is, for "needs an operand" errors
-    # Brackets open around here: (bracket, offset, the enclosing level's chain when it opened).
-    stack: list[tuple[str, int, int]] = []
-    chain = 0  # unary signs, 'not' and ** applied in a row at this level: each nests what follows
-    nested = 0  # len(stack) plus the chains saved on it: how deep the current level sits
-    operators = 0  # operator tokens in the current factor
-    operand = False  # the last token ends an operand (so a following + or - is binary)
-    i, n = 0, len(text)
+    return _Scanner(text, lines).split()
 
-    def deeper(at: int) -> None:
-        if nested + chain > MAX_DEPTH:
-            raise lines.error(
+
+class _Scanner:
+    """``_split``'s one pass over the text: a token at a time, with what the tokens so far leave
+    open (the current term and factor, the brackets, how deep the current level sits)."""
+
+    def __init__(self, text: str, lines: _Lines) -> None:
+        self.text = text
+        self.lines = lines
+        self.terms: list[tuple[_Op, list[tuple[_Op, int, int]]]] = []
+        self.factors: list[tuple[_Op, int, int]] = []
+        self.sign: _Op = ast.Add
+        self.op: _Op = ast.Mult
+        self.start = 0  # where the current factor begins
+        self.last_op = -1  # where the operator before it is, for "needs an operand" errors
+        # Brackets open around here: (bracket, offset, the enclosing level's chain when it opened).
+        self.stack: list[tuple[str, int, int]] = []
+        # Unary signs, 'not' and ** applied in a row at this level: each nests what follows.
+        self.chain = 0
+        self.nested = 0  # len(stack) plus the chains saved on it: how deep the current level sits
+        self.operators = 0  # operator tokens in the current factor
+        self.operand = False  # the last token ends an operand (so a following + or - is binary)
+
+    def split(self) -> list[tuple[_Op, list[tuple[_Op, int, int]]]]:
+        i, n = 0, len(self.text)
+        while i < n:
+            i = self._token(i)
+        if self.stack:
+            bracket, at, _ = self.stack[-1]
+            raise self.lines.error(f"{bracket!r} was never closed", at)
+        self._cut(n)
+        self.terms.append((self.sign, self.factors))
+        return self.terms
+
+    def _token(self, i: int) -> int:
+        """Take in the token at ``i``; return the offset just past it."""
+        text, c = self.text, self.text[i]
+        if c in " \t":
+            return i + 1
+        if c == "\n":
+            if not self.stack:
+                raise self.lines.error("a line break outside brackets is not allowed", i)
+            return i + 1
+        if not c.isprintable():  # control characters, surrogates, zero-width spaces ...
+            raise self.lines.error(f"the non-printable character U+{ord(c):04X} is not allowed", i)
+        if c in "'\"":
+            # Skipped, not refused here: the tree then says what the string is part of (a call
+            # of open, a dict ...), and refuses the string itself if nothing else.
+            self.operand = True
+            return _skip_string(text, i, self.lines)
+        if c == "#":
+            raise self.lines.error("comments (#) are not allowed", i)
+        if c.isidentifier():
+            return self._word(i)
+        if c in "0123456789" or (c == "." and i + 1 < len(text) and text[i + 1] in "0123456789"):
+            return self._number(i)
+        if c in _OPEN:
+            self._open(i)
+            return i + 1
+        if c in _CLOSE:
+            self._close(i)
+            return i + 1
+        two = text[i : i + 2]
+        if two in ("**", "//"):
+            self._operator(i, nests=two == "**")  # right-associative: a ** b ** c nests
+            return i + 2
+        top = not self.stack and self.operand
+        if top and (c in "+-" or (c in "*/" and text[i + 1 : i + 2] != "=")):
+            self._top_level(i)
+            return i + 1
+        self._operator(i, nests=c in "+-~" and not self.operand)  # a unary sign nests its operand
+        return i + 1
+
+    def _word(self, i: int) -> int:
+        """A name, keyword or string prefix starting at ``i``."""
+        text, n = self.text, len(self.text)
+        j = i + 1
+        while j < n and ("a" + text[j]).isidentifier():
+            j += 1
+        word = text[i:j]
+        if j < n and text[j] in "'\"" and word.lower() in _STRING_PREFIXES:
+            if "f" in word.lower():
+                # Refused now: Python parses the expressions inside an f-string apart,
+                # beyond the limits counted here.
+                raise self.lines.error("f-strings are not allowed", i)
+            self.operand = True
+            return _skip_string(text, j, self.lines)
+        if keyword.iskeyword(word) and word not in ("True", "False", "None"):
+            self._operator(i, nests=word == "not")  # a unary operator: it nests what follows
+        else:
+            self.operand = True
+        return j
+
+    def _number(self, i: int) -> int:
+        """A number literal starting at ``i`` (Python's parser judges whether it is well formed)."""
+        text, n = self.text, len(self.text)
+        j = i + 1
+        decimal = text[i : i + 2].lower() not in ("0x", "0o", "0b")
+        while j < n and (text[j].isalnum() or text[j] in "._"):
+            j += 1
+            # An exponent's sign belongs to the number: 1e-5, not 1e - 5.
+            if decimal and text[j - 1] in "eE" and j < n and text[j] in "+-":
+                j += 1
+        self.operand = True
+        return j
+
+    def _open(self, i: int) -> None:
+        self._count(i)
+        self.stack.append((self.text[i], i, self.chain))
+        self.nested += 1 + self.chain
+        self.chain = 0
+        self._deeper(i)
+        self.operand = False
+
+    def _close(self, i: int) -> None:
+        c = self.text[i]
+        if not self.stack:
+            raise self.lines.error(f"unmatched {c!r}", i)
+        bracket, at, saved = self.stack.pop()
+        if bracket != _CLOSE[c]:
+            line, column = self.lines.where(at)
+            # Named as ParseError names a place: the line only once the text has reached line 2.
+            place = (
+                f"column {column}"
+                if self.lines.where(i)[0] == 1
+                else f"line {line}, column {column}"
+            )
+            raise self.lines.error(f"{c!r} does not match {bracket!r} at {place}", i)
+        self.nested -= 1 + saved
+        self.chain = saved  # -(x) ** y: the sign before the bracket still applies after it
+        self.operand = True
+
+    def _operator(self, at: int, nests: bool) -> None:
+        """An operator inside a factor; one that ``nests`` (a unary sign, 'not', **) puts what
+        follows one level deeper."""
+        self._count(at)
+        if nests:
+            self.chain += 1
+            self._deeper(at)
+        else:
+            self.chain = 0
+        self.operand = False
+
+    def _top_level(self, at: int) -> None:
+        """A binary + or - (a new term) or * or / (a new factor) outside brackets."""
+        c = self.text[at]
+        self._cut(at)
+        if c in "+-":
+            self.terms.append((self.sign, self.factors))
+            self.factors, self.sign, self.op = [], ast.Add if c == "+" else ast.Sub, ast.Mult
+        else:
+            self.op = ast.Mult if c == "*" else ast.Div
+        self.last_op, self.chain, self.operand = at, 0, False
+
+    def _cut(self, at: int) -> None:
+        """End the current factor at ``at``; the next one starts after it."""
+        if not self.text[self.start : at].strip():
+            if self.last_op < 0:
+                raise self.lines.error("an operand is missing", at)
+            raise self.lines.error(
+                f"{self.text[self.last_op]!r} needs an operand on its right", self.last_op
+            )
+        self.factors.append((self.op, self.start, at))
+        self.start, self.operators = at + 1, 0
+
+    def _deeper(self, at: int) -> None:
+        if self.nested + self.chain > MAX_DEPTH:
+            raise self.lines.error(
                 f"nesting deeper than {MAX_DEPTH} levels (brackets, calls, signs and powers "
                 "inside one another) is not allowed",
                 at,
             )
 
-    def counted(at: int) -> None:
-        nonlocal operators
-        operators += 1
-        if operators > MAX_OPERATORS:
-            raise lines.error(
+    def _count(self, at: int) -> None:
+        self.operators += 1
+        if self.operators > MAX_OPERATORS:
+            raise self.lines.error(
                 f"more than {MAX_OPERATORS:,} operators inside one bracket or factor are not "
                 "allowed (only sums and products outside brackets may be longer)",
                 at,
             )
-
-    def cut(at: int) -> None:
-        nonlocal start, operators
-        if not text[start:at].strip():
-            if last_op < 0:
-                raise lines.error("an operand is missing", at)
-            raise lines.error(f"{text[last_op]!r} needs an operand on its right", last_op)
-        factors.append((op, start, at))
-        start, operators = at + 1, 0
-
-    while i < n:
-        c = text[i]
-        if c in " \t":
-            i += 1
-            continue
-        if c == "\n":
-            if not stack:
-                raise lines.error("a line break outside brackets is not allowed", i)
-            i += 1
-            continue
-        if not c.isprintable():  # control characters, surrogates, zero-width spaces ...
-            raise lines.error(f"the non-printable character U+{ord(c):04X} is not allowed", i)
-        if c in "'\"":
-            # Skipped, not refused here: the tree then says what the string is part of (a call
-            # of open, a dict ...), and refuses the string itself if nothing else.
-            i = _skip_string(text, i, lines)
-            operand = True
-            continue
-        if c == "#":
-            raise lines.error("comments (#) are not allowed", i)
-        if c.isidentifier():
-            j = i + 1
-            while j < n and ("a" + text[j]).isidentifier():
-                j += 1
-            word = text[i:j]
-            if j < n and text[j] in "'\"" and word.lower() in _STRING_PREFIXES:
-                if "f" in word.lower():
-                    # Refused now: Python parses the expressions inside an f-string apart,
-                    # beyond the limits counted here.
-                    raise lines.error("f-strings are not allowed", i)
-                i = _skip_string(text, j, lines)
-                operand = True
-                continue
-            if keyword.iskeyword(word) and word not in ("True", "False", "None"):
-                counted(i)
-                if word == "not":  # a unary operator: it nests what follows
-                    chain += 1
-                    deeper(i)
-                else:
-                    chain = 0
-                operand = False
-            else:
-                operand = True
-            i = j
-            continue
-        if c in "0123456789" or (c == "." and i + 1 < n and text[i + 1] in "0123456789"):
-            j = i + 1
-            decimal = text[i : i + 2].lower() not in ("0x", "0o", "0b")
-            while j < n and (text[j].isalnum() or text[j] in "._"):
-                j += 1
-                # An exponent's sign belongs to the number: 1e-5, not 1e - 5.
-                if decimal and text[j - 1] in "eE" and j < n and text[j] in "+-":
-                    j += 1
-            operand = True
-            i = j
-            continue
-        if c in _OPEN:
-            counted(i)
-            stack.append((c, i, chain))
-            nested += 1 + chain
-            chain = 0
-            deeper(i)
-            operand = False
-            i += 1
-            continue
-        if c in _CLOSE:
-            if not stack:
-                raise lines.error(f"unmatched {c!r}", i)
-            bracket, at, saved = stack.pop()
-            if bracket != _CLOSE[c]:
-                raise lines.error(f"{c!r} does not match {bracket!r} at column {at + 1}", i)
-            nested -= 1 + saved
-            chain = saved  # -(x) ** y: the sign before the bracket still applies after it
-            operand = True
-            i += 1
-            continue
-        two = text[i : i + 2]
-        if two in ("**", "//"):
-            counted(i)
-            if two == "**":  # right-associative: a ** b ** c nests
-                chain += 1
-                deeper(i)
-            else:
-                chain = 0
-            operand = False
-            i += 2
-            continue
-        if not stack and operand and c in "+-":
-            cut(i)
-            terms.append((sign, factors))
-            factors, sign, op, last_op = [], ast.Add if c == "+" else ast.Sub, ast.Mult, i
-            chain, operand = 0, False
-            i += 1
-            continue
-        if not stack and operand and c in "*/" and text[i + 1 : i + 2] != "=":
-            cut(i)
-            op, last_op = ast.Mult if c == "*" else ast.Div, i
-            chain, operand = 0, False
-            i += 1
-            continue
-        counted(i)
-        if c in "+-~" and not operand:  # a unary sign nests its operand
-            chain += 1
-            deeper(i)
-        else:
-            chain = 0
-        operand = False
-        i += 1
-    if stack:
-        bracket, at, _ = stack[-1]
-        raise lines.error(f"{bracket!r} was never closed", at)
-    cut(n)
-    terms.append((sign, factors))
-    return terms
 
 
 def _skip_string(text: str, start: int, lines: _Lines) -> int:

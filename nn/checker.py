@@ -14,11 +14,12 @@ of your own, with the same tolerance rule (``autograd.check.compare``) and the s
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from backproplab.autograd import Tensor, Value, enable_grad, gradients, no_grad
+from backproplab.autograd import Node, Tensor, Value, enable_grad, gradients, no_grad
 from backproplab.autograd.check import (
     GradientReport,
     compare,
@@ -131,8 +132,8 @@ def check_model(
 
     Raises:
         ValueError: for an unknown loss, a model of mixed or non-float dtypes, an x that is not
-            2-D, a manual gradient for a parameter the model does not have, or a list of
-            manual gradients of the wrong length.
+            2-D, a NaN or infinity in x, y or a parameter, a manual gradient for a parameter
+            the model does not have, or a list of manual gradients of the wrong length.
         TypeError: when the model is not an ``nn.Linear`` or ``nn.MLP``, ``manual`` is not a
             function, or it returns neither a dict nor a list.
 
@@ -143,26 +144,8 @@ def check_model(
     dropout zeroed entirely; nn.Linear's biases start at zero), or |w| at w = 0 for l1. There
     the numeric column can fail while manual and automatic agree, both taking 0 as relu'(0).
     """
-    if not isinstance(model, (Linear, MLP)):
-        raise TypeError(f"check_model checks an nn.Linear or nn.MLP, got {type(model).__name__}")
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}: choose one of {', '.join(map(repr, LOSSES))}")
-    named = list(model.named_parameters())
-    dtypes = {p.data.dtype for _, p in named}
-    if len(dtypes) != 1 or dtypes.pop() not in (np.float32, np.float64):
-        raise ValueError(
-            "check_model needs parameters that are all float64 or all float32, got "
-            + ", ".join(f"{n} {p.data.dtype}" for n, p in named)
-        )
-    dtype = named[0][1].data.dtype
-    xs = np.asarray(x, dtype=dtype)
-    if xs.ndim != 2:
-        raise ValueError(f"x must be a batch of shape (B, {model.input_size}), got {xs.shape}")
-    # Targets in the model's dtype, so a float32 model's loss stays float32; class labels stay
-    # integers.
-    ys = np.asarray(y)
-    if loss != "cross-entropy" or ys.dtype.kind == "f":
-        ys = ys.astype(dtype)
+    named, xs, ys = _checked_batch(model, x, y, loss)
+    dtype = xs.dtype
     if rtol is None or atol is None:
         default_atol, default_rtol = FLOAT32_TOL if dtype == np.float32 else FLOAT64_TOL
         atol = default_atol if atol is None else atol
@@ -174,53 +157,7 @@ def check_model(
             f"{type(manual).__name__}"
         )
     derive = manual_grads if manual is None else manual
-
-    layers = model.layers if isinstance(model, MLP) else [model]
-    saved_rngs = [layer.rng for layer in layers]
-    saved_masks = [layer.last_mask for layer in layers]
-    saved_data = [p.data for _, p in named]
-    fresh = (
-        [np.random.default_rng([seed, i]) for i in range(len(layers))]
-        if seed is not None
-        else [copy.deepcopy(g) for g in saved_rngs]
-    )
-
-    # Only a layer that drops out draws from its generator in a forward pass.
-    dropping = [i for i, layer in enumerate(layers) if layer.training and layer.dropout > 0.0]
-
-    def same_masks() -> None:
-        # A copy of the same generator state before every forward: the same draws, so the same
-        # dropout masks, in every evaluation.
-        for i in dropping:
-            layers[i].rng = copy.deepcopy(fresh[i])
-
-    try:
-        # The engine. gradients() leaves every .grad as it was.
-        same_masks()
-        with enable_grad():
-            root = model_loss(model, Tensor(xs, name="x"), ys, loss)
-            auto = [np.asarray(g) for g in gradients(root, [p for _, p in named])]
-        # By hand, on the same weights and the masks the engine's forward just drew.
-        derived = _by_name(derive(model, xs.copy(), ys.copy(), loss), [n for n, _ in named])
-        # Central differences, in float64 whatever the model's dtype.
-        x64 = xs.astype(np.float64)
-        y64 = ys.astype(np.float64) if ys.dtype.kind == "f" else ys
-
-        def at(*arrays: np.ndarray) -> float:
-            for (_, p), arr in zip(named, arrays, strict=True):
-                p.data = arr
-            same_masks()
-            with no_grad():
-                return float(model_loss(model, Tensor(x64), y64, loss).data)
-
-        numeric = numerical_gradient(at, [d.astype(np.float64) for d in saved_data], eps)
-    finally:
-        for (_, p), data in zip(named, saved_data, strict=True):
-            p.data = data
-        for layer, g, mask in zip(layers, saved_rngs, saved_masks, strict=True):
-            layer.rng = g
-            layer.last_mask = mask
-
+    auto, derived, numeric = _three_ways(model, named, xs, ys, loss, derive, seed, eps)
     rows = [
         manual_row(
             name,
@@ -239,6 +176,124 @@ def check_model(
     return GradientReport(
         rows, (atol, rtol), (numeric_atol, numeric_rtol), title=title, label="parameter"
     )
+
+
+_Named = list[tuple[str, Node]]
+
+
+def _checked_batch(
+    model: Linear | MLP, x: Any, y: Any, loss: str
+) -> tuple[_Named, np.ndarray, np.ndarray]:
+    """The model's named parameters, and x and y as arrays in its dtype (class labels stay
+    integers), once the model, the loss and x are known to be what ``check_model`` checks."""
+    if not isinstance(model, (Linear, MLP)):
+        raise TypeError(f"check_model checks an nn.Linear or nn.MLP, got {type(model).__name__}")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}: choose one of {', '.join(map(repr, LOSSES))}")
+    named = list(model.named_parameters())
+    dtypes = {p.data.dtype for _, p in named}
+    if len(dtypes) != 1 or dtypes.pop() not in (np.float32, np.float64):
+        raise ValueError(
+            "check_model needs parameters that are all float64 or all float32, got "
+            + ", ".join(f"{n} {p.data.dtype}" for n, p in named)
+        )
+    for name, p in named:
+        _refuse_non_finite(name, p.data)
+    dtype = named[0][1].data.dtype
+    xs = np.asarray(x, dtype=dtype)
+    if xs.ndim != 2:
+        raise ValueError(f"x must be a batch of shape (B, {model.input_size}), got {xs.shape}")
+    _refuse_non_finite("x", xs)
+    # Targets in the model's dtype, so a float32 model's loss stays float32; class labels stay
+    # integers.
+    ys = np.asarray(y)
+    if loss != "cross-entropy" or ys.dtype.kind == "f":
+        ys = ys.astype(dtype)
+        _refuse_non_finite("y", ys)
+    return named, xs, ys
+
+
+def _refuse_non_finite(what: str, array: np.ndarray) -> None:
+    # A NaN gradient agrees with a NaN gradient (compare's rule), so a check run on numbers that
+    # are not finite would report agreement having compared nothing.
+    bad = ~np.isfinite(array)
+    if bad.any():
+        at = [int(i) for i in np.argwhere(bad)[0]]
+        raise ValueError(
+            f"check_model needs finite numbers: {what} holds {array[tuple(at)]} at {at}"
+        )
+
+
+def _three_ways(
+    model: Linear | MLP,
+    named: _Named,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    loss: str,
+    derive: ManualGradient,
+    seed: int | None,
+    eps: float,
+) -> tuple[list[np.ndarray], dict[str, Any], list[np.ndarray]]:
+    """Every parameter's gradient from the engine, by hand and by central differences, each
+    under the same dropout masks; the model is left as it was."""
+    layers = model.layers if isinstance(model, MLP) else [model]
+    same_masks = _same_masks(layers, seed)
+    with _restored(layers, named) as start:
+        # The engine. gradients() leaves every .grad as it was.
+        same_masks()
+        with enable_grad():
+            root = model_loss(model, Tensor(xs, name="x"), ys, loss)
+            auto = [np.asarray(g) for g in gradients(root, [p for _, p in named])]
+        # By hand, on the same weights and the masks the engine's forward just drew.
+        derived = _by_name(derive(model, xs.copy(), ys.copy(), loss), [n for n, _ in named])
+        # Central differences, in float64 whatever the model's dtype.
+        x64 = xs.astype(np.float64)
+        y64 = ys.astype(np.float64) if ys.dtype.kind == "f" else ys
+
+        def at(*arrays: np.ndarray) -> float:
+            for (_, p), arr in zip(named, arrays, strict=True):
+                p.data = arr
+            same_masks()
+            with no_grad():
+                return float(model_loss(model, Tensor(x64), y64, loss).data)
+
+        numeric = numerical_gradient(at, [d.astype(np.float64) for d in start], eps)
+    return auto, derived, numeric
+
+
+def _same_masks(layers: list[Linear], seed: int | None) -> Callable[[], None]:
+    """A function to call before every forward: it gives each layer that drops out a copy of
+    one generator state, so every forward draws the same dropout masks."""
+    fresh = (
+        [np.random.default_rng([seed, i]) for i in range(len(layers))]
+        if seed is not None
+        else [copy.deepcopy(layer.rng) for layer in layers]
+    )
+    # Only a layer that drops out draws from its generator in a forward pass.
+    dropping = [i for i, layer in enumerate(layers) if layer.training and layer.dropout > 0.0]
+
+    def same_masks() -> None:
+        for i in dropping:
+            layers[i].rng = copy.deepcopy(fresh[i])
+
+    return same_masks
+
+
+@contextmanager
+def _restored(layers: list[Linear], named: _Named) -> Iterator[list[np.ndarray]]:
+    """Give back the parameters' data (yielded, as they are on entry), the layers' generators
+    and their last masks on exit, however the checks inside end."""
+    saved_rngs = [layer.rng for layer in layers]
+    saved_masks = [layer.last_mask for layer in layers]
+    saved_data = [p.data for _, p in named]
+    try:
+        yield saved_data
+    finally:
+        for (_, p), data in zip(named, saved_data, strict=True):
+            p.data = data
+        for layer, g, mask in zip(layers, saved_rngs, saved_masks, strict=True):
+            layer.rng = g
+            layer.last_mask = mask
 
 
 def _by_name(result: Any, names: list[str]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ state dicts (for instance a saved file read by ``safetensors.torch.load_file``) 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -142,8 +143,8 @@ def from_torch(module: Any) -> MLP:
     stand bare after hidden layers that share an activation (``Linear, Tanh, ..., Linear``,
     PyTorch's usual network): the MLP's last layer then applies none (``use_act`` False).
     All Linears have a bias or none does. The weights are copied (as float64); the mode follows
-    ``module.training``. Only torch.nn's own classes are taken, not subclasses of them, whose
-    forward may compute something else.
+    ``module.training`` (a Dropout left in the other mode is refused). Only torch.nn's own
+    classes are taken, not subclasses of them, whose forward may compute something else.
 
     Raises:
         TypeError: ``module`` is not a torch.nn.Sequential, or holds a module we do not have
@@ -152,6 +153,49 @@ def from_torch(module: Any) -> MLP:
             (the message says what differs).
     """
     torch = _import_torch()
+    children = _children(torch, module)
+    _check_modes(module, children)
+    groups, softmax = _grouped(children)
+    activation, bare_output = _activation(children, groups, softmax)
+    rate, bias = _dropout_and_bias(children, groups)
+    sizes = _sizes(children, groups)
+    model = MLP(
+        sizes[0],
+        sizes[-1],
+        sizes[1:-1],
+        activation,
+        softmax,
+        layer_dropout=rate,
+        use_bias=bias,
+        eval=module.training,
+    )
+    if bare_output:
+        model.layers[-1].use_act = False
+    state = {}
+    for i, g in enumerate(groups):
+        state[f"layers.{i}.weight"] = g.linear.weight.detach().cpu().double().numpy().T
+        if g.linear.bias is not None:
+            state[f"layers.{i}.bias"] = g.linear.bias.detach().cpu().double().numpy()
+    model.load_state_dict(state)
+    return model
+
+
+@dataclass
+class _Group:
+    """One Linear of the Sequential with the activation and the dropout that follow it."""
+
+    linear: Any
+    at: int  # the Linear's position in the Sequential
+    act: str | None = None  # our name of the activation module, None when there is none
+    dropout: float = 0.0
+
+
+def _refuse(children: list[Any], position: int, why: str) -> ValueError:
+    return ValueError(f"from_torch: module {position} ({type(children[position]).__name__}) {why}")
+
+
+def _children(torch: Any, module: Any) -> list[Any]:
+    """The Sequential's modules, once each is known to be one of torch.nn's own that we have."""
     # torch's own classes exactly: a subclass may have a forward of its own, which we would drop
     if type(module) is not torch.nn.Sequential:
         raise TypeError(
@@ -171,44 +215,66 @@ def from_torch(module: Any) -> MLP:
             + f"; an MLP is made of torch.nn's Linear, {', '.join(_FROM_TORCH)}, Dropout and a "
             "final Softmax"
         )
+    return children
 
-    def refuse(position: int, why: str) -> ValueError:
-        return ValueError(
-            f"from_torch: module {position} ({type(children[position]).__name__}) {why}"
-        )
 
-    # Group the modules: each Linear with the activation and dropout that follow it.
-    groups: list[dict[str, Any]] = []
+def _check_modes(module: Any, children: list[Any]) -> None:
+    """Refuse a Dropout whose mode is not the Sequential's: our MLP has one mode, which follows
+    ``module.training``, so it would drop out where torch does not, or not where it does."""
+    mode = {True: "training", False: "eval"}
+    for position, child in enumerate(children):
+        if type(child).__name__ == "Dropout" and child.p and child.training != module.training:
+            raise _refuse(
+                children,
+                position,
+                f"is in {mode[child.training]} mode but the Sequential in "
+                f"{mode[module.training]} mode; our MLP has one mode for all its layers (set it "
+                "with .train() or .eval() on the Sequential)",
+            )
+
+
+def _grouped(children: list[Any]) -> tuple[list[_Group], bool]:
+    """Each Linear with the activation and dropout that follow it, and whether a Softmax ends
+    the Sequential; refused where the order is not a Linear's, activation's, dropout's."""
+    groups: list[_Group] = []
     softmax = False
     for position, child in enumerate(children):
         kind = type(child).__name__
         if softmax:
-            raise refuse(position, "comes after the Softmax, which must be the last module")
+            raise _refuse(
+                children, position, "comes after the Softmax, which must be the last module"
+            )
         if kind == "Linear":
-            groups.append({"linear": child, "at": position, "act": None, "dropout": 0.0})
+            groups.append(_Group(child, position))
         elif not groups:
-            raise refuse(position, "comes before the first Linear")
+            raise _refuse(children, position, "comes before the first Linear")
         elif kind == "Softmax":
             if child.dim not in (-1, 1):
-                raise refuse(position, f"is over dim {child.dim}; ours is over the last axis")
+                raise _refuse(
+                    children, position, f"is over dim {child.dim}; ours is over the last axis"
+                )
             softmax = True
         elif kind == "Dropout":
-            if groups[-1]["dropout"]:
-                raise refuse(position, "is a second Dropout after one Linear")
-            groups[-1]["dropout"] = float(child.p)
+            if groups[-1].dropout:
+                raise _refuse(children, position, "is a second Dropout after one Linear")
+            groups[-1].dropout = float(child.p)
         else:
-            if groups[-1]["act"] is not None or groups[-1]["dropout"]:
-                raise refuse(
+            if groups[-1].act is not None or groups[-1].dropout:
+                raise _refuse(
+                    children,
                     position,
                     "follows an activation or a Dropout: ours has one "
                     "activation after each Linear, then any dropout",
                 )
-            groups[-1]["act"] = _FROM_TORCH[kind]
+            groups[-1].act = _FROM_TORCH[kind]
     if not groups:
         raise ValueError("from_torch: the Sequential has no Linear")
+    return groups, softmax
 
-    last = groups[-1]
-    acts = [g["act"] or "none" for g in groups]
+
+def _activation(children: list[Any], groups: list[_Group], softmax: bool) -> tuple[str, bool]:
+    """The MLP's one activation, and whether its last layer stands bare (applies none)."""
+    acts = [g.act or "none" for g in groups]
     # PyTorch's usual network ends in a bare Linear (its loss applies softmax or sigmoid): ours
     # is an MLP whose last layer applies no activation, like the output layer of is_softmax.
     bare_output = len(groups) > 1 and acts[-1] == "none" and not softmax
@@ -219,39 +285,46 @@ def from_torch(module: Any) -> MLP:
             f"applies one activation after every Linear (the last one too unless a Softmax "
             f"ends it)"
         )
-    if softmax and last["act"] is not None:
-        raise refuse(last["at"], "has an activation before the Softmax; ours has none there")
-    activation = hidden_acts.pop() if hidden_acts else "none"
-    if last["dropout"]:
-        raise refuse(last["at"], "is followed by Dropout; our MLP has none after its output")
-    rates = {g["dropout"] for g in groups[:-1]}
+    if softmax and groups[-1].act is not None:
+        raise _refuse(
+            children, groups[-1].at, "has an activation before the Softmax; ours has none there"
+        )
+    return (hidden_acts.pop() if hidden_acts else "none"), bare_output
+
+
+def _dropout_and_bias(children: list[Any], groups: list[_Group]) -> tuple[float, bool]:
+    """The hidden layers' one dropout rate, and whether the Linears have biases."""
+    if groups[-1].dropout:
+        raise _refuse(
+            children, groups[-1].at, "is followed by Dropout; our MLP has none after its output"
+        )
+    rates = {g.dropout for g in groups[:-1]}
     if len(rates) > 1:
         raise ValueError(f"from_torch: the hidden layers' dropout rates differ: {sorted(rates)}")
-    biases = {g["linear"].bias is not None for g in groups}
-    if len(biases) > 1:
-        raise ValueError("from_torch: some Linear layers have a bias and some do not")
-    sizes = [groups[0]["linear"].in_features] + [g["linear"].out_features for g in groups]
-    for g, size in zip(groups, sizes[:-1], strict=True):
-        if g["linear"].in_features != size:
-            raise refuse(g["at"], f"takes {g['linear'].in_features} inputs, but {size} come to it")
+    with_bias = [g.at for g in groups if g.linear.bias is not None]
+    without = [g.at for g in groups if g.linear.bias is None]
+    if with_bias and without:
+        raise ValueError(
+            "from_torch: some Linear layers have a bias and some do not "
+            f"({_modules_that(with_bias, 'has one', 'have one')}, "
+            f"{_modules_that(without, 'has none', 'have none')})"
+        )
+    return (rates.pop() if rates else 0.0), bool(with_bias)
 
-    model = MLP(
-        sizes[0],
-        sizes[-1],
-        sizes[1:-1],
-        activation,
-        softmax,
-        layer_dropout=rates.pop() if rates else 0.0,
-        use_bias=biases.pop(),
-        eval=module.training,
-    )
-    if bare_output:
-        model.layers[-1].use_act = False
-    state = {}
-    for i, g in enumerate(groups):
-        linear = g["linear"]
-        state[f"layers.{i}.weight"] = linear.weight.detach().cpu().double().numpy().T
-        if linear.bias is not None:
-            state[f"layers.{i}.bias"] = linear.bias.detach().cpu().double().numpy()
-    model.load_state_dict(state)
-    return model
+
+def _modules_that(positions: list[int], singular: str, plural: str) -> str:
+    """ "module 2 has none" or "modules 0, 4 have one": where in the Sequential."""
+    if len(positions) == 1:
+        return f"module {positions[0]} {singular}"
+    return f"modules {', '.join(map(str, positions))} {plural}"
+
+
+def _sizes(children: list[Any], groups: list[_Group]) -> list[int]:
+    """The layer sizes, input first, once every Linear takes what the one before it gives."""
+    sizes = [groups[0].linear.in_features] + [g.linear.out_features for g in groups]
+    for g, size in zip(groups, sizes[:-1], strict=True):
+        if g.linear.in_features != size:
+            raise _refuse(
+                children, g.at, f"takes {g.linear.in_features} inputs, but {size} come to it"
+            )
+    return sizes

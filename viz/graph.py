@@ -26,6 +26,8 @@ What the picture shows:
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import re
 import sys
@@ -207,27 +209,19 @@ def draw_graph(
         the ``graphviz.Digraph``; in Jupyter it displays itself as SVG when ``dot`` is installed.
 
     Raises:
-        ValueError: an unknown rankdir, decimals below 1, max_nodes below 1, a graph of more than
-            max_nodes nodes (the message gives the count and ways out), a gradient named after no
-            parameter or leaf, or a hand gradient of the wrong shape.
+        ValueError: an unknown rankdir, decimals below 1, max_nodes below 1, a size that is not
+            two positive numbers (or one, in a string), a graph of more than max_nodes nodes
+            (the message gives the count and ways out), a gradient named after no parameter or
+            leaf, or a hand gradient of the wrong shape.
         TypeError: root is not a Value or Tensor, or a gradients key is neither name nor node.
     """
     nodes = _checked(root, rankdir, decimals, max_nodes)
+    size_attribute = _size_attribute(size)
 
     names, layers = naming.model_names(model) if model is not None else ({}, {})
     fmt = _Format(decimals)
     overlays = _overlays(gradients, nodes, names, fmt) if gradients is not None else {}
-
-    graph_attr = {"rankdir": rankdir}
-    if size is not None:
-        graph_attr["size"] = size if isinstance(size, str) else f"{size[0]:g},{size[1]:g}"
-    g = _Picture(
-        "computation_graph",
-        format=format,
-        graph_attr=graph_attr,
-        node_attr={"shape": "record", "fontname": "Helvetica", "fontsize": "11"},
-        edge_attr={"arrowsize": "0.7"},
-    )
+    g = _new_picture(rankdir, format, size_attribute)
 
     ids = {id(n): f"n{i}" for i, n in enumerate(nodes)}
     as_inputs = {id(n) for n in inputs}
@@ -251,24 +245,82 @@ def draw_graph(
             g.node(name, **attrs)
         if n.op is not None:
             kinds_seen.add("op")
-            g.node(f"{name}_op", _op_label(n), tooltip=_op_tooltip(n), **STYLES["op"])
-            for p in n.parents:  # repeats kept: ``a + a`` shows both edges
-                g.edge(ids[id(p)], f"{name}_op")
-            g.edge(f"{name}_op", name)
+            _add_op(g, n, ids)
 
     used: set[str] = set()
-    # In the model's order (layers.0 first), not the walk's, which meets the last layer first.
-    for layer in sorted(clusters, key=list(dict.fromkeys(layers.values())).index):
-        members = clusters[layer]
-        with g.subgraph(name=_cluster_name(layer or "model", used)) as c:
-            title = layer or type(model).__name__
-            c.attr(label=title, style="rounded,dashed", color="gray40", fontname="Helvetica")
-            for name, attrs in members:
-                c.node(name, **attrs)
-
+    _add_clusters(g, clusters, list(dict.fromkeys(layers.values())), type(model).__name__, used)
     if legend:
         _add_legend(g, kinds_seen, _cluster_name("legend", used))
     return g
+
+
+def _new_picture(rankdir: str, format: str, size: str | None) -> _Picture:
+    """An empty Digraph with the graph-wide attributes every node and edge shares."""
+    graph_attr = {"rankdir": rankdir}
+    if size is not None:
+        graph_attr["size"] = size
+    return _Picture(
+        "computation_graph",
+        format=format,
+        graph_attr=graph_attr,
+        node_attr={"shape": "record", "fontname": "Helvetica", "fontsize": "11"},
+        edge_attr={"arrowsize": "0.7"},
+    )
+
+
+_SIZE_NUMBER = re.compile(r"\s*(\d+\.?\d*|\.\d+)\s*")
+
+
+def _size_attribute(size: Any) -> str | None:
+    """Graphviz's size attribute: a string as given ("W,H", or "W" for both, either with
+    Graphviz's final "!" to scale a small drawing up), a pair (W, H) as "W,H"; refused unless
+    every number is a positive one, since dot ignores a size it cannot read, with a warning."""
+    if size is None:
+        return None
+    if isinstance(size, str):
+        parts = size.removesuffix("!").split(",")
+        valid = len(parts) <= 2 and all(_SIZE_NUMBER.fullmatch(p) and float(p) > 0 for p in parts)
+        text = size
+    else:
+        pair = list(size) if isinstance(size, (tuple, list)) else []
+        valid = len(pair) == 2 and all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 < float(v) < math.inf
+            for v in pair
+        )
+        text = ",".join(f"{v:g}" for v in pair) if valid else ""
+    if not valid:
+        raise ValueError(
+            'size must be the largest drawing in inches, as "W,H" or (W, H) with W and H '
+            f"positive numbers, got {size!r}"
+        )
+    return text
+
+
+def _add_op(g: graphviz.Digraph, n: Node, ids: dict[int, str]) -> None:
+    """The ellipse of the op that made ``n``, with an edge from each parent and one to ``n``."""
+    name = ids[id(n)]
+    g.node(f"{name}_op", _op_label(n), tooltip=_op_tooltip(n), **STYLES["op"])
+    for p in n.parents:  # repeats kept: ``a + a`` shows both edges
+        g.edge(ids[id(p)], f"{name}_op")
+    g.edge(f"{name}_op", name)
+
+
+def _add_clusters(
+    g: graphviz.Digraph,
+    clusters: dict[str, list[tuple[str, dict[str, str]]]],
+    order: list[str],
+    model_name: str,
+    used: set[str],
+) -> None:
+    """One labelled box per layer around its parameters' nodes; ``order`` is the model's order
+    of layers, and "" the model's own parameters (boxed under ``model_name``)."""
+    # In the model's order (layers.0 first), not the walk's, which meets the last layer first.
+    for layer in sorted(clusters, key=order.index):
+        with g.subgraph(name=_cluster_name(layer or "model", used)) as c:
+            title = layer or model_name
+            c.attr(label=title, style="rounded,dashed", color="gray40", fontname="Helvetica")
+            for name, attrs in clusters[layer]:
+                c.node(name, **attrs)
 
 
 def _checked(root: Any, rankdir: str, decimals: Any, max_nodes: Any) -> list[Node]:

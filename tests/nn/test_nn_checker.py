@@ -355,6 +355,26 @@ def test_bad_arguments() -> None:
         check_model(model, x, y)
 
 
+def test_a_batch_or_model_that_is_not_finite_is_refused_not_passed() -> None:
+    # NaN everywhere agrees with NaN everywhere, so such a check said "all gradients agree"
+    # having compared nothing.
+    model, x, y = _case()
+    bad_x = x.copy()
+    bad_x[1, 2] = np.nan
+    with pytest.raises(ValueError) as e:
+        check_model(model, bad_x, y)
+    assert str(e.value) == "check_model needs finite numbers: x holds nan at [1, 2]"
+    bad_y = np.array(y, dtype=np.float64)
+    bad_y[0, 1] = -np.inf
+    with pytest.raises(ValueError) as e:
+        check_model(model, x, bad_y)
+    assert str(e.value) == "check_model needs finite numbers: y holds -inf at [0, 1]"
+    model.layers[1].bias.data = np.full_like(model.layers[1].bias.data, np.nan)
+    with pytest.raises(ValueError) as e:
+        check_model(model, x, y)
+    assert str(e.value) == "check_model needs finite numbers: layers.1.bias holds nan at [0]"
+
+
 def test_a_kink_fools_central_differences_not_the_manual_column() -> None:
     # relu at exactly z = 0 has no derivative: the engine and the hand derivation both take 0,
     # central differences see half the slope. A zero bias under an all-zero input row sits there.

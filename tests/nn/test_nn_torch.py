@@ -317,3 +317,46 @@ def test_from_torch_refuses_subclasses_with_their_own_forward(module: Any, patte
     assert ours_would_give.shape == (6, 2)  # they run, and differ from what an MLP computes
     with pytest.raises(TypeError, match=pattern):
         MLP.from_torch(module)
+
+
+def test_from_torch_names_the_linears_with_and_without_a_bias() -> None:
+    seq = torch.nn.Sequential(
+        torch.nn.Linear(3, 2),
+        torch.nn.Tanh(),
+        torch.nn.Linear(2, 2, bias=False),
+        torch.nn.Tanh(),
+        torch.nn.Linear(2, 2),
+    )
+    with pytest.raises(ValueError) as e:
+        MLP.from_torch(seq)
+    assert str(e.value) == (
+        "from_torch: some Linear layers have a bias and some do not "
+        "(modules 0, 4 have one, module 2 has none)"
+    )
+
+
+@pytest.mark.parametrize("sequential_training", [True, False], ids=["train", "eval"])
+def test_from_torch_refuses_a_dropout_in_another_mode_than_the_sequential(
+    sequential_training: bool,
+) -> None:
+    torch.manual_seed(0)
+    seq = torch.nn.Sequential(
+        torch.nn.Linear(3, 5, dtype=torch.float64),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.5),
+        torch.nn.Linear(5, 2, dtype=torch.float64),
+    )
+    seq.train(sequential_training)
+    seq[2].train(not sequential_training)
+    # Ours has one mode for every layer: it would drop out where torch does not, or not where it
+    # does, so the two would compute different functions.
+    with pytest.raises(ValueError) as e:
+        MLP.from_torch(seq)
+    modes = ("training", "eval") if sequential_training else ("eval", "training")
+    assert str(e.value) == (
+        f"from_torch: module 2 (Dropout) is in {modes[1]} mode but the Sequential in "
+        f"{modes[0]} mode; our MLP has one mode for all its layers (set it with .train() or "
+        ".eval() on the Sequential)"
+    )
+    seq.train(sequential_training)  # one mode again: taken
+    assert MLP.from_torch(seq).training == sequential_training

@@ -141,6 +141,40 @@ def test_rankdir_and_size() -> None:
         draw_graph(o, rankdir="RL")
 
 
+@pytest.mark.parametrize(
+    "size",
+    [
+        (8,),
+        ("8", "5"),
+        8,
+        (8, 5, 3),
+        (float("nan"), 5),
+        (-1, 5),
+        (0, 5),
+        (True, 5),
+        "eight",
+        "-8,5",
+    ],
+)
+def test_a_size_that_is_no_drawing_size_is_refused_by_name(size: object) -> None:
+    o, _ = classic_neuron()
+    with pytest.raises(ValueError) as e:
+        draw_graph(o, size=size)  # type: ignore[arg-type]
+    assert str(e.value) == (
+        'size must be the largest drawing in inches, as "W,H" or (W, H) with W and H positive '
+        f"numbers, got {size!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("size", "attribute"),
+    [("8,5", "8,5"), ("8,5!", "8,5!"), ("7.5", "7.5"), ((7.5, 10), "7.5,10"), ([4, 3], "4,3")],
+)
+def test_graphviz_sizes_are_taken(size: object, attribute: str) -> None:
+    o, _ = classic_neuron()
+    assert draw_graph(o, size=size).graph_attr["size"] == attribute  # type: ignore[arg-type]
+
+
 def test_labels_are_escaped_for_records() -> None:
     v = Value(1.0, label='a|b{c}<d> "q"')
     src = draw_graph(v * 2).source

@@ -243,6 +243,17 @@ def test_the_error_says_where() -> None:
     assert e.value.column == 7
 
 
+def test_a_mismatched_bracket_is_placed_by_line_and_column() -> None:
+    # The opening bracket's place was its offset in the whole text, which is no column once
+    # the text spans lines.
+    with pytest.raises(ParseError) as e:
+        parse("(x\n  + [y\n )", x=1, y=2)
+    assert str(e.value) == "')' does not match '[' at line 2, column 5 (line 3, column 2)"
+    with pytest.raises(ParseError) as e:
+        parse("x + (y]", x=1, y=2)
+    assert str(e.value) == "']' does not match '(' at column 5 (column 7)"
+
+
 # -- hostile text --------------------------------------------------------------------------------
 
 HOSTILE: list[tuple[str, str, int | None]] = [
