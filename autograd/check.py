@@ -210,6 +210,13 @@ def manual_row(
     lets the diagnosis name a factor N or 1/N as the batch size.
     """
     shape = tuple(shape)
+    undefined = _nan_at(auto)
+    if undefined is not None:  # NaN matches NaN: agreement there would have compared nothing
+        problem = (
+            f"the engine's gradient is nan at {undefined}: the function is not defined there "
+            "(or overflows) at these inputs, so there is nothing to check against; try others"
+        )
+        return GradientRow(name, shape, None, numeric, problem=problem)
     if manual is not None and not isinstance(manual, (str, bytes)):
         try:
             same_shape = np.shape(manual) == shape
@@ -223,6 +230,13 @@ def manual_row(
             return GradientRow(name, shape, c, numeric, diagnosis=found)
     found = diagnose(name, manual, auto, batch=batch, atol=atol, rtol=rtol)
     return GradientRow(name, shape, None, numeric, problem=found.message, diagnosis=found)
+
+
+def _nan_at(g: Any) -> list[int] | None:
+    """The index of the first NaN in gradient g (``[]`` for a scalar), or None."""
+    a = np.asarray(g, dtype=np.float64)
+    where = np.argwhere(np.isnan(a))
+    return [int(i) for i in where[0]] if len(where) else None
 
 
 @dataclass(frozen=True, repr=False)
@@ -402,6 +416,14 @@ def _engine_and_numeric(
     if not inputs:
         raise ValueError("a gradient check needs at least one input")
     raw = [_raw(x) for x in inputs]
+    for i, r in enumerate(raw):
+        bad = np.argwhere(~np.isfinite(np.asarray(r)))
+        if len(bad):  # every gradient there would be NaN, and NaN against NaN compares nothing
+            where = [int(k) for k in bad[0]]
+            value = r if isinstance(r, float) else r[tuple(where)]
+            raise ValueError(
+                f"a gradient check needs finite inputs: input {i} holds {value} at {where}"
+            )
     weights: list[np.ndarray | None] = [None]  # drawn on the first call, reused for every other
 
     def scalar(*args: Any) -> Any:

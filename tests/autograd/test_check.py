@@ -465,3 +465,25 @@ def test_the_repr_is_the_table_and_a_row_reads_in_one_line() -> None:
     assert repr(report.rows[0]).startswith(
         "<GradientRow W 2×3: FAIL: W: your gradient is wrong at ["
     )
+
+
+def test_a_gradient_check_refuses_inputs_that_are_not_finite() -> None:
+    # every gradient there is NaN, and NaN against NaN would report agreement having compared
+    # nothing
+    with pytest.raises(ValueError, match=r"finite inputs: input 0 holds nan at \[1\]"):
+        compare_gradients(lambda w: (w * w).sum(), lambda w: 2 * w, np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match=r"input 1 holds inf at \[\]"):
+        compare_gradients(lambda a, b: a * b, lambda a, b: (b, a), 1.0, float("inf"))
+
+
+def test_a_nan_gradient_of_the_engine_fails_its_row_instead_of_agreeing() -> None:
+    # sqrt at a negative number: the engine's gradient, the hand-derived one and the central
+    # differences are all NaN, which compare() takes as equal
+    with np.errstate(invalid="ignore"):
+        report = compare_gradients(
+            lambda w: (w**0.5).sum(), lambda w: 0.5 * w**-0.5, np.array([4.0, -1.0]), names=["w"]
+        )
+    assert not report.ok
+    (row,) = report.rows
+    assert row.problem is not None and "the engine's gradient is nan at [1]" in row.problem
+    assert "w (the engine's gradient is nan at [1]" in str(report)
