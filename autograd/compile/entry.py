@@ -115,6 +115,12 @@ class _Entry:
             if other is None:
                 return True
             return bool(other.__class__ is float and other == 0.0 and math.copysign(1.0, other) > 0)
+        if got.__class__ is float and want.__class__ is float:  # a Value's: one of many
+            if got == want:
+                return got != 0.0 or math.copysign(1.0, got) == math.copysign(1.0, want)
+            return (
+                got != got and want != want and math.copysign(1.0, got) == math.copysign(1.0, want)
+            )
         a = np.asarray(got)
         b = np.asarray(want)
         if a.shape != b.shape or a.dtype != b.dtype:

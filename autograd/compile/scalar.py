@@ -82,7 +82,7 @@ class _Batch:
         *("nodes", "op", "params", "slots", "vector"),
     )
 
-    def __init__(self, op: Any, depth: int, nodes: list[int], params: Any, needs: Any) -> None:
+    def __init__(self, op: Any, depth: int, nodes: Any, params: Any, needs: Any) -> None:
         self.op, self.depth, self.nodes, self.params, self.needs = op, depth, nodes, params, needs
         self.slots: Any = None  # where the nodes' values are (an index array)
         self.ins: list[np.ndarray] = []
@@ -252,14 +252,14 @@ class ScalarProgram:
             raise ValueError(f"the program has {len(self.out_slots)} output(s), got {len(seeds)}")
         e = np.empty(self.n_edges)  # e[j]: the gradient one use of a node sends back to it
         e[: len(seeds)] = seeds
+        grads = [0.0] * self.n_inputs
         with np.errstate(all="ignore"):
             for step in self.backward_steps:
                 step.backward(saved, e)
-        grads = [0.0] * self.n_inputs
-        if self.input_order:
-            found = _gather(e, self.input_gather, len(self.input_order)).tolist()
-            for q, d in zip(self.input_order, found, strict=True):
-                grads[q] = d
+            if self.input_order:
+                found = _gather(e, self.input_gather, len(self.input_order)).tolist()
+                for q, d in zip(self.input_order, found, strict=True):
+                    grads[q] = d
         return grads
 
     @property
