@@ -116,7 +116,10 @@ class Compiled:
         keep: list[Any],
     ) -> Any:
         try:
-            entry = self._build(args, kwargs, flat)
+            # The collector paused while the graph is read (the trace pauses it while it is
+            # made): every collection would walk the whole traced graph, freeing nothing.
+            with cycle_collector_paused():
+                entry = self._build(args, kwargs, flat)
         except CompileError as e:
             self._give_up(e)
             self.eager_runs += 1

@@ -19,6 +19,7 @@ from .program import _Program
 
 # The scalar back end: a Value trace of any shape runs as batches of one op at one depth.
 from .scalar import build_scalar_program
+from .scalar_build import reached
 from .trace import _Trace
 
 if TYPE_CHECKING:
@@ -237,13 +238,10 @@ def scalar_graph(
     first, each with its op, parents and params set (the trace's own nodes: one recorded
     without a gradient has none of its own otherwise)."""
     made = trace.made
-    reached = {id(o) for o in outs}
-    rows = []
-    for row in reversed(made.values()):
-        if id(row[0]) in reached:
-            rows.append(row)
-            reached.update(id(p) for p in row[2])
-    rows.reverse()
+    rows = list(made.values())
+    keep, read = reached(np.fromiter(made, np.int64, len(rows)), [r[2] for r in rows], outs)
+    if keep is not None:
+        rows = [rows[i] for i in keep.tolist()]
     seen: set[int] = set()
     node_args = []
     for i, a in enumerate(flat):
@@ -252,12 +250,10 @@ def scalar_graph(
             node_args.append(i)
     leaves: list[Node] = []
     constants: list[Node] = []
-    for _, _, parents, _ in rows:
-        for p in parents:
-            if id(p) in made or id(p) in seen:
-                continue
-            seen.add(id(p))
-            (constants if id(p) in trace.inside else leaves).append(p)
+    inside = trace.inside
+    for p in read:
+        if id(p) not in seen:
+            (constants if id(p) in inside else leaves).append(p)
     for n, op, parents, params in rows:
         n.op, n.parents, n.params = op, parents, params
     inputs = [*(flat[i] for i in node_args), *leaves]

@@ -54,11 +54,9 @@ class _Graph:
             raise ValueError(f"a parent of a {name} node is not in the order given")
         if n_edges and (self.par >= self.user).any():
             raise ValueError("the order given is not topological: a node comes before a parent")
-        _, first, code = np.unique(
-            np.fromiter(map(id, self.ops), np.int64, n), return_index=True, return_inverse=True
-        )
-        self.code = code.astype(np.intp)
-        self.op_of = [self.ops[int(i)] for i in first]  # the op of each code
+        self.op_of = list(dict.fromkeys(self.ops))  # the op of each code
+        index = {op: k for k, op in enumerate(self.op_of)}
+        self.code = np.fromiter(map(index.__getitem__, self.ops), np.intp, n)
         self.pkey = self._params_keys()
         self.pt = self._parent_tuples()
         # where each node's edges are (set with the backward's steps): see _backward_steps
@@ -67,10 +65,8 @@ class _Graph:
         self.row = np.zeros(n, np.intp)
 
     def _params_keys(self) -> np.ndarray:
-        keys: dict[Any, int] = {(): 0}
-        get = keys.setdefault
-        try:
-            pkey = np.fromiter((get(p, len(keys)) for p in self.params), np.intp, self.n)
+        try:  # equal params (2.0 and 2), one key
+            index = {p: k for k, p in enumerate(dict.fromkeys(self.params))}
         except TypeError:
             for op, p in zip(self.ops, self.params, strict=True):
                 try:
@@ -81,6 +77,7 @@ class _Graph:
                         f"op {name} has params that cannot be compared: {p!r:.60}"
                     ) from None
             raise
+        pkey = np.fromiter(map(index.__getitem__, self.params), np.intp, self.n)
         for c, op in enumerate(self.op_of):
             if op in _ARRAY_PARAMS:
                 pkey[self.code == c] = _NONE
@@ -112,6 +109,41 @@ def _locate(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     at = np.searchsorted(ids, wanted, sorter=sorter).clip(max=len(ids) - 1)
     found = sorter[at]
     return np.where(ids[found] == wanted, found, -1)
+
+
+def reached(
+    ids: np.ndarray, plists: list[tuple[Node, ...]], outputs: tuple[Node, ...]
+) -> tuple[np.ndarray | None, list[Node]]:
+    """Of the nodes a trace made (their ids, in the order made, and their parents): which the
+    outputs depend on (None: all of them), and the nodes they read that the trace did not
+    make, in the order first read (leaves: arguments, parameters, constants)."""
+    n = len(plists)
+    arity = np.fromiter(map(len, plists), np.intp, n)
+    flat = list(chain.from_iterable(plists))
+    pids = np.fromiter(map(id, flat), np.int64, len(flat))
+    loc = _locate(ids, pids)
+    made = loc >= 0
+    used = np.bincount(loc[made], minlength=n) > 0
+    out_at = _locate(ids, np.fromiter(map(id, outputs), np.int64, len(outputs)))
+    used[out_at[out_at >= 0]] = True
+    keep = None
+    if not used.all():  # some node leads to no output: walk back from the outputs
+        live = [False] * n
+        for i in out_at.tolist():
+            live[i] = True
+        at, start = loc.tolist(), np.concatenate(([0], np.cumsum(arity))).tolist()
+        for i in range(n - 1, -1, -1):
+            if live[i]:
+                for j in at[start[i] : start[i + 1]]:
+                    if j >= 0:
+                        live[j] = True
+        keep = np.flatnonzero(live)
+        read = np.repeat(np.array(live, bool), arity) & ~made
+    else:
+        read = ~made
+    edges = np.flatnonzero(read)
+    _, first = np.unique(pids[edges], return_index=True)
+    return keep, [flat[e] for e in edges[np.sort(first)].tolist()]
 
 
 def build(order: list[Node], inputs: list[Node], outputs: list[Node]) -> ScalarProgram:
@@ -416,6 +448,10 @@ def _gathers(nodes: np.ndarray, uses: np.ndarray, start: np.ndarray, slots: np.n
     counts = uses[nodes]
     if not len(counts):
         return [], []
+    if counts[0] <= 2:  # no cut costs less than two columns: most batches
+        at = start[nodes]
+        twice = int(np.count_nonzero(counts == 2))
+        return [], [slots[at]] + ([slots[at[:twice] + 1]] if twice else [])
     total = np.cumsum(1.0 + counts / 50) + np.append(counts[1:], 0)
     w = int(np.argmin(total))
     cut = w + 1 if total[w] < counts[0] else 0
