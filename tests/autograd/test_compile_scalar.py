@@ -435,3 +435,27 @@ def test_a_compiled_value_step_takes_an_argument_computed_before_the_call() -> N
         want.backward()
         assert compiled == (want.data, w.grad, a.grad)
     assert f.stats == {"traces": 1, "replays": 3, "eager": 0}
+
+
+def test_nodes_no_output_needs_send_no_gradient() -> None:
+    """An order that holds nodes no output depends on (a branch computed and dropped): their
+    uses are not counted, so each input's gradient is the engine's, summed in its order."""
+    a, b = Value(0.5), Value(-1.5)
+    h = a * b
+    dropped = [(h * a).tanh(), h + a, a * 3.0]
+    y = h * a + h.tanh() + h * b
+    order = full_order([y, *dropped])
+    prog = build(order, [a, b], [y])
+    outs, saved = prog.forward([0.5, -1.5])
+    y.backward()
+    assert same(outs[0], y.data)
+    grads = prog.backward(saved, [1.0])
+    assert same(grads[0], a.grad) and same(grads[1], b.grad)
+
+
+def test_an_order_that_is_not_topological_is_refused() -> None:
+    a, b = Value(0.5), Value(2.0)
+    y = a * b
+    z = y.tanh()
+    with pytest.raises(ValueError, match="not topological"):
+        build([a, b, z, y], [a, b], [z])
