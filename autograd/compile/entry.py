@@ -268,7 +268,11 @@ class _ScalarView:
     def __init__(self, scalar: Any, node_args: list[int]) -> None:
         self.scalar = scalar
         self.node_args = node_args
-        self.source: str = scalar.source
+
+    @property
+    def source(self) -> str:
+        """The program's description, made when asked for (it walks every tape's entries)."""
+        return self.scalar.source  # type: ignore[no-any-return]
 
     def forward(self, flat: Any, leaves: list[Node], saved: list[Any]) -> Any:
         values = [flat[i]._data for i in self.node_args]

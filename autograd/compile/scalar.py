@@ -146,7 +146,7 @@ class _Tape:
     def forward(self, v: np.ndarray) -> None:
         item, fm = v.item, FloatMath
         for op, ins, params, o in self.entries:
-            v[o] = op.forward(fm, *[item(i) for i in ins], *params)
+            v[o] = op.forward(fm, *map(item, ins), *params)
 
     def backward(self, v: np.ndarray, e: np.ndarray) -> None:
         item, use, fm = v.item, e.item, FloatMath
@@ -155,9 +155,12 @@ class _Tape:
             if len(uses) > 1:
                 for j in uses[1:]:
                     g += use(j)  # in the engine's order, as it adds them
-            xs = [item(i) for i in ins]
+            xs = list(map(item, ins))
             try:  # _float_backward, written out: this loop runs once a node
-                grads = op.backward(fm, g, item(o), *xs, *params, **extra)
+                if extra:
+                    grads = op.backward(fm, g, item(o), *xs, *params, **extra)
+                else:
+                    grads = op.backward(fm, g, item(o), *xs, *params)
             except (ZeroDivisionError, OverflowError) as err:
                 raise _infinite(op, xs, err) from None
             if grads.__class__ is not tuple or len(grads) != len(xs):
