@@ -5,7 +5,10 @@ bench.scalar_compile_150k`` compiles each shape as a user writes a step (a funct
 its parameters read from the closure) and times what a user waits for: the first call (the
 trace, the scalar program's build, the self-check's eager run and comparison) and the first
 ``backward()`` (the program's backward and the self-check's eager backward, compared). It prints
-a Markdown table, the time split into its parts, best of ``--runs`` (3) by total.
+a Markdown table, the time split into its parts, best of ``--runs`` (3) by total: the
+engine's part (the user's function run twice, as the trace and as the self-check's eager run,
+and the engine's backward pass of the self-check) and compile's own (the traced graph read,
+the program built and run forward and backward, the comparisons).
 ``--profile NAME`` prints cProfile's top functions of one shape's first call and backward.
 """
 
@@ -173,6 +176,11 @@ def measure(make: Callable[[], Step]) -> tuple[int, dict[str, float]]:
         "eager backward": parts["eager backward"],
         "program backward": backward - parts["eager backward"],
     }
+    # the engine's part: the user's function run twice (trace, self-check) and the engine's
+    # backward pass (self-check); compile's part: reading the graph, building and running the
+    # program, comparing
+    out["engine"] = out["trace"] + out["eager run"] + out["eager backward"]
+    out["compile"] = out["total"] - out["engine"]
     return ops, out
 
 
@@ -192,7 +200,7 @@ def main() -> None:
         pstats.Stats(prof).sort_stats("tottime").print_stats(30)
         return
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    keys = ["trace", "graph", "build", "eager run", "first call, other"]
+    keys = ["engine", "compile", "trace", "graph", "build", "eager run", "first call, other"]
     keys += ["program backward", "eager backward"]
     print(f"| step | ops | compile, end to end | {' | '.join(keys)} |")
     print("|---|---|---|" + "---|" * len(keys))

@@ -221,8 +221,8 @@ def _scalar_entry(
     (the arguments, then the leaves read in order of first use); it is handed their numbers."""
     if not all(isinstance(a, Value) for a in flat):
         raise CompileError("a compiled function that returns Values takes Values, not arrays")
-    order, inputs, node_args, leaves = scalar_graph(trace, outs, flat)
-    scalar = build_scalar_program(order, inputs, list(outs))
+    order, inputs, node_args, leaves, known = scalar_graph(trace, outs, flat)
+    scalar = build_scalar_program(order, inputs, list(outs), known)
     entry = _Entry(compiled, _ScalarView(scalar, node_args), leaves, node_args)  # type: ignore[arg-type]
     entry.tolerance = scalar.tolerance
     entry.backwards = [(None, _scalar_backward(scalar, k, len(outs))) for k in range(len(outs))]
@@ -232,14 +232,14 @@ def _scalar_entry(
 
 def scalar_graph(
     trace: _Trace, outs: tuple[Node, ...], flat: list[Any]
-) -> tuple[list[Node], list[Node], list[int], list[Node]]:
-    """(order, inputs, the arguments' places, the leaves read) of a scalar trace, as the scalar
-    back end takes them: every node the outputs depend on in the order it was made, leaves
-    first, each with its op, parents and params set (the trace's own nodes: one recorded
-    without a gradient has none of its own otherwise)."""
+) -> tuple[list[Node], list[Node], list[int], list[Node], Any]:
+    """(order, inputs, the arguments' places, the leaves read, the parents as read here) of a
+    scalar trace, as the scalar back end takes them: every node the outputs depend on in the
+    order it was made, leaves first, each with its op, parents and params set (the trace's own
+    nodes: one recorded without a gradient has none of its own otherwise)."""
     made = trace.made
     rows = list(made.values())
-    keep, read = reached(np.fromiter(made, np.int64, len(rows)), [r[2] for r in rows], outs)
+    keep, read, known = reached(np.fromiter(made, np.int64, len(rows)), [r[2] for r in rows], outs)
     if keep is not None:
         rows = [rows[i] for i in keep.tolist()]
     seen: set[int] = set()
@@ -257,7 +257,8 @@ def scalar_graph(
     for n, op, parents, params in rows:
         n.op, n.parents, n.params = op, parents, params
     inputs = [*(flat[i] for i in node_args), *leaves]
-    return [*inputs, *constants, *(row[0] for row in rows)], inputs, node_args, leaves
+    order = [*inputs, *constants, *(row[0] for row in rows)]
+    return order, inputs, node_args, leaves, known
 
 
 class _ScalarView:

@@ -275,7 +275,7 @@ class ScalarProgram:
 
 
 def build_scalar_program(
-    order: list[Node], inputs: list[Node], outputs: list[Node]
+    order: list[Node], inputs: list[Node], outputs: list[Node], known: Any = None
 ) -> ScalarProgram:
     """Compile a graph of Values into batches.
 
@@ -292,7 +292,7 @@ def build_scalar_program(
     # The build makes no reference cycles: the collector would only walk the graph, again and
     # again as the lists made here pile up.
     with cycle_collector_paused():
-        return build(order, inputs, outputs)
+        return build(order, inputs, outputs, known)
 
 
 def _describe(prog: ScalarProgram) -> str:

@@ -36,18 +36,25 @@ class _Graph:
     ``par[start[i] : start[i] + arity[i]]`` (indices of nodes before it), its params
     ``params[i]`` (key ``pkey[i]``: equal params, equal keys)."""
 
-    def __init__(self, order: list[Node], ids: np.ndarray) -> None:
+    def __init__(self, order: list[Node], ids: np.ndarray, known: Known | None) -> None:
         n = self.n = len(order)
-        plists = [node.parents for node in order]
         self.ops = [node.op for node in order]
         self.params = [node.params for node in order]
-        self.arity = np.fromiter(map(len, plists), np.intp, n)
+        if known is None:
+            plists = [node.parents for node in order]
+            self.arity = np.fromiter(map(len, plists), np.intp, n)
+            pids = np.fromiter(map(id, chain.from_iterable(plists)), np.int64)
+            self.par = _locate(ids, pids)
+        else:  # leaves first, then the trace's nodes, read already (see ``reached``)
+            lead = n - len(known.arity)
+            self.arity = np.concatenate((np.zeros(lead, np.intp), known.arity))
+            self.par = np.where(known.at >= 0, known.at + lead, -1)
+            outside = np.flatnonzero(known.at < 0)
+            self.par[outside] = _locate(ids[:lead], known.pids[outside])
         self.start = np.zeros(n + 1, np.intp)
         np.cumsum(self.arity, out=self.start[1:])
         n_edges = int(self.start[-1])
-        pids = np.fromiter(map(id, chain.from_iterable(plists)), np.int64, n_edges)
         self.user = np.repeat(np.arange(n), self.arity)  # the node each edge goes into
-        self.par = _locate(ids, pids)
         if n_edges and (self.par < 0).any():
             e = int(np.argmax(self.par < 0))
             name = getattr(self.ops[int(self.user[e])], "name", "?")
@@ -111,12 +118,21 @@ def _locate(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return np.where(ids[found] == wanted, found, -1)
 
 
+class Known:
+    """The parents of a trace's nodes, read by ``reached``, as the build reads them again:
+    how many each node has, their ids, and where each is among the trace's nodes (-1: a leaf)."""
+
+    def __init__(self, ids: np.ndarray, arity: np.ndarray, pids: np.ndarray, at: np.ndarray):
+        self.ids, self.arity, self.pids, self.at = ids, arity, pids, at
+
+
 def reached(
     ids: np.ndarray, plists: list[tuple[Node, ...]], outputs: tuple[Node, ...]
-) -> tuple[np.ndarray | None, list[Node]]:
+) -> tuple[np.ndarray | None, list[Node], Known | None]:
     """Of the nodes a trace made (their ids, in the order made, and their parents): which the
-    outputs depend on (None: all of them), and the nodes they read that the trace did not
-    make, in the order first read (leaves: arguments, parameters, constants)."""
+    outputs depend on (None: all of them); the nodes they read that the trace did not make, in
+    the order first read (leaves: arguments, parameters, constants); and, when all of them
+    are needed, what the build would read again of their parents."""
     n = len(plists)
     arity = np.fromiter(map(len, plists), np.intp, n)
     flat = list(chain.from_iterable(plists))
@@ -143,15 +159,27 @@ def reached(
         read = ~made
     edges = np.flatnonzero(read)
     _, first = np.unique(pids[edges], return_index=True)
-    return keep, [flat[e] for e in edges[np.sort(first)].tolist()]
+    known = None if keep is not None else Known(ids, arity, pids, loc)
+    return keep, [flat[e] for e in edges[np.sort(first)].tolist()], known
 
 
-def build(order: list[Node], inputs: list[Node], outputs: list[Node]) -> ScalarProgram:
-    """``scalar.build_scalar_program``'s work (its docstring says what it takes and raises)."""
+def build(
+    order: list[Node], inputs: list[Node], outputs: list[Node], known: Known | None = None
+) -> ScalarProgram:
+    """``scalar.build_scalar_program``'s work (its docstring says what it takes and raises).
+    ``known``: the parents of the nodes at the end of ``order``, as ``reached`` read them (the
+    nodes before them are leaves); else they are read here."""
     if len({id(x) for x in inputs}) != len(inputs):
         raise ValueError("an input is given twice: each leaf can be one input only")
-    order, ids = list(order), np.fromiter(map(id, order), np.int64, len(order))
+    if known is None:
+        ids = np.fromiter(map(id, order), np.int64, len(order))
+    else:
+        lead = len(order) - len(known.arity)
+        ids = np.concatenate((np.fromiter(map(id, order[:lead]), np.int64, lead), known.ids))
+    order = list(order)
     in_idx = _locate(ids, np.fromiter(map(id, inputs), np.int64, len(inputs))).tolist()
+    if known is not None and min(in_idx, default=0) < 0:  # an input to append: read it all
+        return build(order, inputs, outputs)
     for q, x in enumerate(inputs):
         if in_idx[q] < 0:  # an input no output uses: its value is not read, its gradient 0
             in_idx[q] = len(order)
@@ -171,7 +199,7 @@ def build(order: list[Node], inputs: list[Node], outputs: list[Node]) -> ScalarP
             raise ValueError(
                 f"an output ({type(x).__name__} {x.label!r}) is not in the order given"
             )
-    g = _Graph(order, ids)
+    g = _Graph(order, ids, known)
     values = [node._data for node in order]
     _check_floats(g, values)
     depth, req = _depths(g, in_idx)
@@ -218,6 +246,9 @@ def _depths(g: _Graph, in_idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
     for i in in_idx:
         req[i] = True
     pt = g.pt
+    # An op with no backward (a trace's detach()) stops the gradient: its node needs none.
+    stops = [k for k, op in enumerate(g.op_of) if op is not None and not hasattr(op, "backward")]
+    stop = np.isin(g.code, stops).tolist() if stops else []
     for i in np.flatnonzero(g.arity).tolist():
         ps = pt[i]
         if len(ps) == 2:  # the common arities spelled out: this loop sees every node
@@ -232,6 +263,8 @@ def _depths(g: _Graph, in_idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
         else:
             depth[i] = max([depth[j] for j in ps]) + 1
             req[i] = any([req[j] for j in ps])
+        if stop and stop[i]:
+            req[i] = False
     return np.array(depth, np.intp), np.array(req, bool)
 
 
@@ -391,6 +424,8 @@ def _backward_steps(
             g.first[live] = base + np.cumsum(edges) - edges
             base += int(edges.sum())
             continue
+        if not len(live):  # no gradient reaches these nodes (or passes through them)
+            continue
         split = [live]
         if op.takes_needs_grad:  # needs_grad is part of what the rule is called with
             bits = np.zeros(len(live), np.intp)
@@ -398,8 +433,6 @@ def _backward_steps(
                 bits |= req[g.par[g.start[live] + k]].astype(np.intp) << k
             split = [live[bits == b] for b in dict.fromkeys(bits.tolist())]
         for part in split:
-            if not len(part):
-                continue
             part = part[np.argsort(-uses[part], kind="stable")]
             i = int(part[0])
             needs = tuple(req[list(g.pt[i])].tolist()) if op.takes_needs_grad else None

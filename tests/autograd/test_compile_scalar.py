@@ -459,3 +459,30 @@ def test_an_order_that_is_not_topological_is_refused() -> None:
     z = y.tanh()
     with pytest.raises(ValueError, match="not topological"):
         build([a, b, z, y], [a, b], [z])
+
+
+@pytest.mark.parametrize("width", [1, 12])
+def test_detach_inside_a_compiled_value_step_stops_the_gradient(width: int) -> None:
+    """x.detach() inside the step: its value is read on every call and no gradient goes
+    through it, as in the eager step (it failed with an AttributeError: detach has no
+    backward rule to call). ``width`` 12: the detached nodes run as a batch."""
+    from backproplab.autograd.compile import compile
+
+    w = Value(0.7)
+
+    def step(xs: list[Value]) -> Value:
+        return sum_values([(x * x.detach() * w).tanh() + x.detach() for x in xs])
+
+    f = compile(lambda *xs: step(list(xs)))
+    for k in range(3):
+        xs = [Value(0.5 + k + i / 10) for i in range(width)]
+        xe = [Value(x.data) for x in xs]
+        w.grad = 0.0
+        got = f(*xs)
+        got.backward()
+        compiled = (got.data, w.grad, [x.grad for x in xs])
+        w.grad = 0.0
+        want = step(xe)
+        want.backward()
+        assert compiled == (want.data, w.grad, [x.grad for x in xe])
+    assert f.stats == {"traces": 1, "replays": 3, "eager": 0}
