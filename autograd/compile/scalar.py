@@ -319,19 +319,31 @@ def _describe(prog: ScalarProgram) -> str:
     return "\n".join(lines) + "\n"
 
 
+SHOWN = 60  # lines of batches and tapes shown for each pass; the rest are counted
+
+
 def _lines(steps: list[_Batch | _Tape], form: str) -> list[str]:
     lines: list[str] = []
     last, repeats = None, 0
-    for step in steps:
+    for k, step in enumerate(steps):
+        if len(lines) >= SHOWN:
+            rest = steps[k:]
+            tapes = sum(isinstance(s, _Tape) for s in rest)
+            lines.append(
+                f"#   ... and {len(rest) - tapes:,} more batches and {tapes:,} more tapes "
+                f"({sum(_size(s) for s in rest):,} nodes)"
+            )
+            return lines
         if isinstance(step, _Tape):
+            if repeats:
+                lines.append(f"#   ... and {repeats:,} more batches like it")
             ops: dict[str, int] = {}
             for entry in step.entries:
                 ops[entry[0].name] = ops.get(entry[0].name, 0) + 1
             low, high = sorted(step.depths)
             counts = ", ".join(f"{name} x {n:,}" for name, n in ops.items())
-            lines.append(
-                f"tape: {len(step.entries):,} nodes one by one, depths {low:,}-{high:,}: {counts}"
-            )
+            depths = f"depth {low:,}" if low == high else f"depths {low:,}-{high:,}"
+            lines.append(f"tape: {_count(len(step.entries))} one by one, {depths}: {counts}")
             last, repeats = None, 0
             continue
         op, m = step.op, len(step.nodes)
@@ -348,3 +360,11 @@ def _lines(steps: list[_Batch | _Tape], form: str) -> list[str]:
     if repeats:
         lines.append(f"#   ... and {repeats:,} more batches like it")
     return lines
+
+
+def _size(step: _Batch | _Tape) -> int:
+    return len(step.entries) if isinstance(step, _Tape) else len(step.nodes)
+
+
+def _count(n: int) -> str:
+    return "1 node" if n == 1 else f"{n:,} nodes"
