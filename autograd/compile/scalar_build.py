@@ -70,6 +70,7 @@ class _Graph:
         self.first = np.zeros(n, np.intp)
         self.stride = np.ones(n, np.intp)
         self.row = np.zeros(n, np.intp)
+        self.batched = np.zeros(0, np.intp)  # the nodes of the backward's batches, in order
 
     def _params_keys(self) -> np.ndarray:
         try:  # equal params (2.0 and 2), one key
@@ -214,9 +215,7 @@ def build(
     tapes = _backward_steps(prog, g, groups, req, uses, len(out_idx))
     rank = _engine_order(g, req, uses, out_idx)
     cstart, cslots = _contributions(g, req, uses, rank, out_idx)
-    for step in prog.backward_steps:
-        if isinstance(step, _Batch):
-            step.gather = _gathers(step.nodes, uses, cstart, cslots)
+    _set_gathers(prog.backward_steps, g, uses, cstart, cslots)
     _tape_entries(g, tapes, req, rank, cstart, cslots, uses)
     in_arr = np.array(in_idx, np.intp)
     live = np.flatnonzero(uses[in_arr] > 0)
@@ -380,11 +379,12 @@ def _engine_order(g: _Graph, req: np.ndarray, uses: np.ndarray, out_idx: list[in
     """Each computed node's place in the order of the engine's backward pass (engine.toposort's
     Kahn order, from a root whose parents are the outputs): its gradients are added in that
     order, so the program adds them in it too. -1 for a node the pass does not visit."""
-    inner = req & (g.arity > 0)  # what the engine's toposort visits; the others never count 0
-    left = np.where(inner, uses, 1 << 40).tolist()
+    # A leaf is pushed too when its uses are all met: it has no parents, so popping it changes
+    # nothing in the order of the others (the engine's toposort leaves leaves out).
+    left = uses.tolist()
     ready = []
     for i in out_idx:
-        if inner[i]:
+        if req[i]:
             left[i] -= 1
             if not left[i]:
                 ready.append(i)
@@ -409,45 +409,107 @@ def _backward_steps(
     hold the seeds. Sets where each node's edges are: the r-th of a batch's m nodes sends its
     k-th input's gradient to edge ``first + k * m + r`` (``g.first``, ``g.stride``, ``g.row``).
     Returns each tape with its nodes (their entries are written once their order is known)."""
-    base, steps = n_out, prog.backward_steps
-    tapes: list[tuple[_Tape, list[np.ndarray]]] = []
-    for depth, op, arity, params, nodes in reversed(groups):
-        live = nodes[uses[nodes] > 0]
-        if op is None or len(nodes) < TAPE_BELOW:
-            if op is None or not steps or steps[-1].__class__ is not _Tape:
-                steps.append(_Tape(arity if op is None else depth))  # a run: from its deepest
-                tapes.append((steps[-1], []))  # type: ignore[arg-type]
-            tape, parts = tapes[-1]
-            tape.depths[0] = depth
-            parts.append(live)
-            edges = g.arity[live]
-            g.first[live] = base + np.cumsum(edges) - edges
-            base += int(edges.sum())
+    rev = groups[::-1]
+    wide = [op is not None and len(nodes) >= TAPE_BELOW for _, op, _, _, nodes in rev]
+    batches = _live_batches(g, [rev[k][4] for k, w in enumerate(wide) if w], req, uses)
+    sn, ranges = batches
+    m = np.array([b - a for _, a, b in ranges], np.intp)
+    edges = m * g.arity[sn[[a for _, a, _ in ranges]]] if ranges else m
+    firsts = n_out + np.cumsum(edges) - edges
+    g.first[sn] = np.repeat(firsts, m)
+    g.stride[sn] = np.repeat(m, m)
+    g.row[sn] = np.arange(len(sn)) - np.repeat([a for _, a, _ in ranges], m).astype(np.intp)
+    base = n_out + int(edges.sum())
+    narrow = [rev[k][4] for k, w in enumerate(wide) if not w]
+    tn = np.concatenate(narrow) if narrow else np.zeros(0, np.intp)
+    tn = tn[uses[tn] > 0]
+    tn_edges = g.arity[tn]
+    g.first[tn] = base + np.cumsum(tn_edges) - tn_edges
+    prog.n_edges = base + int(tn_edges.sum())
+    live_in = np.cumsum([0, *[int((uses[nodes] > 0).sum()) for nodes in narrow]]).tolist()
+    steps, tapes = prog.backward_steps, []
+    j = n = 0  # the next batch, the next narrow group
+    for (depth, op, arity, params, nodes), w in zip(rev, wide, strict=True):
+        if w:
+            while j < len(ranges) and ranges[j][0] is nodes:
+                _, a, b = ranges[j]
+                batch = _backward_batch(g, op, depth, params, sn[a:b], req, int(firsts[j]))
+                batch.gather = (a, b)  # where its nodes are in sn, until the gathers are made
+                steps.append(batch)
+                j += 1
             continue
-        if not len(live):  # no gradient reaches these nodes (or passes through them)
-            continue
-        split = [live]
-        if op.takes_needs_grad:  # needs_grad is part of what the rule is called with
-            bits = np.zeros(len(live), np.intp)
-            for k in range(arity):
-                bits |= req[g.par[g.start[live] + k]].astype(np.intp) << k
-            split = [live[bits == b] for b in dict.fromkeys(bits.tolist())]
-        for part in split:
-            part = part[np.argsort(-uses[part], kind="stable")]
-            i = int(part[0])
-            needs = tuple(req[list(g.pt[i])].tolist()) if op.takes_needs_grad else None
-            batch = _Batch(op, depth, part, None if op in _ARRAY_PARAMS else params, needs)
-            _fill(batch, g)
-            batch.vector = op in _ARRAY_BACKWARD or (
-                op is Pow and batch.params[0] in _ARITHMETIC_POWERS
-            )
-            batch.first = base
-            steps.append(batch)
-            m = len(part)
-            g.first[part], g.stride[part], g.row[part] = base, m, np.arange(m)
-            base += arity * m
-    prog.n_edges = base
-    return [(tape, np.concatenate(parts)) for tape, parts in tapes]
+        if op is None or not steps or steps[-1].__class__ is not _Tape:
+            steps.append(_Tape(arity if op is None else depth))  # a run: from its deepest
+            tapes.append([steps[-1], live_in[n], 0])
+        tapes[-1][0].depths[0] = depth
+        n += 1
+        tapes[-1][2] = live_in[n]
+    g.batched = sn
+    return [(tape, tn[a:b]) for tape, a, b in tapes]
+
+
+def _set_gathers(
+    steps: list[_Batch | _Tape], g: _Graph, uses: np.ndarray, start: np.ndarray, slots: Any
+) -> None:
+    """Each batch's gather (see ``_gathers``); a batch whose nodes have one or two uses each,
+    most batches, from two arrays made for all of them at once."""
+    sn = g.batched
+    if not len(sn):
+        return
+    count, at = uses[sn], start[sn]
+    once = slots[at]
+    twice = slots[np.minimum(at + 1, len(slots) - 1)]
+    pairs = np.concatenate(([0], np.cumsum(count == 2))).tolist()
+    count_list = count.tolist()
+    for step in steps:
+        if step.__class__ is _Batch:
+            a, b = step.gather  # type: ignore[union-attr]
+            if count_list[a] > 2:
+                step.gather = _gathers(sn[a:b], uses, start, slots)  # type: ignore[union-attr]
+                continue
+            n = pairs[b] - pairs[a]  # the nodes with two uses: first, as most uses come first
+            step.gather = ([], [once[a:b], twice[a : a + n]] if n else [once[a:b]])  # type: ignore[union-attr]
+
+
+def _live_batches(
+    g: _Graph, groups: list[np.ndarray], req: np.ndarray, uses: np.ndarray
+) -> tuple[np.ndarray, list[tuple[np.ndarray, int, int]]]:
+    """The nodes of the batch groups that some output uses, in one array: by group, by what
+    needs a gradient among their inputs (when the op is told), most uses first. Returns it and
+    each batch as (its group, start, end)."""
+    if not groups:
+        return np.zeros(0, np.intp), []
+    nodes = np.concatenate(groups)
+    gid = np.repeat(np.arange(len(groups)), [len(x) for x in groups])
+    live = uses[nodes] > 0
+    nodes, gid = nodes[live], gid[live]
+    takes = np.array([getattr(op, "takes_needs_grad", False) for op in g.op_of], bool)
+    bits = np.zeros(len(nodes), np.intp)
+    told = np.flatnonzero(takes[g.code[nodes]])
+    if len(told):  # needs_grad is part of what the rule is called with
+        at = g.start[nodes[told]]
+        for k in range(int(g.arity[nodes[told]].max())):
+            bits[told] |= req[g.par[np.minimum(at + k, len(g.par) - 1)]].astype(np.intp) << k
+    sort = np.lexsort((nodes, -uses[nodes], bits, gid))
+    nodes, gid, bits = nodes[sort], gid[sort], bits[sort]
+    cut = np.flatnonzero((gid[1:] != gid[:-1]) | (bits[1:] != bits[:-1])) + 1
+    bounds = [0, *cut.tolist(), len(nodes)]
+    starts = bounds[:-1]
+    owners = gid[starts].tolist() if len(nodes) else []
+    return nodes, [
+        (groups[o], a, b) for o, a, b in zip(owners, starts, bounds[1:], strict=True) if b > a
+    ]
+
+
+def _backward_batch(
+    g: _Graph, op: Any, depth: int, params: Any, part: np.ndarray, req: np.ndarray, first: int
+) -> _Batch:
+    needs = tuple(req[list(g.pt[int(part[0])])].tolist()) if op.takes_needs_grad else None
+    batch = _Batch(op, depth, part, None if op in _ARRAY_PARAMS else params, needs)
+    _fill(batch, g)
+    batch.vector = op in _ARRAY_BACKWARD or (op is Pow and batch.params[0] in _ARITHMETIC_POWERS)
+    batch.first = first
+    return batch
 
 
 def _contributions(
@@ -490,14 +552,14 @@ def _gathers(nodes: np.ndarray, uses: np.ndarray, start: np.ndarray, slots: np.n
     cut = w + 1 if total[w] < counts[0] else 0
     wide = [slots[start[i] : start[i] + uses[i]] for i in nodes[:cut].tolist()]
     narrow, left = nodes[cut:], counts[cut:]
-    columns = []
-    if len(narrow):
-        rising = left[::-1]
-        at = start[narrow]
-        for j in range(int(left[0])):  # the nodes with more than j uses: a prefix
-            n = len(rising) - int(np.searchsorted(rising, j, side="right"))
-            columns.append(slots[at[:n] + j])
-    return wide, columns
+    if not len(narrow):
+        return wide, []
+    most = int(left[0])
+    js = np.arange(most)
+    table = slots[np.minimum(js[:, None] + start[narrow], len(slots) - 1)]  # row j: j-th uses
+    # the nodes with more than j uses: a prefix, as most uses come first
+    prefix = (len(left) - np.searchsorted(left[::-1], js, side="right")).tolist()
+    return wide, [table[j, :n] for j, n in enumerate(prefix)]
 
 
 def _tape_entries(
