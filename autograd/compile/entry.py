@@ -19,7 +19,7 @@ from .program import _Program
 
 # The scalar back end: a Value trace of any shape runs as batches of one op at one depth.
 from .scalar import build_scalar_program
-from .scalar_build import reached
+from .scalar_graph import reached
 from .trace import _Trace
 
 if TYPE_CHECKING:
