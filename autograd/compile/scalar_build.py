@@ -353,15 +353,18 @@ def _tape_entries(
     needs = req.tolist()
     slots = cslots.tolist()
     plain: dict[str, Any] = {}
+    told = np.array([getattr(op, "takes_needs_grad", False) for op in g.op_of], bool)
     for tape, nodes in tapes:
         nodes = nodes[np.argsort(rank[nodes], kind="stable")]
         at = nodes.tolist()
-        ends = (cstart[nodes] + uses[nodes]).tolist()
-        uses_of = [slots[c:e] for c, e in zip(cstart[nodes].tolist(), ends, strict=True)]
-        extras = [
-            {"needs_grad": tuple([needs[p] for p in pt[i]])} if ops[i].takes_needs_grad else plain
-            for i in at
-        ]
+        first = cstart[nodes]
+        uses_of: list[Any] = list(zip(cslots[first].tolist()))  # one use: most nodes
+        for r in np.flatnonzero(uses[nodes] > 1).tolist():
+            c = int(first[r])
+            uses_of[r] = slots[c : c + int(uses[at[r]])]
+        extras = [plain] * len(at)
+        for r in np.flatnonzero(told[g.code[nodes]]).tolist():
+            extras[r] = {"needs_grad": tuple([needs[p] for p in pt[at[r]]])}
         tape.entries = list(
             zip(
                 map(ops.__getitem__, at),
