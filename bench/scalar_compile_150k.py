@@ -81,7 +81,12 @@ def mlp(samples: int = 234, demo: bool = False) -> Step:
 
 
 def random_dag(n: int = 100_000) -> Step:
-    """Random structure: each node reads one node from anywhere and one of the last 30."""
+    return [], random_graph(n)[1]
+
+
+def random_graph(n: int) -> tuple[list[Value], Callable[[], Value]]:
+    """Random structure: each node reads one node from anywhere and one of the last 30. Returns
+    the leaves (parameters the step reads) and the step."""
     rng = random.Random(0)
     leaves = [Value(rng.uniform(0.5, 1.5)) for _ in range(50)]
     picks = [(rng.random(), rng.randrange(30), rng.randrange(5)) for _ in range(n)]
@@ -104,7 +109,7 @@ def random_dag(n: int = 100_000) -> Step:
             )
         return sum_values(nodes[50:])
 
-    return [], step
+    return leaves, step
 
 
 CASES: dict[str, Callable[[], Step]] = {

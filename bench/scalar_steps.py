@@ -1,4 +1,4 @@
-"""scalar_steps: compile time and speed of three structurally different scalar (Value) steps.
+"""scalar_steps: compile time and speed of four structurally different scalar (Value) steps.
 
 - ``mlp``: the micrograd-style MLP(2, [16, 16, 1]) step of ``scalar_mlp`` (a node per ``*`` and
   ``+``, summed squared error; wide and shallow, the same block per sample).
@@ -7,6 +7,8 @@
   ``alpha * sum(p * p)``; timed against the same step on micrograd 0.1.0.
 - ``rnn``: a deep narrow chain, a scalar recurrence ``h = tanh(w * h + u * x_t + b)`` over
   ``STEPS`` inputs with a squared error at every step (each op depends on the one before).
+- ``random``: no structure, ``RANDOM_OPS`` steps each reading one result from anywhere and one
+  of the last 30 (+, *, tanh, sigmoid, ReLU), all summed: wide and deep at once.
 
 Each step is written as a user writes it: ``zero_grad``, the loss, ``loss.backward()``, then
 ``p.data -= lr * p.grad``. Compile time is the first call and its ``backward()``: the trace,
@@ -45,6 +47,7 @@ from .scalar_mlp import ScalarMLP, init_weights, two_moons
 NAME = "scalar_steps"
 LR = 1e-3
 STEPS = 5000  # the recurrence's length
+RANDOM_OPS = 40_000  # the random graph's steps (1 or 2 ops each)
 WORKLOAD = "one training step of a scalar (Value) graph: zero_grad, loss, backward, update"
 
 Case = tuple[list[Any], Callable[[], Any]]  # (parameters, the loss function)
@@ -92,10 +95,18 @@ def rnn_case() -> Case:
     return [w, u, b], loss
 
 
+def random_case() -> Case:
+    """No shape at all: each op reads one result from anywhere and one of the last 30."""
+    from .scalar_compile_150k import random_graph
+
+    return random_graph(RANDOM_OPS)
+
+
 CASES = {
     "mlp": ("micrograd-style MLP(2, [16, 16, 1]), 100 moons, squared error", mlp_case),
     "demo": ("micrograd's demo step (Value inputs, hinge loss, L2 penalty)", demo_case),
     "rnn": (f"scalar recurrence h = tanh(w*h + u*x + b), {STEPS:,} steps", rnn_case),
+    "random": (f"a random graph of {RANDOM_OPS:,} steps of 5 kinds, 50 leaves", random_case),
 }
 
 
