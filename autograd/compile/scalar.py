@@ -282,10 +282,12 @@ def build_scalar_program(
     ``order``: the graph's nodes in topological order, leaves included; ``inputs``: the nodes
     whose values the program takes, in order, leaves or not (the graph is cut at an input with a
     history of its own; every other leaf is a constant, its value read now; an input missing
-    from ``order`` is one no output uses); ``outputs``: the nodes whose values it returns.
-    Raises ValueError for an output or a parent missing from ``order`` or an input given twice;
-    TypeError naming the op for a node that does not hold a float (a Tensor op) or whose params
-    cannot be compared.
+    from ``order`` is one no output uses); ``outputs``: the nodes whose values it returns;
+    ``known``: compile's reading of a trace's parents (``scalar_graph.reached``), so that they
+    are not read twice (None: read here). Raises ValueError for an output or a parent missing
+    from ``order``, an order that is not topological, or an input given twice; TypeError naming
+    the op for a node that does not hold a float (a Tensor op) or whose params cannot be
+    compared.
     """
     from .scalar_build import build
 
@@ -327,6 +329,8 @@ def _lines(steps: list[_Batch | _Tape], form: str) -> list[str]:
     last, repeats = None, 0
     for k, step in enumerate(steps):
         if len(lines) >= SHOWN:
+            if repeats:
+                lines.append(f"#   ... and {repeats:,} more batches like it")
             rest = steps[k:]
             tapes = sum(isinstance(s, _Tape) for s in rest)
             lines.append(
