@@ -225,7 +225,7 @@ def _scalar_entry(
     scalar = build_scalar_program(order, inputs, list(outs), known)
     entry = _Entry(compiled, _ScalarView(scalar, node_args), leaves, node_args)  # type: ignore[arg-type]
     entry.tolerance = scalar.tolerance
-    entry.backwards = [(None, _scalar_backward(scalar, k, len(outs))) for k in range(len(outs))]
+    entry.backwards = [(None, _scalar_backward(scalar, k)) for k in range(len(outs))]
     entry.seeds = [None] * len(outs)
     return entry
 
@@ -283,11 +283,9 @@ class _ScalarView:
         return outs
 
 
-def _scalar_backward(scalar: Any, k: int, n: int) -> Any:
+def _scalar_backward(scalar: Any, k: int) -> Any:
     def backward(g: Any, saved: list[Any], flat: Any, leaves: Any) -> tuple[Any, ...]:
-        seeds = [0.0] * n
-        seeds[k] = g
-        return tuple(scalar.backward(saved[0], seeds))
+        return tuple(scalar.backward_output(saved[0], k, g))
 
     return backward
 

@@ -231,6 +231,9 @@ class ScalarProgram:
         self.n_edges = 0
         self.input_gather: Any = None
         self.input_order: list[int] = []  # the inputs some output uses, most used first
+        # with several outputs: the program of the pass from output k alone, made when asked
+        self.backward_for: Any = None
+        self.of_output: dict[int, ScalarProgram] = {}
 
     @property
     def n_ops(self) -> int:
@@ -264,6 +267,17 @@ class ScalarProgram:
                 for q, d in zip(self.input_order, found, strict=True):
                     grads[q] = d
         return grads
+
+    def backward_output(self, saved: Any, k: int, g: float) -> list[float]:
+        """g * d(output k)/d(input) for each input, as the engine's pass from output k: the
+        graph only the other outputs need is not run (its rules could raise, or give a NaN as
+        0 * inf, where that pass never goes)."""
+        if self.backward_for is None:
+            return self.backward(saved, [0.0] * k + [g] + [0.0] * (len(self.out_slots) - k - 1))
+        part = self.of_output.get(k)
+        if part is None:
+            part = self.of_output[k] = self.backward_for(k)
+        return part.backward(saved, [g])
 
     @property
     def source(self) -> str:

@@ -7,12 +7,13 @@ is about the same whatever the graph's shape.
 
 from __future__ import annotations
 
+from functools import partial
 from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
-from ..engine import Node
+from ..engine import Node, cycle_collector_paused
 from ..ops import Pow
 from ..value import Value
 from .scalar import (
@@ -84,6 +85,17 @@ def build(
     groups = _group(g, depth)
     prog.forward_steps = _forward_steps(g, groups)
     prog.out_slots = np.array(out_idx, np.intp)
+    _backward_part(prog, g, groups, req, in_idx, out_idx)
+    if len(out_idx) > 1:  # the pass from one output alone, made when first asked for
+        prog.backward_for = partial(_output_part, prog, g, groups, req, in_idx, out_idx)
+    return prog
+
+
+def _backward_part(
+    prog: ScalarProgram, g: _Graph, groups: list, req: np.ndarray, in_idx: list[int],
+    out_idx: list[int],
+) -> None:  # fmt: skip
+    """The backward of the outputs ``out_idx`` (their seeds the first edges), into ``prog``."""
     uses = _uses(g, req, out_idx)
     tapes = _backward_steps(prog, g, groups, req, uses, len(out_idx))
     rank = _engine_order(g, req, uses, out_idx)
@@ -95,7 +107,19 @@ def build(
     live = live[np.argsort(-uses[in_arr[live]], kind="stable")]
     prog.input_order = live.tolist()
     prog.input_gather = _gathers(in_arr[live], uses, cstart, cslots)
-    return prog
+
+
+def _output_part(
+    prog: ScalarProgram, g: _Graph, groups: list, req: np.ndarray, in_idx: list[int],
+    out_idx: list[int], k: int,
+) -> ScalarProgram:  # fmt: skip
+    """A program whose backward is the engine's pass from output k alone (it shares ``prog``'s
+    forward state: the same slots)."""
+    part = ScalarProgram(prog.n_values, in_idx, [], [])
+    part.out_slots = prog.out_slots[k : k + 1]
+    with cycle_collector_paused():
+        _backward_part(part, g, groups, req, in_idx, [out_idx[k]])
+    return part
 
 
 def _group(g: _Graph, depth: np.ndarray) -> list[tuple[Any, ...]]:
@@ -264,6 +288,8 @@ def _live_batches(
     gid = np.repeat(np.arange(len(groups)), [len(x) for x in groups])
     live = uses[nodes] > 0
     nodes, gid = nodes[live], gid[live]
+    if not len(nodes):  # no gradient reaches any of them
+        return nodes, []
     takes = np.array([getattr(op, "takes_needs_grad", False) for op in g.op_of], bool)
     bits = np.zeros(len(nodes), np.intp)
     told = np.flatnonzero(takes[g.code[nodes]])
@@ -276,7 +302,7 @@ def _live_batches(
     cut = np.flatnonzero((gid[1:] != gid[:-1]) | (bits[1:] != bits[:-1])) + 1
     bounds = [0, *cut.tolist(), len(nodes)]
     starts = bounds[:-1]
-    owners = gid[starts].tolist() if len(nodes) else []
+    owners = gid[starts].tolist()
     return nodes, [
         (groups[o], a, b) for o, a, b in zip(owners, starts, bounds[1:], strict=True) if b > a
     ]
