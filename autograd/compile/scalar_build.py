@@ -197,12 +197,14 @@ def _forward_entries(g: _Graph, nodes: np.ndarray) -> list[tuple[Any, ...]]:
 def _fill(batch: _Batch, g: _Graph) -> None:
     nodes, op = batch.nodes, batch.op
     batch.slots = nodes
-    starts = g.start[nodes]
     arity = int(g.arity[nodes[0]])
-    batch.ins = [g.par[starts + k] for k in range(arity)]
+    if arity <= 2:
+        batch.ins = [g.first_parent[nodes], g.second_parent[nodes]][:arity]
+    else:
+        starts = g.start[nodes]
+        batch.ins = [g.par[starts + k] for k in range(arity)]
     if op in _ARRAY_PARAMS:
-        params = g.params
-        batch.params = (np.array([params[i][0] for i in nodes.tolist()], float),)
+        batch.params = (g.numbers()[nodes],)
     elif batch.params is None:
         batch.params = ()
 

@@ -53,6 +53,12 @@ class _Graph:
         self.code = np.fromiter(map(index.__getitem__, self.ops), np.intp, n)
         self.pkey = self._params_keys()
         self.pt = self._parent_tuples()
+        last = max(n_edges - 1, 0)  # each node's first two parents (any index for fewer)
+        self.first_parent = self.par[np.minimum(self.start[:-1], last)] if n_edges else self.arity
+        self.second_parent = (
+            self.par[np.minimum(self.start[:-1] + 1, last)] if n_edges else self.arity
+        )
+        self._numbers: np.ndarray | None = None
         # where each node's edges are (set with the backward's steps): see _backward_steps
         self.first = np.zeros(n, np.intp)
         self.stride = np.ones(n, np.intp)
@@ -77,6 +83,16 @@ class _Graph:
             if op in _ARRAY_PARAMS:
                 pkey[self.code == c] = _NONE
         return pkey
+
+    def numbers(self) -> np.ndarray:
+        """The number operand of each node whose op takes one as an array (0.0 elsewhere)."""
+        if self._numbers is None:
+            codes = [c for c, op in enumerate(self.op_of) if op in _ARRAY_PARAMS]
+            at = np.flatnonzero(np.isin(self.code, codes)).tolist()
+            params = self.params
+            self._numbers = np.zeros(self.n)
+            self._numbers[at] = np.fromiter((params[i][0] for i in at), float, len(at))
+        return self._numbers
 
     def _parent_tuples(self) -> list[tuple[int, ...]]:
         """Each node's parents as a tuple of indices, made a column at a time for each arity."""
