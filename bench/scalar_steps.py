@@ -1,4 +1,4 @@
-"""scalar_steps: compile time and speed of three structurally different scalar (Value) steps.
+"""scalar_steps: compile time and speed of four structurally different scalar (Value) steps.
 
 - ``mlp``: the micrograd-style MLP(2, [16, 16, 1]) step of ``scalar_mlp`` (a node per ``*`` and
   ``+``, summed squared error; wide and shallow, the same block per sample).
@@ -7,10 +7,14 @@
   ``alpha * sum(p * p)``; timed against the same step on micrograd 0.1.0.
 - ``rnn``: a deep narrow chain, a scalar recurrence ``h = tanh(w * h + u * x_t + b)`` over
   ``STEPS`` inputs with a squared error at every step (each op depends on the one before).
+- ``random``: no structure, ``RANDOM_OPS`` steps each reading one result from anywhere and one
+  of the last 30 (+, *, tanh, sigmoid, ReLU), all summed: wide and deep at once.
 
 Each step is written as a user writes it: ``zero_grad``, the loss, ``loss.backward()``, then
-``p.data -= lr * p.grad``. Compile time is the first call (the trace) and the first replay. A
-step that compile refuses is printed as one line for its row; the other rows still run.
+``p.data -= lr * p.grad``. Compile time is the first call and its ``backward()``: the trace,
+the scalar program's build and the self-check (the function run eagerly beside the program,
+and the engine's gradients beside the program's). A step that compile refuses is printed as
+one line for its row; the other rows still run.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from .scalar_mlp import ScalarMLP, init_weights, two_moons
 NAME = "scalar_steps"
 LR = 1e-3
 STEPS = 5000  # the recurrence's length
+RANDOM_OPS = 40_000  # the random graph's steps (1 or 2 ops each)
 WORKLOAD = "one training step of a scalar (Value) graph: zero_grad, loss, backward, update"
 
 Case = tuple[list[Any], Callable[[], Any]]  # (parameters, the loss function)
@@ -90,10 +95,18 @@ def rnn_case() -> Case:
     return [w, u, b], loss
 
 
+def random_case() -> Case:
+    """No shape at all: each op reads one result from anywhere and one of the last 30."""
+    from .scalar_compile_150k import random_graph
+
+    return random_graph(RANDOM_OPS)
+
+
 CASES = {
     "mlp": ("micrograd-style MLP(2, [16, 16, 1]), 100 moons, squared error", mlp_case),
     "demo": ("micrograd's demo step (Value inputs, hinge loss, L2 penalty)", demo_case),
     "rnn": (f"scalar recurrence h = tanh(w*h + u*x + b), {STEPS:,} steps", rnn_case),
+    "random": (f"a random graph of {RANDOM_OPS:,} steps of 5 kinds, 50 leaves", random_case),
 }
 
 
@@ -151,10 +164,14 @@ def _case_rows(key: str, about: str, make: Callable[[], Case], n: int) -> list[R
     side(f"{key}: eager", eager, f"{ops:,} ops")
     params, loss_fn = make()
     compiled = compile(loss_fn)
+    for p in params:
+        p.grad = 0.0
+    gc.collect()
     t0 = time.perf_counter()
     try:
-        compiled()  # the trace
-        compiled()  # the first replay
+        # what a user waits for: the trace, the program's build and the self-check (the
+        # function run eagerly beside the program; at the backward, the engine's gradients)
+        compiled().backward()
     except CompileError as e:  # a refusal is this row's result, in one line
         refused = f"refused: {e}"[:120]
         return [emit(Row(NAME, f"{key}: compile", work, ratio_text=refused, status="FAIL"))]
@@ -167,7 +184,7 @@ def _case_rows(key: str, about: str, make: Callable[[], Case], n: int) -> list[R
             Row(
                 NAME,
                 f"{key}: compile time",
-                work + "; the first call (trace) and the first replay",
+                work + "; the first call and its backward (trace, build, self-check)",
                 ours_s=compile_s,
                 ratio=compile_s,
                 ratio_text=f"{compile_s:.2f} s ({ops:,} ops)",

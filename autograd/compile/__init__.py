@@ -6,7 +6,8 @@ program, what it reads, how a call runs it), ``op`` (the compiled call as an op 
 A Tensor trace is written out as straight-line NumPy code: ``emit`` (symbolic values that write
 code), ``forward`` and ``backward`` (the generated passes), ``source`` (lines into functions),
 ``program`` (what one trace's code reads). A Value trace runs as batches of one op at one depth:
-``scalar`` (the program and its description) and ``scalar_build`` (the passes that build it).
+``scalar`` (the program and its description), ``scalar_graph`` (the traced graph read into
+integer arrays: depths, uses, the engine's order) and ``scalar_build`` (the passes that build it).
 """
 
 from .api import MAX_OPS, MAX_TRACES, Compiled, compile

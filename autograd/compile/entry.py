@@ -19,6 +19,7 @@ from .program import _Program
 
 # The scalar back end: a Value trace of any shape runs as batches of one op at one depth.
 from .scalar import build_scalar_program
+from .scalar_graph import reached
 from .trace import _Trace
 
 if TYPE_CHECKING:
@@ -115,6 +116,12 @@ class _Entry:
             if other is None:
                 return True
             return bool(other.__class__ is float and other == 0.0 and math.copysign(1.0, other) > 0)
+        if got.__class__ is float and want.__class__ is float:  # a Value's: one of many
+            if got == want:
+                return got != 0.0 or math.copysign(1.0, got) == math.copysign(1.0, want)
+            return (
+                got != got and want != want and math.copysign(1.0, got) == math.copysign(1.0, want)
+            )
         a = np.asarray(got)
         b = np.asarray(want)
         if a.shape != b.shape or a.dtype != b.dtype:
@@ -214,30 +221,27 @@ def _scalar_entry(
     (the arguments, then the leaves read in order of first use); it is handed their numbers."""
     if not all(isinstance(a, Value) for a in flat):
         raise CompileError("a compiled function that returns Values takes Values, not arrays")
-    order, inputs, node_args, leaves = scalar_graph(trace, outs, flat)
-    scalar = build_scalar_program(order, inputs, list(outs))
+    order, inputs, node_args, leaves, known = scalar_graph(trace, outs, flat)
+    scalar = build_scalar_program(order, inputs, list(outs), known)
     entry = _Entry(compiled, _ScalarView(scalar, node_args), leaves, node_args)  # type: ignore[arg-type]
     entry.tolerance = scalar.tolerance
-    entry.backwards = [(None, _scalar_backward(scalar, k, len(outs))) for k in range(len(outs))]
+    entry.backwards = [(None, _scalar_backward(scalar, k)) for k in range(len(outs))]
     entry.seeds = [None] * len(outs)
     return entry
 
 
 def scalar_graph(
     trace: _Trace, outs: tuple[Node, ...], flat: list[Any]
-) -> tuple[list[Node], list[Node], list[int], list[Node]]:
-    """(order, inputs, the arguments' places, the leaves read) of a scalar trace, as the scalar
-    back end takes them: every node the outputs depend on in the order it was made, leaves
-    first, each with its op, parents and params set (the trace's own nodes: one recorded
-    without a gradient has none of its own otherwise)."""
+) -> tuple[list[Node], list[Node], list[int], list[Node], Any]:
+    """(order, inputs, the arguments' places, the leaves read, the parents as read here) of a
+    scalar trace, as the scalar back end takes them: every node the outputs depend on in the
+    order it was made, leaves first, each with its op, parents and params set (the trace's own
+    nodes: one recorded without a gradient has none of its own otherwise)."""
     made = trace.made
-    reached = {id(o) for o in outs}
-    rows = []
-    for row in reversed(made.values()):
-        if id(row[0]) in reached:
-            rows.append(row)
-            reached.update(id(p) for p in row[2])
-    rows.reverse()
+    rows = list(made.values())
+    keep, read, known = reached(np.fromiter(made, np.int64, len(rows)), [r[2] for r in rows], outs)
+    if keep is not None:
+        rows = [rows[i] for i in keep.tolist()]
     seen: set[int] = set()
     node_args = []
     for i, a in enumerate(flat):
@@ -246,16 +250,15 @@ def scalar_graph(
             node_args.append(i)
     leaves: list[Node] = []
     constants: list[Node] = []
-    for _, _, parents, _ in rows:
-        for p in parents:
-            if id(p) in made or id(p) in seen:
-                continue
-            seen.add(id(p))
-            (constants if id(p) in trace.inside else leaves).append(p)
+    inside = trace.inside
+    for p in read:
+        if id(p) not in seen:
+            (constants if id(p) in inside else leaves).append(p)
     for n, op, parents, params in rows:
         n.op, n.parents, n.params = op, parents, params
     inputs = [*(flat[i] for i in node_args), *leaves]
-    return [*inputs, *constants, *(row[0] for row in rows)], inputs, node_args, leaves
+    order = [*inputs, *constants, *(row[0] for row in rows)]
+    return order, inputs, node_args, leaves, known
 
 
 class _ScalarView:
@@ -266,7 +269,11 @@ class _ScalarView:
     def __init__(self, scalar: Any, node_args: list[int]) -> None:
         self.scalar = scalar
         self.node_args = node_args
-        self.source: str = scalar.source
+
+    @property
+    def source(self) -> str:
+        """The program's description, made when asked for (it walks every tape's entries)."""
+        return self.scalar.source  # type: ignore[no-any-return]
 
     def forward(self, flat: Any, leaves: list[Node], saved: list[Any]) -> Any:
         values = [flat[i]._data for i in self.node_args]
@@ -276,11 +283,9 @@ class _ScalarView:
         return outs
 
 
-def _scalar_backward(scalar: Any, k: int, n: int) -> Any:
+def _scalar_backward(scalar: Any, k: int) -> Any:
     def backward(g: Any, saved: list[Any], flat: Any, leaves: Any) -> tuple[Any, ...]:
-        seeds = [0.0] * n
-        seeds[k] = g
-        return tuple(scalar.backward(saved[0], seeds))
+        return tuple(scalar.backward_output(saved[0], k, g))
 
     return backward
 

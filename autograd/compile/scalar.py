@@ -82,7 +82,7 @@ class _Batch:
         *("nodes", "op", "params", "slots", "vector"),
     )
 
-    def __init__(self, op: Any, depth: int, nodes: list[int], params: Any, needs: Any) -> None:
+    def __init__(self, op: Any, depth: int, nodes: Any, params: Any, needs: Any) -> None:
         self.op, self.depth, self.nodes, self.params, self.needs = op, depth, nodes, params, needs
         self.slots: Any = None  # where the nodes' values are (an index array)
         self.ins: list[np.ndarray] = []
@@ -146,7 +146,7 @@ class _Tape:
     def forward(self, v: np.ndarray) -> None:
         item, fm = v.item, FloatMath
         for op, ins, params, o in self.entries:
-            v[o] = op.forward(fm, *[item(i) for i in ins], *params)
+            v[o] = op.forward(fm, *map(item, ins), *params)
 
     def backward(self, v: np.ndarray, e: np.ndarray) -> None:
         item, use, fm = v.item, e.item, FloatMath
@@ -155,9 +155,12 @@ class _Tape:
             if len(uses) > 1:
                 for j in uses[1:]:
                     g += use(j)  # in the engine's order, as it adds them
-            xs = [item(i) for i in ins]
+            xs = list(map(item, ins))
             try:  # _float_backward, written out: this loop runs once a node
-                grads = op.backward(fm, g, item(o), *xs, *params, **extra)
+                if extra:
+                    grads = op.backward(fm, g, item(o), *xs, *params, **extra)
+                else:
+                    grads = op.backward(fm, g, item(o), *xs, *params)
             except (ZeroDivisionError, OverflowError) as err:
                 raise _infinite(op, xs, err) from None
             if grads.__class__ is not tuple or len(grads) != len(xs):
@@ -228,6 +231,9 @@ class ScalarProgram:
         self.n_edges = 0
         self.input_gather: Any = None
         self.input_order: list[int] = []  # the inputs some output uses, most used first
+        # with several outputs: the program of the pass from output k alone, made when asked
+        self.backward_for: Any = None
+        self.of_output: dict[int, ScalarProgram] = {}
 
     @property
     def n_ops(self) -> int:
@@ -252,15 +258,26 @@ class ScalarProgram:
             raise ValueError(f"the program has {len(self.out_slots)} output(s), got {len(seeds)}")
         e = np.empty(self.n_edges)  # e[j]: the gradient one use of a node sends back to it
         e[: len(seeds)] = seeds
+        grads = [0.0] * self.n_inputs
         with np.errstate(all="ignore"):
             for step in self.backward_steps:
                 step.backward(saved, e)
-        grads = [0.0] * self.n_inputs
-        if self.input_order:
-            found = _gather(e, self.input_gather, len(self.input_order)).tolist()
-            for q, d in zip(self.input_order, found, strict=True):
-                grads[q] = d
+            if self.input_order:
+                found = _gather(e, self.input_gather, len(self.input_order)).tolist()
+                for q, d in zip(self.input_order, found, strict=True):
+                    grads[q] = d
         return grads
+
+    def backward_output(self, saved: Any, k: int, g: float) -> list[float]:
+        """g * d(output k)/d(input) for each input, as the engine's pass from output k: the
+        graph only the other outputs need is not run (its rules could raise, or give a NaN as
+        0 * inf, where that pass never goes)."""
+        if self.backward_for is None:
+            return self.backward(saved, [0.0] * k + [g] + [0.0] * (len(self.out_slots) - k - 1))
+        part = self.of_output.get(k)
+        if part is None:
+            part = self.of_output[k] = self.backward_for(k)
+        return part.backward(saved, [g])
 
     @property
     def source(self) -> str:
@@ -272,24 +289,26 @@ class ScalarProgram:
 
 
 def build_scalar_program(
-    order: list[Node], inputs: list[Node], outputs: list[Node]
+    order: list[Node], inputs: list[Node], outputs: list[Node], known: Any = None
 ) -> ScalarProgram:
     """Compile a graph of Values into batches.
 
     ``order``: the graph's nodes in topological order, leaves included; ``inputs``: the nodes
     whose values the program takes, in order, leaves or not (the graph is cut at an input with a
     history of its own; every other leaf is a constant, its value read now; an input missing
-    from ``order`` is one no output uses); ``outputs``: the nodes whose values it returns.
-    Raises ValueError for an output or a parent missing from ``order`` or an input given twice;
-    TypeError naming the op for a node that does not hold a float (a Tensor op) or whose params
-    cannot be compared.
+    from ``order`` is one no output uses); ``outputs``: the nodes whose values it returns;
+    ``known``: compile's reading of a trace's parents (``scalar_graph.reached``), so that they
+    are not read twice (None: read here). Raises ValueError for an output or a parent missing
+    from ``order``, an order that is not topological, or an input given twice; TypeError naming
+    the op for a node that does not hold a float (a Tensor op) or whose params cannot be
+    compared.
     """
     from .scalar_build import build
 
     # The build makes no reference cycles: the collector would only walk the graph, again and
     # again as the lists made here pile up.
     with cycle_collector_paused():
-        return build(order, inputs, outputs)
+        return build(order, inputs, outputs, known)
 
 
 def _describe(prog: ScalarProgram) -> str:
@@ -316,19 +335,33 @@ def _describe(prog: ScalarProgram) -> str:
     return "\n".join(lines) + "\n"
 
 
+SHOWN = 60  # lines of batches and tapes shown for each pass; the rest are counted
+
+
 def _lines(steps: list[_Batch | _Tape], form: str) -> list[str]:
     lines: list[str] = []
     last, repeats = None, 0
-    for step in steps:
+    for k, step in enumerate(steps):
+        if len(lines) >= SHOWN:
+            if repeats:
+                lines.append(f"#   ... and {repeats:,} more batches like it")
+            rest = steps[k:]
+            tapes = sum(isinstance(s, _Tape) for s in rest)
+            lines.append(
+                f"#   ... and {len(rest) - tapes:,} more batches and {tapes:,} more tapes "
+                f"({sum(_size(s) for s in rest):,} nodes)"
+            )
+            return lines
         if isinstance(step, _Tape):
+            if repeats:
+                lines.append(f"#   ... and {repeats:,} more batches like it")
             ops: dict[str, int] = {}
             for entry in step.entries:
                 ops[entry[0].name] = ops.get(entry[0].name, 0) + 1
             low, high = sorted(step.depths)
             counts = ", ".join(f"{name} x {n:,}" for name, n in ops.items())
-            lines.append(
-                f"tape: {len(step.entries):,} nodes one by one, depths {low:,}-{high:,}: {counts}"
-            )
+            depths = f"depth {low:,}" if low == high else f"depths {low:,}-{high:,}"
+            lines.append(f"tape: {_count(len(step.entries))} one by one, {depths}: {counts}")
             last, repeats = None, 0
             continue
         op, m = step.op, len(step.nodes)
@@ -345,3 +378,11 @@ def _lines(steps: list[_Batch | _Tape], form: str) -> list[str]:
     if repeats:
         lines.append(f"#   ... and {repeats:,} more batches like it")
     return lines
+
+
+def _size(step: _Batch | _Tape) -> int:
+    return len(step.entries) if isinstance(step, _Tape) else len(step.nodes)
+
+
+def _count(n: int) -> str:
+    return "1 node" if n == 1 else f"{n:,} nodes"

@@ -163,7 +163,10 @@ class _Trace:
     # -- what the engine and the front ends report (see modes.tracing) --------------------------
 
     def node(self, out: Node, op: Any, parents: tuple[Node, ...], params: tuple[Any, ...]) -> None:
-        self.made[id(out)] = (out, op, tuple(parents), tuple(params))  # keeps out alive too
+        # keeps out alive too; the engine passes tuples (once an op: no copy to make)
+        if parents.__class__ is not tuple or params.__class__ is not tuple:
+            parents, params = tuple(parents), tuple(params)
+        self.made[id(out)] = (out, op, parents, params)
 
     def leaf(self, x: Node, source: Any) -> None:
         """A leaf made inside; ``source``: the node or data it was made from, if any."""

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from backproplab.autograd import Tensor, Value, maximum, where
+import pytest
+from backproplab.autograd import Tensor, Value, maximum, sum_values, where
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,3 +124,67 @@ def test_random_value_steps_compiled_equal_eager_on_every_call(
         assert (bits(xs[0].grad), bits(xs[1].grad)) == (bits(xe[0].grad), bits(xe[1].grad))
         for p in (w, v, we, ve):
             p.grad = 0.0
+
+
+def random_step(n_ops: int, seed: int) -> tuple[list[Value], Callable[[Value, Value], Value]]:
+    """A step of random structure, written as a user writes one: parameters read from the
+    closure (one of them used by every tenth op), two Value arguments, each op reading one
+    result from anywhere and one of the last few, some results never used (dead code), the
+    loss a sum of the last results times a parameter."""
+    rng = np.random.default_rng(seed)
+    params = [Value(float(p)) for p in rng.uniform(-1.0, 1.0, 12)]
+    plan = rng.integers(0, 1 << 30, size=(n_ops, 3)).tolist()
+
+    def step(x: Value, y: Value) -> Value:
+        nodes: list[Any] = [x, y, *params]
+        for kind, i, j in plan:
+            a, b = nodes[i % len(nodes)], nodes[-1 - j % min(6, len(nodes))]
+            if kind % 10 == 0:
+                b = params[0]  # a parameter with many uses: its gradient sums them in order
+            k = kind % 7
+            if k == 0:
+                out = a + b
+            elif k == 1:
+                out = a * b * 0.5
+            elif k == 2:
+                out = (a - b).tanh()
+            elif k == 3:
+                out = a.sigmoid() * b
+            elif k == 4:
+                out = (a * 0.9).relu()
+            elif k == 5:
+                out = 2.0 - a * b
+                _ = out * 3.0  # computed and dropped: no output needs it
+            else:
+                out = (a * 0.5) ** 2
+            # bounded (no op makes a result larger than its inputs but + and **, squashed
+            # here): no infinity, no NaN, whose sign bit the order of a sum decides
+            nodes.append(out.tanh() if k in (0, 5, 6) or i % 3 == 0 else out)
+        return sum_values(nodes[-40:]) * params[1]
+
+    return params, step
+
+
+@pytest.mark.parametrize("n_ops, seed", [(200, 0), (3_000, 1), (12_000, 2)])
+def test_a_random_value_step_compiled_equals_eager_on_every_call(n_ops: int, seed: int) -> None:
+    """The scalar program on a graph of no particular shape (wide and deep at once, batches
+    and tapes, nodes with many uses): every call of a training loop, arguments and parameters
+    changing, gives the eager engine's loss and gradients to the bit."""
+    params, step = random_step(n_ops, seed)
+    twins, eager_step = random_step(n_ops, seed)
+    f = compile(step)
+    rng = np.random.default_rng(seed + 100)
+    for _ in range(4):
+        a, b = rng.uniform(-1.0, 1.0, 2).tolist()
+        xs, xe = (Value(a), Value(b)), (Value(a), Value(b))
+        got, want = f(*xs), eager_step(*xe)
+        assert bits(got.data) == bits(want.data)
+        got.backward()
+        want.backward()
+        assert [bits(p.grad) for p in params] == [bits(p.grad) for p in twins]
+        assert [bits(x.grad) for x in xs] == [bits(x.grad) for x in xe]
+        for p, q in zip(params, twins, strict=True):
+            p.data -= 0.01 * p.grad
+            q.data -= 0.01 * q.grad
+            p.grad = q.grad = 0.0
+    assert f.stats == {"traces": 1, "replays": 4, "eager": 0}

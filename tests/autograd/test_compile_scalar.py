@@ -435,3 +435,104 @@ def test_a_compiled_value_step_takes_an_argument_computed_before_the_call() -> N
         want.backward()
         assert compiled == (want.data, w.grad, a.grad)
     assert f.stats == {"traces": 1, "replays": 3, "eager": 0}
+
+
+def test_nodes_no_output_needs_send_no_gradient() -> None:
+    """An order that holds nodes no output depends on (a branch computed and dropped): their
+    uses are not counted, so each input's gradient is the engine's, summed in its order."""
+    a, b = Value(0.5), Value(-1.5)
+    h = a * b
+    dropped = [(h * a).tanh(), h + a, a * 3.0]
+    y = h * a + h.tanh() + h * b
+    order = full_order([y, *dropped])
+    prog = build(order, [a, b], [y])
+    outs, saved = prog.forward([0.5, -1.5])
+    y.backward()
+    assert same(outs[0], y.data)
+    grads = prog.backward(saved, [1.0])
+    assert same(grads[0], a.grad) and same(grads[1], b.grad)
+
+
+def test_an_order_that_is_not_topological_is_refused() -> None:
+    a, b = Value(0.5), Value(2.0)
+    y = a * b
+    z = y.tanh()
+    with pytest.raises(ValueError, match="not topological"):
+        build([a, b, z, y], [a, b], [z])
+
+
+@pytest.mark.parametrize("width", [1, 12])
+def test_detach_inside_a_compiled_value_step_stops_the_gradient(width: int) -> None:
+    """x.detach() inside the step: its value is read on every call and no gradient goes
+    through it, as in the eager step (it failed with an AttributeError: detach has no
+    backward rule to call). ``width`` 12: the detached nodes run as a batch."""
+    from backproplab.autograd.compile import compile
+
+    w = Value(0.7)
+
+    def step(xs: list[Value]) -> Value:
+        return sum_values([(x * x.detach() * w).tanh() + x.detach() for x in xs])
+
+    f = compile(lambda *xs: step(list(xs)))
+    for k in range(3):
+        xs = [Value(0.5 + k + i / 10) for i in range(width)]
+        xe = [Value(x.data) for x in xs]
+        w.grad = 0.0
+        got = f(*xs)
+        got.backward()
+        compiled = (got.data, w.grad, [x.grad for x in xs])
+        w.grad = 0.0
+        want = step(xe)
+        want.backward()
+        assert compiled == (want.data, w.grad, [x.grad for x in xe])
+    assert f.stats == {"traces": 1, "replays": 3, "eager": 0}
+
+
+def test_a_batch_no_gradient_reaches() -> None:
+    """Twelve tanh of constants at one depth run as a batch in the forward, and no gradient
+    goes through them: the backward has no batch at all, only the tape from w."""
+
+    def make(point: list[float]) -> tuple[list[Value], Value]:
+        w = Value(point[0])
+        cs = [Value(i / 10, requires_grad=False) for i in range(12)]
+        return [w], w * sum_values([c.tanh() * 2.0 for c in cs])
+
+    check(make, [0.5], [-1.5])
+
+
+def test_each_output_backward_runs_the_pass_from_that_output_alone() -> None:
+    """With several outputs, output k's backward runs only what the engine's pass from output k
+    runs: the other outputs' rules are not called (sqrt's at 0 divides by zero), and no 0 * inf
+    from them reaches a shared input."""
+    from backproplab.autograd.compile import compile
+
+    w = Value(1.0)
+
+    def step(x: Value) -> tuple[Value, Value]:
+        a = x * w
+        return a * 2.0, (a * a).sqrt()
+
+    f = compile(step)
+    for xv in (1.0, 0.0, -3.0):
+        x, xe = Value(xv), Value(xv)
+        w.grad = 0.0
+        f(x)[0].backward()
+        got = (w.grad, x.grad)
+        w.grad = 0.0
+        step(xe)[0].backward()
+        assert got == (w.grad, xe.grad)
+    a, b = Value(0.5), Value(-1.5)
+    outs = [a * b, (a * a).sqrt(), a + b]
+    prog = build(full_order(outs), [a, b], outs)
+    _, saved = prog.forward([0.0, -1.5])
+    for k in range(3):
+        aa, bb = Value(0.0), Value(-1.5)
+        root = [aa * bb, (aa * aa).sqrt(), aa + bb][k]
+        if k == 1:  # the engine refuses it too
+            with pytest.raises(ArithmeticError, match="infinite"):
+                root.backward()
+            with pytest.raises(ArithmeticError, match="infinite"):
+                prog.backward_output(saved, k, 1.0)
+            continue
+        root.backward()
+        assert prog.backward_output(saved, k, 1.0) == [aa.grad, bb.grad]
