@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 import types
 import warnings
 from collections.abc import Callable
@@ -16,7 +15,19 @@ from ..modes import anomaly, grad_enabled, tracing
 from .entry import _MISSING, _cell, _Entry, build_entry, describe_output
 from .errors import CompileError
 from .guard import _array_key, _make_guard, _signature
-from .owners import outside_arrays, owners_unchanged, param_owners
+from .owners import (
+    MAX_ITEMS,
+    _attrs,
+    labelled,
+    library,
+    nothing_kept,
+    outside_arrays,
+    owners_unchanged,
+    param_owners,
+    shells,
+    user_class,
+)
+from .owners import _object as _is_object
 from .trace import _Trace, stand_in
 
 # Ops in one trace above which compile refuses it: building generated code costs time and memory
@@ -35,6 +46,8 @@ class Compiled:
     forward and backward are the generated code. ``source`` is the latest trace's code;
     ``stats`` counts the traces made, the calls replayed and the calls run eagerly.
     """
+
+    _not_state = True  # its counts and cache change on every call: not a model's state
 
     def __init__(self, fn: Callable[..., Any], fallback: str | None = None) -> None:
         if not callable(fn):
@@ -58,6 +71,11 @@ class Compiled:
     def stats(self) -> dict[str, int]:
         """How many traces were made, calls replayed as generated code, and calls run eagerly."""
         return {"traces": self.traces, "replays": self.replays, "eager": self.eager_runs}
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        """``@compile`` on a method: ``model.step(x)`` calls it with the model as its first
+        argument (an object: part of the key, and its parameters guarded, as any argument)."""
+        return self if obj is None else types.MethodType(self, obj)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         entry = self._hot
@@ -123,12 +141,12 @@ class Compiled:
             return self.fn(*args, **kwargs)
         entry.keep = keep
         entry.grad_mode = grad_enabled.get()
-        names = _read_names(self.fn)  # again: a helper rebound since reads names of its own
-        entry.watch = [(space, name, _value(space, name)) for space, name in names]
         # a module read (by name or as an argument) may have a parameter rebound, added or
         # appended while it stays the same object: its parameters are checked on each call
-        entry.owners = param_owners([v for _, _, v in entry.watch] + keep, entry.leaves)
-        entry.owners += outside_arrays([v for _, _, v in entry.watch] + keep, entry.from_arrays)
+        roots = [v for _, v in entry.roots] + keep
+        entry.roots = []
+        entry.owners = param_owners(roots, entry.leaves)
+        entry.owners += outside_arrays(roots, entry.from_arrays)
         entry.from_arrays = []
         if not kwargs and _array_key(args) is not None:
             entry.guard = _make_guard(args, entry.leaves, entry.watch)
@@ -151,11 +169,16 @@ class Compiled:
             for i, a in enumerate(flat)
             if isinstance(a, np.ndarray)
         }
+        containers = shells((traced_args, traced_kwargs))
         with trace.recording():
             result = self.fn(*traced_args, **traced_kwargs)
         try:
             outs, structure = _outputs(result)
             _computed_inside(outs, trace)
+            # read after the run: a helper rebound since reads names of its own
+            names, roots = _read_names(self.fn)
+            kept = [*roots, *labelled(args, kwargs)]
+            nothing_kept(trace, traced_flat, flat, containers, kept)
             if len(trace.made) > MAX_OPS:
                 raise CompileError(
                     f"the trace has {len(trace.made):,} ops, more than compile.MAX_OPS "
@@ -163,6 +186,8 @@ class Compiled:
                 )
             entry = build_entry(self, outs, trace, traced_flat, arrays)
             entry.from_arrays = trace.from_arrays
+            entry.watch = [(space, name, _value(space, name)) for space, name in names]
+            entry.roots = roots
         finally:
             trace.clear()
         entry.structure = structure
@@ -269,46 +294,100 @@ def _computed_inside(outs: tuple[Node, ...], trace: _Trace) -> None:
             )
 
 
-def _read_names(fn: Any) -> list[tuple[Any, Any]]:
-    """(namespace, name) for each global the function's code reads (nested code included), and
-    (cell, None) for each closure cell: a call checks they are bound as at the trace. Followed
-    into each function of the user's these hold (a helper, a compiled function called inside):
-    a global a helper reads changes the step as much as one of the function's own."""
-    out: list[tuple[Any, Any]] = []
+def _read_names(fn: Any) -> tuple[list[tuple[Any, Any]], list[tuple[str, Any]]]:
+    """What a call's result depends on besides its arguments, found by following the function:
+    (namespace, name) for each global its code reads (nested code included) and (cell, None) for
+    each closure cell, which a call checks are bound as at the trace; and the state it holds,
+    each object with the name it is known by (what the names are bound to, a bound method's
+    self, a partial's arguments, the defaults, a callable object itself), which the owners guard
+    and the check for stored values walk. Followed into each function of the user's these hold
+    (a helper, a compiled function called inside) and into the methods of the user's classes of
+    the objects they hold (a model's forward): a global one of them reads changes the step as
+    much as one of the function's own."""
+    names: dict[tuple[int, Any], tuple[Any, Any]] = {}
+    roots: list[tuple[str, Any]] = []
     seen: set[int] = set()
-    todo = [fn]
-    while todo:
-        f = todo.pop()
-        f = f.fn if isinstance(f, Compiled) else getattr(f, "__func__", f)
-        code = getattr(f, "__code__", None)
-        if not isinstance(code, types.CodeType) or id(f) in seen:
+    todo: list[tuple[str, Any]] = [(getattr(fn, "__name__", type(fn).__name__), fn)]
+    called = {id(fn)}  # what is called, not only held: a callable object among them is state
+    while todo and len(seen) < _MAX_FOLLOWED:
+        label, f = todo.pop()
+        if id(f) in seen:
             continue
         seen.add(id(f))
-        space = f.__globals__
-        if f is not fn and _library(str(space.get("__name__", ""))):
-            continue  # the library's own functions: not state a user changes between calls
-        names: set[str] = set()
-        stack = [code]
-        while stack:
-            c = stack.pop()
-            names.update(c.co_names)
-            stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-        read = [n for n in sorted(names) if n in space]
-        out += [(space, n) for n in read]
-        out += [(cell, None) for cell in f.__closure__ or ()]
-        todo += [v for v in (*(space[n] for n in read), *map(_cell, f.__closure__ or ())) if _fn(v)]
+        if isinstance(f, Compiled):
+            todo.append((label, f.fn))
+            called.add(id(f.fn))
+        elif isinstance(f, (types.MethodType, staticmethod, classmethod)):
+            if isinstance(f, types.MethodType):
+                roots.append(("self", f.__self__))
+                todo.append(("self", f.__self__))
+            todo.append((label, f.__func__))
+        elif isinstance(f, property):
+            todo += [(label, g) for g in (f.fget, f.fset, f.fdel) if g is not None]
+        elif isinstance(f, functools.partial):
+            held = [(f"{label}'s argument {i}", a) for i, a in enumerate(f.args)]
+            held += [(f"{label}'s argument {k}", a) for k, a in f.keywords.items()]
+            roots += held
+            todo += [*held, (label, f.func)]
+            called.add(id(f.func))
+        elif isinstance(f, types.FunctionType):
+            if f is fn or not library(str(f.__globals__.get("__name__", ""))):
+                todo += _function_reads(f, names, roots)
+        elif not isinstance(f, _NOT_FOLLOWED):
+            if id(f) in called:  # a callable object (a model): its state and its __call__
+                roots.append((label, f))
+            todo += _object_reads(label, f)
+    return list(names.values()), roots
+
+
+# Functions and objects _read_names visits at most (a trace-time walk; the guard's cost per call
+# is the names it finds).
+_MAX_FOLLOWED = 10_000
+_NOT_FOLLOWED = (type, types.ModuleType, types.BuiltinFunctionType, np.ndarray, Node, str, bytes)
+
+
+def _function_reads(
+    f: types.FunctionType, names: dict[tuple[int, Any], tuple[Any, Any]], roots: list[Any]
+) -> list[tuple[str, Any]]:
+    """Record the globals and cells ``f`` reads and the defaults it holds; return them to follow."""
+    space = f.__globals__
+    found: set[str] = set()
+    stack = [f.__code__]
+    while stack:
+        c = stack.pop()
+        found.update(c.co_names)
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    read = [(n, space[n]) for n in sorted(found) if n in space]
+    for n, _ in read:
+        names.setdefault((id(space), n), (space, n))
+    cells = list(zip(f.__code__.co_freevars, f.__closure__ or (), strict=False))
+    for _, cell in cells:
+        names.setdefault((id(cell), None), (cell, None))
+    held = [(n, _cell(c)) for n, c in cells] + read
+    defaults = [*(f.__defaults__ or ()), *(f.__kwdefaults__ or {}).values()]
+    held += [(f"a default of {f.__name__}", d) for d in defaults]
+    roots += [(n, v) for n, v in held if v is not _MISSING]
+    return [(n, v) for n, v in held if v is not _MISSING]
+
+
+def _object_reads(label: str, obj: Any) -> list[tuple[str, Any]]:
+    """What an object leads to: the items of a list, tuple or dict (not too long), the
+    attributes of an object and the functions of its classes that are the user's."""
+    if isinstance(obj, (list, tuple)):
+        return list(zip([label] * len(obj), obj, strict=True)) if len(obj) <= MAX_ITEMS else []
+    if isinstance(obj, dict):
+        return [(label, v) for v in obj.values()] if len(obj) <= MAX_ITEMS else []
+    if isinstance(obj, (int, float, complex, bool, type(None))) or not hasattr(obj, "__class__"):
+        return []
+    out = [(label, v) for v in _attrs(obj).values()] if _is_object(obj) else []
+    for klass in type(obj).__mro__:
+        if user_class(klass):
+            out += [(label, v) for v in vars(klass).values() if _is_code(v)]
     return out
 
 
-def _library(module: str) -> bool:
-    """The library's, NumPy's or the standard library's module: functions _read_names does not
-    follow (their globals are not what a user rebinds between calls, and would swell the guard)."""
-    top = module.partition(".")[0]
-    return top in ("backproplab", "numpy") or top in sys.stdlib_module_names
-
-
-def _fn(v: Any) -> bool:
-    return isinstance(v, (types.FunctionType, types.MethodType, Compiled))
+def _is_code(v: Any) -> bool:
+    return isinstance(v, (types.FunctionType, staticmethod, classmethod, property))
 
 
 def _value(space: Any, name: Any) -> Any:

@@ -44,6 +44,7 @@ class _Entry:
         self.seeds: list[Any] = []
         self.guard: Any = None
         self.watch: list[tuple[Any, Any, Any]] = []  # (namespace or cell, name, value)
+        self.roots: list[tuple[str, Any]] = []  # the state it holds, until its owners are found
         self.owners: list[Any] = []  # objects holding parameters, see owners.param_owners
         self.from_arrays: list[Any] = []  # arrays the trace made leaves from, until guarded
         self.grad_mode = True

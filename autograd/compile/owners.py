@@ -9,12 +9,17 @@ import nn), a list or a dict, with the attributes or items that lead to a leaf (
 a parameter may be put later), and the numbers, flags and names an object holds (a temperature,
 a module's ``training``, also where the module holds no parameter: a Dropout). A call replays
 only while each still holds the very same objects there, and the same number of attributes.
-Only those slots are compared: an attribute a forward rebinds to what it computed
-(``self.out = out``) is not one, so it does not retrace.
+Objects with ``__slots__`` are read through them, and the settings of the user's classes they
+are of (``scale = 1.0`` in a class body) are recorded too.
+
+The state reached from the same places is also where a function may store what it computed
+(``self.running_mean = ...``, ``self.out = out``, ``history.append(loss)``): a replay stores
+nothing, so ``nothing_kept`` refuses such a function at its trace.
 """
 
 from __future__ import annotations
 
+import sys
 import types
 from operator import is_
 from typing import Any
@@ -22,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..engine import Node
+from .errors import CompileError
 
 # Items a list or dict may hold to be followed, and objects visited at most: a longer walk than
 # this is paid at the trace only, but what it records is compared on every call.
@@ -54,8 +60,53 @@ _NOT_STATE = (
 
 
 def _object(obj: Any) -> bool:
-    """An object of the user's own class, followed for the parameters and settings it holds."""
-    return hasattr(obj, "__dict__") and not isinstance(obj, _NOT_STATE)
+    """An object of the user's own class, followed for the parameters and settings it holds
+    (in its ``__dict__``, or in the ``__slots__`` of a dataclass(slots=True))."""
+    return (
+        (hasattr(obj, "__dict__") or bool(_slots(type(obj))))
+        and not isinstance(obj, _NOT_STATE)
+        and not getattr(type(obj), "_not_state", False)  # a Compiled: its counts and cache
+    )
+
+
+_NO_SLOTS: tuple[str, ...] = ()
+
+
+def _slots(cls: type) -> tuple[str, ...]:
+    """The attribute names the ``__slots__`` of ``cls`` and its bases declare."""
+    names: list[str] = []
+    for k in cls.__mro__:
+        declared = k.__dict__.get("__slots__", _NO_SLOTS)
+        declared = (declared,) if isinstance(declared, str) else declared
+        names += [n for n in declared if n not in ("__dict__", "__weakref__")]
+    return tuple(names)
+
+
+_UNSET = object()  # an empty slot
+
+
+class _SlotKeys(tuple):  # type: ignore[type-arg]
+    """The keys of an object with slots: compared with getattr, as it has no __dict__ to read."""
+
+
+def _attrs(obj: Any) -> dict[str, Any]:
+    """An object's attributes by name: its ``__dict__`` and its slots (an empty one _UNSET)."""
+    out = dict(vars(obj)) if hasattr(obj, "__dict__") else {}
+    for n in _slots(type(obj)):
+        out[n] = getattr(obj, n, _UNSET)
+    return out
+
+
+def user_class(cls: type) -> bool:
+    """A class of the user's (not the library's, NumPy's or the standard library's)."""
+    return not library(str(getattr(cls, "__module__", "")))
+
+
+def library(module: str) -> bool:
+    """The library's, NumPy's or the standard library's module: its functions and classes are not
+    state a user changes between calls (and would swell the guard)."""
+    top = module.partition(".")[0]
+    return top in ("backproplab", "numpy", "builtins") or top in sys.stdlib_module_names
 
 
 def _setting(v: Any) -> bool:
@@ -84,7 +135,8 @@ class _Walk:
             if any(found) and isinstance(obj, list):  # a tuple cannot change
                 self.owners.append((obj, len(obj), None, tuple(obj)))
         elif (isinstance(obj, dict) and len(obj) <= MAX_ITEMS) or _object(obj):
-            space = obj if isinstance(obj, dict) else vars(obj)
+            slotted = not isinstance(obj, dict) and bool(_slots(type(obj)))
+            space = obj if isinstance(obj, dict) else _attrs(obj) if slotted else vars(obj)
             found = [self.holds(v, depth - 1) for v in space.values()]
             settings = not isinstance(obj, dict)
             keys = tuple(
@@ -94,11 +146,27 @@ class _Walk:
             )
             # A module's settings count even where it holds no parameter (a Dropout's training)
             if any(found) or (_module(obj) and keys):
-                self.owners.append((obj, len(space), keys, tuple(space[k] for k in keys)))
+                held = tuple(space[k] for k in keys)
+                if slotted:
+                    keys = _SlotKeys(keys)
+                self.owners.append((obj, len(space), keys, held))
+                if settings:
+                    self.classes(type(obj))
         else:
             return False
         self.seen[id(obj)] = any(found)
         return any(found)
+
+    def classes(self, cls: type) -> None:
+        """Record the settings of the user's classes an owner is of (``scale = 1.0`` in a class
+        body, read as ``self.scale``): rebinding one there changes what the forward computes."""
+        for k in cls.__mro__:
+            if id(k) in self.seen or not user_class(k):
+                continue
+            self.seen[id(k)] = False
+            space = k.__dict__
+            keys = tuple(n for n, v in space.items() if _setting(v) and not n.startswith("__"))
+            self.owners.append((k, len(space), keys, tuple(space[n] for n in keys)))
 
 
 def param_owners(roots: list[Any], leaves: list[Node]) -> list[Owner]:
@@ -129,7 +197,7 @@ def _one_level(roots: list[Any]) -> list[Any]:
         if isinstance(r, (list, tuple)) and len(r) <= MAX_ITEMS:
             out.extend(r)
         elif _object(r) and not isinstance(r, np.ndarray):
-            out.extend(vars(r).values())
+            out.extend(_attrs(r).values())
     return out
 
 
@@ -142,8 +210,96 @@ def owners_unchanged(owners: list[Owner]) -> bool:
         elif keys is None:
             if len(obj) != size or not all(map(is_, obj, held)):
                 return False
+        elif keys.__class__ is _SlotKeys:
+            now = [getattr(obj, k, _UNSET) for k in keys]
+            if len(_attrs(obj)) != size or not all(map(is_, now, held)):
+                return False
         else:
-            space = obj if isinstance(obj, dict) else obj.__dict__  # a dict subclass too
+            space = obj if isinstance(obj, dict) else obj.__dict__  # a dict subclass, a class too
             if len(space) != size or not all(map(is_, map(space.get, keys), held)):
                 return False
     return True
+
+
+def escaped(roots: list[tuple[str, Any]], fresh: set[int]) -> str | None:
+    """Where state that outlives a call (reached from ``roots``, each with the name it is known
+    by) holds a value the trace made (``fresh``: the ids of its nodes, masks and stand-ins), as
+    a path (``model.bn.running_mean``, ``history[0]``); None when nothing does."""
+    seen: set[int] = set()
+    todo = [(name, obj, _DEPTH) for name, obj in roots]
+    while todo:
+        path, obj, depth = todo.pop()
+        if id(obj) in fresh:
+            return path
+        if isinstance(obj, Node) or id(obj) in seen or depth == 0 or len(seen) > _MAX_VISITS:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, (list, tuple)) and len(obj) <= MAX_ITEMS:
+            todo += [(f"{path}[{i}]", v, depth - 1) for i, v in enumerate(obj)]
+        elif isinstance(obj, dict) and len(obj) <= MAX_ITEMS:
+            todo += [(f"{path}[{k!r}]", v, depth - 1) for k, v in obj.items()]
+        elif _object(obj) and not isinstance(obj, np.ndarray):
+            todo += [(f"{path}.{k}", v, depth - 1) for k, v in _attrs(obj).items()]
+    return None
+
+
+def shells(traced: Any) -> list[tuple[Any, Any]]:
+    """Each list and dict the stand-ins of the arguments are held in, with what it held."""
+    out: list[tuple[Any, Any]] = []
+    todo = [traced]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, (list, tuple)):
+            if isinstance(x, list):
+                out.append((x, tuple(x)))
+            todo += x
+        elif isinstance(x, dict):
+            out.append((x, tuple(x.items())))
+            todo += x.values()
+    return out
+
+
+def labelled(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(f"argument {i}", a) for i, a in enumerate(args)] + [
+        (f"argument {k}", v) for k, v in kwargs.items()
+    ]
+
+
+def nothing_kept(
+    trace: Any,
+    traced_flat: list[Any],
+    flat: list[Any],
+    containers: list[tuple[Any, Any]],
+    roots: list[Any],
+) -> None:
+    """Refuse a function that stores what it computed where it outlives the call (a running
+    mean set as a module's attribute, ``self.out = out``, ``history.append(loss)``, into a list
+    it was given): a replay runs the generated code alone, which stores nothing, so that place
+    would keep the first call's value while the eager function sets it on every call."""
+    for shell, held in containers:
+        now = tuple(shell.items()) if isinstance(shell, dict) else tuple(shell)
+        if len(now) != len(held) or not all(
+            a is b or (isinstance(a, tuple) and a[0] == b[0] and a[1] is b[1])
+            for a, b in zip(now, held, strict=True)
+        ):
+            raise CompileError(
+                f"the function wrote into a {type(shell).__name__} it was given as an argument: "
+                + _KEPT_INSTEAD
+            )
+    fresh = set(trace.made) | {id(m) for m in trace.masks}
+    fresh |= {id(t) for t, a in zip(traced_flat, flat, strict=True) if t is not a}
+    where = escaped(roots, fresh)
+    if where is not None:
+        raise CompileError(
+            f"{where} holds a value the function computed (or a stand-in of an array argument), "
+            "stored where it outlives the call: " + _KEPT_INSTEAD
+        )
+
+
+_KEPT_INSTEAD = (
+    "a replay runs the generated code alone and stores nothing, so it would keep the first "
+    "call's value where the function, run eagerly, stores a new one each call. Return what "
+    "you store as another output (return loss, h) and store it after the call (running "
+    "statistics: return the batch's mean, update the running mean outside), or call the "
+    "function without @compile"
+)

@@ -1,0 +1,308 @@
+"""compile against the eager engine, second review: steps as students, teachers and researchers
+write them (models as objects, methods, partials, defaults, running statistics, stores).
+
+Each test runs a step compiled and the same step eagerly on twins of the same starting values,
+over several calls with changing data (and changes to the model between them), and asserts the
+same losses and gradients to the bit, or the CompileError the reference documents. Each case
+here was a silent wrong (or a confusing crash) before the fix it names in
+/work/coord/compile-findings2.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from backproplab.autograd import CompileError, Node, Tensor, no_grad
+from backproplab.nn.losses import mse
+from backproplab.nn.module import Module
+
+from backproplab import compile, nn
+
+
+def bits(x: Any) -> bytes:
+    if isinstance(x, Node):
+        x = x.data
+    return np.asarray(x, dtype=np.float64).tobytes()
+
+
+def data(k: int, shape: tuple[int, ...] = (4, 3)) -> np.ndarray:
+    return np.random.default_rng(100 + k).standard_normal(shape)
+
+
+def weight(shape: tuple[int, ...] = (3, 1), seed: int = 0) -> Tensor:
+    return Tensor(np.random.default_rng(seed).standard_normal(shape) * 0.5, requires_grad=True)
+
+
+def same_step(
+    f: Callable[..., Any],
+    g: Callable[..., Any],
+    pf: Callable[[], list[Node]],
+    pg: Callable[[], list[Node]],
+    *args: Any,
+) -> None:
+    """One call compiled (f, over parameters pf()) and one eager (g, over pg()): the same loss
+    and gradients to the bit; both then updated with p.data -= 0.1 * p.grad."""
+    got, want = f(*args), g(*args)
+    assert bits(got) == bits(want), f"{got.data} compiled, {want.data} eager"
+    got.backward()
+    want.backward()
+    for p, q in zip(pf(), pg(), strict=True):
+        assert (p.grad is None) == (q.grad is None)
+        if q.grad is not None:
+            assert bits(p.grad) == bits(q.grad)
+            p.data -= 0.1 * p.grad
+            q.data -= 0.1 * q.grad
+        p.grad = q.grad = None
+
+
+# --- the state a function holds besides the names its code reads -----------------------------
+
+
+class Holder:
+    def __init__(self, seed: int = 0) -> None:
+        self.W = weight(seed=seed)
+
+    def loss(self, x: Any) -> Tensor:
+        return ((x @ self.W).tanh() ** 2).sum()
+
+
+def test_a_bound_method_whose_object_gets_a_new_parameter() -> None:
+    """compile(m.loss): the bound self was not guarded, so m.W = Tensor(...) replayed the old W
+    (6.0 where eager gave 12.0)."""
+    mc, me = Holder(), Holder()
+    f = compile(mc.loss)
+    for k in range(5):
+        if k == 2:
+            mc.W, me.W = weight(seed=7), weight(seed=7)
+        same_step(f, me.loss, lambda: [mc.W], lambda: [me.W], data(k))
+    assert f.stats["traces"] == 2
+
+
+class Scaled(Module):
+    def __init__(self, seed: int = 0) -> None:
+        self.inner = nn.Linear(3, 2, "tanh", seed=seed)
+        self.W = weight((2, 1), seed)
+
+    def forward(self, x: Any) -> Tensor:
+        return self.inner(x) @ self.W
+
+
+@pytest.mark.parametrize("how", ["compile(model)", "compile(model.forward)", "partial"])
+def test_a_callable_model_or_a_partial_whose_parameter_is_rebound(how: str) -> None:
+    mc, me = Scaled(), Scaled()
+
+    def loss(model: Any, x: Any) -> Tensor:
+        return (model(x) ** 2).sum()
+
+    if how == "partial":
+        f: Any = compile(functools.partial(loss, mc))
+    else:
+        inner = compile(mc if how == "compile(model)" else mc.forward)
+        f = compile(lambda x: (inner(x) ** 2).sum())
+    for k in range(5):
+        if k == 2:
+            mc.inner.weight = Tensor(np.full((3, 2), 0.3), requires_grad=True)
+            me.inner.weight = Tensor(np.full((3, 2), 0.3), requires_grad=True)
+        same_step(f, functools.partial(loss, me), mc.parameters, me.parameters, data(k))
+
+
+def test_a_default_argument_holding_parameters_and_an_array() -> None:
+    """def step(x, ps=ps, M=M): the defaults were not guarded: ps[0] = new and M *= 3 replayed
+    the first ones."""
+
+    def make(ps: list[Tensor], m: np.ndarray) -> Callable[..., Tensor]:
+        def step(x: Any, ps: list[Tensor] = ps, m: np.ndarray = m) -> Tensor:
+            return ((x @ ps[0]) * Tensor(m)).sum()
+
+        return step
+
+    pc, pe = [weight()], [weight()]
+    mc, me = np.ones((4, 1)), np.ones((4, 1))
+    f, g = compile(make(pc, mc)), make(pe, me)
+    for k in range(6):
+        if k == 2:
+            pc[0], pe[0] = weight(seed=3), weight(seed=3)
+        if k == 4:
+            mc *= 3.0
+            me *= 3.0
+        same_step(f, g, lambda: pc, lambda: pe, data(k))
+
+
+def test_a_parameter_in_a_slots_dataclass_rebound() -> None:
+    @dataclasses.dataclass(slots=True)
+    class Params:
+        W: Tensor
+        scale: float = 1.0
+
+    pc, pe = Params(weight()), Params(weight())
+
+    def make(p: Params) -> Callable[..., Tensor]:
+        return lambda x: ((x @ p.W) * p.scale).sum()
+
+    f, g = compile(make(pc)), make(pe)
+    for k in range(6):
+        if k == 2:
+            pc.W, pe.W = weight(seed=5), weight(seed=5)
+        if k == 4:
+            pc.scale = pe.scale = 2.5
+        same_step(f, g, lambda: [pc.W], lambda: [pe.W], data(k))
+    assert f.stats["traces"] == 3
+
+
+SCALE = 1.0
+
+
+class GlobalScaled(Module):
+    scale = 1.0  # a class attribute, set on the class between calls
+
+    def __init__(self) -> None:
+        self.W = weight()
+
+    def forward(self, x: Any) -> Tensor:
+        return (x @ self.W) * SCALE * self.scale
+
+
+def test_a_global_and_a_class_attribute_read_by_a_models_forward() -> None:
+    """The forward of the user's module reads a global and a class attribute: neither was
+    guarded (only the names of the step's own code and of the functions it holds were)."""
+    global SCALE
+    mc, me = GlobalScaled(), GlobalScaled()
+
+    def make(m: GlobalScaled) -> Callable[..., Tensor]:
+        return lambda x: (m(x) ** 2).sum()
+
+    f, g = compile(make(mc)), make(me)
+    try:
+        for k in range(6):
+            if k == 2:
+                SCALE = 2.0
+            if k == 4:
+                GlobalScaled.scale = 0.5
+            same_step(f, g, mc.parameters, me.parameters, data(k))
+    finally:
+        SCALE = 1.0
+        GlobalScaled.scale = 1.0
+    assert f.stats["traces"] == 3
+
+
+def test_compile_as_a_method_decorator() -> None:
+    """@compile in a class body: m.loss(x) raised 'missing 1 required positional argument'."""
+
+    class Model:
+        def __init__(self) -> None:
+            self.W = weight()
+
+        @compile
+        def loss(self, x: Any) -> Tensor:
+            return ((x @ self.W) ** 2).sum()
+
+    a, b = Model(), Model()
+    b.W = weight(seed=9)
+    for k in range(3):
+        for m in (a, b):
+            got, want = m.loss(data(k)), Model.loss.fn(m, data(k))
+            assert bits(got) == bits(want)
+            got.backward()
+            grad = m.W.grad.copy()
+            m.W.grad = None
+            want.backward()
+            assert bits(grad) == bits(m.W.grad)
+            m.W.grad = None
+    assert Model.loss.stats["traces"] == 2  # one per object
+
+
+def test_a_hot_compiled_function_called_inside_another_ones_trace() -> None:
+    """The inner function, replaying from its hot guard, was replayed inside the outer trace:
+    'a compiled op runs through its Compiled function, not on its own' at every outer call."""
+    W = Tensor(np.full((3, 3), 0.4), requires_grad=True)
+    inner = compile(lambda h: (h @ W).tanh())
+    for k in range(3):
+        inner(Tensor(data(k)))
+    outer = compile(lambda x: (inner(Tensor(x) * 2.0) ** 2).sum())
+    eager = lambda x: (inner.fn(Tensor(x) * 2.0) ** 2).sum()  # noqa: E731
+    for k in range(4):
+        got, want = outer(data(k)), eager(data(k))
+        assert bits(got) == bits(want)
+        got.backward()
+        gw = W.grad.copy()
+        W.grad = None
+        want.backward()
+        assert bits(gw) == bits(W.grad)
+        W.grad = None
+    assert outer.stats == {"traces": 1, "replays": 4, "eager": 0}
+
+
+# --- values the function stores where they outlive the call --------------------------------
+
+
+class BatchNorm(Module):
+    """makemore's BatchNorm1d: running statistics set as attributes inside the forward."""
+
+    def __init__(self, n: int) -> None:
+        self.gamma = Tensor(np.ones(n), requires_grad=True)
+        self.beta = Tensor(np.zeros(n), requires_grad=True)
+        self.running_mean = Tensor(np.zeros(n))
+
+    def forward(self, x: Any) -> Tensor:
+        mean = x.mean(axis=0)
+        with no_grad():
+            self.running_mean = 0.9 * self.running_mean + 0.1 * mean
+        return (x - mean) * self.gamma + self.beta
+
+
+def test_running_statistics_set_inside_the_step_are_refused() -> None:
+    """The running mean was set at the trace (and by the self-check's eager run) and never again:
+    after four calls it held the second call's mean where eager's held all four's."""
+    bn = BatchNorm(3)
+
+    def step(x: Any) -> Tensor:
+        return (bn(x) ** 2).sum()
+
+    with pytest.raises(CompileError, match=r"bn\.running_mean holds a value the function"):
+        compile(step)(data(0))
+
+
+def test_a_loss_appended_to_a_history_list_is_refused() -> None:
+    W = weight()
+    history: list[Tensor] = []
+
+    def step(x: Any) -> Tensor:
+        loss = ((x @ W) ** 2).sum()
+        history.append(loss)
+        return loss
+
+    with pytest.raises(CompileError, match=r"history\[0\] holds"):
+        compile(step)(data(0))
+    assert history == [] or all(isinstance(h, Tensor) for h in history)
+
+
+def test_a_list_argument_written_into_is_refused() -> None:
+    W = weight()
+
+    def step(x: Any, log: list[Any]) -> Tensor:
+        loss = ((x @ W) ** 2).sum()
+        log.append(loss)
+        return loss
+
+    with pytest.raises(CompileError, match="wrote into a list it was given as an argument"):
+        compile(step)(data(0), [])
+
+
+def test_storing_a_constant_or_a_value_not_computed_is_not_refused() -> None:
+    """What is not computed by the trace (a number, the argument's shape) may be stored."""
+    W = weight()
+    seen: dict[str, Any] = {}
+
+    def step(x: Any) -> Tensor:
+        seen["rows"] = x.shape[0]
+        return mse(x @ W, np.zeros((x.shape[0], 1)))
+
+    f = compile(step)
+    for k in range(3):
+        assert bits(f(data(k))) == bits(step(data(k)))
+    assert seen == {"rows": 4}
