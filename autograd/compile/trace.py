@@ -204,6 +204,16 @@ class _Trace:
             "compiled call's result"
         )
 
+    def side_effect(self, what: str) -> CompileError:
+        """``what`` (``zero_grad()``, an optimizer's ``step()``) called inside the function: it
+        changes gradients or parameters outside the graph, once, at the trace; a replay runs the
+        generated code alone and would never do it again."""
+        return CompileError(
+            f"{user_line()}: {what} inside a compiled function would run once, at the trace, "
+            "and never on a replay (it changes parameters or gradients outside the graph): call "
+            "it outside, before or after the compiled call"
+        )
+
     def index(self, part: np.ndarray) -> np.ndarray:
         """Refuse a boolean mask computed from traced data as an index: how many elements it
         selects differs from call to call, and the generated code keeps the trace's shapes (a
