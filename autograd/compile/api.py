@@ -14,7 +14,7 @@ from ..engine import Node
 from ..modes import anomaly, grad_enabled, tracing
 from .entry import _MISSING, _cell, _Entry, build_entry, describe_output
 from .errors import CompileError
-from .guard import _array_key, _make_guard, _signature
+from .guard import _array_key, _make_guard, _signature, eager_reference
 from .owners import (
     MAX_ITEMS,
     _attrs,
@@ -90,8 +90,11 @@ class Compiled:
         return self._call(args, kwargs)
 
     def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if tracing.get() is not None:  # inside another compiled function's trace: its ops
-            return self.fn(*args, **kwargs)  # are that trace's own
+        if tracing.get() is not None or eager_reference.get():
+            # inside another compiled function's trace its ops are that trace's own; inside its
+            # self-check's eager run, the eager engine's (the reference is the eager function,
+            # whose sums a compiled call inside would order otherwise)
+            return self.fn(*args, **kwargs)
         if anomaly.get():  # detect_anomaly() checks and names each op: the eager engine's work
             self.eager_runs += 1
             if not self._warned_anomaly:
@@ -200,7 +203,11 @@ class Compiled:
         their outputs must agree to the bit (their gradients are compared at the first
         backward, see op._Call.check_gradients)."""
         result = entry.run(flat, args, kwargs)
-        eager = self.fn(*args, **kwargs)
+        token = eager_reference.set(True)  # compiled functions it calls run eagerly too
+        try:
+            eager = self.fn(*args, **kwargs)
+        finally:
+            eager_reference.reset(token)
         got = (result,) if entry.structure is None else tuple(result)
         want = (eager,) if entry.structure is None else tuple(eager)
         for k, (a, b) in enumerate(zip(got, want, strict=False)):

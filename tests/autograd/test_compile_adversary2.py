@@ -384,3 +384,47 @@ def test_optimizers_stepping_between_compiled_calls(kind: str) -> None:
             losses.append(bits(loss))
         runs.append((losses, [bits(p) for p in params]))
     assert runs[0] == runs[1]
+
+
+# --- compiled functions inside compiled functions ---------------------------------------------
+
+
+def test_a_value_step_calling_a_compiled_function_twice() -> None:
+    """The outer trace inlines the inner function; the self-check's eager run called the inner
+    one compiled, whose two calls' gradients meet at the parameters in another order: the
+    self-check refused a sound step ('differs ... 3.5e-18'). Its eager run is eager throughout."""
+    from backproplab.autograd import Value
+    from backproplab.nn.scalar import MLP as ScalarMLP
+
+    mc, me = ScalarMLP(2, [4, 1], seed=0), ScalarMLP(2, [4, 1], seed=0)
+    inner = compile(lambda x: mc(x).tanh())
+    f = compile(lambda xs: sum(inner(x) * inner(x) for x in xs))
+
+    def g(xs: list[list[Value]]) -> Value:
+        return sum(me(x).tanh() * me(x).tanh() for x in xs)  # type: ignore[return-value]
+
+    for k in range(4):
+        rng = np.random.default_rng(k)
+        xs = [[Value(float(v)) for v in rng.standard_normal(2)] for _ in range(5)]
+        got, want = f(xs), g(xs)
+        assert got.data == want.data
+        got.backward()
+        want.backward()
+        assert [p.grad for p in mc.parameters()] == [p.grad for p in me.parameters()]
+        for p, q in zip(mc.parameters(), me.parameters(), strict=True):
+            p.data -= 0.05 * p.grad
+            q.data -= 0.05 * q.grad
+            p.grad = q.grad = 0.0
+
+
+def test_a_tensor_step_calling_a_compiled_layer_twice() -> None:
+    Wc, We = weight((3, 3)), weight((3, 3))
+    layer = compile(lambda h: (h @ Wc).tanh())
+    f = compile(lambda x: ((layer(Tensor(x)) * layer(Tensor(x) * 0.5)) ** 2).sum())
+
+    def g(x: Any) -> Tensor:
+        return ((((Tensor(x) @ We).tanh()) * ((Tensor(x) * 0.5) @ We).tanh()) ** 2).sum()
+
+    for k in range(4):
+        same_step(f, g, lambda: [Wc], lambda: [We], data(k))
+    assert f.stats["traces"] == 1
