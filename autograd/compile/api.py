@@ -17,7 +17,9 @@ from .errors import CompileError
 from .guard import _array_key, _make_guard, _signature, eager_reference
 from .owners import (
     MAX_ITEMS,
+    Snapshot,
     _attrs,
+    changed,
     labelled,
     library,
     nothing_kept,
@@ -25,6 +27,7 @@ from .owners import (
     owners_unchanged,
     param_owners,
     shells,
+    state_of,
     user_class,
 )
 from .owners import _object as _is_object
@@ -173,6 +176,7 @@ class Compiled:
             if isinstance(a, np.ndarray)
         }
         containers = shells((traced_args, traced_kwargs))
+        before = state_of([*_read_names(self.fn)[1], *labelled(args, kwargs)])
         with trace.recording():
             result = self.fn(*traced_args, **traced_kwargs)
         try:
@@ -182,6 +186,7 @@ class Compiled:
             names, roots = _read_names(self.fn)
             kept = [*roots, *labelled(args, kwargs)]
             nothing_kept(trace, traced_flat, flat, containers, kept)
+            _nothing_changed(before)
             if len(trace.made) > MAX_OPS:
                 raise CompileError(
                     f"the trace has {len(trace.made):,} ops, more than compile.MAX_OPS "
@@ -269,6 +274,22 @@ class Compiled:
         if self._last is None:
             raise CompileError("nothing traced yet: call the compiled function first")
         return self._last.program.source
+
+
+def _nothing_changed(before: Snapshot) -> None:
+    """Refuse a function that changed the state it reads (a counter ``self.steps += 1``, an
+    item appended to a list, an attribute set): a replay runs the generated code alone, so the
+    change would happen at the trace and never again, where the eager function makes it on
+    every call."""
+    where = changed(before)
+    if where is not None:
+        raise CompileError(
+            f"{where} was changed by the function (a counter, an item appended, an attribute "
+            "set): a replay runs the generated code alone and changes nothing, where the "
+            "function, run eagerly, changes it on every call. Make the change outside the "
+            "compiled function (return what it needs as another output), or call the function "
+            "without @compile"
+        )
 
 
 def _outputs(result: Any) -> tuple[tuple[Node, ...], Any]:

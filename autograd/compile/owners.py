@@ -175,7 +175,37 @@ def param_owners(roots: list[Any], leaves: list[Node]) -> list[Owner]:
     walk = _Walk({id(leaf) for leaf in leaves})
     for root in roots:
         walk.holds(root, _DEPTH)
-    return walk.owners
+    return walk.owners + _settings_held(roots, {id(o[0]) for o in walk.owners})
+
+
+def _settings_held(roots: list[Any], done: set[int]) -> list[Owner]:
+    """The numbers, flags and names held by a list, a dict or an object of the user's that the
+    function reads (or one in a list or dict it reads), though no parameter is reached through
+    it: ``cfg["scale"]``, ``coefs[0]``, ``hp.temperature``, ``xs[i][j]`` (a dataset as lists):
+    the trace keeps them as constants, so a call replays only while each holds the same."""
+    out: list[Owner] = []
+    near = list(roots)
+    for r in roots:
+        if isinstance(r, (list, tuple)) and len(r) <= MAX_ITEMS:
+            near.extend(r)
+        elif isinstance(r, dict) and len(r) <= MAX_ITEMS:
+            near.extend(r.values())
+    for obj in near:
+        if id(obj) in done:
+            continue
+        done.add(id(obj))
+        if isinstance(obj, list) and len(obj) <= MAX_ITEMS and any(map(_setting, obj)):
+            out.append((obj, len(obj), None, tuple(obj)))
+        elif (isinstance(obj, dict) and len(obj) <= MAX_ITEMS) or (
+            _object(obj) and not isinstance(obj, dict) and user_class(type(obj))
+        ):
+            space = obj if isinstance(obj, dict) else _attrs(obj)
+            keys = tuple(k for k, v in space.items() if _setting(v))
+            if keys:
+                held = tuple(space[k] for k in keys)
+                slotted = not isinstance(obj, dict) and bool(_slots(type(obj)))
+                out.append((obj, len(space), _SlotKeys(keys) if slotted else keys, held))
+    return out
 
 
 def outside_arrays(roots: list[Any], sources: list[np.ndarray]) -> list[Owner]:
@@ -303,3 +333,71 @@ _KEPT_INSTEAD = (
     "statistics: return the batch's mean, update the running mean outside), or call the "
     "function without @compile"
 )
+
+
+# One object's state in a snapshot: (its path from a root, the object, what it held).
+Snapshot = list[tuple[str, Any, tuple[Any, ...]]]
+
+
+def state_of(roots: list[tuple[str, Any]]) -> Snapshot:
+    """What each list, dict and object (the user's, a module) reached from ``roots`` holds, for
+    ``changed`` to compare after the trace; arrays and nodes are not looked into."""
+    out: Snapshot = []
+    seen: set[int] = set()
+    todo = [(name, obj, _DEPTH) for name, obj in roots]
+    while todo:
+        path, obj, depth = todo.pop()
+        if isinstance(obj, Node) or id(obj) in seen or depth == 0 or len(seen) > _MAX_VISITS:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, (list, tuple)) and len(obj) <= MAX_ITEMS:
+            if isinstance(obj, list):
+                out.append((path, obj, tuple(obj)))
+            todo += [(f"{path}[{i}]", v, depth - 1) for i, v in enumerate(obj)]
+        elif isinstance(obj, dict) and len(obj) <= MAX_ITEMS:
+            out.append((path, obj, tuple(obj.items())))
+            todo += [(f"{path}[{k!r}]", v, depth - 1) for k, v in obj.items()]
+        elif _object(obj) and not isinstance(obj, np.ndarray) and _state_class(type(obj)):
+            space = _attrs(obj)
+            out.append((path, obj, tuple(space.items())))
+            todo += [(f"{path}.{k}", v, depth - 1) for k, v in space.items()]
+    return out
+
+
+def _state_class(cls: type) -> bool:
+    """A class whose objects hold a model's state: the user's or the library's (a module), not
+    the standard library's or NumPy's (a threading.Event's flag is set by other threads)."""
+    top = str(getattr(cls, "__module__", "")).partition(".")[0]
+    return top == "backproplab" or not library(top)
+
+
+def changed(snapshot: Snapshot) -> str | None:
+    """The path of the first place in ``snapshot`` that holds something else now, or None."""
+    for path, obj, held in snapshot:
+        if isinstance(obj, list):
+            if len(obj) != len(held):
+                return f"{path} (its length)"
+            for i, (a, b) in enumerate(zip(obj, held, strict=True)):
+                if not _same(a, b):
+                    return f"{path}[{i}]"
+            continue
+        now = tuple(obj.items()) if isinstance(obj, dict) else tuple(_attrs(obj).items())
+        if len(now) != len(held):
+            return f"{path} (its {'keys' if isinstance(obj, dict) else 'attributes'})"
+        for (k, a), (j, b) in zip(now, held, strict=True):
+            if k != j or not _same(a, b):
+                return f"{path}[{k!r}]" if isinstance(obj, dict) else f"{path}.{k}"
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """The same object, or an equal number, flag, name or tuple of them (``self.shape = x.shape``
+    sets an equal tuple on every call)."""
+    if a is b:
+        return True
+    kinds = (bool, int, float, str, tuple)
+    if a.__class__ is not b.__class__ or a.__class__ not in kinds:
+        return False
+    if a.__class__ is tuple:
+        return len(a) == len(b) and all(map(_same, a, b))
+    return bool(a == b)
