@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import types
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from ..engine import Node
 from ..modes import anomaly, grad_enabled, tracing
+from ..tensor import Tensor
 from .entry import _MISSING, _cell, _Entry, build_entry, describe_output
 from .errors import CompileError
 from .guard import _array_key, _make_guard, _signature, eager_reference
@@ -31,7 +33,7 @@ from .owners import (
     user_class,
 )
 from .owners import _object as _is_object
-from .trace import _Trace, stand_in
+from .trace import PRODUCTS, _Trace, stand_in
 
 # Ops in one trace above which compile refuses it: building generated code costs time and memory
 # per statement, and past this size the build's memory, not the replay's speed, is what a user
@@ -194,6 +196,8 @@ class Compiled:
                 )
             entry = build_entry(self, outs, trace, traced_flat, arrays)
             entry.from_arrays = trace.from_arrays
+            if isinstance(outs[0], Tensor):
+                entry.op_inputs = trace.op_inputs(outs)
             entry.watch = [(space, name, _value(space, name)) for space, name in names]
             entry.roots = roots
         finally:
@@ -222,6 +226,11 @@ class Compiled:
                 return eager
         if len(got) != len(want):
             entry.fail(f"{len(got)} outputs compiled, {len(want)} eager")
+            return eager
+        differs = _op_inputs_differ(entry, want, flat)
+        if differs is not None:
+            entry.fail(differs)
+            self.eager_runs += 1
             return eager
         if grad_enabled.get():
             pending = False  # compared at the first backward of this call's results
@@ -274,6 +283,38 @@ class Compiled:
         if self._last is None:
             raise CompileError("nothing traced yet: call the compiled function first")
         return self._last.program.source
+
+
+def _op_inputs_differ(entry: _Entry, want: tuple[Any, ...], flat: Any) -> str | None:
+    """What differs between the ops the trace ran and those the eager run ran, by their inputs'
+    dtypes, or None. The eager engine lifts a NumPy array to the dtype of a Tensor it meets
+    (``x @ W``), but not in ``Tensor(x)``, and a stand-in cannot tell the two apart: a float32
+    batch met by float64 weights is multiplied in float64 there and in mixed dtypes here, which
+    rounds otherwise, now and then (the outputs may agree at this call and not at the next)."""
+    if entry.op_inputs is None or not grad_enabled.get():
+        return None
+    args = {id(a) for a in flat if isinstance(a, Node)}
+    seen: set[int] = set()
+    eager: Counter[tuple[Any, ...]] = Counter()
+    todo = [w for w in want if isinstance(w, Node)]
+    while todo:
+        n = todo.pop()
+        if id(n) in seen or n.op is None or id(n) in args:
+            continue
+        seen.add(id(n))
+        if n.op.name in PRODUCTS:
+            eager[(n.op.name, *(p._data.dtype.name for p in n.parents))] += 1
+        todo += n.parents
+    if eager == entry.op_inputs:
+        return None
+    traced = ", ".join("/".join(k) for k in (entry.op_inputs - eager)) or "none"
+    ran = ", ".join("/".join(k) for k in (eager - entry.op_inputs)) or "none"
+    return (
+        f"the products took inputs of dtypes {traced} in the trace, {ran} in the eager run: "
+        "the eager engine casts a NumPy array argument to "
+        "the dtype of the Tensor it meets, which a trace cannot repeat; pass the array in that "
+        "dtype (x.astype(np.float64)), or make it a Tensor yourself"
+    )
 
 
 def _nothing_changed(before: Snapshot) -> None:

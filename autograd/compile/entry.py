@@ -51,6 +51,7 @@ class _Entry:
         self.unchecked = True  # the self-check has not compared gradients yet
         self.failed: str | None = None
         self.tolerance = 0.0  # bit for bit
+        self.op_inputs: Any = None  # (op, its inputs' dtypes) counted, for the self-check
         self.keep: list[Any] = []  # objects of the key, alive so their ids stay theirs
         self.checks = [
             (leaf, leaf._data.shape, leaf._data.dtype, leaf.requires_grad)

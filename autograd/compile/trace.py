@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -128,6 +129,11 @@ def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
     )
 
 
+# The ops whose result rounds otherwise on inputs of two float dtypes than on the same inputs
+# cast to one first (a product's sums); elementwise NumPy casts exactly, then computes.
+PRODUCTS = frozenset({"MatMul", "Dense", "Dot"})
+
+
 class _StopGradient:
     """out = x (a leaf made inside from a traced node: ``detach()``, ``Tensor(t)``); no dx.
     Not an Op of the table: it exists only in traces, and the backward never reaches it."""
@@ -164,6 +170,20 @@ class _Trace:
 
     def node(self, out: Node, op: Any, parents: tuple[Node, ...], params: tuple[Any, ...]) -> None:
         self.made[id(out)] = (out, op, tuple(parents), tuple(params))  # keeps out alive too
+
+    def op_inputs(self, outs: tuple[Node, ...]) -> Counter[tuple[Any, ...]]:
+        """(op, its inputs' dtypes) for each product the outputs depend on that the eager engine
+        records too (one some input of which requires grad): for the self-check to compare
+        with the eager run's graph (see api._op_inputs_differ)."""
+        reached = {id(o) for o in outs}
+        out: Counter[tuple[Any, ...]] = Counter()
+        for node, op, parents, _ in reversed(self.made.values()):
+            if id(node) not in reached or not node.requires_grad:
+                continue  # eager records no op here: a constant, or made under no_grad()
+            reached.update(id(p) for p in parents)
+            if op.name in PRODUCTS:
+                out[(op.name, *(p._data.dtype.name for p in parents))] += 1
+        return out
 
     def leaf(self, x: Node, source: Any) -> None:
         """A leaf made inside; ``source``: the node or data it was made from, if any."""

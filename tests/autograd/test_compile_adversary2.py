@@ -530,3 +530,30 @@ def test_a_micrograd_dataset_as_lists_of_floats_edited_between_calls() -> None:
             p.data -= 0.05 * p.grad
             q.data -= 0.05 * q.grad
             p.grad = q.grad = 0.0
+
+
+# --- array arguments of another dtype than the parameters -------------------------------------
+
+
+def test_float32_batches_met_by_float64_weights_are_refused_at_the_first_call() -> None:
+    """x @ W with x a float32 array: eagerly x is cast to W's float64 first; the stand-in is a
+    float32 Tensor, so the trace multiplied in mixed dtypes. The self-check's call agreed by
+    chance and a later call's gradient differed in the last bit, silently (call 3 here)."""
+    W = weight()
+    f = compile(lambda x: ((x @ W) ** 2).sum())
+    f(data(0)).backward()  # float64: fine
+    with pytest.raises(CompileError, match="MatMul/float32/float64 in the trace"):
+        f(data(1).astype(np.float32))
+
+
+def test_float32_batches_through_an_nn_linear_match_eager_on_every_call() -> None:
+    """nn.Linear makes its input a Tensor itself (no cast): mixed dtypes eagerly too, so the
+    compiled step is the eager one and is not refused."""
+    mc, me = nn.MLP(3, 1, [5], "tanh", seed=2), nn.MLP(3, 1, [5], "tanh", seed=2)
+    f = compile(lambda x, y: mse(mc(x), y))
+    for k in range(6):
+        x = data(k).astype(np.float32) if k % 2 else data(k)
+        same_step(
+            f, lambda x, y: mse(me(x), y), mc.parameters, me.parameters, x, data(k + 50, (4, 1))
+        )
+    assert f.stats["traces"] == 2
