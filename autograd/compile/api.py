@@ -33,7 +33,7 @@ from .owners import (
     user_class,
 )
 from .owners import _object as _is_object
-from .trace import PRODUCTS, _Trace, stand_in
+from .trace import PRODUCTS, _Trace, product_key, stand_in
 
 # Ops in one trace above which compile refuses it: building generated code costs time and memory
 # per statement, and past this size the build's memory, not the replay's speed, is what a user
@@ -303,7 +303,7 @@ def _op_inputs_differ(entry: _Entry, want: tuple[Any, ...], flat: Any) -> str | 
             continue
         seen.add(id(n))
         if n.op.name in PRODUCTS:
-            eager[(n.op.name, *(p._data.dtype.name for p in n.parents))] += 1
+            eager[product_key(n.op, n.parents)] += 1
         todo += n.parents
     if eager == entry.op_inputs:
         return None

@@ -134,6 +134,11 @@ def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
 PRODUCTS = frozenset({"MatMul", "Dense", "Dot"})
 
 
+def product_key(op: Any, parents: tuple[Node, ...]) -> tuple[str, ...]:
+    """(the op's name, its inputs' dtypes): what the self-check compares of a product."""
+    return tuple([op.name, *[p._data.dtype.name for p in parents]])
+
+
 class _StopGradient:
     """out = x (a leaf made inside from a traced node: ``detach()``, ``Tensor(t)``); no dx.
     Not an Op of the table: it exists only in traces, and the backward never reaches it."""
@@ -182,7 +187,7 @@ class _Trace:
                 continue  # eager records no op here: a constant, or made under no_grad()
             reached.update(id(p) for p in parents)
             if op.name in PRODUCTS:
-                out[(op.name, *(p._data.dtype.name for p in parents))] += 1
+                out[product_key(op, parents)] += 1
         return out
 
     def leaf(self, x: Node, source: Any) -> None:
