@@ -153,7 +153,10 @@ class Compiled:
         # appended while it stays the same object: its parameters are checked on each call
         roots = [v for _, v in entry.roots] + keep
         entry.roots = []
-        entry.owners = param_owners(roots, entry.leaves)
+        # the Tensor arguments too: one the function also reads through a model (f(model.W, x)
+        # reading model.W inside) is read from the argument by the replay
+        nodes = [a for a in flat if isinstance(a, Node)]
+        entry.owners = param_owners(roots, entry.leaves + nodes)
         entry.owners += outside_arrays(roots, entry.from_arrays)
         entry.from_arrays = []
         if not kwargs and _array_key(args) is not None:

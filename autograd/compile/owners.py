@@ -130,9 +130,9 @@ class _Walk:
         self.seen[id(obj)] = False  # a cycle back to it finds nothing new
         if depth == 0 or len(self.seen) > _MAX_VISITS:
             return False
-        if isinstance(obj, (list, tuple)) and len(obj) <= MAX_ITEMS:
+        if _sequence(obj) and len(obj) <= MAX_ITEMS:
             found = [self.holds(v, depth - 1) for v in obj]
-            if any(found) and isinstance(obj, list):  # a tuple cannot change
+            if any(found) and not isinstance(obj, tuple):  # a tuple cannot change
                 self.owners.append((obj, len(obj), None, tuple(obj)))
         elif (isinstance(obj, dict) and len(obj) <= MAX_ITEMS) or _object(obj):
             slotted = not isinstance(obj, dict) and bool(_slots(type(obj)))
@@ -167,6 +167,13 @@ class _Walk:
             space = k.__dict__
             keys = tuple(n for n, v in space.items() if _setting(v) and not n.startswith("__"))
             self.owners.append((k, len(space), keys, tuple(space[n] for n in keys)))
+
+
+def _sequence(obj: Any) -> bool:
+    """A list, a tuple, or a NumPy array of objects (parameters kept in np.empty(n, object))."""
+    return isinstance(obj, (list, tuple)) or (
+        isinstance(obj, np.ndarray) and obj.dtype == object and obj.ndim == 1
+    )
 
 
 def param_owners(roots: list[Any], leaves: list[Node]) -> list[Owner]:

@@ -40,9 +40,16 @@ def user_line() -> str:
     """``file:line`` of the innermost frame outside backproplab and NumPy (``np.clip(x, ...)``
     reaches the refusal through NumPy's own Python code): the user's own line."""
     frame = sys._getframe(1)
+    inside = None  # the library's nn function the user called, which did it (a loss)
     while frame is not None and frame.f_globals.get("__name__", "").startswith(_LIBRARIES):
+        if frame.f_globals["__name__"].startswith("backproplab.nn"):
+            inside = frame
         frame = frame.f_back  # type: ignore[assignment]
-    return "?" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    where = "?" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    if inside is not None:
+        module = inside.f_globals["__name__"].replace(".", "/").removeprefix("backproplab/")
+        where += f" (in backproplab's {inside.f_code.co_name}, {module}.py:{inside.f_lineno})"
+    return where
 
 
 def refuse(what: str) -> CompileError:
