@@ -28,6 +28,7 @@ from .owners import (
     outside_arrays,
     owners_unchanged,
     param_owners,
+    same_object,
     shells,
     state_of,
     user_class,
@@ -181,7 +182,9 @@ class Compiled:
             if isinstance(a, np.ndarray)
         }
         containers = shells((traced_args, traced_kwargs))
-        before = state_of([*_read_names(self.fn)[1], *labelled(args, kwargs)])
+        names, roots = _read_names(self.fn)
+        before = state_of([*roots, *labelled(args, kwargs)])
+        bound = [(space, name, _value(space, name)) for space, name in names]
         with trace.recording():
             result = self.fn(*traced_args, **traced_kwargs)
         try:
@@ -191,7 +194,7 @@ class Compiled:
             names, roots = _read_names(self.fn)
             kept = [*roots, *labelled(args, kwargs)]
             nothing_kept(trace, traced_flat, flat, containers, kept)
-            _nothing_changed(before)
+            _nothing_changed(before, bound)
             if len(trace.made) > MAX_OPS:
                 raise CompileError(
                     f"the trace has {len(trace.made):,} ops, more than compile.MAX_OPS "
@@ -320,12 +323,15 @@ def _op_inputs_differ(entry: _Entry, want: tuple[Any, ...], flat: Any) -> str | 
     )
 
 
-def _nothing_changed(before: Snapshot) -> None:
+def _nothing_changed(before: Snapshot, bound: list[tuple[Any, Any, Any]]) -> None:
     """Refuse a function that changed the state it reads (a counter ``self.steps += 1``, an
-    item appended to a list, an attribute set): a replay runs the generated code alone, so the
-    change would happen at the trace and never again, where the eager function makes it on
-    every call."""
+    item appended to a list, an attribute set, a global or a closure variable rebound): a
+    replay runs the generated code alone, so the change would happen at the trace and never
+    again, where the eager function makes it on every call."""
     where = changed(before)
+    for space, name, value in bound:
+        if where is None and not same_object(_value(space, name), value):
+            where = name if isinstance(space, dict) else f"{name} (a closure variable)"
     if where is not None:
         raise CompileError(
             f"{where} was changed by the function (a counter, an item appended, an attribute "
@@ -433,8 +439,8 @@ def _function_reads(
     for n, _ in read:
         names.setdefault((id(space), n), (space, n))
     cells = list(zip(f.__code__.co_freevars, f.__closure__ or (), strict=False))
-    for _, cell in cells:
-        names.setdefault((id(cell), None), (cell, None))
+    for n, cell in cells:
+        names.setdefault((id(cell), None), (cell, n))
     held = [(n, _cell(c)) for n, c in cells] + read
     defaults = [*(f.__defaults__ or ()), *(f.__kwdefaults__ or {}).values()]
     held += [(f"a default of {f.__name__}", d) for d in defaults]

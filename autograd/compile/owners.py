@@ -385,19 +385,19 @@ def changed(snapshot: Snapshot) -> str | None:
             if len(obj) != len(held):
                 return f"{path} (its length)"
             for i, (a, b) in enumerate(zip(obj, held, strict=True)):
-                if not _same(a, b):
+                if not same_object(a, b):
                     return f"{path}[{i}]"
             continue
         now = tuple(obj.items()) if isinstance(obj, dict) else tuple(_attrs(obj).items())
         if len(now) != len(held):
             return f"{path} (its {'keys' if isinstance(obj, dict) else 'attributes'})"
         for (k, a), (j, b) in zip(now, held, strict=True):
-            if k != j or not _same(a, b):
+            if k != j or not same_object(a, b):
                 return f"{path}[{k!r}]" if isinstance(obj, dict) else f"{path}.{k}"
     return None
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_object(a: Any, b: Any) -> bool:
     """The same object, or an equal number, flag, name or tuple of them (``self.shape = x.shape``
     sets an equal tuple on every call)."""
     if a is b:
@@ -406,5 +406,5 @@ def _same(a: Any, b: Any) -> bool:
     if a.__class__ is not b.__class__ or a.__class__ not in kinds:
         return False
     if a.__class__ is tuple:
-        return len(a) == len(b) and all(map(_same, a, b))
+        return len(a) == len(b) and all(map(same_object, a, b))
     return bool(a == b)

@@ -612,3 +612,40 @@ def test_a_refusal_inside_a_loss_names_the_loss_and_the_users_line() -> None:
     pattern = r"test_compile_adversary2\.py:\d+ \(in backproplab's cross_entropy, nn/losses\.py"
     with pytest.raises(CompileError, match=pattern):
         compile(step)(data(0), np.array([0, 1, 2, 0]))
+
+
+STEPS = 0
+RUNNING = np.zeros((1,))
+
+
+def test_a_global_or_a_closure_variable_rebound_inside_the_step_is_refused() -> None:
+    """global STEPS; STEPS += 1 (or a nonlocal): each call retraced (the name was rebound), so
+    the counter went up by two a call (the trace and the self-check's eager run), not one; a
+    global running statistic kept as an array was rebound the same way."""
+    W = weight()
+
+    def counted(x: Any) -> Tensor:
+        global STEPS
+        STEPS += 1
+        return ((x @ W) ** 2).sum()
+
+    with pytest.raises(CompileError, match="STEPS was changed by the function"):
+        compile(counted)(data(0))
+
+    def running(x: Any) -> Tensor:
+        global RUNNING
+        RUNNING = 0.9 * RUNNING + 0.1 * np.ones(1)
+        return ((x @ W) ** 2).sum()
+
+    with pytest.raises(CompileError, match="RUNNING was changed by the function"):
+        compile(running)(data(0))
+
+    calls = 0
+
+    def nonlocal_counted(x: Any) -> Tensor:
+        nonlocal calls
+        calls += 1
+        return ((x @ W) ** 2).sum()
+
+    with pytest.raises(CompileError, match=r"calls \(a closure variable\) was changed"):
+        compile(nonlocal_counted)(data(0))
