@@ -150,23 +150,29 @@ class _Walk:
                 if slotted:
                     keys = _SlotKeys(keys)
                 self.owners.append((obj, len(space), keys, held))
-                if settings:
-                    self.classes(type(obj))
+            if settings:  # what self.x finds in the class body when the object has no x
+                self.classes(type(obj))
         else:
             return False
         self.seen[id(obj)] = any(found)
         return any(found)
 
     def classes(self, cls: type) -> None:
-        """Record the settings of the user's classes an owner is of (``scale = 1.0`` in a class
-        body, read as ``self.scale``): rebinding one there changes what the forward computes."""
+        """Record the settings and parameters of the user's classes an owner is of (``scale =
+        1.0`` or a weight shared by every object in a class body, read as ``self.scale``):
+        rebinding one there changes what the forward computes."""
         for k in cls.__mro__:
             if id(k) in self.seen or not user_class(k):
                 continue
             self.seen[id(k)] = False
             space = k.__dict__
-            keys = tuple(n for n, v in space.items() if _setting(v) and not n.startswith("__"))
-            self.owners.append((k, len(space), keys, tuple(space[n] for n in keys)))
+            keys = tuple(
+                n
+                for n, v in space.items()
+                if (_setting(v) and not n.startswith("__")) or id(v) in self.leaves
+            )
+            if keys:
+                self.owners.append((k, len(space), keys, tuple(space[n] for n in keys)))
 
 
 def _sequence(obj: Any) -> bool:

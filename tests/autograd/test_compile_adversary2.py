@@ -649,3 +649,29 @@ def test_a_global_or_a_closure_variable_rebound_inside_the_step_is_refused() -> 
 
     with pytest.raises(CompileError, match=r"calls \(a closure variable\) was changed"):
         compile(nonlocal_counted)(data(0))
+
+
+def test_a_weight_shared_as_a_class_attribute_rebound_on_the_class() -> None:
+    class Shared(Module):
+        W = weight()
+
+        def forward(self, x: Any) -> Tensor:
+            return ((x @ self.W) ** 2).sum()
+
+    class Net(Module):
+        def __init__(self) -> None:
+            self.b = weight((1,), seed=3)
+            self.inner = Shared()
+
+        def forward(self, x: Any) -> Tensor:
+            return self.inner(x) + self.b.sum()
+
+    net = Net()
+    f = compile(lambda x: net(x))
+    for k in range(4):
+        if k == 2:
+            Shared.W = weight(seed=8)
+        got = f(data(k))
+        assert bits(got) == bits(net(data(k)))
+        got.backward()
+    assert f.stats["traces"] == 2
