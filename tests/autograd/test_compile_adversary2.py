@@ -675,3 +675,27 @@ def test_a_weight_shared_as_a_class_attribute_rebound_on_the_class() -> None:
         assert bits(got) == bits(net(data(k)))
         got.backward()
     assert f.stats["traces"] == 2
+
+
+def test_a_layer_that_makes_its_weight_on_its_first_call_is_refused() -> None:
+    """A lazy layer (Keras' build on first call) made W inside the trace: a constant of the
+    trace, so the replays gave W no gradient, silently. Its first call changes the layer."""
+
+    class Lazy(Module):
+        def __init__(self) -> None:
+            self.W: Tensor | None = None
+
+        def forward(self, x: Any) -> Tensor:
+            if self.W is None:
+                self.W = Tensor(np.full((x.shape[-1], 1), 0.5), requires_grad=True)
+            return x @ self.W
+
+    layer = Lazy()
+    f = compile(lambda x: (layer(x) ** 2).sum())
+    with pytest.raises(CompileError, match=r"layer\.W was changed by the function"):
+        f(data(0))
+    layer(data(0))  # built eagerly once: then compiled like any layer
+    lc, le = layer, Lazy()
+    le.W = Tensor(lc.W.data.copy(), requires_grad=True)
+    for k in range(3):
+        same_step(f, lambda x: (le(x) ** 2).sum(), lc.parameters, le.parameters, data(k))
