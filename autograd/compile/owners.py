@@ -111,8 +111,9 @@ def library(module: str) -> bool:
 
 def _setting(v: Any) -> bool:
     """A number, flag or name an object holds (``training``, ``temperature``, ``activation``):
-    what a forward may read to decide what it computes, so a change retraces."""
-    return v.__class__ in (bool, int, float, str)
+    what a forward may read to decide what it computes, so a change retraces. NumPy's scalars
+    count (a number taken from an array, ``lrs[epoch]``, is an np.float64)."""
+    return v.__class__ in (bool, int, float, str) or isinstance(v, np.generic)
 
 
 class _Walk:

@@ -699,3 +699,33 @@ def test_a_layer_that_makes_its_weight_on_its_first_call_is_refused() -> None:
     le.W = Tensor(lc.W.data.copy(), requires_grad=True)
     for k in range(3):
         same_step(f, lambda x: (le(x) ** 2).sum(), lc.parameters, le.parameters, data(k))
+
+
+def test_numpy_scalars_held_by_a_model_and_a_dict_changed_between_calls() -> None:
+    """A number taken from an array is a NumPy scalar (np.float64 is not float's own class,
+    np.float32 is no float at all): held by a module or a dict, a change was not seen."""
+
+    class Scaled(Module):
+        def __init__(self) -> None:
+            self.W = weight()
+            self.scale = np.float32(1.0)
+
+        def forward(self, x: Any) -> Tensor:
+            return (x @ self.W) * self.scale
+
+    schedule = np.array([1.0, 0.5, 0.25])
+    cfg = {"shift": schedule[0]}
+    mc, me = Scaled(), Scaled()
+    me.W = Tensor(mc.W.data.copy(), requires_grad=True)
+
+    def make(m: Scaled) -> Callable[..., Tensor]:
+        return lambda x: ((m(x) + cfg["shift"]) ** 2).sum()
+
+    f, g = compile(make(mc)), make(me)
+    for k in range(5):
+        if k == 2:
+            mc.scale = me.scale = np.float32(3.0)
+        if k == 3:
+            cfg["shift"] = schedule[2]
+        same_step(f, g, mc.parameters, me.parameters, data(k))
+    assert f.stats["traces"] == 3
