@@ -729,3 +729,40 @@ def test_numpy_scalars_held_by_a_model_and_a_dict_changed_between_calls() -> Non
             cfg["shift"] = schedule[2]
         same_step(f, g, mc.parameters, me.parameters, data(k))
     assert f.stats["traces"] == 3
+
+
+def test_an_inner_compiled_function_replayed_in_a_thread_while_another_traces_through_it() -> None:
+    """Thread A traces new outer functions that call ``inner``; thread B replays ``inner`` from
+    its hot guard meanwhile. A's traces inline it, B's calls replay it: both equal eager."""
+    import threading
+
+    W = Tensor(np.full((3, 3), 0.3), requires_grad=True)
+    inner = compile(lambda h: (h @ W).tanh())
+    errors: list[str] = []
+
+    def eager_inner(h: Any) -> Tensor:
+        return (Tensor(h) @ W).tanh()
+
+    def tracer() -> None:
+        for k in range(15):
+            outer = compile(lambda x: (inner(Tensor(x) * 2.0) ** 2).sum())
+            with no_grad():
+                got = outer(data(k))
+                want = (eager_inner(Tensor(data(k)) * 2.0) ** 2).sum()
+            if bits(got) != bits(want):
+                errors.append(f"outer {k}")
+
+    def replayer() -> None:
+        for k in range(60):
+            with no_grad():
+                got, want = inner(data(k % 5)), eager_inner(data(k % 5))
+            if bits(got) != bits(want):
+                errors.append(f"inner {k}")
+
+    threads = [threading.Thread(target=tracer), threading.Thread(target=replayer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert inner.stats["replays"] >= 60
