@@ -64,7 +64,7 @@ def _object(obj: Any) -> bool:
     (in its ``__dict__``, or in the ``__slots__`` of a dataclass(slots=True))."""
     return (
         (hasattr(obj, "__dict__") or bool(_slots(type(obj))))
-        and not isinstance(obj, _NOT_STATE)
+        and not isinstance(obj, (*_NOT_STATE, Node, np.ndarray))  # a node's data: a leaf's
         and not getattr(type(obj), "_not_state", False)  # a Compiled: its counts and cache
     )
 
@@ -224,15 +224,26 @@ def _settings_held(roots: list[Any], done: set[int]) -> list[Owner]:
 
 def outside_arrays(roots: list[Any], sources: list[np.ndarray]) -> list[Owner]:
     """The arrays from outside (a global, a closure cell, an object argument's, one level into a
-    list or an object) that the function made Tensors from, each with a copy of its numbers: the
+    list or an object) that the function made Tensors from or indexed with, and any small one,
+    each with a copy of its numbers: the
     trace keeps those numbers as constants, where the eager function reads the array anew, so a
     call replays only while the array still holds them (written in place, it traces again)."""
-    held = [v for v in _one_level(roots) if isinstance(v, np.ndarray)]
+    held = [v for v in _one_level(roots) if isinstance(v, np.ndarray) and v.dtype != object]
     out: list[Owner] = []
+    seen: set[int] = set()
     for arr in held:
-        if any(np.shares_memory(arr, s) for s in sources):
+        if id(arr) in seen:
+            continue
+        seen.add(id(arr))
+        # a small one always: a number read out of it (IDX[0], float(C[1])) is a constant too
+        if arr.size <= SMALL_ARRAY or any(np.shares_memory(arr, s) for s in sources):
             out.append((arr, arr.size, _ARRAY, arr.copy()))
     return out
+
+
+# Elements up to which an array from outside is compared on every call whether or not the
+# trace made a Tensor of it (a few microseconds; a dataset is compared only where it is used).
+SMALL_ARRAY = 1024
 
 
 def _one_level(roots: list[Any]) -> list[Any]:

@@ -257,6 +257,8 @@ class _Trace:
                 "where(mask, x, 0.0) and divide by the count, or call the function without "
                 "@compile"
             )
+        if not isinstance(part, _Derived) and self.mask_of(part) is None:
+            self.from_arrays.append(part)  # perhaps an array from outside: see owners
         return part
 
     def mask(self, fn: Any, a: Tensor, b: Any, result: np.ndarray) -> _Derived:

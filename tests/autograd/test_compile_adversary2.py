@@ -766,3 +766,30 @@ def test_an_inner_compiled_function_replayed_in_a_thread_while_another_traces_th
         t.join()
     assert errors == []
     assert inner.stats["replays"] >= 60
+
+
+IDX = np.array([0, 1, 3])
+COEF = np.array([1.0, 2.0])
+
+
+def test_an_index_array_and_a_number_read_from_a_small_global_array_written_in_place() -> None:
+    """h[IDX] and COEF[1] with IDX, COEF global arrays written in place between calls: the
+    index was a constant of the trace (18.0 where eager gave 22.5), and COEF[1] a number read
+    at the trace; neither array was made a Tensor, so neither was compared."""
+    Wc, We = weight((3, 2)), weight((3, 2))
+
+    def make(W: Tensor) -> Callable[..., Tensor]:
+        return lambda x: (((x @ W)[IDX] * float(COEF[1])) ** 2).sum() + (x @ W)[IDX[0]].sum()
+
+    f, g = compile(make(Wc)), make(We)
+    try:
+        for k in range(5):
+            if k == 2:
+                IDX[:] = [2, 2, 0]
+            if k == 3:
+                COEF[1] = -0.5
+            same_step(f, g, lambda: [Wc], lambda: [We], data(k))
+    finally:
+        IDX[:] = [0, 1, 3]
+        COEF[:] = [1.0, 2.0]
+    assert f.stats["traces"] == 3
