@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from backproplab.autograd import CompileError, Node, Tensor, no_grad
+from backproplab.autograd import CompileError, Node, Tensor, grad, no_grad
 from backproplab.nn.losses import mse
 from backproplab.nn.module import Module
 
@@ -793,3 +793,282 @@ def test_an_index_array_and_a_number_read_from_a_small_global_array_written_in_p
         IDX[:] = [0, 1, 3]
         COEF[:] = [1.0, 2.0]
     assert f.stats["traces"] == 3
+
+
+# --- checked sound: steps as users write them, compiled equals eager on every call --------------
+
+
+def _labels(kind: str, rng: np.random.Generator) -> Any:
+    classes = rng.integers(0, 3, 4)
+    binary = (rng.random((4, 1)) > 0.5).astype(float)
+    return {
+        "int64": classes,
+        "int32": classes.astype(np.int32),
+        "float": classes.astype(float),
+        "column": classes.reshape(4, 1),
+        "one-hot": np.eye(3)[classes],
+        "Tensor": Tensor(classes),
+        "binary": binary,
+        "binary bool": binary > 0.5,
+        "binary 1-d": binary.ravel(),
+        "signed": 2.0 * binary - 1.0,
+        "signed int": (2 * binary - 1).astype(int).ravel(),
+        "targets": rng.standard_normal((4, 3)),
+    }[kind]
+
+
+LOSS_CASES = (
+    [
+        ("cross_entropy", kind, 3, "tanh")
+        for kind in ("int64", "int32", "float", "column", "one-hot", "Tensor")
+    ]
+    + [
+        ("binary_cross_entropy", kind, 1, "none")
+        for kind in ("binary", "binary bool", "binary 1-d")
+    ]
+    + [("hinge", kind, 1, "tanh") for kind in ("signed", "signed int")]
+    + [
+        ("mse", "targets", 3, "relu"),
+        ("sum_squared_error", "targets", 3, "sigmoid"),
+    ]
+)
+
+
+@pytest.mark.parametrize(("loss", "kind", "out", "act"), LOSS_CASES)
+def test_every_loss_with_every_label_form(loss: str, kind: str, out: int, act: str) -> None:
+    fn = getattr(nn.losses, loss)
+    mc, me = nn.MLP(3, out, [5], act, seed=3), nn.MLP(3, out, [5], act, seed=3)
+    f = compile(lambda x, y: fn(mc(x), y) + mc.penalty())
+    for k in range(4):
+        y = _labels(kind, np.random.default_rng(k))
+        same_step(
+            f, lambda x, y: fn(me(x), y) + me.penalty(), mc.parameters, me.parameters, data(k), y
+        )
+    assert f.stats["traces"] == 1
+
+
+class Block(Module):
+    """A user's residual block: a weight behind a property, a tied weight used twice, a dict
+    and a tuple of parameters, a custom forward."""
+
+    def __init__(self, seed: int) -> None:
+        self._W = weight((3, 3), seed)
+        self.extra = {"b": weight((3,), seed + 1)}
+        self.pair = (weight((3,), seed + 2), weight((3,), seed + 3))
+
+    @property
+    def W(self) -> Tensor:
+        return self._W
+
+    def forward(self, h: Any) -> Tensor:
+        z = (h @ self.W + self.extra["b"]).tanh() @ self.W.T
+        return h + z * self.pair[0] - self.pair[1].relu()
+
+
+class Net(Module):
+    def __init__(self) -> None:
+        self.blocks = [Block(0), Block(10)]
+        self.head = nn.Linear(3, 1, "none", seed=5)
+
+    def forward(self, x: Any) -> Tensor:
+        h = Tensor(x)
+        for b in self.blocks:
+            h = b(h)
+        return self.head(h)
+
+
+def test_nested_user_modules_with_tied_and_hidden_parameters_changed_between_calls() -> None:
+    nc, ne = Net(), Net()
+    f = compile(lambda x, y: mse(nc(x), y))
+    changes = {
+        2: lambda n: setattr(n.blocks[1], "_W", weight((3, 3), 42)),
+        3: lambda n: n.blocks[0].extra.update(b=weight((3,), 43)),
+        4: lambda n: setattr(n.blocks[0], "pair", (weight((3,), 44), n.blocks[0].pair[1])),
+        5: lambda n: n.blocks.append(Block(20)),
+        6: lambda n: n.eval(),
+    }
+    for k in range(8):
+        if k in changes:
+            changes[k](nc)
+            changes[k](ne)
+        same_step(
+            f,
+            lambda x, y: mse(ne(x), y),
+            nc.parameters,
+            ne.parameters,
+            data(k),
+            data(k + 70, (4, 1)),
+        )
+    assert f.stats["traces"] == 6
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "consts inside",
+        "seeded draw inside",
+        "loop over rows",
+        "int argument",
+        "kwargs",
+        "*args",
+        "slice argument",
+        "index array argument",
+        "reshape by shape",
+        "float argument",
+        "bool argument",
+        "generator sum",
+        "0-d argument",
+    ],
+)
+def test_inputs_made_inside_and_arguments_of_every_kind(case: str) -> None:
+    steps: dict[str, tuple[Callable[..., Callable[..., Tensor]], Callable[[int], tuple[Any, ...]]]]
+    steps = {
+        "consts inside": (
+            lambda W: (
+                lambda x: (
+                    (x @ W) * Tensor(np.arange(4.0).reshape(4, 1)) + Tensor(np.ones((4, 1)))
+                ).sum()
+            ),
+            lambda k: (data(k),),
+        ),
+        "seeded draw inside": (
+            lambda W: (
+                lambda x: ((x @ W) * Tensor(np.random.default_rng(0).standard_normal((4, 1)))).sum()
+            ),
+            lambda k: (data(k),),
+        ),
+        "loop over rows": (
+            lambda W: lambda x: sum(((x[i] @ W) ** 2).sum() for i in range(x.shape[0])),
+            lambda k: (data(k, (2 + k % 3, 3)),),
+        ),
+        "int argument": (
+            lambda W: (
+                lambda x, n: sum((((x @ W) * float(j)).tanh().sum() for j in range(n)), Tensor(0.0))
+            ),
+            lambda k: (data(k), 1 + k % 3),
+        ),
+        "kwargs": (lambda W: lambda x, scale=2.0: ((x @ W) * scale).sum(), lambda k: (data(k),)),
+        "*args": (
+            lambda W: lambda *xs: sum(((x @ W) ** 2).sum() for x in xs),
+            lambda k: tuple(data(k + j) for j in range(1 + k % 3)),
+        ),
+        "slice argument": (
+            lambda W: lambda x, s: ((x[s] @ W) ** 2).sum(),
+            lambda k: (data(k), slice(k % 2, 3)),
+        ),
+        "index array argument": (
+            lambda W: lambda x, i: ((x[i] @ W) ** 2).sum(),
+            lambda k: (data(k), np.array([k % 4, 0, -1])),
+        ),
+        "reshape by shape": (
+            lambda W: lambda x: ((x.reshape(x.shape[0] * 3, 1) * W[0]) ** 2).sum(),
+            lambda k: (data(k, (1 + k % 3, 3)),),
+        ),
+        "float argument": (
+            lambda W: lambda x, lr: ((x @ W) * lr).sum(),
+            lambda k: (data(k), 0.1 * (k + 1)),
+        ),
+        "bool argument": (
+            lambda W: lambda x, neg: ((x @ W) * (-1.0 if neg else 1.0)).sum(),
+            lambda k: (data(k), k % 2 == 0),
+        ),
+        "generator sum": (
+            lambda W: (
+                lambda x: sum((x[:, j : j + 1] * W[j] for j in range(3)), start=Tensor(0.0)).sum()
+            ),
+            lambda k: (data(k),),
+        ),
+        "0-d argument": (
+            lambda W: lambda x, s: ((x @ W) * s).sum(),
+            lambda k: (data(k), np.array(0.5 + k)),
+        ),
+    }
+    make, args = steps[case]
+    Wc, We = weight(), weight()
+    f, g = compile(make(Wc)), make(We)
+    for k in range(5):
+        same_step(f, g, lambda: [Wc], lambda: [We], *args(k))
+
+
+def _value_batch(k: int, n: int) -> tuple[list[list[Any]], list[Any]]:
+    from backproplab.autograd import Value
+
+    rng = np.random.default_rng(k)
+    xs = [[Value(float(v)) for v in rng.standard_normal(2)] for _ in range(n)]
+    ys = [Value(float(v)) for v in np.where(rng.random(n) > 0.5, 1.0, -1.0)]
+    return xs, ys
+
+
+@pytest.mark.parametrize("style", ["hinge + L2", "every op"])
+def test_micrograd_style_value_steps_over_batches_of_changing_length(style: str) -> None:
+    from backproplab.autograd import Value
+    from backproplab.nn.scalar import MLP as ScalarMLP
+
+    def make(m: Any) -> Callable[..., Value]:
+        def hinge(xs: list[list[Value]], ys: list[Value]) -> Value:
+            losses = [(1 + -y * m(x)).relu() for x, y in zip(xs, ys, strict=True)]
+            reg = 1e-4 * sum(p * p for p in m.parameters())
+            return sum(losses) * (1.0 / len(losses)) + reg
+
+        def every_op(xs: list[list[Value]], ys: list[Value]) -> Value:
+            total = Value(0.0)
+            for x, y in zip(xs, ys, strict=True):
+                h = m(x)
+                total = total + (h - y) ** 2 / (h * h + 1.0) + (h * h + 1.0).log() - (h * 0.1).exp()
+                total = total + h.sigmoid() * 2**h - (y / (h * h + 3.0)) ** -1
+            return total / len(xs)
+
+        return hinge if style == "hinge + L2" else every_op
+
+    mc, me = ScalarMLP(2, [6, 6, 1], seed=0), ScalarMLP(2, [6, 6, 1], seed=0)
+    f, g = compile(make(mc)), make(me)
+    for k in range(6):
+        xs, ys = _value_batch(k, 3 + k % 3)
+        got, want = f(xs, ys), g(xs, ys)
+        assert got.data == want.data
+        got.backward()
+        want.backward()
+        assert [p.grad for p in mc.parameters()] == [p.grad for p in me.parameters()]
+        for p, q in zip(mc.parameters(), me.parameters(), strict=True):
+            p.data -= 0.05 * p.grad
+            q.data -= 0.05 * q.grad
+            p.grad = q.grad = 0.0
+    assert f.stats["traces"] == 3  # one per batch length
+
+
+def test_grad_of_a_compiled_value_function_and_no_grad_calls_between() -> None:
+    from backproplab.autograd import Value
+
+    w = Value(0.3)
+    f = compile(lambda x: (w * x).tanh() * x)
+    for k in range(4):
+        x = Value(0.2 + k)
+        if k % 2:
+            with no_grad():
+                out = f(x)
+            assert out.data == ((w * x).tanh() * x).data and not out.requires_grad
+        else:
+            assert grad(f)(x).data == grad(f.fn)(x).data
+
+
+@pytest.mark.parametrize("lossfn", ["cross-entropy", "sq-error", "bce", "hinge"])
+def test_the_trainer_compiled_trains_to_the_eager_numbers_and_says_which_ran(lossfn: str) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 2))
+    labels = (x[:, 0] * x[:, 1] > 0).astype(int)
+    y = {"cross-entropy": labels, "hinge": 2.0 * labels - 1}.get(lossfn, labels.astype(float))
+    out, act, soft = (2, "tanh", True) if lossfn == "cross-entropy" else (1, "none", False)
+    runs = []
+    for compiled in (True, False):
+        model = nn.MLP(2, out, [8], act, soft, seed=0)
+        trainer = nn.MLPTrainer(
+            model, 0.01, 16, lossfn, optimizer="adam", seed=0, verbose=False, compile=compiled
+        )
+        history = trainer.train(x, y, x[:10], y[:10], epochs=3)
+        runs.append((history, [bits(p) for p in model.parameters()]))
+        if compiled:
+            assert trainer.compiled
+            assert trainer._step is not None and trainer._step.stats["replays"] >= 9
+        else:
+            assert not trainer.compiled
+    assert runs[0] == runs[1]
