@@ -19,6 +19,7 @@ nothing, so ``nothing_kept`` refuses such a function at its trace.
 
 from __future__ import annotations
 
+import functools
 import sys
 import types
 from operator import is_
@@ -116,6 +117,21 @@ def _setting(v: Any) -> bool:
     return v.__class__ in (bool, int, float, str) or isinstance(v, np.generic)
 
 
+def _choice(v: Any) -> bool:
+    """A setting, or a function an object holds to call (``self.act = relu``, a ufunc): which
+    one it holds decides what the forward computes, as a setting does."""
+    return _setting(v) or isinstance(v, _FUNCTIONS)
+
+
+_FUNCTIONS = (
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+    np.ufunc,
+    functools.partial,
+)
+
+
 class _Walk:
     def __init__(self, leaves: set[int]) -> None:
         self.leaves = leaves
@@ -143,7 +159,7 @@ class _Walk:
             keys = tuple(
                 k
                 for k, v, f in zip(space, space.values(), found, strict=True)
-                if f or v is None or (settings and _setting(v))
+                if f or v is None or (settings and _choice(v))
             )
             # A module's settings count even where it holds no parameter (a Dropout's training)
             if any(found) or (_module(obj) and keys):
@@ -214,7 +230,7 @@ def _settings_held(roots: list[Any], done: set[int]) -> list[Owner]:
             _object(obj) and not isinstance(obj, dict) and user_class(type(obj))
         ):
             space = obj if isinstance(obj, dict) else _attrs(obj)
-            keys = tuple(k for k, v in space.items() if _setting(v))
+            keys = tuple(k for k, v in space.items() if _choice(v))
             if keys:
                 held = tuple(space[k] for k in keys)
                 slotted = not isinstance(obj, dict) and bool(_slots(type(obj)))

@@ -1072,3 +1072,32 @@ def test_the_trainer_compiled_trains_to_the_eager_numbers_and_says_which_ran(los
         else:
             assert not trainer.compiled
     assert runs[0] == runs[1]
+
+
+def test_an_activation_function_held_by_a_layer_or_a_dict_swapped_between_calls() -> None:
+    """layer.act = another function (or ACTS["out"] = np.tanh): a function attribute was not
+    compared, so the replay kept the first one's ops."""
+
+    class Layer(Module):
+        def __init__(self, act: Callable[[Tensor], Tensor]) -> None:
+            self.W = weight()
+            self.act = act
+
+        def forward(self, x: Any) -> Tensor:
+            return self.act(x @ self.W)
+
+    acts: dict[str, Callable[[Tensor], Tensor]] = {"out": Tensor.tanh}
+    lc, le = Layer(Tensor.relu), Layer(Tensor.relu)
+    le.W = Tensor(lc.W.data.copy(), requires_grad=True)
+
+    def make(layer: Layer) -> Callable[..., Tensor]:
+        return lambda x: (acts["out"](layer(x)) ** 2).sum()
+
+    f, g = compile(make(lc)), make(le)
+    for k in range(5):
+        if k == 2:
+            lc.act = le.act = Tensor.sigmoid
+        if k == 3:
+            acts["out"] = Tensor.relu
+        same_step(f, g, lc.parameters, le.parameters, data(k))
+    assert f.stats["traces"] == 3
