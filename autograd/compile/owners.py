@@ -117,6 +117,12 @@ def _setting(v: Any) -> bool:
     return v.__class__ in (bool, int, float, str) or isinstance(v, np.generic)
 
 
+def _config(obj: Any) -> bool:
+    """An object of the user's class, or a SimpleNamespace: its settings count wherever it is
+    held (``model.config.temperature``), though it holds no parameter."""
+    return isinstance(obj, types.SimpleNamespace) or user_class(type(obj))
+
+
 def _choice(v: Any) -> bool:
     """A setting, or a function an object holds to call (``self.act = relu``, a ufunc): which
     one it holds decides what the forward computes, as a setting does."""
@@ -162,7 +168,7 @@ class _Walk:
                 if f or v is None or (settings and _choice(v))
             )
             # A module's settings count even where it holds no parameter (a Dropout's training)
-            if any(found) or (_module(obj) and keys):
+            if any(found) or (keys and (_module(obj) or _config(obj))):
                 held = tuple(space[k] for k in keys)
                 if slotted:
                     keys = _SlotKeys(keys)

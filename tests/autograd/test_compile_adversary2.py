@@ -1101,3 +1101,33 @@ def test_an_activation_function_held_by_a_layer_or_a_dict_swapped_between_calls(
             acts["out"] = Tensor.relu
         same_step(f, g, lc.parameters, le.parameters, data(k))
     assert f.stats["traces"] == 3
+
+
+def test_settings_in_a_config_object_a_model_holds_changed_between_calls() -> None:
+    """model.config.temperature (a user's config object, or a SimpleNamespace, holding no
+    parameter) changed between calls: not compared, replayed stale."""
+    import types
+
+    class Config:
+        def __init__(self) -> None:
+            self.temperature = 1.0
+
+    class Model(Module):
+        def __init__(self) -> None:
+            self.W = weight()
+            self.config = Config()
+            self.extra = types.SimpleNamespace(shift=0.0)
+
+        def forward(self, x: Any) -> Tensor:
+            return (x @ self.W) / self.config.temperature + self.extra.shift
+
+    mc, me = Model(), Model()
+    me.W = Tensor(mc.W.data.copy(), requires_grad=True)
+    f = compile(lambda x: (mc(x).tanh() ** 2).sum())
+    for k in range(5):
+        if k == 2:
+            mc.config.temperature = me.config.temperature = 0.25
+        if k == 3:
+            mc.extra.shift = me.extra.shift = 1.5
+        same_step(f, lambda x: (me(x).tanh() ** 2).sum(), mc.parameters, me.parameters, data(k))
+    assert f.stats["traces"] == 3
