@@ -394,10 +394,12 @@ def state_of(roots: list[tuple[str, Any]]) -> Snapshot:
     todo = [(name, obj, _DEPTH) for name, obj in roots]
     while todo:
         path, obj, depth = todo.pop()
-        if isinstance(obj, Node) or id(obj) in seen or depth == 0 or len(seen) > _MAX_VISITS:
+        if id(obj) in seen or depth == 0 or len(seen) > _MAX_VISITS:
             continue
         seen.add(id(obj))
-        if isinstance(obj, (list, tuple)) and len(obj) <= MAX_ITEMS:
+        if isinstance(obj, Node):  # p.grad = None, p.data = ..., p.requires_grad = ...
+            out.append((path, obj, _node_state(obj)))
+        elif isinstance(obj, (list, tuple)) and len(obj) <= MAX_ITEMS:
             if isinstance(obj, list):
                 out.append((path, obj, tuple(obj)))
             todo += [(f"{path}[{i}]", v, depth - 1) for i, v in enumerate(obj)]
@@ -421,6 +423,11 @@ def _state_class(cls: type) -> bool:
 def changed(snapshot: Snapshot) -> str | None:
     """The path of the first place in ``snapshot`` that holds something else now, or None."""
     for path, obj, held in snapshot:
+        if isinstance(obj, Node):
+            for (k, a), (_, b) in zip(_node_state(obj), held, strict=True):
+                if not same_object(a, b):
+                    return f"{path}.{k}"
+            continue
         if isinstance(obj, list):
             if len(obj) != len(held):
                 return f"{path} (its length)"
@@ -435,6 +442,10 @@ def changed(snapshot: Snapshot) -> str | None:
             if k != j or not same_object(a, b):
                 return f"{path}[{k!r}]" if isinstance(obj, dict) else f"{path}.{k}"
     return None
+
+
+def _node_state(node: Node) -> tuple[tuple[str, Any], ...]:
+    return (("grad", node.grad), ("data", node._data), ("requires_grad", node.requires_grad))
 
 
 def same_object(a: Any, b: Any) -> bool:

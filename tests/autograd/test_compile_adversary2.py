@@ -1131,3 +1131,24 @@ def test_settings_in_a_config_object_a_model_holds_changed_between_calls() -> No
             mc.extra.shift = me.extra.shift = 1.5
         same_step(f, lambda x: (me(x).tanh() ** 2).sum(), mc.parameters, me.parameters, data(k))
     assert f.stats["traces"] == 3
+
+
+@pytest.mark.parametrize("write", ["p.grad = None", "p.data = ...", "p.requires_grad = False"])
+def test_a_parameter_s_grad_data_or_flag_set_inside_the_step_is_refused(write: str) -> None:
+    """Set inside the step, these happened at the trace only (p.grad = None at the top of a
+    step let gradients pile up over replays, as zero_grad() did)."""
+    W = weight()
+    W.grad = np.ones((3, 1))
+
+    def step(x: Any) -> Tensor:
+        if write == "p.grad = None":
+            W.grad = None
+        elif write == "p.data = ...":
+            W.data = np.zeros((3, 1))
+        else:
+            W.requires_grad = False
+        return ((x @ W) ** 2).sum()
+
+    attribute = write.split()[0].split(".")[1]
+    with pytest.raises(CompileError, match=rf"W\.{attribute} was changed by the function"):
+        compile(step)(data(0))
