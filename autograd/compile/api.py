@@ -14,26 +14,19 @@ import numpy as np
 from ..engine import Node
 from ..modes import anomaly, grad_enabled, tracing
 from ..tensor import Tensor
-from .entry import _MISSING, _cell, _Entry, build_entry, describe_output
+from .entry import _Entry, build_entry, describe_output
 from .errors import CompileError
 from .guard import _array_key, _make_guard, _signature, eager_reference
-from .owners import (
-    MAX_ITEMS,
-    Snapshot,
-    _attrs,
-    changed,
+from .owners import outside_arrays, owners_unchanged, param_owners
+from .state import (
+    _nothing_changed,
+    _read_names,
+    _value,
     labelled,
-    library,
     nothing_kept,
-    outside_arrays,
-    owners_unchanged,
-    param_owners,
-    same_object,
     shells,
     state_of,
-    user_class,
 )
-from .owners import _object as _is_object
 from .trace import PRODUCTS, _Trace, product_key, stand_in
 
 # Ops in one trace above which compile refuses it: building generated code costs time and memory
@@ -323,25 +316,6 @@ def _op_inputs_differ(entry: _Entry, want: tuple[Any, ...], flat: Any) -> str | 
     )
 
 
-def _nothing_changed(before: Snapshot, bound: list[tuple[Any, Any, Any]]) -> None:
-    """Refuse a function that changed the state it reads (a counter ``self.steps += 1``, an
-    item appended to a list, an attribute set, a global or a closure variable rebound): a
-    replay runs the generated code alone, so the change would happen at the trace and never
-    again, where the eager function makes it on every call."""
-    where = changed(before)
-    for space, name, value in bound:
-        if where is None and not same_object(_value(space, name), value):
-            where = name if isinstance(space, dict) else f"{name} (a closure variable)"
-    if where is not None:
-        raise CompileError(
-            f"{where} was changed by the function (a counter, an item appended, an attribute "
-            "set): a replay runs the generated code alone and changes nothing, where the "
-            "function, run eagerly, changes it on every call. Make the change outside the "
-            "compiled function (return what it needs as another output), or call the function "
-            "without @compile"
-        )
-
-
 def _outputs(result: Any) -> tuple[tuple[Node, ...], Any]:
     if isinstance(result, Node):
         outs: tuple[Node, ...] = (result,)
@@ -370,106 +344,6 @@ def _computed_inside(outs: tuple[Node, ...], trace: _Trace) -> None:
                 "argument, a parameter or a leaf made inside): return it from outside the "
                 "compiled function, or return what is computed from it"
             )
-
-
-def _read_names(fn: Any) -> tuple[list[tuple[Any, Any]], list[tuple[str, Any]]]:
-    """What a call's result depends on besides its arguments, found by following the function:
-    (namespace, name) for each global its code reads (nested code included) and (cell, None) for
-    each closure cell, which a call checks are bound as at the trace; and the state it holds,
-    each object with the name it is known by (what the names are bound to, a bound method's
-    self, a partial's arguments, the defaults, a callable object itself), which the owners guard
-    and the check for stored values walk. Followed into each function of the user's these hold
-    (a helper, a compiled function called inside) and into the methods of the user's classes of
-    the objects they hold (a model's forward): a global one of them reads changes the step as
-    much as one of the function's own."""
-    names: dict[tuple[int, Any], tuple[Any, Any]] = {}
-    roots: list[tuple[str, Any]] = []
-    seen: set[int] = set()
-    todo: list[tuple[str, Any]] = [(getattr(fn, "__name__", type(fn).__name__), fn)]
-    called = {id(fn)}  # what is called, not only held: a callable object among them is state
-    while todo and len(seen) < _MAX_FOLLOWED:
-        label, f = todo.pop()
-        if id(f) in seen:
-            continue
-        seen.add(id(f))
-        if isinstance(f, Compiled):
-            todo.append((label, f.fn))
-            called.add(id(f.fn))
-        elif isinstance(f, (types.MethodType, staticmethod, classmethod)):
-            if isinstance(f, types.MethodType):
-                roots.append(("self", f.__self__))
-                todo.append(("self", f.__self__))
-            todo.append((label, f.__func__))
-        elif isinstance(f, property):
-            todo += [(label, g) for g in (f.fget, f.fset, f.fdel) if g is not None]
-        elif isinstance(f, functools.partial):
-            held = [(f"{label}'s argument {i}", a) for i, a in enumerate(f.args)]
-            held += [(f"{label}'s argument {k}", a) for k, a in f.keywords.items()]
-            roots += held
-            todo += [*held, (label, f.func)]
-            called.add(id(f.func))
-        elif isinstance(f, types.FunctionType):
-            if f is fn or not library(str(f.__globals__.get("__name__", ""))):
-                todo += _function_reads(f, names, roots)
-        elif not isinstance(f, _NOT_FOLLOWED):
-            if id(f) in called:  # a callable object (a model): its state and its __call__
-                roots.append((label, f))
-            todo += _object_reads(label, f)
-    return list(names.values()), roots
-
-
-# Functions and objects _read_names visits at most (a trace-time walk; the guard's cost per call
-# is the names it finds).
-_MAX_FOLLOWED = 10_000
-_NOT_FOLLOWED = (type, types.ModuleType, types.BuiltinFunctionType, np.ndarray, Node, str, bytes)
-
-
-def _function_reads(
-    f: types.FunctionType, names: dict[tuple[int, Any], tuple[Any, Any]], roots: list[Any]
-) -> list[tuple[str, Any]]:
-    """Record the globals and cells ``f`` reads and the defaults it holds; return them to follow."""
-    space = f.__globals__
-    found: set[str] = set()
-    stack = [f.__code__]
-    while stack:
-        c = stack.pop()
-        found.update(c.co_names)
-        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-    read = [(n, space[n]) for n in sorted(found) if n in space]
-    for n, _ in read:
-        names.setdefault((id(space), n), (space, n))
-    cells = list(zip(f.__code__.co_freevars, f.__closure__ or (), strict=False))
-    for n, cell in cells:
-        names.setdefault((id(cell), None), (cell, n))
-    held = [(n, _cell(c)) for n, c in cells] + read
-    defaults = [*(f.__defaults__ or ()), *(f.__kwdefaults__ or {}).values()]
-    held += [(f"a default of {f.__name__}", d) for d in defaults]
-    roots += [(n, v) for n, v in held if v is not _MISSING]
-    return [(n, v) for n, v in held if v is not _MISSING]
-
-
-def _object_reads(label: str, obj: Any) -> list[tuple[str, Any]]:
-    """What an object leads to: the items of a list, tuple or dict (not too long), the
-    attributes of an object and the functions of its classes that are the user's."""
-    if isinstance(obj, (list, tuple)):
-        return list(zip([label] * len(obj), obj, strict=True)) if len(obj) <= MAX_ITEMS else []
-    if isinstance(obj, dict):
-        return [(label, v) for v in obj.values()] if len(obj) <= MAX_ITEMS else []
-    if isinstance(obj, (int, float, complex, bool, type(None))) or not hasattr(obj, "__class__"):
-        return []
-    out = [(label, v) for v in _attrs(obj).values()] if _is_object(obj) else []
-    for klass in type(obj).__mro__:
-        if user_class(klass):
-            out += [(label, v) for v in vars(klass).values() if _is_code(v)]
-    return out
-
-
-def _is_code(v: Any) -> bool:
-    return isinstance(v, (types.FunctionType, staticmethod, classmethod, property))
-
-
-def _value(space: Any, name: Any) -> Any:
-    return space.get(name, _MISSING) if isinstance(space, dict) else _cell(space)
 
 
 def compile(fn: Callable[..., Any] | None = None, *, fallback: str | None = None) -> Any:

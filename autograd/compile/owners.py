@@ -12,9 +12,8 @@ only while each still holds the very same objects there, and the same number of 
 Objects with ``__slots__`` are read through them, and the settings of the user's classes they
 are of (``scale = 1.0`` in a class body) are recorded too.
 
-The state reached from the same places is also where a function may store what it computed
-(``self.running_mean = ...``, ``self.out = out``, ``history.append(loss)``): a replay stores
-nothing, so ``nothing_kept`` refuses such a function at its trace.
+The state reached from the same places is also where a function may store what it computed or
+change what it reads: state.py refuses such a function at its trace.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from ..engine import Node
-from .errors import CompileError
 
 # Items a list or dict may hold to be followed, and objects visited at most: a longer walk than
 # this is paid at the trace only, but what it records is compared on every call.
@@ -296,166 +294,3 @@ def owners_unchanged(owners: list[Owner]) -> bool:
             if len(space) != size or not all(map(is_, map(space.get, keys), held)):
                 return False
     return True
-
-
-def escaped(roots: list[tuple[str, Any]], fresh: set[int]) -> str | None:
-    """Where state that outlives a call (reached from ``roots``, each with the name it is known
-    by) holds a value the trace made (``fresh``: the ids of its nodes, masks and stand-ins), as
-    a path (``model.bn.running_mean``, ``history[0]``); None when nothing does."""
-    seen: set[int] = set()
-    todo = [(name, obj, _DEPTH) for name, obj in roots]
-    while todo:
-        path, obj, depth = todo.pop()
-        if id(obj) in fresh:
-            return path
-        if isinstance(obj, Node) or id(obj) in seen or depth == 0 or len(seen) > _MAX_VISITS:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, (list, tuple)) and len(obj) <= MAX_ITEMS:
-            todo += [(f"{path}[{i}]", v, depth - 1) for i, v in enumerate(obj)]
-        elif isinstance(obj, dict) and len(obj) <= MAX_ITEMS:
-            todo += [(f"{path}[{k!r}]", v, depth - 1) for k, v in obj.items()]
-        elif _object(obj) and not isinstance(obj, np.ndarray):
-            todo += [(f"{path}.{k}", v, depth - 1) for k, v in _attrs(obj).items()]
-    return None
-
-
-def shells(traced: Any) -> list[tuple[Any, Any]]:
-    """Each list and dict the stand-ins of the arguments are held in, with what it held."""
-    out: list[tuple[Any, Any]] = []
-    todo = [traced]
-    while todo:
-        x = todo.pop()
-        if isinstance(x, (list, tuple)):
-            if isinstance(x, list):
-                out.append((x, tuple(x)))
-            todo += x
-        elif isinstance(x, dict):
-            out.append((x, tuple(x.items())))
-            todo += x.values()
-    return out
-
-
-def labelled(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
-    return [(f"argument {i}", a) for i, a in enumerate(args)] + [
-        (f"argument {k}", v) for k, v in kwargs.items()
-    ]
-
-
-def nothing_kept(
-    trace: Any,
-    traced_flat: list[Any],
-    flat: list[Any],
-    containers: list[tuple[Any, Any]],
-    roots: list[Any],
-) -> None:
-    """Refuse a function that stores what it computed where it outlives the call (a running
-    mean set as a module's attribute, ``self.out = out``, ``history.append(loss)``, into a list
-    it was given): a replay runs the generated code alone, which stores nothing, so that place
-    would keep the first call's value while the eager function sets it on every call."""
-    for shell, held in containers:
-        now = tuple(shell.items()) if isinstance(shell, dict) else tuple(shell)
-        if len(now) != len(held) or not all(
-            a is b or (isinstance(a, tuple) and a[0] == b[0] and a[1] is b[1])
-            for a, b in zip(now, held, strict=True)
-        ):
-            raise CompileError(
-                f"the function wrote into a {type(shell).__name__} it was given as an argument: "
-                + _KEPT_INSTEAD
-            )
-    fresh = set(trace.made) | {id(m) for m in trace.masks}
-    fresh |= {id(t) for t, a in zip(traced_flat, flat, strict=True) if t is not a}
-    where = escaped(roots, fresh)
-    if where is not None:
-        raise CompileError(
-            f"{where} holds a value the function computed (or a stand-in of an array argument), "
-            "stored where it outlives the call: " + _KEPT_INSTEAD
-        )
-
-
-_KEPT_INSTEAD = (
-    "a replay runs the generated code alone and stores nothing, so it would keep the first "
-    "call's value where the function, run eagerly, stores a new one each call. Return what "
-    "you store as another output (return loss, h) and store it after the call (running "
-    "statistics: return the batch's mean, update the running mean outside), or call the "
-    "function without @compile"
-)
-
-
-# One object's state in a snapshot: (its path from a root, the object, what it held).
-Snapshot = list[tuple[str, Any, tuple[Any, ...]]]
-
-
-def state_of(roots: list[tuple[str, Any]]) -> Snapshot:
-    """What each list, dict and object (the user's, a module) reached from ``roots`` holds, for
-    ``changed`` to compare after the trace; arrays and nodes are not looked into."""
-    out: Snapshot = []
-    seen: set[int] = set()
-    todo = [(name, obj, _DEPTH) for name, obj in roots]
-    while todo:
-        path, obj, depth = todo.pop()
-        if id(obj) in seen or depth == 0 or len(seen) > _MAX_VISITS:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, Node):  # p.grad = None, p.data = ..., p.requires_grad = ...
-            out.append((path, obj, _node_state(obj)))
-        elif isinstance(obj, (list, tuple)) and len(obj) <= MAX_ITEMS:
-            if isinstance(obj, list):
-                out.append((path, obj, tuple(obj)))
-            todo += [(f"{path}[{i}]", v, depth - 1) for i, v in enumerate(obj)]
-        elif isinstance(obj, dict) and len(obj) <= MAX_ITEMS:
-            out.append((path, obj, tuple(obj.items())))
-            todo += [(f"{path}[{k!r}]", v, depth - 1) for k, v in obj.items()]
-        elif _object(obj) and not isinstance(obj, np.ndarray) and _state_class(type(obj)):
-            space = _attrs(obj)
-            out.append((path, obj, tuple(space.items())))
-            todo += [(f"{path}.{k}", v, depth - 1) for k, v in space.items()]
-    return out
-
-
-def _state_class(cls: type) -> bool:
-    """A class whose objects hold a model's state: the user's or the library's (a module), not
-    the standard library's or NumPy's (a threading.Event's flag is set by other threads)."""
-    top = str(getattr(cls, "__module__", "")).partition(".")[0]
-    return top == "backproplab" or not library(top)
-
-
-def changed(snapshot: Snapshot) -> str | None:
-    """The path of the first place in ``snapshot`` that holds something else now, or None."""
-    for path, obj, held in snapshot:
-        if isinstance(obj, Node):
-            for (k, a), (_, b) in zip(_node_state(obj), held, strict=True):
-                if not same_object(a, b):
-                    return f"{path}.{k}"
-            continue
-        if isinstance(obj, list):
-            if len(obj) != len(held):
-                return f"{path} (its length)"
-            for i, (a, b) in enumerate(zip(obj, held, strict=True)):
-                if not same_object(a, b):
-                    return f"{path}[{i}]"
-            continue
-        now = tuple(obj.items()) if isinstance(obj, dict) else tuple(_attrs(obj).items())
-        if len(now) != len(held):
-            return f"{path} (its {'keys' if isinstance(obj, dict) else 'attributes'})"
-        for (k, a), (j, b) in zip(now, held, strict=True):
-            if k != j or not same_object(a, b):
-                return f"{path}[{k!r}]" if isinstance(obj, dict) else f"{path}.{k}"
-    return None
-
-
-def _node_state(node: Node) -> tuple[tuple[str, Any], ...]:
-    return (("grad", node.grad), ("data", node._data), ("requires_grad", node.requires_grad))
-
-
-def same_object(a: Any, b: Any) -> bool:
-    """The same object, or an equal number, flag, name or tuple of them (``self.shape = x.shape``
-    sets an equal tuple on every call)."""
-    if a is b:
-        return True
-    kinds = (bool, int, float, str, tuple)
-    if a.__class__ is not b.__class__ or a.__class__ not in kinds:
-        return False
-    if a.__class__ is tuple:
-        return len(a) == len(b) and all(map(same_object, a, b))
-    return bool(a == b)
