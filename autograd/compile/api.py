@@ -24,6 +24,7 @@ from .state import (
     _value,
     labelled,
     nothing_kept,
+    restore,
     shells,
     state_of,
 )
@@ -178,6 +179,19 @@ class Compiled:
         names, roots = _read_names(self.fn)
         before = state_of([*roots, *labelled(args, kwargs)])
         bound = [(space, name, _value(space, name)) for space, name in names]
+        at = (traced_args, traced_kwargs, traced_flat, flat, arrays, containers, before, bound)
+        try:
+            return self._generate(trace, args, kwargs, at)
+        except CompileError:
+            restore(before, bound)  # a refused function leaves what it changed as it was
+            raise
+
+    def _generate(
+        self, trace: _Trace, args: tuple[Any, ...], kwargs: dict[str, Any], at: tuple[Any, ...]
+    ) -> _Entry:
+        """The trace itself, then the checks of what the function did and its generated code;
+        ``at`` is what _build prepared: the stand-ins, and what the function reads as it was."""
+        traced_args, traced_kwargs, traced_flat, flat, arrays, containers, before, bound = at
         with trace.recording():
             result = self.fn(*traced_args, **traced_kwargs)
         try:

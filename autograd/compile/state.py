@@ -24,6 +24,7 @@ from .guard import _MISSING
 from .owners import (
     _DEPTH,
     _MAX_VISITS,
+    _UNSET,
     MAX_ITEMS,
     _attrs,
     _object,
@@ -312,3 +313,36 @@ def _is_code(v: Any) -> bool:
 
 def _value(space: Any, name: Any) -> Any:
     return space.get(name, _MISSING) if isinstance(space, dict) else _cell(space)
+
+
+def restore(snapshot: Snapshot, bound: list[tuple[Any, Any, Any]]) -> None:
+    """Put back what ``snapshot`` and ``bound`` (the names, with their values) recorded: a
+    function refused at its trace leaves nothing changed by that trace (a counter it stepped, an
+    item it appended), so that its refusal, or the eager run that follows with
+    fallback="eager", finds the state as the call found it."""
+    for _, obj, held in reversed(snapshot):
+        if isinstance(obj, Node):
+            obj.grad, obj._data, obj.requires_grad = (v for _, v in held)
+        elif isinstance(obj, list):
+            obj[:] = held
+        elif isinstance(obj, dict):
+            obj.clear()
+            obj.update(held)
+        else:
+            now = _attrs(obj)
+            for k in now.keys() - dict(held).keys():
+                delattr(obj, k)
+            for k, v in held:
+                if v is _UNSET:
+                    if hasattr(obj, k):
+                        delattr(obj, k)
+                elif now.get(k, _UNSET) is not v:
+                    setattr(obj, k, v)
+    for space, name, value in bound:
+        if isinstance(space, dict):
+            if value is _MISSING:
+                space.pop(name, None)
+            else:
+                space[name] = value
+        elif value is not _MISSING:
+            space.cell_contents = value

@@ -1152,3 +1152,40 @@ def test_a_parameter_s_grad_data_or_flag_set_inside_the_step_is_refused(write: s
     attribute = write.split()[0].split(".")[1]
     with pytest.raises(CompileError, match=rf"W\.{attribute} was changed by the function"):
         compile(step)(data(0))
+
+
+def test_a_refused_trace_leaves_what_the_function_changed_as_it_was() -> None:
+    """The trace runs the function: refused for a change it made, that change stayed (the
+    counter stepped, the loss appended), and with fallback="eager" the eager run made it again:
+    two steps a call where eager makes one. Nothing half-written: the trace's changes go."""
+
+    class Counting(Module):
+        def __init__(self) -> None:
+            self.W = weight()
+            self.calls = 0
+            self.seen: list[Any] = []
+
+        def forward(self, x: Any) -> Tensor:
+            self.calls += 1
+            self.seen.append(x.shape)
+            return x @ self.W
+
+    model = Counting()
+    with pytest.raises(CompileError, match=r"model\.calls was changed"):
+        compile(lambda x: model(x).sum())(data(0))
+    assert model.calls == 0 and model.seen == []
+    with pytest.warns(RuntimeWarning, match="runs eagerly"):
+        f = compile(lambda x: model(x).sum(), fallback="eager")
+        for k in range(3):
+            f(data(k))
+    assert model.calls == 3 and model.seen == [(4, 3)] * 3
+    history: list[Tensor] = []
+
+    def step(x: Any) -> Tensor:
+        loss = (x @ model.W).sum()
+        history.append(loss)
+        return loss
+
+    with pytest.raises(CompileError, match=r"history\[0\] holds"):
+        compile(step)(data(0))
+    assert history == []
