@@ -309,11 +309,38 @@ class _Trace:
         self.keep.clear()
 
 
+def _in_place(name: str) -> Callable[..., Any]:
+    def refuse_in_place(self: Tensor, *args: Any) -> Any:
+        raise CompileError(
+            f"{user_line()}: {name} on an array argument: the eager function writes into the "
+            "caller's array, on every call, which a replay of the trace would not do. Write "
+            "x = x + 1 (a new array), or copy the array first, or call the function without "
+            "@compile"
+        )
+
+    return refuse_in_place
+
+
+class _ArrayArgument(Tensor):
+    """The stand-in of an array argument: a Tensor, except that an in-place write (``x += 1``,
+    ``x[0] = 0``), which eagerly changes the caller's array, is refused (a Tensor would make a
+    new one and leave the caller's array as it was)."""
+
+    __slots__ = ()
+    __iadd__ = _in_place("+=")
+    __isub__ = _in_place("-=")
+    __imul__ = _in_place("*=")
+    __itruediv__ = _in_place("/=")
+    __ipow__ = _in_place("**=")
+    __imatmul__ = _in_place("@=")
+    __setitem__ = _in_place("item assignment (x[i] = ...)")
+
+
 def stand_in(x: Any) -> Any:
     """An argument as the trace passes it: an array enters as a Tensor (no gradient), so that
     what the function computes from it is recorded; lists, tuples and dicts are walked."""
     if isinstance(x, np.ndarray):
-        t = Tensor.__new__(Tensor)
+        t = _ArrayArgument.__new__(_ArrayArgument)
         floats = x.dtype in (np.float64, np.float32) or x.dtype == bool
         t._leaf(x if floats else x.astype(np.float64), "", False)
         t.grad = None

@@ -1189,3 +1189,26 @@ def test_a_refused_trace_leaves_what_the_function_changed_as_it_was() -> None:
     with pytest.raises(CompileError, match=r"history\[0\] holds"):
         compile(step)(data(0))
     assert history == []
+
+
+@pytest.mark.parametrize("write", ["x *= 2.0", "x -= x.mean()", "x[0] = 0.0"])
+def test_an_in_place_write_into_an_array_argument_is_refused(write: str) -> None:
+    """x *= 2.0 on an array argument doubles the caller's array on every eager call; the trace's
+    stand-in made a new Tensor, so a replay left it alone (the self-check's eager run doubled it
+    once: the loss then went 12.0, 12.0, ... where eager's went 12.0, 24.0, 48.0)."""
+    W = weight()
+
+    def step(x: Any) -> Tensor:
+        if write == "x *= 2.0":
+            x *= 2.0
+        elif write == "x -= x.mean()":
+            x -= x.mean()
+        else:
+            x[0] = 0.0
+        return ((x @ W) ** 2).sum()
+
+    x = data(0)
+    before = x.copy()
+    with pytest.raises(CompileError, match="on an array argument: the eager function writes"):
+        compile(step)(x)
+    assert np.array_equal(x, before)
