@@ -26,6 +26,7 @@ from .owners import (
     _MAX_VISITS,
     _UNSET,
     MAX_ITEMS,
+    SMALL_ARRAY,
     _attrs,
     _object,
     library,
@@ -122,7 +123,8 @@ Snapshot = list[tuple[str, Any, tuple[Any, ...]]]
 
 def state_of(roots: list[tuple[str, Any]]) -> Snapshot:
     """What each list, dict and object (the user's, a module) reached from ``roots`` holds, for
-    ``changed`` to compare after the trace; arrays and nodes are not looked into."""
+    ``changed`` to compare after the trace: a node's grad, data and flag, a small array's
+    numbers (a large one's are not copied: a dataset)."""
     out: Snapshot = []
     seen: set[int] = set()
     todo = [(name, obj, _DEPTH) for name, obj in roots]
@@ -133,6 +135,9 @@ def state_of(roots: list[tuple[str, Any]]) -> Snapshot:
         seen.add(id(obj))
         if isinstance(obj, Node):  # p.grad = None, p.data = ..., p.requires_grad = ...
             out.append((path, obj, _node_state(obj)))
+        elif isinstance(obj, np.ndarray):  # RUNNING *= 0.9: a small one's numbers
+            if obj.dtype != object and obj.size <= SMALL_ARRAY:
+                out.append((path, obj, (obj.copy(),)))
         elif isinstance(obj, (list, tuple)) and len(obj) <= MAX_ITEMS:
             if isinstance(obj, list):
                 out.append((path, obj, tuple(obj)))
@@ -161,6 +166,10 @@ def changed(snapshot: Snapshot) -> str | None:
             for (k, a), (_, b) in zip(_node_state(obj), held, strict=True):
                 if not same_object(a, b):
                     return f"{path}.{k}"
+            continue
+        if isinstance(obj, np.ndarray):
+            if obj.shape != held[0].shape or not np.array_equal(obj, held[0], equal_nan=True):
+                return f"{path} (its numbers, written in place)"
             continue
         if isinstance(obj, list):
             if len(obj) != len(held):
@@ -323,6 +332,9 @@ def restore(snapshot: Snapshot, bound: list[tuple[Any, Any, Any]]) -> None:
     for _, obj, held in reversed(snapshot):
         if isinstance(obj, Node):
             obj.grad, obj._data, obj.requires_grad = (v for _, v in held)
+        elif isinstance(obj, np.ndarray):
+            if obj.shape == held[0].shape:
+                obj[...] = held[0]
         elif isinstance(obj, list):
             obj[:] = held
         elif isinstance(obj, dict):

@@ -1212,3 +1212,21 @@ def test_an_in_place_write_into_an_array_argument_is_refused(write: str) -> None
     with pytest.raises(CompileError, match="on an array argument: the eager function writes"):
         compile(step)(x)
     assert np.array_equal(x, before)
+
+
+RUNNING_MEAN = np.zeros(3)
+
+
+def test_a_global_array_written_in_place_inside_the_step_is_refused() -> None:
+    """RUNNING_MEAN *= 0.9 inside: written at the trace and the self-check's run, and the next
+    call saw other numbers and traced again, writing twice a call (eager: once)."""
+    W = weight((3, 3))
+
+    def step(x: Any) -> Tensor:
+        RUNNING_MEAN[...] *= 0.9
+        RUNNING_MEAN[...] += 0.1
+        return ((x @ W).tanh() ** 2).sum()
+
+    with pytest.raises(CompileError, match=r"RUNNING_MEAN \(its numbers, written in place\)"):
+        compile(step)(data(0))
+    assert np.array_equal(RUNNING_MEAN, np.zeros(3))  # the trace's write put back
