@@ -75,7 +75,9 @@ class Compiled:
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         """``@compile`` on a method: ``model.step(x)`` calls it with the model as its first
         argument (an object: part of the key, and its parameters guarded, as any argument)."""
-        return self if obj is None else types.MethodType(self, obj)
+        if obj is None or isinstance(self.fn, staticmethod):  # @compile over @staticmethod
+            return self
+        return types.MethodType(self, obj)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         entry = self._hot

@@ -1230,3 +1230,17 @@ def test_a_global_array_written_in_place_inside_the_step_is_refused() -> None:
     with pytest.raises(CompileError, match=r"RUNNING_MEAN \(its numbers, written in place\)"):
         compile(step)(data(0))
     assert np.array_equal(RUNNING_MEAN, np.zeros(3))  # the trace's write put back
+
+
+def test_compile_over_a_staticmethod_in_a_class_body() -> None:
+    W = weight()
+
+    class Steps:
+        @compile
+        @staticmethod
+        def loss(x: Any) -> Tensor:
+            return ((x @ W) ** 2).sum()
+
+    for k in range(3):
+        assert bits(Steps().loss(data(k))) == bits(((data(k) @ W) ** 2).sum())
+        assert bits(Steps.loss(data(k))) == bits(((data(k) @ W) ** 2).sum())
