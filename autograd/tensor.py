@@ -226,6 +226,8 @@ class Tensor(Node):
         memory is reused, as in a NumPy loop, where ``d_w1`` lives until the next step replaces it.
         (A compiled step keeps its arrays in the same way itself.)
         """
+        if (trace := tracing.get()) is not None:  # a replay would never reset it
+            raise trace.side_effect("zero_grad()")
         self.grad = None
 
     def detach(self) -> Tensor:

@@ -110,6 +110,8 @@ class Value(Node):
 
     def zero_grad(self) -> None:
         """Reset the gradient to 0.0 (a recorded gradient's graph is dropped with it)."""
+        if (trace := tracing.get()) is not None:  # a replay would never reset it
+            raise trace.side_effect("zero_grad()")
         self.grad = 0.0
 
     def detach(self) -> Value:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from backproplab.autograd import Node, Tensor, Value
+from backproplab.autograd.modes import tracing
 
 __all__ = ["SGD", "Adam", "Optimizer"]
 
@@ -45,7 +46,12 @@ class Optimizer:
             p.zero_grad()
 
     def step(self) -> None:
-        """Update every parameter that has a gradient, once."""
+        """Update every parameter that has a gradient, once.
+
+        Raises CompileError inside a compiled function's trace: a replay would never step.
+        """
+        if (trace := tracing.get()) is not None:
+            raise trace.side_effect(f"{type(self).__name__}.step()")
         for p, state in zip(self.params, self.state, strict=True):
             g = p.grad
             if g is None:

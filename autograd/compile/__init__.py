@@ -2,7 +2,9 @@
 
 One file per stage: ``trace`` (the function run on stand-ins), ``entry`` (one trace: its
 program, what it reads, how a call runs it), ``op`` (the compiled call as an op of the graph),
-``guard`` (which trace a call replays), ``api`` (the public ``compile`` and ``Compiled``).
+``guard`` (which trace a call replays), ``owners`` and ``state`` (the objects a function
+reads: what a call compares, what the trace must leave unchanged), ``api`` (the public
+``compile`` and ``Compiled``).
 A Tensor trace is written out as straight-line NumPy code: ``emit`` (symbolic values that write
 code), ``forward`` and ``backward`` (the generated passes), ``source`` (lines into functions),
 ``program`` (what one trace's code reads). A Value trace runs as batches of one op at one depth:

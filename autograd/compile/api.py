@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
-import sys
 import types
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -13,11 +13,22 @@ import numpy as np
 
 from ..engine import Node
 from ..modes import anomaly, cycle_collector_paused, grad_enabled, tracing
-from .entry import _MISSING, _cell, _Entry, build_entry, describe_output
+from ..tensor import Tensor
+from .entry import _Entry, build_entry, describe_output
 from .errors import CompileError
-from .guard import _array_key, _make_guard, _signature
+from .guard import _array_key, _make_guard, _signature, eager_reference
 from .owners import outside_arrays, owners_unchanged, param_owners
-from .trace import _Trace, stand_in
+from .state import (
+    _nothing_changed,
+    _read_names,
+    _value,
+    labelled,
+    nothing_kept,
+    restore,
+    shells,
+    state_of,
+)
+from .trace import PRODUCTS, _Trace, product_key, stand_in
 
 # Ops in one trace above which compile refuses it: building generated code costs time and memory
 # per statement, and past this size the build's memory, not the replay's speed, is what a user
@@ -35,6 +46,8 @@ class Compiled:
     forward and backward are the generated code. ``source`` is the latest trace's code;
     ``stats`` counts the traces made, the calls replayed and the calls run eagerly.
     """
+
+    _not_state = True  # its counts and cache change on every call: not a model's state
 
     def __init__(self, fn: Callable[..., Any], fallback: str | None = None) -> None:
         if not callable(fn):
@@ -59,6 +72,13 @@ class Compiled:
         """How many traces were made, calls replayed as generated code, and calls run eagerly."""
         return {"traces": self.traces, "replays": self.replays, "eager": self.eager_runs}
 
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        """``@compile`` on a method: ``model.step(x)`` calls it with the model as its first
+        argument (an object: part of the key, and its parameters guarded, as any argument)."""
+        if obj is None or isinstance(self.fn, staticmethod):  # @compile over @staticmethod
+            return self
+        return types.MethodType(self, obj)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         entry = self._hot
         if (
@@ -72,8 +92,11 @@ class Compiled:
         return self._call(args, kwargs)
 
     def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if tracing.get() is not None:  # inside another compiled function's trace: its ops
-            return self.fn(*args, **kwargs)  # are that trace's own
+        if tracing.get() is not None or eager_reference.get():
+            # inside another compiled function's trace its ops are that trace's own; inside its
+            # self-check's eager run, the eager engine's (the reference is the eager function,
+            # whose sums a compiled call inside would order otherwise)
+            return self.fn(*args, **kwargs)
         if anomaly.get():  # detect_anomaly() checks and names each op: the eager engine's work
             self.eager_runs += 1
             if not self._warned_anomaly:
@@ -126,12 +149,15 @@ class Compiled:
             return self.fn(*args, **kwargs)
         entry.keep = keep
         entry.grad_mode = grad_enabled.get()
-        names = _read_names(self.fn)  # again: a helper rebound since reads names of its own
-        entry.watch = [(space, name, _value(space, name)) for space, name in names]
         # a module read (by name or as an argument) may have a parameter rebound, added or
         # appended while it stays the same object: its parameters are checked on each call
-        entry.owners = param_owners([v for _, _, v in entry.watch] + keep, entry.leaves)
-        entry.owners += outside_arrays([v for _, _, v in entry.watch] + keep, entry.from_arrays)
+        roots = [v for _, v in entry.roots] + keep
+        entry.roots = []
+        # the Tensor arguments too: one the function also reads through a model (f(model.W, x)
+        # reading model.W inside) is read from the argument by the replay
+        nodes = [a for a in flat if isinstance(a, Node)]
+        entry.owners = param_owners(roots, entry.leaves + nodes)
+        entry.owners += outside_arrays(roots, entry.from_arrays)
         entry.from_arrays = []
         if not kwargs and _array_key(args) is not None:
             entry.guard = _make_guard(args, entry.leaves, entry.watch)
@@ -154,11 +180,33 @@ class Compiled:
             for i, a in enumerate(flat)
             if isinstance(a, np.ndarray)
         }
+        containers = shells((traced_args, traced_kwargs))
+        names, roots = _read_names(self.fn)
+        before = state_of([*roots, *labelled(args, kwargs)])
+        bound = [(space, name, _value(space, name)) for space, name in names]
+        at = (traced_args, traced_kwargs, traced_flat, flat, arrays, containers, before, bound)
+        try:
+            return self._generate(trace, args, kwargs, at)
+        except CompileError:
+            restore(before, bound)  # a refused function leaves what it changed as it was
+            raise
+
+    def _generate(
+        self, trace: _Trace, args: tuple[Any, ...], kwargs: dict[str, Any], at: tuple[Any, ...]
+    ) -> _Entry:
+        """The trace itself, then the checks of what the function did and its generated code;
+        ``at`` is what _build prepared: the stand-ins, and what the function reads as it was."""
+        traced_args, traced_kwargs, traced_flat, flat, arrays, containers, before, bound = at
         with trace.recording():
             result = self.fn(*traced_args, **traced_kwargs)
         try:
             outs, structure = _outputs(result)
             _computed_inside(outs, trace)
+            # read after the run: a helper rebound since reads names of its own
+            names, roots = _read_names(self.fn)
+            kept = [*roots, *labelled(args, kwargs)]
+            nothing_kept(trace, traced_flat, flat, containers, kept)
+            _nothing_changed(before, bound)
             if len(trace.made) > MAX_OPS:
                 raise CompileError(
                     f"the trace has {len(trace.made):,} ops, more than compile.MAX_OPS "
@@ -166,6 +214,10 @@ class Compiled:
                 )
             entry = build_entry(self, outs, trace, traced_flat, arrays)
             entry.from_arrays = trace.from_arrays
+            if isinstance(outs[0], Tensor):
+                entry.op_inputs = trace.op_inputs(outs)
+            entry.watch = [(space, name, _value(space, name)) for space, name in names]
+            entry.roots = roots
         finally:
             trace.clear()
         entry.structure = structure
@@ -178,10 +230,14 @@ class Compiled:
         their outputs must agree to the bit (their gradients are compared at the first
         backward, see op._Call.check_gradients)."""
         result = entry.run(flat, args, kwargs)
-        # The collector paused, as in the trace: it would walk the eager graph again and again
-        # as it grows (a third of the run for a graph of 150,000 Values), freeing nothing.
-        with cycle_collector_paused():
-            eager = self.fn(*args, **kwargs)
+        token = eager_reference.set(True)  # compiled functions it calls run eagerly too
+        try:
+            # The collector paused, as in the trace: it would walk the eager graph again and
+            # again as it grows (a third of the run for a graph of 150,000 Values), freeing nothing.
+            with cycle_collector_paused():
+                eager = self.fn(*args, **kwargs)
+        finally:
+            eager_reference.reset(token)
         got = (result,) if entry.structure is None else tuple(result)
         want = (eager,) if entry.structure is None else tuple(eager)
         for k, (a, b) in enumerate(zip(got, want, strict=False)):
@@ -191,6 +247,11 @@ class Compiled:
                 return eager
         if len(got) != len(want):
             entry.fail(f"{len(got)} outputs compiled, {len(want)} eager")
+            return eager
+        differs = _op_inputs_differ(entry, want, flat)
+        if differs is not None:
+            entry.fail(differs)
+            self.eager_runs += 1
             return eager
         if grad_enabled.get():
             pending = False  # compared at the first backward of this call's results
@@ -245,6 +306,38 @@ class Compiled:
         return self._last.program.source
 
 
+def _op_inputs_differ(entry: _Entry, want: tuple[Any, ...], flat: Any) -> str | None:
+    """What differs between the ops the trace ran and those the eager run ran, by their inputs'
+    dtypes, or None. The eager engine lifts a NumPy array to the dtype of a Tensor it meets
+    (``x @ W``), but not in ``Tensor(x)``, and a stand-in cannot tell the two apart: a float32
+    batch met by float64 weights is multiplied in float64 there and in mixed dtypes here, which
+    rounds otherwise, now and then (the outputs may agree at this call and not at the next)."""
+    if entry.op_inputs is None or not grad_enabled.get():
+        return None
+    args = {id(a) for a in flat if isinstance(a, Node)}
+    seen: set[int] = set()
+    eager: Counter[tuple[Any, ...]] = Counter()
+    todo = [w for w in want if isinstance(w, Node)]
+    while todo:
+        n = todo.pop()
+        if id(n) in seen or n.op is None or id(n) in args:
+            continue
+        seen.add(id(n))
+        if n.op.name in PRODUCTS:
+            eager[product_key(n.op, n.parents)] += 1
+        todo += n.parents
+    if eager == entry.op_inputs:
+        return None
+    traced = ", ".join("/".join(k) for k in (entry.op_inputs - eager)) or "none"
+    ran = ", ".join("/".join(k) for k in (eager - entry.op_inputs)) or "none"
+    return (
+        f"the products took inputs of dtypes {traced} in the trace, {ran} in the eager run: "
+        "the eager engine casts a NumPy array argument to "
+        "the dtype of the Tensor it meets, which a trace cannot repeat; pass the array in that "
+        "dtype (x.astype(np.float64)), or make it a Tensor yourself"
+    )
+
+
 def _outputs(result: Any) -> tuple[tuple[Node, ...], Any]:
     if isinstance(result, Node):
         outs: tuple[Node, ...] = (result,)
@@ -273,52 +366,6 @@ def _computed_inside(outs: tuple[Node, ...], trace: _Trace) -> None:
                 "argument, a parameter or a leaf made inside): return it from outside the "
                 "compiled function, or return what is computed from it"
             )
-
-
-def _read_names(fn: Any) -> list[tuple[Any, Any]]:
-    """(namespace, name) for each global the function's code reads (nested code included), and
-    (cell, None) for each closure cell: a call checks they are bound as at the trace. Followed
-    into each function of the user's these hold (a helper, a compiled function called inside):
-    a global a helper reads changes the step as much as one of the function's own."""
-    out: list[tuple[Any, Any]] = []
-    seen: set[int] = set()
-    todo = [fn]
-    while todo:
-        f = todo.pop()
-        f = f.fn if isinstance(f, Compiled) else getattr(f, "__func__", f)
-        code = getattr(f, "__code__", None)
-        if not isinstance(code, types.CodeType) or id(f) in seen:
-            continue
-        seen.add(id(f))
-        space = f.__globals__
-        if f is not fn and _library(str(space.get("__name__", ""))):
-            continue  # the library's own functions: not state a user changes between calls
-        names: set[str] = set()
-        stack = [code]
-        while stack:
-            c = stack.pop()
-            names.update(c.co_names)
-            stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-        read = [n for n in sorted(names) if n in space]
-        out += [(space, n) for n in read]
-        out += [(cell, None) for cell in f.__closure__ or ()]
-        todo += [v for v in (*(space[n] for n in read), *map(_cell, f.__closure__ or ())) if _fn(v)]
-    return out
-
-
-def _library(module: str) -> bool:
-    """The library's, NumPy's or the standard library's module: functions _read_names does not
-    follow (their globals are not what a user rebinds between calls, and would swell the guard)."""
-    top = module.partition(".")[0]
-    return top in ("backproplab", "numpy") or top in sys.stdlib_module_names
-
-
-def _fn(v: Any) -> bool:
-    return isinstance(v, (types.FunctionType, types.MethodType, Compiled))
-
-
-def _value(space: Any, name: Any) -> Any:
-    return space.get(name, _MISSING) if isinstance(space, dict) else _cell(space)
 
 
 def compile(fn: Callable[..., Any] | None = None, *, fallback: str | None = None) -> Any:

@@ -45,12 +45,14 @@ class _Entry:
         self.seeds: list[Any] = []
         self.guard: Any = None
         self.watch: list[tuple[Any, Any, Any]] = []  # (namespace or cell, name, value)
+        self.roots: list[tuple[str, Any]] = []  # the state it holds, until its owners are found
         self.owners: list[Any] = []  # objects holding parameters, see owners.param_owners
         self.from_arrays: list[Any] = []  # arrays the trace made leaves from, until guarded
         self.grad_mode = True
         self.unchecked = True  # the self-check has not compared gradients yet
         self.failed: str | None = None
         self.tolerance = 0.0  # bit for bit
+        self.op_inputs: Any = None  # (op, its inputs' dtypes) counted, for the self-check
         self.keep: list[Any] = []  # objects of the key, alive so their ids stay theirs
         self.checks = [
             (leaf, leaf._data.shape, leaf._data.dtype, leaf.requires_grad)

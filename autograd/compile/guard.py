@@ -6,16 +6,21 @@ import builtins
 import itertools
 import linecache
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 
 from ..engine import Node
-from ..modes import anomaly, grad_enabled
+from ..modes import anomaly, grad_enabled, tracing
 from ..tensor import Tensor
 from .source import _tuple
 
 _MISSING = object()  # a name the function reads that is not bound
+
+# Set while the self-check runs a function eagerly: a compiled function it calls runs its
+# function eagerly too, so that the reference is the eager engine's throughout.
+eager_reference: ContextVar[bool] = ContextVar("eager_reference", default=False)
 _GUARDS = itertools.count()
 
 
@@ -90,7 +95,9 @@ def _keyed_on(
 ) -> list[str]:
     """The guard's tests of what a trace is keyed on besides its arguments: the grad mode, each
     leaf's requires_grad, each name the function reads (bound to the very object it was)."""
+    # TRACING: called inside another function's trace, its ops are that trace's (api._call)
     extra = [f"GRAD_MODE.get() is {grad_enabled.get()}", "ANOMALY.get() is False"]
+    extra.append("TRACING.get() is None and EAGER_REFERENCE.get() is False")
     extra += [f"L[{j}].requires_grad is {leaf.requires_grad}" for j, leaf in enumerate(leaves)]
     for i, (where, name, value) in enumerate(watch):
         space[f"NS{i}"], space[f"N{i}"], space[f"W{i}"] = where, name, value
@@ -136,6 +143,8 @@ def _make_guard(
         "Tensor": Tensor,
         "GRAD_MODE": grad_enabled,
         "ANOMALY": anomaly,
+        "TRACING": tracing,
+        "EAGER_REFERENCE": eager_reference,
         "MISSING": _MISSING,
     }
     extra = _keyed_on(leaves, watch, space)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -39,9 +40,16 @@ def user_line() -> str:
     """``file:line`` of the innermost frame outside backproplab and NumPy (``np.clip(x, ...)``
     reaches the refusal through NumPy's own Python code): the user's own line."""
     frame = sys._getframe(1)
+    inside = None  # the library's nn function the user called, which did it (a loss)
     while frame is not None and frame.f_globals.get("__name__", "").startswith(_LIBRARIES):
+        if frame.f_globals["__name__"].startswith("backproplab.nn"):
+            inside = frame
         frame = frame.f_back  # type: ignore[assignment]
-    return "?" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    where = "?" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    if inside is not None:
+        module = inside.f_globals["__name__"].replace(".", "/").removeprefix("backproplab/")
+        where += f" (in backproplab's {inside.f_code.co_name}, {module}.py:{inside.f_lineno})"
+    return where
 
 
 def refuse(what: str) -> CompileError:
@@ -128,6 +136,16 @@ def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
     )
 
 
+# The ops whose result rounds otherwise on inputs of two float dtypes than on the same inputs
+# cast to one first (a product's sums); elementwise NumPy casts exactly, then computes.
+PRODUCTS = frozenset({"MatMul", "Dense", "Dot"})
+
+
+def product_key(op: Any, parents: tuple[Node, ...]) -> tuple[str, ...]:
+    """(the op's name, its inputs' dtypes): what the self-check compares of a product."""
+    return tuple([op.name, *[p._data.dtype.name for p in parents]])
+
+
 class _StopGradient:
     """out = x (a leaf made inside from a traced node: ``detach()``, ``Tensor(t)``); no dx.
     Not an Op of the table: it exists only in traces, and the backward never reaches it."""
@@ -168,6 +186,20 @@ class _Trace:
             parents, params = tuple(parents), tuple(params)
         self.made[id(out)] = (out, op, parents, params)
 
+    def op_inputs(self, outs: tuple[Node, ...]) -> Counter[tuple[Any, ...]]:
+        """(op, its inputs' dtypes) for each product the outputs depend on that the eager engine
+        records too (one some input of which requires grad): for the self-check to compare
+        with the eager run's graph (see api._op_inputs_differ)."""
+        reached = {id(o) for o in outs}
+        out: Counter[tuple[Any, ...]] = Counter()
+        for node, op, parents, _ in reversed(self.made.values()):
+            if id(node) not in reached or not node.requires_grad:
+                continue  # eager records no op here: a constant, or made under no_grad()
+            reached.update(id(p) for p in parents)
+            if op.name in PRODUCTS:
+                out[product_key(op, parents)] += 1
+        return out
+
     def leaf(self, x: Node, source: Any) -> None:
         """A leaf made inside; ``source``: the node or data it was made from, if any."""
         if isinstance(source, Node):  # detach(), Tensor(t): the same numbers, on every call
@@ -207,6 +239,16 @@ class _Trace:
             "compiled call's result"
         )
 
+    def side_effect(self, what: str) -> CompileError:
+        """``what`` (``zero_grad()``, an optimizer's ``step()``) called inside the function: it
+        changes gradients or parameters outside the graph, once, at the trace; a replay runs the
+        generated code alone and would never do it again."""
+        return CompileError(
+            f"{user_line()}: {what} inside a compiled function would run once, at the trace, "
+            "and never on a replay (it changes parameters or gradients outside the graph): call "
+            "it outside, before or after the compiled call"
+        )
+
     def index(self, part: np.ndarray) -> np.ndarray:
         """Refuse a boolean mask computed from traced data as an index: how many elements it
         selects differs from call to call, and the generated code keeps the trace's shapes (a
@@ -218,6 +260,8 @@ class _Trace:
                 "where(mask, x, 0.0) and divide by the count, or call the function without "
                 "@compile"
             )
+        if not isinstance(part, _Derived) and self.mask_of(part) is None:
+            self.from_arrays.append(part)  # perhaps an array from outside: see owners
         return part
 
     def mask(self, fn: Any, a: Tensor, b: Any, result: np.ndarray) -> _Derived:
@@ -268,11 +312,38 @@ class _Trace:
         self.keep.clear()
 
 
+def _in_place(name: str) -> Callable[..., Any]:
+    def refuse_in_place(self: Tensor, *args: Any) -> Any:
+        raise CompileError(
+            f"{user_line()}: {name} on an array argument: the eager function writes into the "
+            "caller's array, on every call, which a replay of the trace would not do. Write "
+            "x = x + 1 (a new array), or copy the array first, or call the function without "
+            "@compile"
+        )
+
+    return refuse_in_place
+
+
+class _ArrayArgument(Tensor):
+    """The stand-in of an array argument: a Tensor, except that an in-place write (``x += 1``,
+    ``x[0] = 0``), which eagerly changes the caller's array, is refused (a Tensor would make a
+    new one and leave the caller's array as it was)."""
+
+    __slots__ = ()
+    __iadd__ = _in_place("+=")
+    __isub__ = _in_place("-=")
+    __imul__ = _in_place("*=")
+    __itruediv__ = _in_place("/=")
+    __ipow__ = _in_place("**=")
+    __imatmul__ = _in_place("@=")
+    __setitem__ = _in_place("item assignment (x[i] = ...)")
+
+
 def stand_in(x: Any) -> Any:
     """An argument as the trace passes it: an array enters as a Tensor (no gradient), so that
     what the function computes from it is recorded; lists, tuples and dicts are walked."""
     if isinstance(x, np.ndarray):
-        t = Tensor.__new__(Tensor)
+        t = _ArrayArgument.__new__(_ArrayArgument)
         floats = x.dtype in (np.float64, np.float32) or x.dtype == bool
         t._leaf(x if floats else x.astype(np.float64), "", False)
         t.grad = None
