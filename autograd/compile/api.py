@@ -213,6 +213,7 @@ class Compiled:
                     f"({MAX_OPS:,}): generating its code would cost more than it saves"
                 )
             entry = build_entry(self, outs, trace, traced_flat, arrays)
+            trace.refuse_grads_read(entry.leaves)
             entry.from_arrays = trace.from_arrays
             if isinstance(outs[0], Tensor):
                 entry.op_inputs = trace.op_inputs(outs)

@@ -224,6 +224,28 @@ class _Trace:
         self.inside[id(x)] = x
         self.keep.append(x)
 
+    def refuse_grads_read(self, leaves: list[Node]) -> None:
+        """Refuse a ``.grad`` read inside the function: its numbers would be a constant of the
+        trace, and a replay never reads them again. Nothing marks a number as read from a
+        ``.grad`` (a slot of the engine's nodes), so the gradients the ``leaves`` the function
+        read hold are looked for among what it made constants: the arrays it made Tensors from
+        or indexed with, a Value's number, and each op's number operands."""
+        for src in self.from_arrays:
+            for n in leaves:
+                if n.grad.__class__ is np.ndarray and np.may_share_memory(src, n.grad):
+                    raise _grad_read(n)
+        # a zero is left out: a literal 0.0 can be the very float object a fresh .grad holds
+        floats = {id(n.grad): n for n in leaves if n.grad.__class__ is float and n.grad}
+        if not floats:
+            return
+        for x in self.inside.values():
+            if id(x._data) in floats and x._data is floats[id(x._data)].grad:
+                raise _grad_read(floats[id(x._data)])
+        for _, _, _, params in self.made.values():
+            for q in params:
+                if id(q) in floats and q is floats[id(q)].grad:
+                    raise _grad_read(floats[id(q)])
+
     def read_data(self, x: Node) -> Any:
         raise CompileError(
             f"{user_line()}: .data (or .item(), float(), bool(), printing, np.asarray) of a "
@@ -310,6 +332,16 @@ class _Trace:
         self.made.clear()
         self.inside.clear()
         self.keep.clear()
+
+
+def _grad_read(n: Node) -> CompileError:
+    name = f" {n.label!r}" if n.label else ""
+    shape = f" of shape {n._data.shape}" if isinstance(n._data, np.ndarray) else ""
+    return CompileError(
+        f"the function reads the .grad of a {type(n).__name__}{name}{shape}: the trace would keep "
+        "the numbers it holds now, and a replay never reads them again. Use the gradient "
+        "outside the compiled function, or pass it in as an argument"
+    )
 
 
 def _in_place(name: str) -> Callable[..., Any]:

@@ -377,3 +377,45 @@ def test_a_users_step_a_module_a_helper_an_l2_penalty_and_inputs_made_inside() -
     for p, q in zip(models[0].parameters(), models[1].parameters(), strict=True):
         assert bits(p.data) == bits(q.data)
     assert f.stats == {"traces": 1, "replays": 4, "eager": 0}
+
+
+def test_a_grad_used_inside_the_step_as_it_is_is_refused() -> None:
+    # its numbers would be a constant of the trace: a replay never reads .grad again
+    W = Tensor(np.array([[0.5], [-1.0]]), requires_grad=True, name="W")
+    X = np.array([[1.0, 2.0], [3.0, 0.5]])
+    (Tensor(X) @ W).sum().backward()
+
+    @compile
+    def scaled(X: np.ndarray) -> Tensor:
+        return ((Tensor(X) @ W) * W.grad.T).sum()
+
+    with pytest.raises(CompileError, match=r"reads the \.grad of a Tensor 'W' of shape \(2, 1\)"):
+        scaled(X)
+    v = Value(2.0, label="v")
+    (v * v).backward()
+
+    @compile
+    def times_grad(a: Value) -> Value:
+        return a * v * v.grad
+
+    with pytest.raises(CompileError, match=r"reads the \.grad of a Value 'v'"):
+        times_grad(Value(1.0))
+
+    @compile
+    def made_from_grad(a: Value) -> Value:
+        return a * v * Value(v.grad)
+
+    with pytest.raises(CompileError, match=r"reads the \.grad of a Value 'v'"):
+        made_from_grad(Value(1.0))
+
+
+def test_numbers_equal_to_a_grad_are_not_taken_for_a_grad_read() -> None:
+    v = Value(2.0, label="v")
+    (v * v).backward()  # v.grad is 4.0
+
+    @compile
+    def f(a: Value) -> Value:
+        return a * v * 4.0 + a * 0.0
+
+    for x in (1.0, 2.0, -3.0):
+        assert f(Value(x)).data == x * 2.0 * 4.0
