@@ -114,16 +114,7 @@ def play(
     """
     _check_arguments(root, max_nodes, rtol, atol)
     top = read(root)
-    if not top.requires_grad:
-        raise ValueError(
-            "play() needs a root that requires grad: this one was made from constants only, "
-            "or under no_grad(), so there is no backward pass to play"
-        )
-    if top.is_array and np.size(top.data) != 1:
-        raise ValueError(
-            f"play() needs a root with a single element (a loss), got a Tensor of shape "
-            f"{np.shape(top.data)}: reduce it first, e.g. with .sum()"
-        )
+    _check_root(top)
     heading = title or "The backward pass, step by step"
     _check_text("title", heading)
     views = walk(root)
@@ -137,6 +128,20 @@ def play(
     if manual is not None:
         manual_check.check(trace, views, manual, rtol, atol)
     return Page(_page(heading, trace), trace)
+
+
+def _check_root(top: Any) -> None:
+    """A pass to play: the root needs a gradient and is a single number (a loss)."""
+    if not top.requires_grad:
+        raise ValueError(
+            "play() needs a root that requires grad: this one was made from constants only, "
+            "or under no_grad(), so there is no backward pass to play"
+        )
+    if top.is_array and np.size(top.data) != 1:
+        raise ValueError(
+            f"play() needs a root with a single element (a loss), got a Tensor of shape "
+            f"{np.shape(top.data)}: reduce it first, e.g. with .sum()"
+        )
 
 
 def _check_arguments(root: Any, max_nodes: Any, rtol: Any, atol: Any) -> None:
