@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from backproplab.autograd import Value, sum_values
+from backproplab.autograd import Value
 from backproplab.autograd.compile.scalar import build_scalar_program
 
+from .scalar_compile_150k import random_graph
 from .scalar_mlp import ScalarMLP, init_weights, two_moons
 from .scalar_steps import demo_loss, full_order
 
@@ -60,25 +61,8 @@ def mlp(samples: int, demo: bool) -> Graph:
 
 
 def random_dag(n: int) -> Graph:
-    rng = random.Random(0)
-    leaves = [Value(rng.uniform(0.5, 1.5)) for _ in range(50)]
-    nodes: list[Any] = list(leaves)
-    for _ in range(n):
-        a = nodes[rng.randrange(len(nodes))]
-        b = nodes[-1 - rng.randrange(min(30, len(nodes)))]
-        k = rng.randrange(5)
-        nodes.append(
-            a + b
-            if k == 0
-            else a * b * 0.5
-            if k == 1
-            else (a - b).tanh()
-            if k == 2
-            else a.sigmoid() * b
-            if k == 3
-            else (a * 0.9).relu()
-        )
-    return leaves, sum_values(nodes[50:])
+    leaves, step = random_graph(n)  # the end-to-end table's random step, built once
+    return leaves, step()
 
 
 CASES: dict[str, Callable[[], Graph]] = {
