@@ -232,6 +232,18 @@ def manual_row(
     return GradientRow(name, shape, None, numeric, problem=found.message, diagnosis=found)
 
 
+def refuse_not_finite(x: Any, what: str) -> None:
+    """Raise ValueError ("{what} holds nan at [i, j]") when x holds a number that is not finite.
+
+    A check needs finite inputs: every gradient there would be NaN, and NaN against NaN (equal
+    by ``compare``'s rule) would report agreement having compared nothing."""
+    a = np.asarray(x, dtype=np.float64)
+    bad = np.argwhere(~np.isfinite(a))
+    if len(bad):
+        where = [int(k) for k in bad[0]]
+        raise ValueError(f"{what} holds {a[tuple(where)]} at {where}")
+
+
 def _nan_at(g: Any) -> list[int] | None:
     """The index of the first NaN in gradient g (``[]`` for a scalar), or None."""
     a = np.asarray(g, dtype=np.float64)
@@ -417,13 +429,7 @@ def _engine_and_numeric(
         raise ValueError("a gradient check needs at least one input")
     raw = [_raw(x) for x in inputs]
     for i, r in enumerate(raw):
-        bad = np.argwhere(~np.isfinite(np.asarray(r)))
-        if len(bad):  # every gradient there would be NaN, and NaN against NaN compares nothing
-            where = [int(k) for k in bad[0]]
-            value = r if isinstance(r, float) else r[tuple(where)]
-            raise ValueError(
-                f"a gradient check needs finite inputs: input {i} holds {value} at {where}"
-            )
+        refuse_not_finite(r, f"a gradient check needs finite inputs: input {i}")
     weights: list[np.ndarray | None] = [None]  # drawn on the first call, reused for every other
 
     def scalar(*args: Any) -> Any:

@@ -26,6 +26,7 @@ from backproplab.autograd.check import (
     compare_gradients,
     manual_row,
     numerical_gradient,
+    refuse_not_finite,
 )
 
 from .layers import MLP, Linear
@@ -198,30 +199,19 @@ def _checked_batch(
             + ", ".join(f"{n} {p.data.dtype}" for n, p in named)
         )
     for name, p in named:
-        _refuse_non_finite(name, p.data)
+        refuse_not_finite(p.data, f"check_model needs finite numbers: {name}")
     dtype = named[0][1].data.dtype
     xs = np.asarray(x, dtype=dtype)
     if xs.ndim != 2:
         raise ValueError(f"x must be a batch of shape (B, {model.input_size}), got {xs.shape}")
-    _refuse_non_finite("x", xs)
+    refuse_not_finite(xs, "check_model needs finite numbers: x")
     # Targets in the model's dtype, so a float32 model's loss stays float32; class labels stay
     # integers.
     ys = np.asarray(y)
     if loss != "cross-entropy" or ys.dtype.kind == "f":
         ys = ys.astype(dtype)
-        _refuse_non_finite("y", ys)
+        refuse_not_finite(ys, "check_model needs finite numbers: y")
     return named, xs, ys
-
-
-def _refuse_non_finite(what: str, array: np.ndarray) -> None:
-    # A NaN gradient agrees with a NaN gradient (compare's rule), so a check run on numbers that
-    # are not finite would report agreement having compared nothing.
-    bad = ~np.isfinite(array)
-    if bad.any():
-        at = [int(i) for i in np.argwhere(bad)[0]]
-        raise ValueError(
-            f"check_model needs finite numbers: {what} holds {array[tuple(at)]} at {at}"
-        )
 
 
 def _three_ways(
