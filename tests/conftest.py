@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
@@ -21,6 +22,18 @@ def _seeded() -> None:
     from backproplab import manual_seed
 
     manual_seed(0)
+
+
+@pytest.fixture
+def restore_ops() -> Iterator[None]:
+    """Defining an Op subclass registers it in OPS; test_ops.py expects the table to hold exactly
+    the library's ops, so every op a test defines is removed again afterwards."""
+    from backproplab.autograd import OPS
+
+    before = dict(OPS)
+    yield
+    OPS.clear()
+    OPS.update(before)
 
 
 def pytest_configure(config: pytest.Config) -> None:

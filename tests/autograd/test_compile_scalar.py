@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -171,15 +171,6 @@ def test_repeated_blocks_that_differ_in_no_number() -> None:
         return [x, y], s
 
     check(make, [0.4, 0.2], [-0.3, 0.9])
-
-
-@pytest.fixture
-def restore_ops() -> Iterator[None]:
-    """A user's Op registers itself in OPS, which test_ops.py expects to hold the library's."""
-    before = dict(OPS)
-    yield
-    OPS.clear()
-    OPS.update(before)
 
 
 def test_every_value_op_including_the_raising_ones_and_a_users_op(restore_ops: None) -> None:

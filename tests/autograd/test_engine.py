@@ -39,17 +39,6 @@ from backproplab.autograd import (
     where,
 )
 
-
-@pytest.fixture
-def restore_ops() -> Iterator[None]:
-    """Defining an Op subclass registers it in OPS; test_ops.py expects the table to hold exactly
-    the library's ops, so every op a test defines is removed again afterwards."""
-    before = dict(OPS)
-    yield
-    OPS.clear()
-    OPS.update(before)
-
-
 # --- reused nodes accumulate -----------------------------------------------------------------
 
 

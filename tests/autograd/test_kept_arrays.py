@@ -4,14 +4,13 @@ arrays as they were at the forward."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import numpy.testing as npt
 import pytest
 from backproplab.autograd import Op, Tensor, Value, where
-from backproplab.autograd.ops import OPS, Index
+from backproplab.autograd.ops import Index
 from backproplab.nn.losses import cross_entropy
 
 G = np.array([1.0, 2.0, 3.0])
@@ -109,15 +108,6 @@ def test_cross_entropy_labels_written_after_the_forward() -> None:
     p = np.exp(scores.data) / np.exp(scores.data).sum(axis=1, keepdims=True)
     onehot = np.eye(3)[[2, 0]]
     npt.assert_allclose(scores.grad, (p - onehot) / 2, rtol=1e-12)
-
-
-@pytest.fixture
-def restore_ops() -> Iterator[None]:
-    """Defining an Op subclass registers it in OPS; test_ops.py expects the library's ops only."""
-    before = dict(OPS)
-    yield
-    OPS.clear()
-    OPS.update(before)
 
 
 @pytest.mark.parametrize("library_op", [True, False], ids=["Index", "own-op"])

@@ -13,7 +13,6 @@ import numpy as np
 import numpy.testing as npt
 import pytest
 from backproplab.autograd import (
-    OPS,
     AnomalyError,
     Op,
     Tensor,
@@ -26,16 +25,6 @@ from backproplab.autograd import (
     no_grad,
 )
 from backproplab.nn import SGD
-
-
-@pytest.fixture
-def restore_ops():
-    """Custom ops register themselves in OPS; drop the test's own afterwards."""
-    before = dict(OPS)
-    yield
-    OPS.clear()
-    OPS.update(before)
-
 
 # --- data changed between forward and backward ---------------------------------------------------
 

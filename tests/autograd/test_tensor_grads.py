@@ -9,22 +9,11 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import numpy.testing as npt
-import pytest
-from backproplab.autograd import OPS, Op, Tensor, compile
-
-
-@pytest.fixture
-def restore_ops() -> Iterator[None]:
-    """Defining an Op subclass registers it in OPS; test_ops.py expects the library's ops only."""
-    before = dict(OPS)
-    yield
-    OPS.clear()
-    OPS.update(before)
+from backproplab.autograd import Op, Tensor, compile
 
 
 def _all_grads_private(nodes: list[Tensor], others: list[np.ndarray]) -> None:
