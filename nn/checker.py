@@ -363,11 +363,20 @@ def check_derivation(
         diagnosed (``autograd.diagnose``): missing, of the wrong shape, off by a factor...
 
     Raises:
-        DerivationError: ``params`` is not a non-empty {name: numbers}, ``loss`` does not return
+        DerivationError: ``params`` is not a non-empty {name: numbers}, or it, ``x`` or a float
+            ``y`` holds a number that is not finite (NaN against NaN would agree having
+            compared nothing); ``loss`` does not return
             a scalar on the engine, or ``grads`` returns no dict or names a parameter that
             ``params`` does not have. Whatever ``loss`` or ``grads`` raise goes through.
     """
     names, values = _parameters(params)
+    for what, data in (("x", x), ("y", y)):
+        try:
+            array = np.asarray(data.data if isinstance(data, Tensor) else data)
+        except (TypeError, ValueError):
+            continue  # not numbers: what the user's loss makes of them is theirs to say
+        if array.dtype.kind == "f":  # class labels are integers: nothing to refuse there
+            _finite(array, what)
     batch = len(x) if np.ndim(x) >= 1 else None
 
     def on_engine(*tensors: Tensor) -> Any:
@@ -434,6 +443,15 @@ def _parameters(params: Any) -> tuple[list[str], list[np.ndarray]]:
             raise DerivationError(
                 f"params[{name!r}] is a {type(value).__name__}, not an array of numbers"
             ) from None
+        _finite(array, f"params[{name!r}]")
         names.append(name)
         values.append(array)
     return names, values
+
+
+def _finite(x: Any, what: str) -> None:
+    """Refuse numbers that are not finite as a DerivationError (refuse_not_finite's words)."""
+    try:
+        refuse_not_finite(x, f"a gradient check needs finite numbers: {what}")
+    except ValueError as e:
+        raise DerivationError(str(e)) from None

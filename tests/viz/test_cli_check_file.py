@@ -256,3 +256,28 @@ def test_through_a_real_process(tmp_path: Path) -> None:
     )
     assert done.returncode == 1 and done.stderr == ""
     assert "b2: your gradient has shape (16, 3)" in done.stdout.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            '"b1": rng.normal(0.0, 0.1, 8),',
+            '"b1": rng.normal(0.0, 0.1, 8) * float("inf"),',
+            ": a gradient check needs finite numbers: params['b1'] holds ",
+        ),
+        (
+            "    x = rng.standard_normal((16, 4))",
+            '    x = rng.standard_normal((16, 4))\n    x[2, 1] = float("nan")',
+            ": a gradient check needs finite numbers: x holds nan at [2, 1]",
+        ),
+    ],
+    ids=["params-infinite", "x-nan"],
+)
+def test_numbers_that_are_not_finite_are_refused_in_one_line(
+    old: str, new: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # NaN against NaN agrees by compare's rule: the check would have compared nothing
+    path = _mutated(tmp_path, old, new)
+    err = _refused([path], capsys)
+    assert f"error: {path}" in err and message in err and "Traceback" not in err
